@@ -1,0 +1,155 @@
+//! The one seam between typed code and storage.
+//!
+//! Everything above this module works on full key strings and bytes, and is
+//! written once for every backend. An enum rather than a trait object keeps the
+//! hot path free of boxing.
+
+pub(crate) mod memory;
+pub(crate) mod redis;
+
+use std::time::Duration;
+
+use crate::error::Result;
+
+pub(crate) use self::memory::MemoryBackend;
+pub(crate) use self::redis::RedisBackend;
+
+/// What a key's time to live is, as `TTL`/`PTTL` report it.
+///
+/// ```
+/// use cache_core::Ttl;
+/// use std::time::Duration;
+///
+/// let ttl = Ttl::Expires(Duration::from_secs(5));
+/// assert_eq!(ttl.remaining(), Some(Duration::from_secs(5)));
+/// assert_eq!(Ttl::Persistent.remaining(), None);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ttl {
+    /// The key does not exist.
+    Missing,
+    /// The key exists and never expires.
+    Persistent,
+    /// The key expires after this long (millisecond precision).
+    Expires(Duration),
+}
+
+impl Ttl {
+    /// The remaining time, when the key exists and expires.
+    ///
+    /// ```
+    /// assert_eq!(cache_core::Ttl::Missing.remaining(), None);
+    /// ```
+    pub fn remaining(self) -> Option<Duration> {
+        match self {
+            Ttl::Expires(left) => Some(left),
+            Ttl::Missing | Ttl::Persistent => None,
+        }
+    }
+}
+
+/// Whether a write replaces an existing value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SetMode {
+    Always,
+    IfAbsent,
+}
+
+/// The range a counter must stay in; `None` means the end of the `i64` range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Bounds {
+    pub(crate) min: Option<i64>,
+    pub(crate) max: Option<i64>,
+}
+
+impl Bounds {
+    pub(crate) fn contains(self, value: i128) -> bool {
+        let min = self.min.unwrap_or(i64::MIN);
+        let max = self.max.unwrap_or(i64::MAX);
+        (i128::from(min)..=i128::from(max)).contains(&value)
+    }
+}
+
+/// The storage behind a `Cache` handle.
+#[derive(Debug)]
+pub(crate) enum Backend {
+    Redis(RedisBackend),
+    Memory(MemoryBackend),
+}
+
+impl Backend {
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        match self {
+            Backend::Redis(redis) => redis.get(key).await,
+            Backend::Memory(memory) => memory.get(key),
+        }
+    }
+
+    pub(crate) async fn set(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+        mode: SetMode,
+    ) -> Result<bool> {
+        match self {
+            Backend::Redis(redis) => redis.set(key, value, ttl, mode).await,
+            Backend::Memory(memory) => memory.set(key, value, ttl, mode),
+        }
+    }
+
+    pub(crate) async fn delete(&self, key: &str) -> Result<bool> {
+        match self {
+            Backend::Redis(redis) => redis.delete(key).await,
+            Backend::Memory(memory) => memory.delete(key),
+        }
+    }
+
+    pub(crate) async fn exists(&self, key: &str) -> Result<bool> {
+        match self {
+            Backend::Redis(redis) => redis.exists(key).await,
+            Backend::Memory(memory) => memory.exists(key),
+        }
+    }
+
+    pub(crate) async fn ttl(&self, key: &str) -> Result<Ttl> {
+        match self {
+            Backend::Redis(redis) => redis.ttl(key).await,
+            Backend::Memory(memory) => memory.ttl(key),
+        }
+    }
+
+    pub(crate) async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
+        match self {
+            Backend::Redis(redis) => redis.expire(key, ttl).await,
+            Backend::Memory(memory) => memory.expire(key, ttl),
+        }
+    }
+
+    pub(crate) async fn take(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        match self {
+            Backend::Redis(redis) => redis.take(key).await,
+            Backend::Memory(memory) => memory.take(key),
+        }
+    }
+
+    /// Adds `delta` atomically, refusing to leave `bounds`; a key it creates gets
+    /// `ttl`, an existing key keeps its expiry. Returns the new value.
+    pub(crate) async fn incr(
+        &self,
+        key: &str,
+        delta: i64,
+        bounds: Bounds,
+        ttl: Option<Duration>,
+    ) -> Result<i64> {
+        match self {
+            Backend::Redis(redis) => redis.incr(key, delta, bounds, ttl).await,
+            Backend::Memory(memory) => memory.incr(key, delta, bounds, ttl),
+        }
+    }
+}
+
+/// A TTL in whole milliseconds, as both backends store it.
+pub(crate) fn ttl_millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
+}

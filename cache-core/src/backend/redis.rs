@@ -1,0 +1,232 @@
+//! Standalone Redis through redis-rs' `ConnectionManager`: one multiplexed
+//! connection per handle, reconnected after failures, every call bounded by the
+//! configured timeout.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{Cmd, FromRedisValue, Script};
+
+use super::{Bounds, SetMode, Ttl, ttl_millis};
+use crate::error::{Error, Result};
+
+/// Bounded, TTL-aware increment in one atomic step.
+///
+/// Redis itself refuses to leave the `i64` range; narrower bounds (for `u8`, `i32`,
+/// ... values) are checked here and the increment undone, deleting a key that the
+/// increment created. Bounds are at most 2^53 in magnitude where they are given,
+/// so Lua's doubles compare them exactly. The result is read back with GET so
+/// that values beyond 2^53 are returned exactly.
+static INCR_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local existed = redis.call('EXISTS', KEYS[1])
+local v = redis.call('INCRBY', KEYS[1], ARGV[1])
+if (ARGV[2] ~= '' and v < tonumber(ARGV[2])) or (ARGV[3] ~= '' and v > tonumber(ARGV[3])) then
+  if existed == 1 then
+    redis.call('DECRBY', KEYS[1], ARGV[1])
+  else
+    redis.call('DEL', KEYS[1])
+  end
+  return redis.error_reply('OVERFLOW counter would leave the range of its type')
+end
+if ARGV[4] ~= '' and existed == 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+end
+return redis.call('GET', KEYS[1])
+",
+    )
+});
+
+/// Bounds beyond this are left to Redis' own `i64` overflow check.
+const EXACT_IN_LUA: i64 = 1 << 53;
+
+pub(crate) struct RedisBackend {
+    connection: ConnectionManager,
+    timeout: Duration,
+    redacted_url: String,
+}
+
+impl fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("url", &self.redacted_url)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisBackend {
+    pub(crate) fn new(
+        connection: ConnectionManager,
+        timeout: Duration,
+        redacted_url: String,
+    ) -> Self {
+        RedisBackend {
+            connection,
+            timeout,
+            redacted_url,
+        }
+    }
+
+    pub(crate) fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
+
+    /// Runs `call` within the timeout and maps its error to the crate's error.
+    async fn bounded<T>(
+        &self,
+        operation: &'static str,
+        key: &str,
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) if err.is_timeout() => Err(self.timeout_error(operation, key)),
+            Ok(Err(err)) => Err(Error::from_redis(operation, Some(key), err)),
+            Err(_elapsed) => Err(self.timeout_error(operation, key)),
+        }
+    }
+
+    fn timeout_error(&self, operation: &'static str, key: &str) -> Error {
+        Error::Timeout {
+            operation,
+            key: Some(key.to_owned()),
+            after: self.timeout,
+        }
+    }
+
+    async fn query<T: FromRedisValue>(
+        &self,
+        operation: &'static str,
+        key: &str,
+        cmd: Cmd,
+    ) -> Result<T> {
+        let mut connection = self.connection.clone();
+        self.bounded(operation, key, async move {
+            cmd.query_async(&mut connection).await
+        })
+        .await
+    }
+
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.query("GET", key, redis::cmd("GET").arg(key).take())
+            .await
+    }
+
+    pub(crate) async fn set(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+        mode: SetMode,
+    ) -> Result<bool> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(value);
+        if let Some(ttl) = ttl {
+            let millis = ttl_millis(ttl);
+            if millis % 1000 == 0 {
+                cmd.arg("EX").arg(millis / 1000);
+            } else {
+                cmd.arg("PX").arg(millis);
+            }
+        }
+        if mode == SetMode::IfAbsent {
+            cmd.arg("NX");
+        }
+        // SET answers OK, or nil when NX found the key present.
+        let reply: Option<String> = self.query("SET", key, cmd).await?;
+        Ok(reply.is_some())
+    }
+
+    pub(crate) async fn delete(&self, key: &str) -> Result<bool> {
+        let removed: u64 = self
+            .query("DEL", key, redis::cmd("DEL").arg(key).take())
+            .await?;
+        Ok(removed > 0)
+    }
+
+    pub(crate) async fn exists(&self, key: &str) -> Result<bool> {
+        let found: u64 = self
+            .query("EXISTS", key, redis::cmd("EXISTS").arg(key).take())
+            .await?;
+        Ok(found > 0)
+    }
+
+    pub(crate) async fn ttl(&self, key: &str) -> Result<Ttl> {
+        let millis: i64 = self
+            .query("PTTL", key, redis::cmd("PTTL").arg(key).take())
+            .await?;
+        Ok(match millis {
+            -2 => Ttl::Missing,
+            -1 => Ttl::Persistent,
+            left => Ttl::Expires(Duration::from_millis(left.max(0).unsigned_abs())),
+        })
+    }
+
+    pub(crate) async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
+        let cmd = redis::cmd("PEXPIRE").arg(key).arg(ttl_millis(ttl)).take();
+        let applied: u64 = self.query("PEXPIRE", key, cmd).await?;
+        Ok(applied > 0)
+    }
+
+    pub(crate) async fn take(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.query("GETDEL", key, redis::cmd("GETDEL").arg(key).take())
+            .await
+    }
+
+    pub(crate) async fn incr(
+        &self,
+        key: &str,
+        delta: i64,
+        bounds: Bounds,
+        ttl: Option<Duration>,
+    ) -> Result<i64> {
+        let exact_bound = |bound: Option<i64>| match bound {
+            Some(b) if b.unsigned_abs() <= EXACT_IN_LUA.unsigned_abs() => b.to_string(),
+            _ => String::new(),
+        };
+        let mut invocation = INCR_SCRIPT.prepare_invoke();
+        invocation
+            .key(key)
+            .arg(delta)
+            .arg(exact_bound(bounds.min))
+            .arg(exact_bound(bounds.max))
+            .arg(ttl.map(|t| ttl_millis(t).to_string()).unwrap_or_default());
+        let mut connection = self.connection.clone();
+        let result: Result<String> = self
+            .bounded("INCRBY", key, async move {
+                invocation.invoke_async(&mut connection).await
+            })
+            .await;
+        let text = result.map_err(|err| overflow_or(err, key, delta))?;
+        let value: i64 = text.parse().map_err(|_| Error::NotAnInteger {
+            key: key.to_owned(),
+        })?;
+        // Bounds too wide for exact Lua checks (e.g. u64's max) are checked here.
+        if !bounds.contains(i128::from(value)) {
+            return Err(Error::Overflow {
+                key: key.to_owned(),
+                delta,
+            });
+        }
+        Ok(value)
+    }
+}
+
+/// Redis reports counter overflow as a plain error; give it its own variant.
+fn overflow_or(err: Error, key: &str, delta: i64) -> Error {
+    if let Error::Backend { source, .. } = &err {
+        let text = source.to_string();
+        if text.contains("OVERFLOW") || text.contains("would overflow") {
+            return Error::Overflow {
+                key: key.to_owned(),
+                delta,
+            };
+        }
+    }
+    err
+}

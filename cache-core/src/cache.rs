@@ -1,0 +1,396 @@
+//! The shared `Cache` handle and its builder.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::backend::{Backend, MemoryBackend, RedisBackend};
+use crate::error::{Error, Result, redact_url};
+use crate::typed::KeyspaceBuilder;
+
+/// The URL `from_env` falls back to when its variable is unset.
+pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
+
+/// The default bound on every operation, connecting included.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The default largest encoded value a write accepts (16 MiB).
+pub const DEFAULT_MAX_VALUE_SIZE: usize = 16 * 1024 * 1024;
+
+/// A handle to one cache: a Redis server or the embedded memory backend.
+///
+/// Cheap to clone (one `Arc`), `Send + Sync`, and meant to be created once and
+/// shared by the whole process: all clones use the same multiplexed connection.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+/// use cache_core::Cache;
+/// use std::time::Duration;
+///
+/// let cache = Cache::memory();
+/// let greetings = cache
+///     .keyspace("greeting")
+///     .ttl(Duration::from_secs(60))
+///     .typed::<String, String>()?;
+/// greetings.set("en", &"hello".to_owned()).await?;
+/// assert_eq!(greetings.get("en").await?.as_deref(), Some("hello"));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Backend,
+    namespace: Option<String>,
+    max_value_size: usize,
+}
+
+impl fmt::Debug for Cache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("backend", &self.inner.backend)
+            .field("namespace", &self.inner.namespace)
+            .field("max_value_size", &self.inner.max_value_size)
+            .finish()
+    }
+}
+
+impl Cache {
+    /// Starts configuring a cache.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cache_core::Result<()> {
+    /// let cache = cache_core::Cache::builder()
+    ///     .url("redis://127.0.0.1:6379/0")
+    ///     .namespace("gateway")
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn builder() -> CacheBuilder {
+        CacheBuilder::default()
+    }
+
+    /// A cache held in this process, with real TTLs and the same observable
+    /// behaviour as Redis. For tests, examples and single-process services.
+    ///
+    /// ```
+    /// let cache = cache_core::Cache::memory();
+    /// assert!(cache.redis_connection().is_none());
+    /// ```
+    pub fn memory() -> Self {
+        Cache::from_parts(
+            Backend::Memory(MemoryBackend::default()),
+            None,
+            DEFAULT_MAX_VALUE_SIZE,
+        )
+    }
+
+    fn from_parts(backend: Backend, namespace: Option<String>, max_value_size: usize) -> Self {
+        Cache {
+            inner: Arc::new(Inner {
+                backend,
+                namespace,
+                max_value_size,
+            }),
+        }
+    }
+
+    /// Starts a typed view of the keys under `prefix`:
+    /// `{namespace}:{prefix}:v{version}:{key}`.
+    ///
+    /// ```
+    /// # fn main() -> cache_core::Result<()> {
+    /// let cache = cache_core::Cache::memory();
+    /// let counts = cache.keyspace("count").typed::<u64, i64>()?;
+    /// assert_eq!(counts.key(&7), "count:v1:7");
+    /// # Ok(()) }
+    /// ```
+    pub fn keyspace(&self, prefix: impl Into<String>) -> KeyspaceBuilder {
+        KeyspaceBuilder::new(self.clone(), prefix.into())
+    }
+
+    /// The global namespace every key starts with, if one was set.
+    ///
+    /// ```
+    /// assert_eq!(cache_core::Cache::memory().namespace(), None);
+    /// ```
+    pub fn namespace(&self) -> Option<&str> {
+        self.inner.namespace.as_deref()
+    }
+
+    /// The underlying redis-rs connection, for commands this crate does not wrap.
+    /// `None` on the memory backend. Keys written through it are not namespaced.
+    ///
+    /// ```
+    /// assert!(cache_core::Cache::memory().redis_connection().is_none());
+    /// ```
+    pub fn redis_connection(&self) -> Option<ConnectionManager> {
+        match &self.inner.backend {
+            Backend::Redis(redis) => Some(redis.connection()),
+            Backend::Memory(_) => None,
+        }
+    }
+
+    /// On the memory backend, how many entries it holds, counting expired ones
+    /// that have not been purged yet. `None` on Redis.
+    ///
+    /// ```
+    /// assert_eq!(cache_core::Cache::memory().memory_entries(), Some(0));
+    /// ```
+    pub fn memory_entries(&self) -> Option<usize> {
+        match &self.inner.backend {
+            Backend::Memory(memory) => Some(memory.stored_entries()),
+            Backend::Redis(_) => None,
+        }
+    }
+
+    pub(crate) fn backend(&self) -> &Backend {
+        &self.inner.backend
+    }
+
+    pub(crate) fn max_value_size(&self) -> usize {
+        self.inner.max_value_size
+    }
+}
+
+/// Configures and connects a [`Cache`]. Nothing is checked or connected until
+/// [`build`](CacheBuilder::build).
+///
+/// ```no_run
+/// # async fn demo() -> cache_core::Result<()> {
+/// use std::time::Duration;
+///
+/// let cache = cache_core::Cache::builder()
+///     .from_env("BURNCLOUD_REDIS_URL")
+///     .namespace("gateway")
+///     .timeout(Duration::from_millis(250))
+///     .build()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[must_use]
+#[derive(Clone)]
+pub struct CacheBuilder {
+    url: UrlSource,
+    namespace: Option<String>,
+    timeout: Duration,
+    max_value_size: usize,
+}
+
+#[derive(Clone)]
+enum UrlSource {
+    Given(String),
+    Env(String),
+}
+
+impl Default for CacheBuilder {
+    fn default() -> Self {
+        CacheBuilder {
+            url: UrlSource::Given(DEFAULT_URL.to_owned()),
+            namespace: None,
+            timeout: DEFAULT_TIMEOUT,
+            max_value_size: DEFAULT_MAX_VALUE_SIZE,
+        }
+    }
+}
+
+impl fmt::Debug for CacheBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = match &self.url {
+            UrlSource::Given(url) => redact_url(url),
+            UrlSource::Env(var) => format!("${var}"),
+        };
+        f.debug_struct("CacheBuilder")
+            .field("url", &url)
+            .field("namespace", &self.namespace)
+            .field("timeout", &self.timeout)
+            .field("max_value_size", &self.max_value_size)
+            .finish()
+    }
+}
+
+impl CacheBuilder {
+    /// The server: `redis://[user[:password]@]host[:port][/db]`, `rediss://...`
+    /// (TLS, when redis-rs is built with a TLS feature) or `redis+unix:///path?db=N`.
+    /// Defaults to [`DEFAULT_URL`].
+    ///
+    /// ```
+    /// let builder = cache_core::Cache::builder().url("redis://:secret@10.0.0.5:6380/2");
+    /// assert!(!format!("{builder:?}").contains("secret"));
+    /// ```
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = UrlSource::Given(url.into());
+        self
+    }
+
+    /// Reads the URL from the environment variable `var` when building; when it is
+    /// unset, uses [`DEFAULT_URL`].
+    ///
+    /// ```
+    /// let builder = cache_core::Cache::builder().from_env("BURNCLOUD_REDIS_URL");
+    /// ```
+    pub fn from_env(mut self, var: impl Into<String>) -> Self {
+        self.url = UrlSource::Env(var.into());
+        self
+    }
+
+    /// A namespace put in front of every key, e.g. the service's name.
+    ///
+    /// ```
+    /// let builder = cache_core::Cache::builder().namespace("gateway");
+    /// ```
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// The bound on connecting and on every operation (default 1 s). An operation
+    /// that takes longer returns [`Error::Timeout`].
+    ///
+    /// ```
+    /// let builder = cache_core::Cache::builder().timeout(std::time::Duration::from_millis(200));
+    /// ```
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The largest encoded value a write accepts (default 16 MiB); larger values
+    /// give [`Error::ValueTooLarge`] and are not sent.
+    ///
+    /// ```
+    /// let builder = cache_core::Cache::builder().max_value_size(1 << 20);
+    /// ```
+    pub fn max_value_size(mut self, bytes: usize) -> Self {
+        self.max_value_size = bytes;
+        self
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.namespace.as_deref() == Some("") {
+            return Err(Error::config("namespace must not be empty"));
+        }
+        if self.timeout.is_zero() {
+            return Err(Error::config("timeout must be greater than zero"));
+        }
+        if self.max_value_size == 0 {
+            return Err(Error::config("max_value_size must be greater than zero"));
+        }
+        Ok(())
+    }
+
+    /// Builds a cache on the embedded memory backend with this configuration
+    /// (the URL and timeout are not used).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an empty namespace or a zero limit.
+    ///
+    /// ```
+    /// # fn main() -> cache_core::Result<()> {
+    /// let cache = cache_core::Cache::builder().namespace("test").build_memory()?;
+    /// assert_eq!(cache.namespace(), Some("test"));
+    /// # Ok(()) }
+    /// ```
+    pub fn build_memory(self) -> Result<Cache> {
+        self.check()?;
+        Ok(Cache::from_parts(
+            Backend::Memory(MemoryBackend::default()),
+            self.namespace,
+            self.max_value_size,
+        ))
+    }
+
+    /// Connects to Redis and checks the connection with `PING`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a URL that does not parse (shown with its password
+    /// redacted) or an empty namespace; [`Error::Connection`] when the server
+    /// refuses or fails the handshake; [`Error::Timeout`] when it does not answer
+    /// within the timeout.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let err = cache_core::Cache::builder()
+    ///     .url("redis://:hunter2@bad host")
+    ///     .build()
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(err.is_config());
+    /// assert!(!err.to_string().contains("hunter2"));
+    /// # }
+    /// ```
+    pub async fn build(self) -> Result<Cache> {
+        self.check()?;
+        let url = match &self.url {
+            UrlSource::Given(url) => url.clone(),
+            UrlSource::Env(var) => match std::env::var(var) {
+                Ok(url) => url,
+                Err(std::env::VarError::NotPresent) => DEFAULT_URL.to_owned(),
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    return Err(Error::config(format!(
+                        "environment variable {var} is not valid UTF-8"
+                    )));
+                }
+            },
+        };
+        let redacted = redact_url(&url);
+        let client = redis::Client::open(url.as_str()).map_err(|err| {
+            Error::config(format!(
+                "invalid Redis URL `{redacted}`: {}",
+                err.kind_text()
+            ))
+        })?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(2);
+        let connect = async {
+            let mut manager = ConnectionManager::new_with_config(client, config).await?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut manager)
+                .await?;
+            Ok::<_, redis::RedisError>(manager)
+        };
+        let manager = match tokio::time::timeout(self.timeout, connect).await {
+            Ok(Ok(manager)) => manager,
+            Ok(Err(err)) if err.is_timeout() => {
+                return Err(connect_timeout(redacted, self.timeout));
+            }
+            Ok(Err(source)) => {
+                return Err(Error::Connection {
+                    url: redacted,
+                    source,
+                });
+            }
+            Err(_elapsed) => return Err(connect_timeout(redacted, self.timeout)),
+        };
+        Ok(Cache::from_parts(
+            Backend::Redis(RedisBackend::new(manager, self.timeout, redacted)),
+            self.namespace,
+            self.max_value_size,
+        ))
+    }
+}
+
+fn connect_timeout(url: String, after: Duration) -> Error {
+    Error::ConnectTimeout { url, after }
+}
+
+/// A parse error's description without echoing the URL back.
+trait KindText {
+    fn kind_text(&self) -> String;
+}
+
+impl KindText for redis::RedisError {
+    fn kind_text(&self) -> String {
+        match self.detail() {
+            Some(detail) if !detail.contains("://") => format!("{:?}: {detail}", self.kind()),
+            _ => format!("{:?}", self.kind()),
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! The one error type of the crate.
+
+use std::time::Duration;
+
+/// A boxed error from a codec, kept as the `source()` of encode and decode errors.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The result type of every fallible operation in this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong when talking to a cache.
+///
+/// Errors that concern one entry name its full key. URLs are always shown with
+/// the password replaced by `***`.
+///
+/// ```
+/// use cache_core::Error;
+///
+/// let err = Error::config("namespace must not be empty");
+/// assert!(err.is_config());
+/// assert_eq!(err.to_string(), "invalid configuration: namespace must not be empty");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration (URL, namespace, prefix, limits, ...) is not valid.
+    #[error("invalid configuration: {message}")]
+    Config {
+        /// What was wrong.
+        message: String,
+    },
+
+    /// The server could not be reached or the connection broke.
+    #[error("cannot connect to {url}: {source}")]
+    Connection {
+        /// The server URL, password redacted.
+        url: String,
+        /// The underlying client error.
+        #[source]
+        source: redis::RedisError,
+    },
+
+    /// An operation did not finish within the configured timeout.
+    #[error("{operation} timed out after {after:?}{}", key_suffix(key))]
+    Timeout {
+        /// The operation, e.g. `"GET"` or `"connect"`.
+        operation: &'static str,
+        /// The key involved, if any.
+        key: Option<String>,
+        /// The timeout that elapsed.
+        after: Duration,
+    },
+
+    /// Connecting (and the first `PING`) did not finish within the timeout.
+    #[error("connecting to {url} timed out after {after:?}")]
+    ConnectTimeout {
+        /// The server URL, password redacted.
+        url: String,
+        /// The timeout that elapsed.
+        after: Duration,
+    },
+
+    /// The server answered with an error, or the connection failed mid-call.
+    #[error("{operation} failed{}: {source}", key_suffix(key))]
+    Backend {
+        /// The operation that failed.
+        operation: &'static str,
+        /// The key involved, if any.
+        key: Option<String>,
+        /// The underlying client error.
+        #[source]
+        source: redis::RedisError,
+    },
+
+    /// A value could not be serialized.
+    #[error("cannot encode the value for key `{key}`: {source}")]
+    Encode {
+        /// The key the value was meant for.
+        key: String,
+        /// The codec's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// Stored bytes could not be deserialized into the requested type.
+    #[error("cannot decode the value stored at key `{key}`: {source}")]
+    Decode {
+        /// The key whose value is corrupt or of another schema.
+        key: String,
+        /// The codec's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The key holds a value of another Redis type (e.g. a list where a string was expected).
+    #[error("key `{key}` holds a value of the wrong type for {operation}")]
+    WrongType {
+        /// The operation that was refused.
+        operation: &'static str,
+        /// The key.
+        key: String,
+    },
+
+    /// An encoded value is larger than the configured maximum.
+    #[error("value for key `{key}` is {size} bytes, over the limit of {max} bytes")]
+    ValueTooLarge {
+        /// The key.
+        key: String,
+        /// The encoded size.
+        size: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+
+    /// A TTL is zero, below one millisecond, or beyond what Redis accepts.
+    #[error("invalid TTL {ttl:?}{}: {reason}", key_suffix(key))]
+    InvalidTtl {
+        /// The key the TTL was for, if known.
+        key: Option<String>,
+        /// The rejected TTL.
+        ttl: Duration,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+
+    /// A counter would leave the range of its integer type.
+    #[error("incrementing key `{key}` by {delta} would overflow its integer type")]
+    Overflow {
+        /// The key.
+        key: String,
+        /// The increment that was refused.
+        delta: i64,
+    },
+
+    /// The stored value is not an integer, so it cannot be incremented.
+    #[error("key `{key}` does not hold an integer")]
+    NotAnInteger {
+        /// The key.
+        key: String,
+    },
+}
+
+fn key_suffix(key: &Option<String>) -> String {
+    match key {
+        Some(key) => format!(" for key `{key}`"),
+        None => String::new(),
+    }
+}
+
+impl Error {
+    /// Builds a configuration error.
+    ///
+    /// ```
+    /// let err = cache_core::Error::config("bad");
+    /// assert!(err.is_config());
+    /// ```
+    pub fn config(message: impl Into<String>) -> Self {
+        Error::Config {
+            message: message.into(),
+        }
+    }
+
+    /// True for [`Error::Timeout`] and [`Error::ConnectTimeout`].
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let err = cache_core::Error::Timeout { operation: "GET", key: None, after: Duration::from_secs(1) };
+    /// assert!(err.is_timeout());
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. } | Error::ConnectTimeout { .. })
+    }
+
+    /// True for [`Error::Config`].
+    ///
+    /// ```
+    /// assert!(cache_core::Error::config("x").is_config());
+    /// ```
+    pub fn is_config(&self) -> bool {
+        matches!(self, Error::Config { .. })
+    }
+
+    /// True when the server could not be reached or the call failed on the wire.
+    ///
+    /// ```
+    /// assert!(!cache_core::Error::config("x").is_connection());
+    /// ```
+    pub fn is_connection(&self) -> bool {
+        match self {
+            Error::Connection { .. } | Error::ConnectTimeout { .. } => true,
+            Error::Backend { source, .. } => {
+                source.is_io_error()
+                    || source.is_connection_dropped()
+                    || source.is_connection_refusal()
+            }
+            _ => false,
+        }
+    }
+
+    /// True for [`Error::Decode`]: the stored bytes do not fit the requested type.
+    ///
+    /// ```
+    /// let err = cache_core::Error::Decode { key: "k".into(), source: "bad".into() };
+    /// assert!(err.is_decode());
+    /// ```
+    pub fn is_decode(&self) -> bool {
+        matches!(self, Error::Decode { .. })
+    }
+
+    /// True for [`Error::WrongType`].
+    ///
+    /// ```
+    /// let err = cache_core::Error::WrongType { operation: "GET", key: "k".into() };
+    /// assert!(err.is_wrong_type());
+    /// ```
+    pub fn is_wrong_type(&self) -> bool {
+        matches!(self, Error::WrongType { .. })
+    }
+
+    /// The full key this error concerns, if any.
+    ///
+    /// ```
+    /// let err = cache_core::Error::NotAnInteger { key: "app:n:v1:a".into() };
+    /// assert_eq!(err.key(), Some("app:n:v1:a"));
+    /// ```
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Error::Timeout { key, .. }
+            | Error::Backend { key, .. }
+            | Error::InvalidTtl { key, .. } => key.as_deref(),
+            Error::Encode { key, .. }
+            | Error::Decode { key, .. }
+            | Error::WrongType { key, .. }
+            | Error::ValueTooLarge { key, .. }
+            | Error::Overflow { key, .. }
+            | Error::NotAnInteger { key } => Some(key),
+            Error::Config { .. } | Error::Connection { .. } | Error::ConnectTimeout { .. } => None,
+        }
+    }
+
+    /// Maps a client error for `operation` on `key` to the most specific variant.
+    pub(crate) fn from_redis(
+        operation: &'static str,
+        key: Option<&str>,
+        source: redis::RedisError,
+    ) -> Self {
+        let key_string = || key.unwrap_or_default().to_owned();
+        match source.code() {
+            Some("WRONGTYPE") => {
+                return Error::WrongType {
+                    operation,
+                    key: key_string(),
+                };
+            }
+            Some("ERR") => {
+                let detail = source.detail().unwrap_or_default();
+                if detail.contains("not an integer") {
+                    return Error::NotAnInteger { key: key_string() };
+                }
+            }
+            _ => {}
+        }
+        Error::Backend {
+            operation,
+            key: key.map(str::to_owned),
+            source,
+        }
+    }
+}
+
+/// Returns `url` with any password (in the user-info part or a `pass`/`password`
+/// query parameter) replaced by `***`, for use in messages.
+///
+/// ```
+/// assert_eq!(
+///     cache_core::redact_url("redis://app:s3cret@db:6379/2"),
+///     "redis://app:***@db:6379/2"
+/// );
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let (scheme, rest) = url.split_at(scheme_end + 3);
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            let host = &authority[at..];
+            match userinfo.find(':') {
+                Some(colon) => format!("{}:***{host}", &userinfo[..colon]),
+                // `redis://secret@host` puts the password alone in the user part.
+                None if !userinfo.is_empty() => format!("***{host}"),
+                None => authority.to_owned(),
+            }
+        }
+        None => authority.to_owned(),
+    };
+    format!("{scheme}{authority}{}", redact_query(tail))
+}
+
+fn redact_query(tail: &str) -> String {
+    let Some(question) = tail.find('?') else {
+        return tail.to_owned();
+    };
+    let (path, query) = tail.split_at(question + 1);
+    let params: Vec<String> = query
+        .split('&')
+        .map(|param| match param.split_once('=') {
+            Some((name, _)) if name == "pass" || name == "password" => format!("{name}=***"),
+            _ => param.to_owned(),
+        })
+        .collect();
+    format!("{path}{}", params.join("&"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_every_password_form() {
+        assert_eq!(redact_url("redis://:pw@h:1"), "redis://:***@h:1");
+        assert_eq!(redact_url("rediss://u:pw@h:1/0"), "rediss://u:***@h:1/0");
+        assert_eq!(redact_url("redis://pw@h"), "redis://***@h");
+        assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
+        assert_eq!(
+            redact_url("redis+unix:///tmp/r.sock?db=1&pass=pw"),
+            "redis+unix:///tmp/r.sock?db=1&pass=***"
+        );
+        assert_eq!(redact_url("not a url"), "not a url");
+        // A password containing '@' is cut at the last '@' so none of it leaks.
+        assert_eq!(redact_url("redis://u:p@ss@h"), "redis://u:***@h");
+    }
+}

@@ -1,0 +1,228 @@
+//! Turning typed keys into Redis key strings.
+//!
+//! Layout: `{namespace}:{prefix}:v{version}:{key}` (the namespace part is left
+//! out when there is none). Every user-supplied part is escaped: `A-Z a-z 0-9 . _ -`
+//! stay as they are and every other byte becomes `%XX`. So a part never holds a
+//! raw `:`, `{`, `}`, `*` or `?`, which keeps the layout unambiguous, keeps user
+//! input from choosing a Cluster hash slot, and keeps glob patterns out of SCAN.
+
+use sha2::{Digest, Sha256};
+
+/// Escaped key parts longer than this are replaced by `#` and their SHA-256.
+/// `#` never appears in an escaped part, so digests cannot collide with plain keys.
+pub const MAX_KEY_PART_LEN: usize = 256;
+
+/// A type that can name an entry in a typed cache.
+///
+/// Implemented for `str`, `String`, the integer types, `bool`, `char`, references
+/// to those, and tuples of up to four keys (parts joined by `,`, which escaping
+/// never produces inside a part).
+///
+/// ```
+/// use cache_core::CacheKey;
+///
+/// assert_eq!("gpt-4".to_key_string(), "gpt-4");
+/// assert_eq!("a:b c".to_key_string(), "a%3Ab%20c");
+/// assert_eq!((42u64, "x").to_key_string(), "42,x");
+/// ```
+///
+/// A domain id can implement it by delegating to one of those:
+///
+/// ```
+/// use cache_core::CacheKey;
+///
+/// struct UserId(u64);
+/// impl CacheKey for UserId {
+///     fn write_key(&self, out: &mut String) {
+///         self.0.write_key(out)
+///     }
+/// }
+/// assert_eq!(UserId(7).to_key_string(), "7");
+/// ```
+pub trait CacheKey {
+    /// Appends this key, escaped, to `out`.
+    fn write_key(&self, out: &mut String);
+
+    /// This key as it appears after the `v{version}:` part (digested when very long).
+    fn to_key_string(&self) -> String {
+        let mut out = String::new();
+        self.write_key(&mut out);
+        shorten(out)
+    }
+}
+
+/// Appends `raw` to `out` with every byte outside `A-Z a-z 0-9 . _ -` percent-encoded.
+///
+/// ```
+/// let mut out = String::new();
+/// cache_core::escape_into("50%{x}", &mut out);
+/// assert_eq!(out, "50%25%7Bx%7D");
+/// ```
+pub fn escape_into(raw: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.reserve(raw.len());
+    for &byte in raw.as_bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-') {
+            out.push(char::from(byte));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0x0F)]));
+        }
+    }
+}
+
+/// True when `part` is non-empty and made only of `A-Z a-z 0-9 . _ -`, the rule
+/// for prefixes (the derive checks the same rule at compile time).
+///
+/// ```
+/// assert!(cache_core::is_valid_prefix("model_price.v2-x"));
+/// assert!(!cache_core::is_valid_prefix("a:b"));
+/// assert!(!cache_core::is_valid_prefix(""));
+/// ```
+pub fn is_valid_prefix(part: &str) -> bool {
+    !part.is_empty()
+        && part
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn shorten(escaped: String) -> String {
+    if escaped.len() <= MAX_KEY_PART_LEN {
+        return escaped;
+    }
+    let digest = Sha256::digest(escaped.as_bytes());
+    let mut out = String::with_capacity(1 + 64);
+    out.push('#');
+    for byte in digest {
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
+}
+
+impl CacheKey for str {
+    fn write_key(&self, out: &mut String) {
+        escape_into(self, out);
+    }
+}
+
+impl CacheKey for String {
+    fn write_key(&self, out: &mut String) {
+        escape_into(self, out);
+    }
+}
+
+impl<T: CacheKey + ?Sized> CacheKey for &T {
+    fn write_key(&self, out: &mut String) {
+        (**self).write_key(out);
+    }
+}
+
+macro_rules! display_keys {
+    ($($ty:ty),*) => {$(
+        impl CacheKey for $ty {
+            fn write_key(&self, out: &mut String) {
+                // Integers and bools print only characters that need no escaping.
+                use std::fmt::Write as _;
+                let _ = write!(out, "{self}");
+            }
+        }
+    )*};
+}
+display_keys!(
+    i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, bool
+);
+
+impl CacheKey for char {
+    fn write_key(&self, out: &mut String) {
+        escape_into(self.encode_utf8(&mut [0; 4]), out);
+    }
+}
+
+macro_rules! tuple_keys {
+    ($first:ident $(, $rest:ident)*) => {
+        impl<$first: CacheKey, $($rest: CacheKey),*> CacheKey for ($first, $($rest,)*) {
+            #[allow(non_snake_case)]
+            fn write_key(&self, out: &mut String) {
+                let ($first, $($rest,)*) = self;
+                $first.write_key(out);
+                $(
+                    out.push(',');
+                    $rest.write_key(out);
+                )*
+            }
+        }
+    };
+}
+tuple_keys!(A);
+tuple_keys!(A, B);
+tuple_keys!(A, B, C);
+tuple_keys!(A, B, C, D);
+
+/// The fixed head of every key of one typed cache: `{namespace}:{prefix}:v{version}:`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct KeySpace {
+    head: String,
+}
+
+impl KeySpace {
+    /// `prefix` is escaped too, so a hand-written `Cacheable` impl cannot break the layout.
+    pub(crate) fn new(namespace: Option<&str>, prefix: &str, version: u32) -> Self {
+        let mut head = String::new();
+        if let Some(namespace) = namespace {
+            escape_into(namespace, &mut head);
+            head.push(':');
+        }
+        escape_into(prefix, &mut head);
+        head.push_str(&format!(":v{version}:"));
+        KeySpace { head }
+    }
+
+    /// The full Redis key for `key`.
+    pub(crate) fn key<Q: CacheKey + ?Sized>(&self, key: &Q) -> String {
+        let mut part = String::new();
+        key.write_key(&mut part);
+        let part = shorten(part);
+        let mut full = String::with_capacity(self.head.len() + part.len());
+        full.push_str(&self.head);
+        full.push_str(&part);
+        full
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_with_and_without_namespace() {
+        let with = KeySpace::new(Some("gateway"), "price", 1);
+        assert_eq!(with.key("gpt-4"), "gateway:price:v1:gpt-4");
+        let without = KeySpace::new(None, "seq", 3);
+        assert_eq!(without.key(&42i64), "seq:v3:42");
+        assert_eq!(without.key(&-7i32), "seq:v3:-7");
+    }
+
+    #[test]
+    fn hostile_parts_are_escaped() {
+        let space = KeySpace::new(Some("a:b"), "p", 1);
+        assert_eq!(
+            space.key("{tag}*?[x]\\ \n%"),
+            "a%3Ab:p:v1:%7Btag%7D%2A%3F%5Bx%5D%5C%20%0A%25"
+        );
+        assert_eq!(space.key("é"), "a%3Ab:p:v1:%C3%A9");
+        assert_eq!(space.key(""), "a%3Ab:p:v1:");
+    }
+
+    #[test]
+    fn long_keys_become_digests() {
+        let space = KeySpace::new(None, "p", 1);
+        let long = "x".repeat(10_000);
+        let key = space.key(long.as_str());
+        assert_eq!(key.len(), "p:v1:#".len() + 64);
+        assert_ne!(key, space.key("x".repeat(10_001).as_str()));
+        // At the limit the key is kept as it is.
+        let edge = "y".repeat(MAX_KEY_PART_LEN);
+        assert_eq!(space.key(edge.as_str()), format!("p:v1:{edge}"));
+    }
+}

@@ -1,0 +1,47 @@
+//! A typed, serde-based cache toolkit over Redis, with an embedded memory
+//! backend that behaves the same, so that examples and unit tests run without
+//! a server.
+//!
+//! - [`Cache`]: one cheap-to-clone handle per process (one multiplexed,
+//!   self-reconnecting connection), or [`Cache::memory`].
+//! - [`TypedCache<K, V>`]: typed keys and values under
+//!   `{namespace}:{prefix}:v{version}:{key}`, with a default TTL per keyspace.
+//! - [`Codec`]: JSON by default, bincode 2 and MessagePack behind the
+//!   `bincode` and `msgpack` features.
+//! - [`Error`]: one error type; every error about an entry names its key, and
+//!   URLs are shown with their password redacted.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+//! use cache_core::Cache;
+//! use std::time::Duration;
+//!
+//! let cache = Cache::builder().namespace("gateway").build_memory()?;
+//! let calls = cache.keyspace("calls").ttl(Duration::from_secs(60)).typed::<String, i64>()?;
+//! assert_eq!(calls.incr("user-1", 1).await?, 1);
+//! assert_eq!(calls.incr("user-1", 1).await?, 2);
+//! assert_eq!(calls.key("user-1"), "gateway:calls:v1:user-1");
+//! # Ok(()) }
+//! ```
+
+mod backend;
+mod cache;
+mod codec;
+mod error;
+mod integer;
+mod key;
+mod typed;
+
+pub use crate::backend::Ttl;
+pub use crate::cache::{Cache, CacheBuilder, DEFAULT_MAX_VALUE_SIZE, DEFAULT_TIMEOUT, DEFAULT_URL};
+pub use crate::codec::Codec;
+pub use crate::error::{BoxError, Error, Result, redact_url};
+pub use crate::key::{CacheKey, MAX_KEY_PART_LEN, escape_into, is_valid_prefix};
+pub use crate::typed::{KeyspaceBuilder, MAX_TTL, TypedCache};
+
+/// The redis-rs crate this toolkit is built on, for use with [`Cache::redis_connection`].
+pub use redis;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

@@ -1,0 +1,570 @@
+//! `TypedCache<K, V>`: typed keys and values over any backend.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::Ttl;
+use crate::backend::SetMode;
+use crate::cache::Cache;
+use crate::codec::{Codec, ValueFormat};
+use crate::error::{Error, Result};
+use crate::key::{CacheKey, KeySpace, is_valid_prefix};
+
+/// The longest TTL accepted: Redis keeps expiry times as milliseconds in an
+/// `i64` counted from the Unix epoch, so half that range leaves room for "now".
+/// About 146 million years.
+pub const MAX_TTL: Duration = Duration::from_millis(i64::MAX as u64 / 2);
+
+/// Checks that a TTL is at least one millisecond and within [`MAX_TTL`].
+pub(crate) fn check_ttl(ttl: Duration, key: Option<&str>) -> Result<()> {
+    let reason = if ttl.is_zero() {
+        "a TTL must be greater than zero"
+    } else if ttl < Duration::from_millis(1) {
+        "a TTL must be at least one millisecond"
+    } else if ttl > MAX_TTL {
+        "a TTL must not exceed cache_core::MAX_TTL"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidTtl {
+        key: key.map(str::to_owned),
+        ttl,
+        reason,
+    })
+}
+
+/// Configures a [`TypedCache`]; made by [`Cache::keyspace`].
+///
+/// ```
+/// # fn main() -> cache_core::Result<()> {
+/// use cache_core::{Cache, Codec};
+/// use std::time::Duration;
+///
+/// let cache = Cache::builder().namespace("chat").build_memory()?;
+/// let members = cache
+///     .keyspace("members")
+///     .ttl(Duration::from_secs(300))
+///     .version(2)
+///     .codec(Codec::Json)
+///     .typed::<u64, Vec<u64>>()?;
+/// assert_eq!(members.key(&42), "chat:members:v2:42");
+/// # Ok(()) }
+/// ```
+#[must_use]
+#[derive(Debug, Clone)]
+pub struct KeyspaceBuilder {
+    cache: Cache,
+    prefix: String,
+    ttl: Option<Duration>,
+    version: u32,
+    codec: Codec,
+}
+
+impl KeyspaceBuilder {
+    pub(crate) fn new(cache: Cache, prefix: String) -> Self {
+        KeyspaceBuilder {
+            cache,
+            prefix,
+            ttl: None,
+            version: 1,
+            codec: Codec::default(),
+        }
+    }
+
+    /// The TTL that `set` gives every entry. Without one, entries never expire.
+    ///
+    /// ```
+    /// # let cache = cache_core::Cache::memory();
+    /// let builder = cache.keyspace("price").ttl(std::time::Duration::from_secs(300));
+    /// ```
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// The schema version in the key (default 1). Bump it when the value type
+    /// changes, so new code never reads bytes written by old code.
+    ///
+    /// ```
+    /// # let cache = cache_core::Cache::memory();
+    /// let builder = cache.keyspace("price").version(3);
+    /// ```
+    pub fn version(mut self, version: u32) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// The value codec (default JSON).
+    ///
+    /// ```
+    /// # let cache = cache_core::Cache::memory();
+    /// let builder = cache.keyspace("price").codec(cache_core::Codec::Json);
+    /// ```
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// Checks the settings and returns the typed cache.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a prefix that is empty or holds characters other than
+    /// `A-Z a-z 0-9 . _ -`, or a version of zero; [`Error::InvalidTtl`] for a TTL
+    /// of zero or beyond [`MAX_TTL`].
+    ///
+    /// ```
+    /// # let cache = cache_core::Cache::memory();
+    /// let err = cache.keyspace("a:b").typed::<String, String>().unwrap_err();
+    /// assert!(err.to_string().contains("`a:b`"));
+    /// ```
+    pub fn typed<K, V>(self) -> Result<TypedCache<K, V>>
+    where
+        K: CacheKey + ?Sized,
+        V: Serialize + DeserializeOwned,
+    {
+        if !is_valid_prefix(&self.prefix) {
+            return Err(Error::config(format!(
+                "prefix `{}` must be non-empty and made of A-Z a-z 0-9 . _ -",
+                self.prefix.escape_debug()
+            )));
+        }
+        if self.version == 0 {
+            return Err(Error::config(format!(
+                "version of prefix `{}` must be at least 1",
+                self.prefix
+            )));
+        }
+        if let Some(ttl) = self.ttl {
+            check_ttl(ttl, None)?;
+        }
+        Ok(TypedCache::from_parts(
+            self.cache,
+            &self.prefix,
+            self.version,
+            self.ttl,
+            self.codec,
+        ))
+    }
+}
+
+/// Typed access to the entries of one keyspace: keys of type `K`, values of type `V`.
+///
+/// Cheap to clone; every clone shares the [`Cache`] handle's connection. Methods
+/// take any `&Q` that `K` borrows as, so a `TypedCache<String, _>` accepts `&str`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+/// use cache_core::{Cache, Ttl};
+/// use serde::{Deserialize, Serialize};
+/// use std::time::Duration;
+///
+/// #[derive(Serialize, Deserialize, Debug, PartialEq)]
+/// struct Price { input_per_1k: f64 }
+///
+/// let cache = Cache::builder().namespace("gateway").build_memory()?;
+/// let prices = cache.keyspace("price").ttl(Duration::from_secs(300)).typed::<String, Price>()?;
+///
+/// prices.set("gpt-4", &Price { input_per_1k: 0.03 }).await?;
+/// assert_eq!(prices.get("gpt-4").await?, Some(Price { input_per_1k: 0.03 }));
+/// assert!(matches!(prices.ttl("gpt-4").await?, Ttl::Expires(_)));
+/// assert_eq!(prices.get("unknown").await?, None);
+/// assert_eq!(prices.key("gpt-4"), "gateway:price:v1:gpt-4");
+/// # Ok(()) }
+/// ```
+pub struct TypedCache<K: ?Sized, V> {
+    cache: Cache,
+    space: KeySpace,
+    ttl: Option<Duration>,
+    format: ValueFormat,
+    types: PhantomData<fn(&K) -> V>,
+}
+
+impl<K: ?Sized, V> Clone for TypedCache<K, V> {
+    fn clone(&self) -> Self {
+        TypedCache {
+            cache: self.cache.clone(),
+            space: self.space.clone(),
+            ttl: self.ttl,
+            format: self.format,
+            types: PhantomData,
+        }
+    }
+}
+
+impl<K: ?Sized, V> fmt::Debug for TypedCache<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TypedCache")
+            .field("keys", &self.space)
+            .field("ttl", &self.ttl)
+            .field("codec", &self.format.codec)
+            .field("integer_values", &self.format.integer.is_some())
+            .finish()
+    }
+}
+
+impl<K, V> TypedCache<K, V>
+where
+    K: CacheKey + ?Sized,
+    V: Serialize + DeserializeOwned,
+{
+    pub(crate) fn from_parts(
+        cache: Cache,
+        prefix: &str,
+        version: u32,
+        ttl: Option<Duration>,
+        codec: Codec,
+    ) -> Self {
+        let space = KeySpace::new(cache.namespace(), prefix, version);
+        TypedCache {
+            cache,
+            space,
+            ttl,
+            format: ValueFormat::for_type::<V>(codec),
+            types: PhantomData,
+        }
+    }
+
+    /// The full Redis key for `key`, as it appears in `redis-cli`.
+    ///
+    /// ```
+    /// # fn main() -> cache_core::Result<()> {
+    /// let cache = cache_core::Cache::memory();
+    /// let users = cache.keyspace("user").typed::<(u32, String), String>()?;
+    /// assert_eq!(users.key(&(1, "a b".to_owned())), "user:v1:1,a%20b");
+    /// # Ok(()) }
+    /// ```
+    pub fn key<Q>(&self, key: &Q) -> String
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        self.space.key(key)
+    }
+
+    /// The TTL that [`set`](Self::set) applies, if any.
+    ///
+    /// ```
+    /// # fn main() -> cache_core::Result<()> {
+    /// let cache = cache_core::Cache::memory();
+    /// assert_eq!(cache.keyspace("x").typed::<u8, u8>()?.default_ttl(), None);
+    /// # Ok(()) }
+    /// ```
+    pub fn default_ttl(&self) -> Option<Duration> {
+        self.ttl
+    }
+
+    /// A copy of this cache whose `set` uses `ttl` instead (a per-use override).
+    ///
+    /// # Errors
+    /// [`Error::InvalidTtl`] for zero or a TTL beyond [`MAX_TTL`].
+    ///
+    /// ```
+    /// # fn main() -> cache_core::Result<()> {
+    /// # use std::time::Duration;
+    /// let cache = cache_core::Cache::memory();
+    /// let short = cache.keyspace("x").typed::<u8, u8>()?.with_ttl(Duration::from_secs(5))?;
+    /// assert_eq!(short.default_ttl(), Some(Duration::from_secs(5)));
+    /// # Ok(()) }
+    /// ```
+    pub fn with_ttl(&self, ttl: Duration) -> Result<Self> {
+        check_ttl(ttl, None)?;
+        let mut copy = self.clone();
+        copy.ttl = Some(ttl);
+        Ok(copy)
+    }
+
+    fn encode(&self, full_key: &str, value: &V) -> Result<Vec<u8>> {
+        let bytes = self.format.encode(value).map_err(|source| Error::Encode {
+            key: full_key.to_owned(),
+            source,
+        })?;
+        let max = self.cache.max_value_size();
+        if bytes.len() > max {
+            return Err(Error::ValueTooLarge {
+                key: full_key.to_owned(),
+                size: bytes.len(),
+                max,
+            });
+        }
+        Ok(bytes)
+    }
+
+    fn decode(&self, full_key: &str, bytes: Option<Vec<u8>>) -> Result<Option<V>> {
+        let Some(bytes) = bytes else { return Ok(None) };
+        self.format
+            .decode(&bytes)
+            .map(Some)
+            .map_err(|source| Error::Decode {
+                key: full_key.to_owned(),
+                source,
+            })
+    }
+
+    /// Reads the value at `key`; `None` when it is missing or expired.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] (naming the key) when the stored bytes are not a `V`,
+    /// [`Error::WrongType`] when the key holds another Redis type, and backend
+    /// or timeout errors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let names = cache_core::Cache::memory().keyspace("name").typed::<u64, String>()?;
+    /// assert_eq!(names.get(&1).await?, None);
+    /// # Ok(()) }
+    /// ```
+    pub async fn get<Q>(&self, key: &Q) -> Result<Option<V>>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        let full_key = self.space.key(key);
+        let bytes = self.cache.backend().get(&full_key).await?;
+        self.decode(&full_key, bytes)
+    }
+
+    /// Writes `value` at `key` with the default TTL (or none), replacing any
+    /// value and expiry there.
+    ///
+    /// # Errors
+    /// [`Error::Encode`], [`Error::ValueTooLarge`] (nothing is sent), and backend
+    /// or timeout errors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let names = cache_core::Cache::memory().keyspace("name").typed::<u64, String>()?;
+    /// names.set(&1, &"ada".to_owned()).await?;
+    /// assert_eq!(names.get(&1).await?.as_deref(), Some("ada"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn set<Q>(&self, key: &Q, value: &V) -> Result<()>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        let full_key = self.space.key(key);
+        if let Some(ttl) = self.ttl {
+            check_ttl(ttl, Some(&full_key))?;
+        }
+        let bytes = self.encode(&full_key, value)?;
+        self.cache
+            .backend()
+            .set(&full_key, bytes, self.ttl, SetMode::Always)
+            .await?;
+        Ok(())
+    }
+
+    /// Writes `value` at `key` expiring after `ttl`, whatever the default.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTtl`] (before anything is sent), and as [`set`](Self::set).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// # use std::time::Duration;
+    /// let codes = cache_core::Cache::memory().keyspace("otp").typed::<String, u32>()?;
+    /// codes.set_with_ttl("alice", &123456, Duration::from_secs(60)).await?;
+    /// assert!(codes.set_with_ttl("bob", &1, Duration::ZERO).await.is_err());
+    /// # Ok(()) }
+    /// ```
+    pub async fn set_with_ttl<Q>(&self, key: &Q, value: &V, ttl: Duration) -> Result<()>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        let full_key = self.space.key(key);
+        check_ttl(ttl, Some(&full_key))?;
+        let bytes = self.encode(&full_key, value)?;
+        self.cache
+            .backend()
+            .set(&full_key, bytes, Some(ttl), SetMode::Always)
+            .await?;
+        Ok(())
+    }
+
+    /// Writes `value` only if `key` holds nothing (`SET NX`), with the default
+    /// TTL. Returns whether it was written.
+    ///
+    /// # Errors
+    /// As [`set`](Self::set).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let owners = cache_core::Cache::memory().keyspace("owner").typed::<u64, String>()?;
+    /// assert!(owners.set_if_absent(&1, &"a".to_owned()).await?);
+    /// assert!(!owners.set_if_absent(&1, &"b".to_owned()).await?);
+    /// assert_eq!(owners.get(&1).await?.as_deref(), Some("a"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn set_if_absent<Q>(&self, key: &Q, value: &V) -> Result<bool>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        let full_key = self.space.key(key);
+        if let Some(ttl) = self.ttl {
+            check_ttl(ttl, Some(&full_key))?;
+        }
+        let bytes = self.encode(&full_key, value)?;
+        self.cache
+            .backend()
+            .set(&full_key, bytes, self.ttl, SetMode::IfAbsent)
+            .await
+    }
+
+    /// Removes `key`; returns whether it existed.
+    ///
+    /// # Errors
+    /// Backend or timeout errors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let names = cache_core::Cache::memory().keyspace("name").typed::<u64, String>()?;
+    /// names.set(&1, &"ada".to_owned()).await?;
+    /// assert!(names.delete(&1).await?);
+    /// assert!(!names.delete(&1).await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete<Q>(&self, key: &Q) -> Result<bool>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        self.cache.backend().delete(&self.space.key(key)).await
+    }
+
+    /// Whether `key` holds a live value.
+    ///
+    /// # Errors
+    /// Backend or timeout errors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let names = cache_core::Cache::memory().keyspace("name").typed::<u64, String>()?;
+    /// assert!(!names.exists(&1).await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn exists<Q>(&self, key: &Q) -> Result<bool>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        self.cache.backend().exists(&self.space.key(key)).await
+    }
+
+    /// The remaining time to live of `key`.
+    ///
+    /// # Errors
+    /// Backend or timeout errors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// use cache_core::Ttl;
+    /// let names = cache_core::Cache::memory().keyspace("name").typed::<u64, String>()?;
+    /// assert_eq!(names.ttl(&1).await?, Ttl::Missing);
+    /// names.set(&1, &"ada".to_owned()).await?;
+    /// assert_eq!(names.ttl(&1).await?, Ttl::Persistent);
+    /// # Ok(()) }
+    /// ```
+    pub async fn ttl<Q>(&self, key: &Q) -> Result<Ttl>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        self.cache.backend().ttl(&self.space.key(key)).await
+    }
+
+    /// Sets `key` to expire after `ttl`; returns whether the key existed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTtl`] (before anything is sent), backend or timeout errors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// # use std::time::Duration;
+    /// let names = cache_core::Cache::memory().keyspace("name").typed::<u64, String>()?;
+    /// assert!(!names.expire(&1, Duration::from_secs(9)).await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn expire<Q>(&self, key: &Q, ttl: Duration) -> Result<bool>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        let full_key = self.space.key(key);
+        check_ttl(ttl, Some(&full_key))?;
+        self.cache.backend().expire(&full_key, ttl).await
+    }
+
+    /// Reads and removes the value at `key` in one step (`GETDEL`): of many
+    /// concurrent takers, exactly one gets it.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get). A value that does not decode is removed all the same.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let codes = cache_core::Cache::memory().keyspace("otp").typed::<String, u32>()?;
+    /// codes.set("alice", &42).await?;
+    /// assert_eq!(codes.take("alice").await?, Some(42));
+    /// assert_eq!(codes.take("alice").await?, None);
+    /// # Ok(()) }
+    /// ```
+    pub async fn take<Q>(&self, key: &Q) -> Result<Option<V>>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        let full_key = self.space.key(key);
+        let bytes = self.cache.backend().take(&full_key).await?;
+        self.decode(&full_key, bytes)
+    }
+
+    /// Adds `delta` to the integer at `key` atomically (a missing key counts as 0)
+    /// and returns the new value. A key this creates gets the default TTL; an
+    /// existing key keeps its expiry. Values are stored as Redis integers, so
+    /// `get` reads back what `incr` returned, under every codec.
+    ///
+    /// # Errors
+    /// [`Error::Overflow`] when the result would leave `V`'s range (nothing is
+    /// changed), [`Error::NotAnInteger`] when the key holds something else,
+    /// [`Error::Config`] when `V` is not an integer type, and backend or timeout errors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let hits = cache_core::Cache::memory().keyspace("hits").typed::<String, u8>()?;
+    /// assert_eq!(hits.incr("home", 200).await?, 200);
+    /// assert!(hits.incr("home", 100).await.unwrap_err().to_string().contains("overflow"));
+    /// assert_eq!(hits.get("home").await?, Some(200));
+    /// # Ok(()) }
+    /// ```
+    pub async fn incr<Q>(&self, key: &Q, delta: i64) -> Result<V>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        let full_key = self.space.key(key);
+        let Some(bounds) = self.format.integer else {
+            return Err(Error::config(format!(
+                "incr on `{full_key}`: the value type {} is not an integer",
+                std::any::type_name::<V>()
+            )));
+        };
+        if let Some(ttl) = self.ttl {
+            check_ttl(ttl, Some(&full_key))?;
+        }
+        let value = self
+            .cache
+            .backend()
+            .incr(&full_key, delta, bounds, self.ttl)
+            .await?;
+        let bytes = value.to_string().into_bytes();
+        self.decode(&full_key, Some(bytes))?
+            .ok_or(Error::NotAnInteger { key: full_key })
+    }
+}

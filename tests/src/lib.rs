@@ -1,0 +1,255 @@
+//! Test harness: a real `redis-server` per test, spawned on a free port in a
+//! temporary directory and killed on drop.
+//!
+//! - `CACHE_TEST_REDIS_SERVER`: the redis-server binary to run (default: the
+//!   one on `PATH`).
+//! - `CACHE_TEST_REDIS_URL`: use this server instead of spawning one; each test
+//!   then gets a unique namespace so tests never see each other's keys.
+//!
+//! When no server can be found the harness panics with install instructions:
+//! tests never skip.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cache_core::Cache;
+
+/// How long a spawned server may take to answer its first PING.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// A namespace no other test (in this or another process) uses.
+pub fn unique_namespace(test: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "t-{test}-{}-{nanos}-{}",
+        std::process::id(),
+        NEXT_ID.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A Redis server for one test: spawned and owned, or external.
+pub struct TestRedis {
+    url: String,
+    namespace: String,
+    server: Option<SpawnedServer>,
+}
+
+struct SpawnedServer {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+    extra_args: Vec<String>,
+}
+
+impl TestRedis {
+    /// Starts a server for the test named `test` (or uses `CACHE_TEST_REDIS_URL`).
+    pub fn start(test: &str) -> Self {
+        Self::start_with(test, &[])
+    }
+
+    /// Like [`start`](Self::start), passing extra `redis-server` arguments
+    /// (e.g. `--appendonly yes`). Always spawns, since the arguments matter.
+    pub fn start_with(test: &str, extra_args: &[&str]) -> Self {
+        let namespace = unique_namespace(test);
+        if extra_args.is_empty() {
+            if let Ok(url) = std::env::var("CACHE_TEST_REDIS_URL") {
+                return TestRedis {
+                    url,
+                    namespace,
+                    server: None,
+                };
+            }
+        }
+        let dir = std::env::temp_dir().join(format!("cache-test-{namespace}"));
+        if let Err(err) = std::fs::create_dir_all(&dir) {
+            panic!("cannot create {}: {err}", dir.display());
+        }
+        let extra_args: Vec<String> = extra_args.iter().map(|s| (*s).to_owned()).collect();
+        let mut last_error = String::new();
+        for _attempt in 0..5 {
+            let port = free_port();
+            match SpawnedServer::spawn(port, &dir, extra_args.clone()) {
+                Ok(server) => {
+                    return TestRedis {
+                        url: format!("redis://127.0.0.1:{port}"),
+                        namespace,
+                        server: Some(server),
+                    };
+                }
+                // Another process may have taken the port between probe and bind.
+                Err(err) => last_error = err,
+            }
+        }
+        panic!("could not start redis-server: {last_error}");
+    }
+
+    /// The server's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The namespace this test's keys live under.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// A cache on this server under the test's namespace.
+    pub async fn cache(&self) -> Cache {
+        self.cache_with_timeout(Duration::from_secs(2)).await
+    }
+
+    /// A cache with a given operation timeout.
+    pub async fn cache_with_timeout(&self, timeout: Duration) -> Cache {
+        match Cache::builder()
+            .url(&self.url)
+            .namespace(&self.namespace)
+            .timeout(timeout)
+            .build()
+            .await
+        {
+            Ok(cache) => cache,
+            Err(err) => panic!("cannot connect to the test server {}: {err}", self.url),
+        }
+    }
+
+    /// A raw redis-rs connection, for checking from outside what the library wrote.
+    pub async fn raw(&self) -> redis::aio::MultiplexedConnection {
+        let client = match redis::Client::open(self.url.as_str()) {
+            Ok(client) => client,
+            Err(err) => panic!("bad test URL {}: {err}", self.url),
+        };
+        match client.get_multiplexed_async_connection().await {
+            Ok(conn) => conn,
+            Err(err) => panic!("cannot open a raw connection to {}: {err}", self.url),
+        }
+    }
+
+    /// The spawned server's process id (for fault tests).
+    pub fn pid(&self) -> Option<u32> {
+        self.server.as_ref().map(|server| server.child.id())
+    }
+
+    /// Kills the spawned server with SIGKILL and waits for it to exit.
+    pub fn kill(&mut self) {
+        if let Some(server) = self.server.as_mut() {
+            let _ = server.child.kill();
+            let _ = server.child.wait();
+        }
+    }
+
+    /// Starts the spawned server again on the same port and directory.
+    pub fn restart(&mut self) {
+        let Some(server) = self.server.as_mut() else {
+            panic!("restart needs a spawned server");
+        };
+        let _ = server.child.kill();
+        let _ = server.child.wait();
+        let port = server.port;
+        let dir = server.dir.clone();
+        let extra_args = server.extra_args.clone();
+        match SpawnedServer::spawn(port, &dir, extra_args) {
+            Ok(fresh) => *server = fresh,
+            Err(err) => panic!("could not restart redis-server on port {port}: {err}"),
+        }
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.as_mut() {
+            let _ = server.child.kill();
+            let _ = server.child.wait();
+            let _ = std::fs::remove_dir_all(&server.dir);
+        }
+    }
+}
+
+impl SpawnedServer {
+    fn spawn(port: u16, dir: &Path, extra_args: Vec<String>) -> Result<Self, String> {
+        let binary = redis_server_binary();
+        let mut command = Command::new(&binary);
+        command
+            .arg("--port")
+            .arg(port.to_string())
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .args([
+                "--protected-mode",
+                "no",
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
+            ])
+            .args(&extra_args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = match command.spawn() {
+            Ok(child) => child,
+            Err(err) => panic!(
+                "cannot run `{}`: {err}. Install Redis (`apt-get install redis-server`, \
+                 `brew install redis`) or run scripts/test.sh, which installs it; or set \
+                 CACHE_TEST_REDIS_SERVER to a redis-server binary, or CACHE_TEST_REDIS_URL \
+                 to a server to use.",
+                binary.display()
+            ),
+        };
+        let mut server = SpawnedServer {
+            child,
+            port,
+            dir: dir.to_owned(),
+            extra_args,
+        };
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let started = Instant::now();
+        let url = format!("redis://127.0.0.1:{}", self.port);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!(
+                    "redis-server on port {} exited: {status}",
+                    self.port
+                ));
+            }
+            let ready = redis::Client::open(url.as_str())
+                .and_then(|client| client.get_connection_with_timeout(Duration::from_millis(200)))
+                .and_then(|mut conn| redis::cmd("PING").query::<String>(&mut conn));
+            if ready.is_ok() {
+                return Ok(());
+            }
+            if started.elapsed() > STARTUP_TIMEOUT {
+                let _ = self.child.kill();
+                return Err(format!(
+                    "redis-server on port {} did not answer PING",
+                    self.port
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn redis_server_binary() -> PathBuf {
+    std::env::var_os("CACHE_TEST_REDIS_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("redis-server"))
+}
+
+fn free_port() -> u16 {
+    match TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()) {
+        Ok(addr) => addr.port(),
+        Err(err) => panic!("cannot find a free port: {err}"),
+    }
+}

@@ -1,0 +1,593 @@
+//! The behaviour suite: every test here runs once on the embedded memory backend
+//! and once on a spawned redis-server, and must pass on both unchanged.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use cache::{Cache, Codec, Error, MAX_TTL, Ttl};
+use cache_core as cache;
+use cache_tests::TestRedis;
+use serde::{Deserialize, Serialize};
+
+/// One backend under test; the Redis server lives as long as the test.
+struct Env {
+    cache: Cache,
+    redis: Option<TestRedis>,
+}
+
+impl Env {
+    fn memory(test: &str) -> Self {
+        let cache = Cache::builder()
+            .namespace(cache_tests::unique_namespace(test))
+            .build_memory()
+            .unwrap_or_else(|err| panic!("memory cache: {err}"));
+        Env { cache, redis: None }
+    }
+
+    async fn redis(test: &str) -> Self {
+        let redis = TestRedis::start(test);
+        let cache = redis.cache().await;
+        Env {
+            cache,
+            redis: Some(redis),
+        }
+    }
+
+    /// Writes raw bytes under a full key, as a foreign writer would.
+    async fn write_raw(&self, full_key: &str, bytes: &[u8]) {
+        match &self.redis {
+            Some(redis) => {
+                let mut raw = redis.raw().await;
+                let _: () = redis::cmd("SET")
+                    .arg(full_key)
+                    .arg(bytes)
+                    .query_async(&mut raw)
+                    .await
+                    .unwrap();
+            }
+            None => {
+                // The memory backend has no raw access; a String keyspace with the
+                // same layout writes the bytes as a JSON string instead.
+                let (prefix, key) = split_key(full_key, self.cache.namespace());
+                let text = String::from_utf8_lossy(bytes).into_owned();
+                let raw = self
+                    .cache
+                    .keyspace(prefix)
+                    .typed::<String, String>()
+                    .unwrap();
+                raw.set(key, &text).await.unwrap();
+            }
+        }
+    }
+}
+
+fn split_key<'a>(full_key: &'a str, namespace: Option<&str>) -> (&'a str, &'a str) {
+    let rest = match namespace {
+        Some(ns) => &full_key[ns.len() + 1..],
+        None => full_key,
+    };
+    let mut parts = rest.splitn(3, ':');
+    let prefix = parts.next().unwrap();
+    let _version = parts.next().unwrap();
+    (prefix, parts.next().unwrap())
+}
+
+macro_rules! behaviour_suite {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Env::memory(stringify!($name))).await;
+                }
+            )*
+        }
+        mod redis_server {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Env::redis(stringify!($name)).await).await;
+                }
+            )*
+        }
+    };
+}
+
+behaviour_suite!(
+    round_trips_in_every_codec,
+    default_ttl_is_applied_and_expires,
+    set_with_ttl_overrides_and_expires,
+    no_ttl_means_persistent,
+    set_if_absent_writes_once,
+    delete_and_exists_report_presence,
+    expire_sets_a_new_ttl,
+    take_hands_a_value_to_exactly_one_caller,
+    incr_is_exact_under_1000_concurrent_tasks,
+    incr_refuses_to_overflow_and_changes_nothing,
+    incr_applies_the_default_ttl_only_to_new_keys,
+    counters_read_back_as_integers_under_every_codec,
+    incr_on_non_integers_is_an_error,
+    hostile_keys_never_collide,
+    undecodable_bytes_give_a_decode_error_naming_the_key,
+    invalid_ttls_are_refused_before_sending,
+    oversized_values_are_refused_before_sending,
+);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ModelPrice {
+    model: String,
+    input_per_1k: f64,
+    output_per_1k: f64,
+    tags: Vec<String>,
+    tier: Tier,
+    note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Tier {
+    Free,
+    Paid { monthly_cents: u64 },
+}
+
+fn price(model: &str) -> ModelPrice {
+    ModelPrice {
+        model: model.to_owned(),
+        input_per_1k: 0.03,
+        output_per_1k: 0.06,
+        tags: vec!["chat".into(), "ünïcode ✓".into()],
+        tier: Tier::Paid {
+            monthly_cents: 2_000,
+        },
+        note: None,
+    }
+}
+
+fn codecs() -> [Codec; 3] {
+    [Codec::Json, Codec::Bincode, Codec::MsgPack]
+}
+
+/// Polls until `key` is gone, failing after `limit`.
+async fn wait_until_gone(
+    prices: &cache::TypedCache<String, ModelPrice>,
+    key: &str,
+    limit: Duration,
+) {
+    let started = Instant::now();
+    while prices.exists(key).await.unwrap() {
+        assert!(
+            started.elapsed() < limit,
+            "{key} still present after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn round_trips_in_every_codec(env: Env) {
+    for codec in codecs() {
+        let prices = env
+            .cache
+            .keyspace(format!("price-{}", codec.name()))
+            .codec(codec)
+            .typed::<String, ModelPrice>()
+            .unwrap();
+        let mut value = price("gpt-4");
+        prices.set("gpt-4", &value).await.unwrap();
+        assert_eq!(
+            prices.get("gpt-4").await.unwrap(),
+            Some(value.clone()),
+            "{codec:?}"
+        );
+
+        value.tier = Tier::Free;
+        value.note = Some("overwritten".into());
+        prices.set("gpt-4", &value).await.unwrap();
+        assert_eq!(prices.get("gpt-4").await.unwrap(), Some(value), "{codec:?}");
+        assert_eq!(prices.get("missing").await.unwrap(), None, "{codec:?}");
+    }
+}
+
+async fn default_ttl_is_applied_and_expires(env: Env) {
+    let prices = env
+        .cache
+        .keyspace("price")
+        .ttl(Duration::from_millis(300))
+        .typed::<String, ModelPrice>()
+        .unwrap();
+    prices.set("gpt-4", &price("gpt-4")).await.unwrap();
+    let left = prices.ttl("gpt-4").await.unwrap().remaining().unwrap();
+    assert!(
+        left > Duration::ZERO && left <= Duration::from_millis(300),
+        "{left:?}"
+    );
+    wait_until_gone(&prices, "gpt-4", Duration::from_secs(3)).await;
+    assert_eq!(prices.get("gpt-4").await.unwrap(), None);
+    assert_eq!(prices.ttl("gpt-4").await.unwrap(), Ttl::Missing);
+}
+
+async fn set_with_ttl_overrides_and_expires(env: Env) {
+    let prices = env
+        .cache
+        .keyspace("price")
+        .ttl(Duration::from_secs(3600))
+        .typed::<String, ModelPrice>()
+        .unwrap();
+    prices
+        .set_with_ttl("short", &price("short"), Duration::from_millis(200))
+        .await
+        .unwrap();
+    prices.set("long", &price("long")).await.unwrap();
+    let short = prices.ttl("short").await.unwrap().remaining().unwrap();
+    assert!(short <= Duration::from_millis(200), "{short:?}");
+    let long = prices.ttl("long").await.unwrap().remaining().unwrap();
+    assert!(long > Duration::from_secs(3500), "{long:?}");
+    wait_until_gone(&prices, "short", Duration::from_secs(3)).await;
+    assert!(prices.exists("long").await.unwrap());
+
+    // `with_ttl` is a per-use override that leaves the original alone.
+    let brief = prices.with_ttl(Duration::from_millis(150)).unwrap();
+    brief.set("brief", &price("brief")).await.unwrap();
+    assert!(brief.ttl("brief").await.unwrap().remaining().unwrap() <= Duration::from_millis(150));
+    assert_eq!(prices.default_ttl(), Some(Duration::from_secs(3600)));
+}
+
+async fn no_ttl_means_persistent(env: Env) {
+    let names = env.cache.keyspace("name").typed::<u64, String>().unwrap();
+    assert_eq!(names.ttl(&1).await.unwrap(), Ttl::Missing);
+    names.set(&1, &"ada".to_owned()).await.unwrap();
+    assert_eq!(names.ttl(&1).await.unwrap(), Ttl::Persistent);
+    // A plain `set` replaces an expiry too, as Redis' SET does.
+    names
+        .set_with_ttl(&2, &"bob".to_owned(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    names.set(&2, &"bob".to_owned()).await.unwrap();
+    assert_eq!(names.ttl(&2).await.unwrap(), Ttl::Persistent);
+}
+
+async fn set_if_absent_writes_once(env: Env) {
+    let owners = env
+        .cache
+        .keyspace("owner")
+        .ttl(Duration::from_secs(30))
+        .typed::<String, String>()
+        .unwrap();
+    assert!(owners.set_if_absent("job", &"a".to_owned()).await.unwrap());
+    assert!(!owners.set_if_absent("job", &"b".to_owned()).await.unwrap());
+    assert_eq!(owners.get("job").await.unwrap().as_deref(), Some("a"));
+    assert!(owners.ttl("job").await.unwrap().remaining().is_some());
+
+    // Of many concurrent writers exactly one wins.
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let owners = owners.clone();
+        tasks.push(tokio::spawn(async move {
+            owners
+                .set_if_absent("race", &format!("w{i}"))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut winners = 0;
+    for task in tasks {
+        winners += usize::from(task.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+}
+
+async fn delete_and_exists_report_presence(env: Env) {
+    let names = env
+        .cache
+        .keyspace("name")
+        .typed::<String, String>()
+        .unwrap();
+    assert!(!names.exists("a").await.unwrap());
+    assert!(!names.delete("a").await.unwrap());
+    names.set("a", &"x".to_owned()).await.unwrap();
+    assert!(names.exists("a").await.unwrap());
+    assert!(names.delete("a").await.unwrap());
+    assert!(!names.exists("a").await.unwrap());
+    assert_eq!(names.get("a").await.unwrap(), None);
+}
+
+async fn expire_sets_a_new_ttl(env: Env) {
+    let names = env
+        .cache
+        .keyspace("name")
+        .typed::<String, String>()
+        .unwrap();
+    assert!(!names.expire("a", Duration::from_secs(5)).await.unwrap());
+    names.set("a", &"x".to_owned()).await.unwrap();
+    assert!(names.expire("a", Duration::from_secs(5)).await.unwrap());
+    let left = names.ttl("a").await.unwrap().remaining().unwrap();
+    assert!(
+        left > Duration::from_secs(4) && left <= Duration::from_secs(5),
+        "{left:?}"
+    );
+}
+
+async fn take_hands_a_value_to_exactly_one_caller(env: Env) {
+    let codes = env.cache.keyspace("otp").typed::<String, u32>().unwrap();
+    codes.set("alice", &123_456).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let codes = codes.clone();
+        tasks.push(tokio::spawn(
+            async move { codes.take("alice").await.unwrap() },
+        ));
+    }
+    let mut taken = Vec::new();
+    for task in tasks {
+        taken.extend(task.await.unwrap());
+    }
+    assert_eq!(taken, [123_456]);
+    assert!(!codes.exists("alice").await.unwrap());
+}
+
+async fn incr_is_exact_under_1000_concurrent_tasks(env: Env) {
+    let calls = env.cache.keyspace("calls").typed::<String, i64>().unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..1_000 {
+        let calls = calls.clone();
+        tasks.push(tokio::spawn(async move {
+            calls.incr("user-1", 1).await.unwrap()
+        }));
+    }
+    let mut seen = HashSet::new();
+    for task in tasks {
+        assert!(
+            seen.insert(task.await.unwrap()),
+            "a value was returned twice"
+        );
+    }
+    assert_eq!(seen, (1..=1_000).collect::<HashSet<i64>>());
+    assert_eq!(calls.get("user-1").await.unwrap(), Some(1_000));
+}
+
+async fn incr_refuses_to_overflow_and_changes_nothing(env: Env) {
+    let wide = env.cache.keyspace("wide").typed::<String, i64>().unwrap();
+    wide.set("n", &(i64::MAX - 1)).await.unwrap();
+    assert_eq!(wide.incr("n", 1).await.unwrap(), i64::MAX);
+    let err = wide.incr("n", 1).await.unwrap_err();
+    assert!(matches!(err, Error::Overflow { .. }), "{err:?}");
+    assert_eq!(err.key(), Some(wide.key("n").as_str()));
+    assert_eq!(wide.get("n").await.unwrap(), Some(i64::MAX));
+    wide.set("low", &i64::MIN).await.unwrap();
+    assert!(matches!(
+        wide.incr("low", -1).await,
+        Err(Error::Overflow { .. })
+    ));
+
+    let narrow = env.cache.keyspace("narrow").typed::<String, u8>().unwrap();
+    assert_eq!(narrow.incr("n", 250).await.unwrap(), 250);
+    assert!(matches!(
+        narrow.incr("n", 6).await,
+        Err(Error::Overflow { .. })
+    ));
+    assert_eq!(narrow.get("n").await.unwrap(), Some(250));
+    // Going below zero on a key that did not exist leaves no key behind.
+    assert!(matches!(
+        narrow.incr("fresh", -1).await,
+        Err(Error::Overflow { .. })
+    ));
+    assert!(!narrow.exists("fresh").await.unwrap());
+
+    let unsigned = env
+        .cache
+        .keyspace("unsigned")
+        .typed::<String, u64>()
+        .unwrap();
+    assert!(matches!(
+        unsigned.incr("n", -1).await,
+        Err(Error::Overflow { .. })
+    ));
+    assert_eq!(unsigned.incr("n", i64::MAX).await.unwrap(), i64::MAX as u64);
+}
+
+async fn incr_applies_the_default_ttl_only_to_new_keys(env: Env) {
+    let calls = env
+        .cache
+        .keyspace("calls")
+        .ttl(Duration::from_secs(60))
+        .typed::<String, u32>()
+        .unwrap();
+    assert_eq!(calls.incr("u", 1).await.unwrap(), 1);
+    let first = calls.ttl("u").await.unwrap().remaining().unwrap();
+    assert!(first > Duration::from_secs(59), "{first:?}");
+    // A later increment keeps the window's original expiry instead of extending it.
+    calls.expire("u", Duration::from_secs(10)).await.unwrap();
+    assert_eq!(calls.incr("u", 1).await.unwrap(), 2);
+    let later = calls.ttl("u").await.unwrap().remaining().unwrap();
+    assert!(later <= Duration::from_secs(10), "{later:?}");
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct MessageSeq(i64);
+
+async fn counters_read_back_as_integers_under_every_codec(env: Env) {
+    for codec in codecs() {
+        let seqs = env
+            .cache
+            .keyspace(format!("seq-{}", codec.name()))
+            .codec(codec)
+            .typed::<u64, MessageSeq>()
+            .unwrap();
+        assert_eq!(seqs.incr(&7, 1).await.unwrap(), MessageSeq(1));
+        assert_eq!(seqs.incr(&7, 41).await.unwrap(), MessageSeq(42));
+        assert_eq!(
+            seqs.get(&7).await.unwrap(),
+            Some(MessageSeq(42)),
+            "{codec:?}"
+        );
+        seqs.set(&7, &MessageSeq(100)).await.unwrap();
+        assert_eq!(
+            seqs.incr(&7, 1).await.unwrap(),
+            MessageSeq(101),
+            "{codec:?}"
+        );
+    }
+}
+
+async fn incr_on_non_integers_is_an_error(env: Env) {
+    let names = env
+        .cache
+        .keyspace("name")
+        .typed::<String, String>()
+        .unwrap();
+    names.set("a", &"ada".to_owned()).await.unwrap();
+    let err = names.incr("a", 1).await.unwrap_err();
+    assert!(err.is_config(), "{err:?}");
+    assert!(err.to_string().contains(&names.key("a")), "{err}");
+
+    let counts = env.cache.keyspace("name").typed::<String, i64>().unwrap();
+    let err = counts.incr("a", 1).await.unwrap_err();
+    assert!(matches!(err, Error::NotAnInteger { .. }), "{err:?}");
+    assert_eq!(names.get("a").await.unwrap().as_deref(), Some("ada"));
+}
+
+fn hostile_keys() -> Vec<String> {
+    let mut keys: Vec<String> = [
+        "", " ", "a", "a:b", "a%3Ab", "a,b", "*", "?", "[a-z]", "{tag}", "{", "}", "a b", "a\nb",
+        "a\r\nb", "\t", "\\", "%", "%%", "%25", "ключ", "键", "🔑", "e\u{301}", "é", "v1:x",
+        "x:v1:y", "#", "#abc", "-1", "0", ".", "..", "_",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    keys.push("k".repeat(10 * 1024));
+    keys.push(format!("{}x", "k".repeat(10 * 1024)));
+    keys.push("é".repeat(5 * 1024));
+    keys
+}
+
+async fn hostile_keys_never_collide(env: Env) {
+    let values = env
+        .cache
+        .keyspace("hostile")
+        .typed::<String, u64>()
+        .unwrap();
+    let keys = hostile_keys();
+    let full: HashSet<String> = keys.iter().map(|k| values.key(k.as_str())).collect();
+    assert_eq!(full.len(), keys.len(), "two keys mapped to one Redis key");
+    for (i, key) in keys.iter().enumerate() {
+        values.set(key.as_str(), &(i as u64)).await.unwrap();
+    }
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(
+            values.get(key.as_str()).await.unwrap(),
+            Some(i as u64),
+            "key {key:.40?}"
+        );
+        let full_key = values.key(key.as_str());
+        assert!(full_key.len() < 400, "long keys are digested");
+        assert!(
+            !full_key.contains(['{', '}', '*', '?', '[', ' ', '\n']),
+            "{full_key:.80}"
+        );
+    }
+
+    // Tuple keys: the parts stay apart however they are split.
+    let pairs = env
+        .cache
+        .keyspace("pair")
+        .typed::<(String, String), u64>()
+        .unwrap();
+    pairs
+        .set(&("a,b".to_owned(), "c".to_owned()), &1)
+        .await
+        .unwrap();
+    pairs
+        .set(&("a".to_owned(), "b,c".to_owned()), &2)
+        .await
+        .unwrap();
+    assert_eq!(
+        pairs
+            .get(&("a,b".to_owned(), "c".to_owned()))
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        pairs
+            .get(&("a".to_owned(), "b,c".to_owned()))
+            .await
+            .unwrap(),
+        Some(2)
+    );
+}
+
+async fn undecodable_bytes_give_a_decode_error_naming_the_key(env: Env) {
+    for codec in codecs() {
+        let prices = env
+            .cache
+            .keyspace(format!("price-{}", codec.name()))
+            .codec(codec)
+            .typed::<String, ModelPrice>()
+            .unwrap();
+        let full_key = prices.key("gpt-4");
+        env.write_raw(&full_key, b"\xff\x00garbage{").await;
+        let err = prices.get("gpt-4").await.unwrap_err();
+        assert!(err.is_decode(), "{codec:?}: {err:?}");
+        assert_eq!(err.key(), Some(full_key.as_str()));
+        assert!(err.to_string().contains(&full_key), "{err}");
+        let err = prices.take("gpt-4").await.unwrap_err();
+        assert!(err.is_decode(), "{codec:?}: {err:?}");
+    }
+}
+
+async fn invalid_ttls_are_refused_before_sending(env: Env) {
+    let names = env
+        .cache
+        .keyspace("name")
+        .typed::<String, String>()
+        .unwrap();
+    let value = "x".to_owned();
+    for ttl in [
+        Duration::ZERO,
+        Duration::from_micros(500),
+        MAX_TTL + Duration::from_millis(1),
+    ] {
+        let err = names.set_with_ttl("a", &value, ttl).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidTtl { .. }), "{ttl:?}: {err:?}");
+        assert_eq!(err.key(), Some(names.key("a").as_str()));
+        assert!(!names.exists("a").await.unwrap(), "nothing was written");
+        assert!(names.expire("a", ttl).await.is_err());
+    }
+    assert!(matches!(
+        env.cache
+            .keyspace("name")
+            .ttl(Duration::ZERO)
+            .typed::<String, String>(),
+        Err(Error::InvalidTtl { .. })
+    ));
+    // The largest accepted TTL is really accepted.
+    names.set_with_ttl("max", &value, MAX_TTL).await.unwrap();
+    assert!(names.ttl("max").await.unwrap().remaining().is_some());
+}
+
+async fn oversized_values_are_refused_before_sending(env: Env) {
+    let small = match &env.redis {
+        Some(redis) => Cache::builder()
+            .url(redis.url())
+            .namespace(redis.namespace())
+            .max_value_size(1024)
+            .build()
+            .await
+            .unwrap(),
+        None => Cache::builder()
+            .max_value_size(1024)
+            .build_memory()
+            .unwrap(),
+    };
+    let blobs = small.keyspace("blob").typed::<String, String>().unwrap();
+    let err = blobs.set("big", &"x".repeat(2000)).await.unwrap_err();
+    match &err {
+        Error::ValueTooLarge { size, max, .. } => assert_eq!((*size, *max), (2002, 1024)),
+        other => panic!("expected ValueTooLarge, got {other:?}"),
+    }
+    assert!(!blobs.exists("big").await.unwrap());
+    blobs.set("fits", &"x".repeat(1000)).await.unwrap();
+    assert_eq!(
+        blobs.get("fits").await.unwrap().map(|s| s.len()),
+        Some(1000)
+    );
+}
