@@ -225,4 +225,56 @@ mod tests {
         let edge = "y".repeat(MAX_KEY_PART_LEN);
         assert_eq!(space.key(edge.as_str()), format!("p:v1:{edge}"));
     }
+
+    mod injective {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Strings rich in the characters that escaping and digests must keep apart,
+        /// sometimes long enough to be digested.
+        fn part() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[a-c:,%#{}*?. _\\\n-]{0,6}",
+                any::<String>(),
+                "[ab%:]{250,262}",
+            ]
+        }
+
+        fn space() -> impl Strategy<Value = (Option<String>, String, u32)> {
+            (proptest::option::of(part()), "[a-c._-]{1,4}", 1u32..4)
+        }
+
+        fn full<K: CacheKey + ?Sized>(space: &(Option<String>, String, u32), key: &K) -> String {
+            KeySpace::new(space.0.as_deref(), &space.1, space.2).key(key)
+        }
+
+        proptest! {
+            #[test]
+            fn distinct_strings_give_distinct_keys(sa in space(), a in part(), sb in space(), b in part()) {
+                prop_assume!((&sa, &a) != (&sb, &b));
+                prop_assert_ne!(full(&sa, a.as_str()), full(&sb, b.as_str()));
+            }
+
+            #[test]
+            fn distinct_tuples_give_distinct_keys(
+                sa in space(), a in (part(), part(), any::<i64>()),
+                sb in space(), b in (part(), part(), any::<i64>()),
+            ) {
+                prop_assume!((&sa, &a) != (&sb, &b));
+                prop_assert_ne!(full(&sa, &a), full(&sb, &b));
+            }
+
+            #[test]
+            fn tuples_never_meet_plain_strings(s in space(), a in (part(), part()), b in part()) {
+                prop_assert_ne!(full(&s, &a), full(&s, b.as_str()));
+            }
+
+            #[test]
+            fn keys_hold_no_glob_or_hash_tag_characters(s in space(), a in part()) {
+                let key = full(&s, a.as_str());
+                let special = key.contains(['{', '}', '*', '?', '[', ']', '\\', ' ', '\n']);
+                prop_assert!(!special, "special character in {}", key);
+            }
+        }
+    }
 }

@@ -59,14 +59,12 @@ impl TestRedis {
     /// (e.g. `--appendonly yes`). Always spawns, since the arguments matter.
     pub fn start_with(test: &str, extra_args: &[&str]) -> Self {
         let namespace = unique_namespace(test);
-        if extra_args.is_empty() {
-            if let Ok(url) = std::env::var("CACHE_TEST_REDIS_URL") {
-                return TestRedis {
-                    url,
-                    namespace,
-                    server: None,
-                };
-            }
+        if let (true, Ok(url)) = (extra_args.is_empty(), std::env::var("CACHE_TEST_REDIS_URL")) {
+            return TestRedis {
+                url,
+                namespace,
+                server: None,
+            };
         }
         let dir = std::env::temp_dir().join(format!("cache-test-{namespace}"));
         if let Err(err) = std::fs::create_dir_all(&dir) {

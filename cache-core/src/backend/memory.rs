@@ -1,9 +1,9 @@
 //! The embedded in-process backend: a map behind a mutex, with real TTLs.
 //!
 //! Expired entries are invisible at once and are purged by a sweep that runs
-//! when the map has taken as many writes as it holds entries, or a second has
-//! passed since the last sweep, so memory stays proportional to live keys at an
-//! amortized O(1) cost per write.
+//! once the writes since the last sweep outnumber the entries that sweep kept
+//! (at least [`MIN_SWEEP_WRITES`]), or a second has passed. So the map holds at
+//! most about twice its live entries, at an amortized O(1) cost per write.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -13,6 +13,7 @@ use super::{Bounds, SetMode, Ttl};
 use crate::error::{Error, Result};
 
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+const MIN_SWEEP_WRITES: usize = 64;
 
 #[derive(Debug)]
 struct Entry {
@@ -30,6 +31,7 @@ impl Entry {
 struct State {
     entries: HashMap<String, Entry>,
     writes_since_sweep: usize,
+    kept_by_last_sweep: usize,
     last_sweep: Instant,
 }
 
@@ -48,11 +50,12 @@ impl State {
 
     fn note_write(&mut self, now: Instant) {
         self.writes_since_sweep += 1;
-        if self.writes_since_sweep >= self.entries.len()
+        if self.writes_since_sweep > self.kept_by_last_sweep.max(MIN_SWEEP_WRITES)
             || now.duration_since(self.last_sweep) >= SWEEP_INTERVAL
         {
             self.entries.retain(|_, entry| entry.is_live(now));
             self.writes_since_sweep = 0;
+            self.kept_by_last_sweep = self.entries.len();
             self.last_sweep = now;
         }
     }
@@ -69,6 +72,7 @@ impl Default for MemoryBackend {
             state: Mutex::new(State {
                 entries: HashMap::new(),
                 writes_since_sweep: 0,
+                kept_by_last_sweep: 0,
                 last_sweep: Instant::now(),
             }),
         }

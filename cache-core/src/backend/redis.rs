@@ -128,7 +128,7 @@ impl RedisBackend {
         cmd.arg(key).arg(value);
         if let Some(ttl) = ttl {
             let millis = ttl_millis(ttl);
-            if millis % 1000 == 0 {
+            if millis.is_multiple_of(1000) {
                 cmd.arg("EX").arg(millis / 1000);
             } else {
                 cmd.arg("PX").arg(millis);

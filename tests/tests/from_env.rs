@@ -1,0 +1,33 @@
+//! `CacheBuilder::from_env`, alone in its test binary: setting an environment
+//! variable is only sound while no other thread reads the environment.
+
+use cache_core::Cache;
+use cache_tests::TestRedis;
+use redis::AsyncCommands;
+
+#[test]
+fn from_env_reads_the_named_variable() {
+    let redis = TestRedis::start("from-env");
+    #[allow(unsafe_code)]
+    // SAFETY: this binary's only test runs here, before any runtime thread exists.
+    unsafe {
+        std::env::set_var("BURNCLOUD_REDIS_URL", redis.url())
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let cache = Cache::builder()
+            .from_env("BURNCLOUD_REDIS_URL")
+            .namespace(redis.namespace())
+            .build()
+            .await
+            .unwrap();
+        let names = cache.keyspace("name").typed::<String, String>().unwrap();
+        names.set("a", &"x".to_owned()).await.unwrap();
+        let mut raw = redis.raw().await;
+        let exists: bool = raw.exists(names.key("a")).await.unwrap();
+        assert!(exists, "the write reached the server named by the variable");
+    });
+}

@@ -1,0 +1,206 @@
+//! What only a real Redis can show: key names and TTLs seen from outside with
+//! raw commands, other Redis types, connection errors and reconnection.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use cache_core::{Cache, Codec};
+use cache_tests::TestRedis;
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct ModelPrice {
+    model: String,
+    input_per_1k: f64,
+}
+
+#[tokio::test]
+async fn keys_and_ttls_in_redis_are_exactly_as_documented() {
+    let redis = TestRedis::start("layout");
+    let cache = redis.cache().await;
+    let ns = redis.namespace();
+    let prices = cache
+        .keyspace("price")
+        .ttl(Duration::from_secs(300))
+        .version(2)
+        .typed::<String, ModelPrice>()
+        .unwrap();
+    let value = ModelPrice {
+        model: "gpt-4".into(),
+        input_per_1k: 0.03,
+    };
+    prices.set("gpt-4", &value).await.unwrap();
+
+    let mut raw = redis.raw().await;
+    let expected = format!("{ns}:price:v2:gpt-4");
+    assert_eq!(prices.key("gpt-4"), expected);
+    let ttl: i64 = raw.ttl(&expected).await.unwrap();
+    assert!((299..=300).contains(&ttl), "TTL {ttl}");
+    let stored: String = raw.get(&expected).await.unwrap();
+    assert_eq!(stored, r#"{"model":"gpt-4","input_per_1k":0.03}"#);
+
+    // Sub-second TTLs are sent with PX and keep their precision.
+    prices
+        .set_with_ttl("fast", &value, Duration::from_millis(1500))
+        .await
+        .unwrap();
+    let pttl: i64 = raw.pttl(format!("{ns}:price:v2:fast")).await.unwrap();
+    assert!((1000..=1500).contains(&pttl), "PTTL {pttl}");
+
+    // Hostile keys are escaped; tuple and integer keys as documented.
+    prices.set("a:b {c}*", &value).await.unwrap();
+    let escaped: bool = raw
+        .exists(format!("{ns}:price:v2:a%3Ab%20%7Bc%7D%2A"))
+        .await
+        .unwrap();
+    assert!(escaped);
+    let pairs = cache.keyspace("pair").typed::<(u64, String), u8>().unwrap();
+    pairs.set(&(7, "x y".to_owned()), &1).await.unwrap();
+    let pair: u8 = raw.get(format!("{ns}:pair:v1:7,x%20y")).await.unwrap();
+    assert_eq!(pair, 1);
+    let persistent: i64 = raw.ttl(format!("{ns}:pair:v1:7,x%20y")).await.unwrap();
+    assert_eq!(persistent, -1, "no TTL configured means no expiry");
+
+    // A counter is a plain Redis integer whatever the codec.
+    let seqs = cache
+        .keyspace("seq")
+        .codec(Codec::MsgPack)
+        .typed::<u64, i64>()
+        .unwrap();
+    seqs.incr(&42, 5).await.unwrap();
+    let seq: i64 = raw.get(format!("{ns}:seq:v1:42")).await.unwrap();
+    assert_eq!(seq, 5);
+}
+
+#[tokio::test]
+async fn a_key_holding_a_list_gives_a_wrong_type_error() {
+    let redis = TestRedis::start("wrongtype");
+    let cache = redis.cache().await;
+    let names = cache.keyspace("name").typed::<String, String>().unwrap();
+    let counts = cache.keyspace("name").typed::<String, i64>().unwrap();
+    let full_key = names.key("list");
+    let mut raw = redis.raw().await;
+    let _: i64 = raw.lpush(&full_key, "item").await.unwrap();
+
+    let err = names.get("list").await.unwrap_err();
+    assert!(err.is_wrong_type(), "{err:?}");
+    assert_eq!(err.key(), Some(full_key.as_str()));
+    assert!(names.take("list").await.unwrap_err().is_wrong_type());
+    assert!(counts.incr("list", 1).await.unwrap_err().is_wrong_type());
+    // Overwriting with SET is allowed, as in Redis.
+    names.set("list", &"now a string".to_owned()).await.unwrap();
+    assert_eq!(
+        names.get("list").await.unwrap().as_deref(),
+        Some("now a string")
+    );
+}
+
+#[tokio::test]
+async fn the_raw_connection_reaches_the_same_server() {
+    let redis = TestRedis::start("raw");
+    let cache = redis.cache().await;
+    let names = cache.keyspace("name").typed::<String, String>().unwrap();
+    names.set("a", &"x".to_owned()).await.unwrap();
+    let mut conn = cache.redis_connection().unwrap();
+    let stored: String = conn.get(names.key("a")).await.unwrap();
+    assert_eq!(stored, "\"x\"");
+}
+
+#[tokio::test]
+async fn a_bad_url_is_a_config_error_without_the_password() {
+    for url in [
+        "redis://:hunter2@",
+        "http://:hunter2@localhost",
+        "redis://:hunter2@host:notaport",
+    ] {
+        let err = Cache::builder().url(url).build().await.unwrap_err();
+        assert!(err.is_config(), "{url}: {err:?}");
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("***"), "{shown}");
+    }
+    let err = Cache::builder().namespace("").build().await.unwrap_err();
+    assert!(err.to_string().contains("namespace"), "{err}");
+}
+
+#[tokio::test]
+async fn a_refused_connection_names_the_redacted_url() {
+    // Bind then drop a listener: nothing listens on that port now.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://user:hunter2@127.0.0.1:{port}/0");
+    let started = Instant::now();
+    let err = Cache::builder()
+        .url(&url)
+        .timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(
+        err.to_string()
+            .contains(&format!("redis://user:***@127.0.0.1:{port}/0")),
+        "{err}"
+    );
+    assert!(err.is_connection() || err.is_timeout(), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_within_the_timeout() {
+    // Accepts TCP connections but never speaks Redis.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let started = Instant::now();
+    let err = Cache::builder()
+        .url(format!("redis://:pw@127.0.0.1:{port}"))
+        .timeout(Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(elapsed < Duration::from_millis(800), "{elapsed:?}");
+    assert!(
+        err.to_string()
+            .contains(&format!("redis://:***@127.0.0.1:{port}")),
+        "{err}"
+    );
+    drop(listener);
+}
+
+#[tokio::test]
+async fn the_same_handle_works_again_after_a_server_restart() {
+    let mut redis = TestRedis::start_with("restart", &["--appendonly", "no"]);
+    let cache = redis.cache_with_timeout(Duration::from_millis(500)).await;
+    let names = cache.keyspace("name").typed::<String, String>().unwrap();
+    names.set("before", &"x".to_owned()).await.unwrap();
+
+    redis.kill();
+    let err = names.get("before").await.unwrap_err();
+    assert!(err.is_connection() || err.is_timeout(), "{err:?}");
+    redis.restart();
+
+    let started = Instant::now();
+    loop {
+        match names.set("after", &"y".to_owned()).await {
+            Ok(()) => break,
+            Err(err) => assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "handle did not recover within 2 s: {err:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(names.get("after").await.unwrap().as_deref(), Some("y"));
+    assert!(matches!(names.get("missing").await, Ok(None)));
+}
