@@ -215,9 +215,9 @@ impl fmt::Debug for CacheBuilder {
 }
 
 impl CacheBuilder {
-    /// The server: `redis://[user[:password]@]host[:port][/db]`, `rediss://...`
-    /// (TLS, when redis-rs is built with a TLS feature) or `redis+unix:///path?db=N`.
-    /// Defaults to [`DEFAULT_URL`].
+    /// The server: `redis://[user[:password]@]host[:port][/db]` or
+    /// `redis+unix:///path?db=N`. Defaults to [`DEFAULT_URL`]. TLS (`rediss://`)
+    /// is not supported yet and gives [`Error::Config`].
     ///
     /// ```
     /// let builder = cache_core::Cache::builder().url("redis://:secret@10.0.0.5:6380/2");
@@ -339,6 +339,12 @@ impl CacheBuilder {
             },
         };
         let redacted = redact_url(&url);
+        if url.starts_with("rediss://") {
+            return Err(Error::config(format!(
+                "`{redacted}` asks for TLS, which this build of cache-core does not support yet; \
+                 use a redis:// URL (e.g. through a TLS-terminating proxy)"
+            )));
+        }
         let client = redis::Client::open(url.as_str()).map_err(|err| {
             Error::config(format!(
                 "invalid Redis URL `{redacted}`: {}",

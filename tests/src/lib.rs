@@ -89,6 +89,15 @@ impl TestRedis {
         panic!("could not start redis-server: {last_error}");
     }
 
+    /// Starts a spawned server that also listens on a Unix socket, and returns
+    /// it with its `redis+unix://` URL.
+    pub fn start_with_unix_socket(test: &str) -> (Self, String) {
+        let socket = std::env::temp_dir().join(format!("{}.sock", unique_namespace(test)));
+        let socket_arg = socket.display().to_string();
+        let redis = Self::start_with(test, &["--unixsocket", &socket_arg]);
+        (redis, format!("redis+unix://{socket_arg}"))
+    }
+
     /// The server's URL.
     pub fn url(&self) -> &str {
         &self.url

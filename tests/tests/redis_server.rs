@@ -125,6 +125,35 @@ async fn a_bad_url_is_a_config_error_without_the_password() {
 }
 
 #[tokio::test]
+async fn unix_socket_urls_work() {
+    let (redis, url) = TestRedis::start_with_unix_socket("unix");
+    let cache = Cache::builder()
+        .url(&url)
+        .namespace(redis.namespace())
+        .build()
+        .await
+        .unwrap();
+    let names = cache.keyspace("name").typed::<String, String>().unwrap();
+    names.set("a", &"via socket".to_owned()).await.unwrap();
+    let mut raw = redis.raw().await;
+    let stored: String = raw.get(names.key("a")).await.unwrap();
+    assert_eq!(stored, "\"via socket\"");
+}
+
+#[tokio::test]
+async fn tls_urls_without_tls_support_are_a_clear_config_error() {
+    let err = Cache::builder()
+        .url("rediss://:hunter2@127.0.0.1:6380")
+        .build()
+        .await
+        .unwrap_err();
+    assert!(err.is_config(), "{err:?}");
+    let shown = err.to_string();
+    assert!(shown.contains("rediss://:***@127.0.0.1:6380"), "{shown}");
+    assert!(shown.contains("TLS"), "{shown}");
+}
+
+#[tokio::test]
 async fn a_refused_connection_names_the_redacted_url() {
     // Bind then drop a listener: nothing listens on that port now.
     let port = TcpListener::bind("127.0.0.1:0")
