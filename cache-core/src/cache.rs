@@ -6,9 +6,13 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::Cacheable;
 use crate::backend::{Backend, MemoryBackend, RedisBackend};
 use crate::error::{Error, Result, redact_url};
-use crate::typed::KeyspaceBuilder;
+use crate::typed::{KeyspaceBuilder, TypedCache};
 
 /// The URL `from_env` falls back to when its variable is unset.
 pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
@@ -112,6 +116,30 @@ impl Cache {
     /// ```
     pub fn keyspace(&self, prefix: impl Into<String>) -> KeyspaceBuilder {
         KeyspaceBuilder::new(self.clone(), prefix.into())
+    }
+
+    /// The typed cache of a [`Cacheable`] type, with its prefix, version, TTL and
+    /// codec. Per-call overrides ([`TypedCache::set_with_ttl`],
+    /// [`TypedCache::with_ttl`]) still apply.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// use cache_core::Cacheable;
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize, Cacheable, Debug, PartialEq)]
+    /// #[cache(prefix = "seq", key_type = "u64")]
+    /// struct MessageSeq(i64);
+    ///
+    /// let seqs = cache_core::Cache::memory().typed::<MessageSeq>();
+    /// assert_eq!(seqs.incr(&42, 1).await?, MessageSeq(1));
+    /// assert_eq!(seqs.get(&42).await?, Some(MessageSeq(1)));
+    /// # Ok(()) }
+    /// ```
+    pub fn typed<T>(&self) -> TypedCache<T::Key, T>
+    where
+        T: Cacheable + Serialize + DeserializeOwned,
+    {
+        TypedCache::from_parts(self.clone(), T::PREFIX, T::VERSION, T::TTL, T::CODEC)
     }
 
     /// The global namespace every key starts with, if one was set.

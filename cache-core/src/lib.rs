@@ -26,6 +26,7 @@
 
 mod backend;
 mod cache;
+mod cacheable;
 mod codec;
 mod error;
 mod integer;
@@ -34,10 +35,15 @@ mod typed;
 
 pub use crate::backend::Ttl;
 pub use crate::cache::{Cache, CacheBuilder, DEFAULT_MAX_VALUE_SIZE, DEFAULT_TIMEOUT, DEFAULT_URL};
+pub use crate::cacheable::{Cacheable, KeyedCacheable};
 pub use crate::codec::Codec;
 pub use crate::error::{BoxError, Error, Result, redact_url};
 pub use crate::key::{CacheKey, MAX_KEY_PART_LEN, escape_into, is_valid_prefix};
 pub use crate::typed::{KeyspaceBuilder, MAX_TTL, TypedCache};
+
+/// `#[derive(Cacheable)]`: see [`Cacheable`] for the attributes.
+#[cfg(feature = "derive")]
+pub use cache_derive::Cacheable;
 
 /// The redis-rs crate this toolkit is built on, for use with [`Cache::redis_connection`].
 pub use redis;

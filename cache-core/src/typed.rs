@@ -8,12 +8,12 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::Ttl;
 use crate::backend::SetMode;
 use crate::cache::Cache;
 use crate::codec::{Codec, ValueFormat};
 use crate::error::{Error, Result};
 use crate::key::{CacheKey, KeySpace, is_valid_prefix};
+use crate::{KeyedCacheable, Ttl};
 
 /// The longest TTL accepted: Redis keeps expiry times as milliseconds in an
 /// `i64` counted from the Unix epoch, so half that range leaves room for "now".
@@ -566,5 +566,56 @@ where
         let bytes = value.to_string().into_bytes();
         self.decode(&full_key, Some(bytes))?
             .ok_or(Error::NotAnInteger { key: full_key })
+    }
+}
+
+impl<K, V> TypedCache<K, V>
+where
+    K: CacheKey,
+    V: KeyedCacheable<Key = K> + Serialize + DeserializeOwned,
+{
+    /// Writes `value` under its own key (its `#[cache(key)]` field) with the
+    /// default TTL.
+    ///
+    /// # Errors
+    /// As [`set`](Self::set).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// use cache_core::Cacheable;
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize, Cacheable)]
+    /// #[cache(prefix = "user", ttl = 60)]
+    /// struct User { #[cache(key)] id: u64, name: String }
+    ///
+    /// let users = cache_core::Cache::memory().typed::<User>();
+    /// users.put(&User { id: 7, name: "ada".into() }).await?;
+    /// assert!(users.exists(&7).await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn put(&self, value: &V) -> Result<()> {
+        self.set(value.cache_key(), value).await
+    }
+
+    /// Writes `value` under its own key, expiring after `ttl`.
+    ///
+    /// # Errors
+    /// As [`set_with_ttl`](Self::set_with_ttl).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// # use std::time::Duration;
+    /// use cache_core::Cacheable;
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize, Cacheable)]
+    /// struct Token { #[cache(key)] jti: String }
+    ///
+    /// let tokens = cache_core::Cache::memory().typed::<Token>();
+    /// tokens.put_with_ttl(&Token { jti: "t1".into() }, Duration::from_secs(30)).await?;
+    /// assert!(tokens.ttl("t1").await?.remaining().is_some());
+    /// # Ok(()) }
+    /// ```
+    pub async fn put_with_ttl(&self, value: &V, ttl: Duration) -> Result<()> {
+        self.set_with_ttl(value.cache_key(), value, ttl).await
     }
 }

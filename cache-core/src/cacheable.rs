@@ -1,0 +1,130 @@
+//! `Cacheable`: what a domain type tells the cache about itself.
+
+use std::time::Duration;
+
+use crate::codec::Codec;
+use crate::key::CacheKey;
+
+/// A type that knows how it is cached: its key type, key prefix, schema version,
+/// default TTL and codec. Usually derived:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+/// use cache_core::{Cache, Cacheable};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize, Cacheable, Debug, PartialEq)]
+/// #[cache(prefix = "price", ttl = "5m", version = 2)]
+/// struct ModelPrice {
+///     #[cache(key)]
+///     model: String,
+///     input_per_1k: f64,
+/// }
+///
+/// let cache = Cache::builder().namespace("gateway").build_memory()?;
+/// let prices = cache.typed::<ModelPrice>();
+/// let price = ModelPrice { model: "gpt-4".into(), input_per_1k: 0.03 };
+/// prices.put(&price).await?;
+/// assert_eq!(prices.key("gpt-4"), "gateway:price:v2:gpt-4");
+/// assert_eq!(prices.get("gpt-4").await?, Some(price));
+/// # Ok(()) }
+/// ```
+///
+/// A hand-written impl sets the same items; only `Key` and `PREFIX` are required.
+/// The prefix is escaped like any key part, and a zero TTL is refused on write.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+/// use cache_core::{Cache, Cacheable, Codec};
+/// use serde::{Deserialize, Serialize};
+/// use std::time::Duration;
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Members(Vec<u64>);
+///
+/// impl Cacheable for Members {
+///     type Key = u64; // the group id
+///     const PREFIX: &'static str = "members";
+///     const TTL: Option<Duration> = Some(Duration::from_secs(600));
+///     const CODEC: Codec = Codec::Json;
+/// }
+///
+/// let groups = Cache::memory().typed::<Members>();
+/// groups.set(&7, &Members(vec![1, 2, 3])).await?;
+/// assert_eq!(groups.key(&7), "members:v1:7");
+/// # Ok(()) }
+/// ```
+pub trait Cacheable {
+    /// The type that names an entry (the `#[cache(key)]` field's type when derived).
+    type Key: CacheKey;
+
+    /// The key prefix: non-empty, made of `A-Z a-z 0-9 . _ -`.
+    const PREFIX: &'static str;
+
+    /// The schema version, part of every key (at least 1). Bump it when the type
+    /// changes so that new code never decodes bytes written by old code.
+    const VERSION: u32 = 1;
+
+    /// The TTL given by `set` and `put`; `None` means entries never expire.
+    const TTL: Option<Duration> = None;
+
+    /// The value codec.
+    const CODEC: Codec = Codec::Json;
+}
+
+/// A [`Cacheable`] type that carries its own key, so that
+/// [`TypedCache::put`](crate::TypedCache::put) can store a value under it.
+/// Derived when a field is marked `#[cache(key)]`.
+///
+/// ```
+/// use cache_core::{Cacheable, KeyedCacheable};
+///
+/// #[derive(serde::Serialize, serde::Deserialize, Cacheable)]
+/// struct Session { #[cache(key)] id: String, user: u64 }
+///
+/// let session = Session { id: "abc".into(), user: 1 };
+/// assert_eq!(session.cache_key(), "abc");
+/// ```
+pub trait KeyedCacheable: Cacheable {
+    /// The key this value is stored under.
+    fn cache_key(&self) -> &Self::Key;
+}
+
+/// The `msgpack` codec for the derive: a compile error naming the feature when
+/// it is off, so `codec = "msgpack"` fails at the attribute and not at run time.
+#[cfg(feature = "msgpack")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cacheable_codec_msgpack {
+    () => {
+        $crate::Codec::MsgPack
+    };
+}
+
+#[cfg(not(feature = "msgpack"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cacheable_codec_msgpack {
+    () => {
+        ::core::compile_error!("codec \"msgpack\" needs the `msgpack` feature of cache-core")
+    };
+}
+
+/// The `bincode` codec for the derive, as for `msgpack`.
+#[cfg(feature = "bincode")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cacheable_codec_bincode {
+    () => {
+        $crate::Codec::Bincode
+    };
+}
+
+#[cfg(not(feature = "bincode"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cacheable_codec_bincode {
+    () => {
+        ::core::compile_error!("codec \"bincode\" needs the `bincode` feature of cache-core")
+    };
+}

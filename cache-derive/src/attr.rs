@@ -1,0 +1,186 @@
+//! Reading `#[cache(...)]` attributes, without judging their values yet.
+
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+use syn::{Attribute, Data, DeriveInput, Fields, Lit, LitStr, Member, Path, Type};
+
+/// The errors found so far; all are reported together.
+#[derive(Default)]
+pub(crate) struct Errors(Vec<syn::Error>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, span: Span, message: impl std::fmt::Display) {
+        self.0.push(syn::Error::new(span, message));
+    }
+
+    pub(crate) fn add(&mut self, error: syn::Error) {
+        self.0.push(error);
+    }
+
+    /// One error carrying every message, or `Ok` when there were none.
+    pub(crate) fn finish(self) -> syn::Result<()> {
+        let mut all = self.0.into_iter();
+        let Some(mut first) = all.next() else {
+            return Ok(());
+        };
+        for error in all {
+            first.combine(error);
+        }
+        Err(first)
+    }
+}
+
+/// The container's `#[cache(...)]` settings as written.
+#[derive(Default)]
+pub(crate) struct Container {
+    pub(crate) prefix: Option<LitStr>,
+    pub(crate) ttl: Option<Lit>,
+    pub(crate) version: Option<Lit>,
+    pub(crate) codec: Option<LitStr>,
+    pub(crate) krate: Option<(Path, Span)>,
+    pub(crate) key_type: Option<(Type, Span)>,
+}
+
+/// A field marked `#[cache(key)]`.
+pub(crate) struct KeyField {
+    /// Where the `key` word is, for errors.
+    pub(crate) span: Span,
+    pub(crate) member: Member,
+    pub(crate) ty: Type,
+    /// Whether the field is in an enum variant.
+    pub(crate) in_enum: bool,
+    /// How many fields its struct or variant has, and whether they are unnamed.
+    pub(crate) siblings: usize,
+    pub(crate) unnamed: bool,
+}
+
+/// Sets `slot` once; a second occurrence is an error at the repeated name.
+fn set_once<T>(slot: &mut Option<T>, value: T, name: &syn::Ident, errors: &mut Errors) {
+    if slot.is_some() {
+        errors.push(name.span(), format!("duplicate `{name}` attribute"));
+    } else {
+        *slot = Some(value);
+    }
+}
+
+fn cache_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
+    attrs.iter().filter(|attr| attr.path().is_ident("cache"))
+}
+
+pub(crate) fn container(input: &DeriveInput, errors: &mut Errors) -> Container {
+    let mut container = Container::default();
+    for attr in cache_attrs(&input.attrs) {
+        let result = attr.parse_nested_meta(|meta| {
+            let Some(name) = meta.path.get_ident().cloned() else {
+                errors.push(meta.path.span(), "unknown cache attribute");
+                return Ok(());
+            };
+            match name.to_string().as_str() {
+                "prefix" => {
+                    let value: LitStr = meta.value()?.parse()?;
+                    set_once(&mut container.prefix, value, &name, errors);
+                }
+                "ttl" => {
+                    let value: Lit = meta.value()?.parse()?;
+                    set_once(&mut container.ttl, value, &name, errors);
+                }
+                "version" => {
+                    let value: Lit = meta.value()?.parse()?;
+                    set_once(&mut container.version, value, &name, errors);
+                }
+                "codec" => {
+                    let value: LitStr = meta.value()?.parse()?;
+                    set_once(&mut container.codec, value, &name, errors);
+                }
+                "crate" => {
+                    let value: LitStr = meta.value()?.parse()?;
+                    match value.parse::<Path>() {
+                        Ok(path) => set_once(&mut container.krate, (path, value.span()), &name, errors),
+                        Err(_) => errors.push(value.span(), "`crate` must be a path, e.g. \"my::cache_core\""),
+                    }
+                }
+                "key_type" => {
+                    let value: LitStr = meta.value()?.parse()?;
+                    match value.parse::<Type>() {
+                        Ok(ty) => set_once(&mut container.key_type, (ty, value.span()), &name, errors),
+                        Err(_) => errors.push(value.span(), "`key_type` must be a type, e.g. \"u64\""),
+                    }
+                }
+                "key" => errors.push(
+                    name.span(),
+                    "`key` goes on a field: `#[cache(key)] id: String`; use `key_type = \"...\"` here",
+                ),
+                other => {
+                    errors.push(
+                        name.span(),
+                        format!(
+                            "unknown cache attribute `{other}`; expected one of \
+                             `prefix`, `ttl`, `version`, `codec`, `key_type`, `crate`"
+                        ),
+                    );
+                    // Skip its value so that parsing can go on to the next one.
+                    if meta.input.peek(syn::Token![=]) {
+                        let _: syn::Expr = meta.value()?.parse()?;
+                    }
+                }
+            }
+            Ok(())
+        });
+        if let Err(error) = result {
+            errors.add(error);
+        }
+    }
+    container
+}
+
+pub(crate) fn key_fields(input: &DeriveInput, errors: &mut Errors) -> Vec<KeyField> {
+    let mut found = Vec::new();
+    let mut scan = |fields: &Fields, in_enum: bool| {
+        let unnamed = matches!(fields, Fields::Unnamed(_));
+        for (index, field) in fields.iter().enumerate() {
+            for attr in cache_attrs(&field.attrs) {
+                let result = attr.parse_nested_meta(|meta| {
+                    if meta.path.is_ident("key") {
+                        let member = match &field.ident {
+                            Some(ident) => Member::Named(ident.clone()),
+                            None => Member::Unnamed(index.into()),
+                        };
+                        found.push(KeyField {
+                            span: meta.path.span(),
+                            member,
+                            ty: field.ty.clone(),
+                            in_enum,
+                            siblings: fields.len(),
+                            unnamed,
+                        });
+                    } else {
+                        errors.push(
+                            meta.path.span(),
+                            "unknown cache field attribute; the only one is `#[cache(key)]`",
+                        );
+                    }
+                    Ok(())
+                });
+                if let Err(error) = result {
+                    errors.add(error);
+                }
+            }
+        }
+    };
+    match &input.data {
+        Data::Struct(data) => scan(&data.fields, false),
+        Data::Enum(data) => {
+            for variant in &data.variants {
+                scan(&variant.fields, true);
+            }
+        }
+        Data::Union(data) => {
+            for field in &data.fields.named {
+                if cache_attrs(&field.attrs).next().is_some() {
+                    errors.push(field.span(), "`Cacheable` cannot be derived for a union");
+                }
+            }
+        }
+    }
+    found
+}

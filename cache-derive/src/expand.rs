@@ -1,0 +1,82 @@
+//! Writing the impls. Only absolute paths, so the user's imports and lints
+//! (`unused_qualifications` included) never interfere.
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::{quote, quote_spanned};
+use syn::DeriveInput;
+
+use crate::attr::{self, Errors};
+use crate::valid::{self, Codec, Key};
+
+pub(crate) fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
+    let mut errors = Errors::default();
+    let container = attr::container(input, &mut errors);
+    let key_fields = attr::key_fields(input, &mut errors);
+    let settings = valid::check(input, container, key_fields, &mut errors);
+    errors.finish()?;
+
+    let krate = &settings.krate;
+    let name = &input.ident;
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    let prefix = &settings.prefix;
+    let version = settings.version;
+    let ttl = match settings.ttl_ms {
+        Some(ms) => quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms))),
+        None => quote!(::core::option::Option::None),
+    };
+    let codec = match settings.codec {
+        Codec::Json => quote!(#krate::Codec::Json),
+        Codec::Gated(codec, span) => {
+            // Every token carries the `codec` value's span, so that the
+            // feature-off error points at it.
+            let gate = quote::format_ident!("__cacheable_codec_{}", codec, span = span);
+            let path = respan(quote!(#krate::#gate), span);
+            quote_spanned!(span=> #path!())
+        }
+    };
+    let key_ty = match &settings.key {
+        Key::Field { ty, .. } | Key::Type(ty) => ty,
+    };
+    // The key type may use the type's generic parameters.
+    let mut where_clause = where_clause
+        .cloned()
+        .unwrap_or_else(|| syn::parse_quote!(where));
+    where_clause
+        .predicates
+        .push(syn::parse_quote!(#key_ty: #krate::CacheKey));
+
+    let keyed = match &settings.key {
+        Key::Field { member, .. } => quote! {
+            #[automatically_derived]
+            impl #impl_generics #krate::KeyedCacheable for #name #ty_generics #where_clause {
+                fn cache_key(&self) -> &<Self as #krate::Cacheable>::Key {
+                    &self.#member
+                }
+            }
+        },
+        Key::Type(_) => TokenStream::new(),
+    };
+
+    Ok(quote! {
+        #[automatically_derived]
+        impl #impl_generics #krate::Cacheable for #name #ty_generics #where_clause {
+            type Key = #key_ty;
+            const PREFIX: &'static str = #prefix;
+            const VERSION: u32 = #version;
+            const TTL: ::core::option::Option<::core::time::Duration> = #ttl;
+            const CODEC: #krate::Codec = #codec;
+        }
+        #keyed
+    })
+}
+
+/// A path's tokens (idents and punctuation, no groups) with one span.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token: TokenTree| {
+            token.set_span(span);
+            token
+        })
+        .collect()
+}

@@ -1,0 +1,267 @@
+//! Checking attribute values; every error is spanned at the offending token.
+
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+use syn::{Data, DeriveInput, Lit, Member, Path, Type};
+
+use crate::attr::{Container, Errors, KeyField};
+
+/// The longest TTL: Redis' millisecond expiry times are `i64` since the epoch,
+/// and half that range leaves room for "now" (the same bound as
+/// `cache_core::MAX_TTL`).
+const MAX_TTL_MS: u64 = i64::MAX as u64 / 2;
+
+/// What the derive writes, all checked.
+pub(crate) struct Settings {
+    pub(crate) krate: Path,
+    pub(crate) prefix: String,
+    pub(crate) version: u32,
+    pub(crate) ttl_ms: Option<u64>,
+    pub(crate) codec: Codec,
+    pub(crate) key: Key,
+}
+
+pub(crate) enum Codec {
+    Json,
+    /// A feature-gated codec: its name and the span of the `codec` value.
+    Gated(&'static str, Span),
+}
+
+pub(crate) enum Key {
+    Field { member: Member, ty: Type },
+    Type(Type),
+}
+
+pub(crate) fn check(
+    input: &DeriveInput,
+    container: Container,
+    key_fields: Vec<KeyField>,
+    errors: &mut Errors,
+) -> Settings {
+    if let Data::Union(data) = &input.data {
+        errors.push(
+            data.union_token.span(),
+            "`Cacheable` cannot be derived for a union; use a struct or an enum",
+        );
+    }
+    let krate = container
+        .krate
+        .map(|(path, _)| path)
+        .unwrap_or_else(|| syn::parse_quote!(::cache_core));
+    let prefix = match &container.prefix {
+        Some(lit) => {
+            let prefix = lit.value();
+            if prefix.is_empty() {
+                errors.push(lit.span(), "`prefix` must not be empty");
+            } else if let Some(bad) = prefix
+                .chars()
+                .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+            {
+                errors.push(
+                    lit.span(),
+                    format!("`prefix` may only hold A-Z a-z 0-9 . _ - (found {bad:?})"),
+                );
+            }
+            prefix
+        }
+        None => snake_case(&input.ident.unraw()),
+    };
+    let version = match &container.version {
+        Some(Lit::Int(lit)) => match lit.base10_parse::<u32>() {
+            Ok(0) => {
+                errors.push(lit.span(), "`version` must be at least 1");
+                1
+            }
+            Ok(version) => version,
+            Err(_) => {
+                errors.push(lit.span(), "`version` must fit in a u32");
+                1
+            }
+        },
+        Some(other) => {
+            errors.push(
+                other.span(),
+                "`version` must be an integer, e.g. `version = 2`",
+            );
+            1
+        }
+        None => 1,
+    };
+    let ttl_ms = container
+        .ttl
+        .as_ref()
+        .and_then(|lit| match ttl_millis(lit) {
+            Ok(ms) => Some(ms),
+            Err(message) => {
+                errors.push(lit.span(), message);
+                None
+            }
+        });
+    let codec = match &container.codec {
+        None => Codec::Json,
+        Some(lit) => match lit.value().as_str() {
+            "json" => Codec::Json,
+            "bincode" => Codec::Gated("bincode", lit.span()),
+            "msgpack" => Codec::Gated("msgpack", lit.span()),
+            other => {
+                errors.push(
+                    lit.span(),
+                    format!(
+                        "unknown codec {other:?}; expected \"json\", \"bincode\" or \"msgpack\""
+                    ),
+                );
+                Codec::Json
+            }
+        },
+    };
+    let key = key_choice(container.key_type, key_fields, errors);
+    Settings {
+        krate,
+        prefix,
+        version,
+        ttl_ms,
+        codec,
+        key,
+    }
+}
+
+fn key_choice(key_type: Option<(Type, Span)>, fields: Vec<KeyField>, errors: &mut Errors) -> Key {
+    let mut usable = None;
+    for field in fields {
+        if field.in_enum {
+            errors.push(
+                field.span,
+                "`#[cache(key)]` cannot be used in an enum: variants may not all have the field; \
+                 use `key_type = \"...\"` on the enum",
+            );
+        } else if field.unnamed && field.siblings == 1 {
+            errors.push(
+                field.span,
+                "`#[cache(key)]` cannot be on the only field of a newtype: the value would be \
+                 its own key; use `key_type = \"...\"` on the struct",
+            );
+        } else if usable.is_some() {
+            errors.push(field.span, "only one field can be `#[cache(key)]`");
+        } else {
+            usable = Some(field);
+        }
+    }
+    match (usable, key_type) {
+        (Some(field), Some((_, span))) => {
+            errors.push(span, "`key_type` conflicts with the `#[cache(key)]` field");
+            Key::Field {
+                member: field.member,
+                ty: field.ty,
+            }
+        }
+        (Some(field), None) => Key::Field {
+            member: field.member,
+            ty: field.ty,
+        },
+        (None, Some((ty, _))) => Key::Type(ty),
+        (None, None) => Key::Type(syn::parse_quote!(::std::string::String)),
+    }
+}
+
+/// `ttl = 300` (seconds) or `ttl = "300ms" | "30s" | "5m" | "1h" | "7d"`.
+fn ttl_millis(lit: &Lit) -> Result<u64, String> {
+    let (amount, unit_ms) = match lit {
+        Lit::Int(int) => {
+            if !int.suffix().is_empty() {
+                return Err("write the unit inside a string, e.g. `ttl = \"30s\"`".into());
+            }
+            let seconds = int
+                .base10_parse::<u64>()
+                .map_err(|_| "`ttl` is out of range".to_owned())?;
+            (seconds, 1_000)
+        }
+        Lit::Str(text) => {
+            let text = text.value();
+            let split = text
+                .find(|c: char| !c.is_ascii_digit())
+                .ok_or_else(|| format!("`ttl = {text:?}` needs a unit: ms, s, m, h or d"))?;
+            let (digits, unit) = text.split_at(split);
+            let unit_ms = match unit {
+                "ms" => 1,
+                "s" => 1_000,
+                "m" => 60_000,
+                "h" => 3_600_000,
+                "d" => 86_400_000,
+                other => {
+                    return Err(format!(
+                        "unknown ttl unit {other:?}; expected ms, s, m, h or d (e.g. \"5m\")"
+                    ));
+                }
+            };
+            let amount = digits.parse::<u64>().map_err(|_| {
+                format!("`ttl = {text:?}` must be a whole number and a unit, e.g. \"5m\"")
+            })?;
+            (amount, unit_ms)
+        }
+        _ => {
+            return Err(
+                "`ttl` must be seconds (`ttl = 300`) or a string with a unit (`ttl = \"5m\"`)"
+                    .into(),
+            );
+        }
+    };
+    match amount.checked_mul(unit_ms) {
+        Some(0) => Err("`ttl` must be greater than zero; leave it out for no expiry".into()),
+        Some(ms) if ms <= MAX_TTL_MS => Ok(ms),
+        _ => Err("`ttl` is out of range: Redis accepts at most about 146 million years".into()),
+    }
+}
+
+/// `ModelPrice` → `model_price`, `HTTPCache` → `http_cache`.
+fn snake_case(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            let prev = chars[i - 1];
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+            if prev.is_lowercase() || prev.is_ascii_digit() || (prev.is_uppercase() && next_lower) {
+                out.push('_');
+            }
+        }
+        out.extend(c.to_lowercase());
+    }
+    out
+}
+
+trait Unraw {
+    fn unraw(&self) -> String;
+}
+
+impl Unraw for syn::Ident {
+    fn unraw(&self) -> String {
+        let name = self.to_string();
+        name.strip_prefix("r#").map(str::to_owned).unwrap_or(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snake_cases_type_names() {
+        assert_eq!(snake_case("ModelPrice"), "model_price");
+        assert_eq!(snake_case("HTTPCache"), "http_cache");
+        assert_eq!(snake_case("Seq2Id"), "seq2_id");
+        assert_eq!(snake_case("x"), "x");
+    }
+
+    #[test]
+    fn parses_ttls() {
+        let ms = |tokens: proc_macro2::TokenStream| ttl_millis(&syn::parse2(tokens).unwrap());
+        assert_eq!(ms(quote::quote!(300)), Ok(300_000));
+        assert_eq!(ms(quote::quote!("300ms")), Ok(300));
+        assert_eq!(ms(quote::quote!("5m")), Ok(300_000));
+        assert_eq!(ms(quote::quote!("7d")), Ok(604_800_000));
+        assert!(ms(quote::quote!(0)).is_err());
+        assert!(ms(quote::quote!("5y")).is_err());
+        assert!(ms(quote::quote!("5")).is_err());
+        assert!(ms(quote::quote!("99999999999999999d")).is_err());
+    }
+}

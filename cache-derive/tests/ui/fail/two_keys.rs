@@ -1,0 +1,8 @@
+#[derive(serde::Serialize, serde::Deserialize, cache_core::Cacheable)]
+struct A {
+    #[cache(key)]
+    id: u64,
+    #[cache(key)]
+    name: String,
+}
+fn main() {}
