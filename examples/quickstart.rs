@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use cache_core::{Cache, Ttl};
+use cache_core::Ttl;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -19,19 +19,11 @@ struct ModelPrice {
     output_per_1k: f64,
 }
 
+mod support;
+
 #[tokio::main]
 async fn main() -> cache_core::Result<()> {
-    let builder = Cache::builder().namespace("quickstart");
-    let cache = match std::env::var("REDIS_URL") {
-        Ok(url) => {
-            println!("backend: Redis at {}", cache_core::redact_url(&url));
-            builder.url(url).build().await?
-        }
-        Err(_) => {
-            println!("backend: embedded memory (set REDIS_URL to use Redis)");
-            builder.build_memory()?
-        }
-    };
+    let cache = support::connect("quickstart").await?;
 
     // Prices are cached for five minutes.
     let prices = cache

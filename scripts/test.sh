@@ -27,12 +27,54 @@ if ! command -v "${CACHE_TEST_REDIS_SERVER:-redis-server}" >/dev/null 2>&1; then
 fi
 echo "using $("${CACHE_TEST_REDIS_SERVER:-redis-server}" --version)"
 
-log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+# Runs an example binary; an empty REDIS_URL means the memory backend.
+run_example() {
+    if [ -z "$REDIS_URL" ]; then
+        env -u REDIS_URL "target/debug/examples/$1"
+    else
+        "target/debug/examples/$1"
+    fi
+}
+
+work="$(mktemp -d)"
+server_pid=""
+cleanup() {
+    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
 set +e
-cargo test --workspace --all-features --locked "$@" 2>&1 | tee "$log"
+cargo test --workspace --all-features --locked "$@" 2>&1 | tee "$work/test.log"
 status=${PIPESTATUS[0]}
 set -e
+
+# Every example must run on the memory backend and on a real Redis. The server
+# listens only on a Unix socket in the temp dir, so no port can clash.
+examples_passed=0
+examples_failed=0
+if [ "$status" -eq 0 ]; then
+    cargo build --examples --all-features --locked -q
+    "${CACHE_TEST_REDIS_SERVER:-redis-server}" --port 0 --unixsocket "$work/redis.sock" \
+        --save "" --appendonly no --dir "$work" --loglevel warning >/dev/null &
+    server_pid=$!
+    for _ in $(seq 100); do [ -S "$work/redis.sock" ] && break; sleep 0.05; done
+    for example in quickstart model_prices chat_sequences; do
+        for url in "" "redis+unix://$work/redis.sock"; do
+            label="example $example on ${url:-memory}"
+            if REDIS_URL="$url" run_example "$example" >"$work/example.log" 2>&1; then
+                echo "$label ... ok"
+                examples_passed=$((examples_passed + 1))
+            else
+                echo "$label ... FAILED"; cat "$work/example.log"
+                examples_failed=$((examples_failed + 1))
+            fi
+        done
+    done
+fi
+
 # cargo ends on its last (often empty) doc-test crate; print the grand total.
-awk '/^test result:/ { p += $4; f += $6 } END { printf "all tests: %d passed, %d failed\n", p, f }' "$log"
-exit "$status"
+awk -v ep="$examples_passed" -v ef="$examples_failed" \
+    '/^test result:/ { p += $4; f += $6 } END { printf "all tests: %d passed, %d failed\n", p + ep, f + ef }' \
+    "$work/test.log"
+if [ "$status" -ne 0 ] || [ "$examples_failed" -ne 0 ]; then exit 1; fi
