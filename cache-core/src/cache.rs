@@ -379,9 +379,11 @@ impl CacheBuilder {
                 err.kind_text()
             ))
         })?;
+        // Every call is bounded by our own timeout (reconnect waits included),
+        // so redis-rs' per-response timer would only add a second timer per call.
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
+            .set_response_timeout(None)
             .set_number_of_retries(2);
         let connect = async {
             let mut manager = ConnectionManager::new_with_config(client, config).await?;

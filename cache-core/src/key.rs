@@ -180,12 +180,14 @@ impl KeySpace {
 
     /// The full Redis key for `key`.
     pub(crate) fn key<Q: CacheKey + ?Sized>(&self, key: &Q) -> String {
-        let mut part = String::new();
-        key.write_key(&mut part);
-        let part = shorten(part);
-        let mut full = String::with_capacity(self.head.len() + part.len());
+        // One allocation in the common case: the key is escaped in place after the head.
+        let mut full = String::with_capacity(self.head.len() + 32);
         full.push_str(&self.head);
-        full.push_str(&part);
+        key.write_key(&mut full);
+        if full.len() - self.head.len() > MAX_KEY_PART_LEN {
+            let digest = shorten(full.split_off(self.head.len()));
+            full.push_str(&digest);
+        }
         full
     }
 }

@@ -1,0 +1,438 @@
+//! Side-by-side throughput: the typed layer against raw redis-rs, against the
+//! `cached` crate's async Redis store, and the shared handle against a
+//! connection per call. Cases run interleaved (A B C ... A B C ...) for several
+//! rounds and each reports its median, so drift on the machine hits all alike.
+//!
+//! ```text
+//! cargo run --release --example bench                 # full run, about 2 minutes
+//! cargo run --release --example bench -- --quick      # under a minute
+//! cargo run --release --example bench -- --json out.json
+//! cargo run --release --example bench -- --cases raw_c1,typed_json_c1
+//! REDIS_URL=redis://127.0.0.1:6379 cargo run --release --example bench
+//! ```
+//!
+//! Throughput is Redis commands per second: a SET EX + GET pair counts two,
+//! an INCR one. Without `REDIS_URL` a redis-server is spawned on a free port.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use cache_core::{Cache, Cacheable, Codec, TypedCache};
+use cached::{ConcurrentCachedAsync, SerializeCachedAsync};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, Cacheable)]
+#[cache(prefix = "bench-price", ttl = "5m")]
+struct ModelPrice {
+    #[cache(key)]
+    model: String,
+    input_per_1k: f64,
+    output_per_1k: f64,
+}
+
+fn sample_price() -> ModelPrice {
+    // About 64 bytes as JSON.
+    ModelPrice {
+        model: "gpt-4o-mini-2024".into(),
+        input_per_1k: 0.000_15,
+        output_per_1k: 0.000_6,
+    }
+}
+
+const TTL_SECS: u64 = 300;
+const KEYS_PER_TASK: usize = 100;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Case {
+    RawC1,
+    RawC64,
+    RawManagerC64,
+    TypedJsonC1,
+    TypedJsonC64,
+    TypedMsgpackC64,
+    TypedBincodeC64,
+    CachedCrateC64,
+    ConnPerCallC1,
+    SharedHandleC1,
+    GetMany100,
+    L1HitC64,
+}
+
+impl Case {
+    const ALL: [Case; 12] = [
+        Case::RawC1,
+        Case::RawC64,
+        Case::RawManagerC64,
+        Case::TypedJsonC1,
+        Case::TypedJsonC64,
+        Case::TypedMsgpackC64,
+        Case::TypedBincodeC64,
+        Case::CachedCrateC64,
+        Case::ConnPerCallC1,
+        Case::SharedHandleC1,
+        Case::GetMany100,
+        Case::L1HitC64,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Case::RawC1 => "raw_c1",
+            Case::RawC64 => "raw_c64",
+            Case::RawManagerC64 => "raw_manager_c64",
+            Case::TypedJsonC1 => "typed_json_c1",
+            Case::TypedJsonC64 => "typed_json_c64",
+            Case::TypedMsgpackC64 => "typed_msgpack_c64",
+            Case::TypedBincodeC64 => "typed_bincode_c64",
+            Case::CachedCrateC64 => "cached_crate_c64",
+            Case::ConnPerCallC1 => "conn_per_call_c1",
+            Case::SharedHandleC1 => "shared_handle_c1",
+            Case::GetMany100 => "get_many_100",
+            Case::L1HitC64 => "l1_hit_c64",
+        }
+    }
+
+    /// The raw case at the same concurrency.
+    fn raw(self) -> Case {
+        match self {
+            Case::RawC1 | Case::TypedJsonC1 | Case::ConnPerCallC1 | Case::SharedHandleC1 => {
+                Case::RawC1
+            }
+            _ => Case::RawC64,
+        }
+    }
+
+    /// Batch operations and the local tier do not exist yet.
+    fn available(self) -> bool {
+        !matches!(self, Case::GetMany100 | Case::L1HitC64)
+    }
+}
+
+/// Everything the cases run against, built once.
+struct Fixture {
+    raw: redis::aio::MultiplexedConnection,
+    /// Raw commands through redis-rs' reconnecting `ConnectionManager`, which the
+    /// typed layer uses: separates its cost from the typed layer's own.
+    raw_manager: redis::aio::ConnectionManager,
+    client: redis::Client,
+    raw_value: Vec<u8>,
+    price: ModelPrice,
+    json: TypedCache<String, ModelPrice>,
+    msgpack: TypedCache<String, ModelPrice>,
+    bincode: TypedCache<String, ModelPrice>,
+    counters: TypedCache<u64, i64>,
+    peer: cached::AsyncRedisCache<String, ModelPrice>,
+}
+
+impl Fixture {
+    async fn new(url: &str) -> BenchResult<Self> {
+        let client = redis::Client::open(url)?;
+        let raw = client.get_multiplexed_async_connection().await?;
+        let raw_manager = client.get_connection_manager().await?;
+        let cache = Cache::builder().url(url).namespace("bench").build().await?;
+        let with_codec = |codec: Codec| {
+            cache
+                .keyspace(ModelPrice::PREFIX)
+                .ttl(Duration::from_secs(TTL_SECS))
+                .codec(codec)
+                .typed::<String, ModelPrice>()
+        };
+        let peer = cached::AsyncRedisCache::builder("bench-cached")
+            .ttl(Duration::from_secs(TTL_SECS))
+            .connection_string(url)
+            .build()
+            .await?;
+        Ok(Fixture {
+            raw,
+            raw_manager,
+            client,
+            raw_value: serde_json::to_vec(&sample_price())?,
+            price: sample_price(),
+            json: cache.typed::<ModelPrice>(),
+            msgpack: with_codec(Codec::MsgPack)?,
+            bincode: with_codec(Codec::Bincode)?,
+            counters: cache.keyspace("bench-seq").typed::<u64, i64>()?,
+            peer,
+        })
+    }
+}
+
+type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// SET EX of pre-encoded bytes, then GET: the raw workload.
+async fn raw_set_get(
+    conn: &mut impl redis::aio::ConnectionLike,
+    key: &str,
+    value: &[u8],
+) -> BenchResult<u64> {
+    redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .arg("EX")
+        .arg(TTL_SECS)
+        .query_async::<()>(conn)
+        .await?;
+    let _: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(conn).await?;
+    Ok(2)
+}
+
+/// One task's loop body: how many commands it issued in this step.
+async fn step(case: Case, fx: &Fixture, task: usize, i: usize) -> BenchResult<u64> {
+    let slot = i % KEYS_PER_TASK;
+    match case {
+        Case::RawC1 | Case::RawC64 => {
+            let key = format!("bench-raw:{task}:{slot}");
+            raw_set_get(&mut fx.raw.clone(), &key, &fx.raw_value).await
+        }
+        Case::RawManagerC64 => {
+            let key = format!("bench-raw:{task}:{slot}");
+            raw_set_get(&mut fx.raw_manager.clone(), &key, &fx.raw_value).await
+        }
+        Case::TypedJsonC1 | Case::TypedJsonC64 | Case::TypedMsgpackC64 | Case::TypedBincodeC64 => {
+            let typed = match case {
+                Case::TypedMsgpackC64 => &fx.msgpack,
+                Case::TypedBincodeC64 => &fx.bincode,
+                _ => &fx.json,
+            };
+            let key = format!("{task}:{slot}");
+            typed.set(&key, &fx.price).await?;
+            let _ = typed.get(&key).await?;
+            Ok(2)
+        }
+        Case::CachedCrateC64 => {
+            let key = format!("{task}:{slot}");
+            fx.peer.async_cache_set_ref(&key, &fx.price).await?;
+            let _ = fx.peer.async_cache_get(&key).await?;
+            Ok(2)
+        }
+        Case::ConnPerCallC1 => {
+            // The hand-written pattern: a fresh connection for every call.
+            let mut conn = fx.client.get_multiplexed_async_connection().await?;
+            let _: i64 = redis::cmd("INCR")
+                .arg(format!("bench-seq-raw:{slot}"))
+                .query_async(&mut conn)
+                .await?;
+            Ok(1)
+        }
+        Case::SharedHandleC1 => {
+            fx.counters.incr(&(slot as u64), 1).await?;
+            Ok(1)
+        }
+        Case::GetMany100 | Case::L1HitC64 => Ok(0),
+    }
+}
+
+fn concurrency(case: Case) -> usize {
+    if case.raw() == Case::RawC1 { 1 } else { 64 }
+}
+
+/// Runs `case` for `duration` and returns commands per second.
+async fn measure(case: Case, fx: &Arc<Fixture>, duration: Duration) -> BenchResult<f64> {
+    let commands = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = Vec::new();
+    for task in 0..concurrency(case) {
+        let fx = Arc::clone(fx);
+        let commands = Arc::clone(&commands);
+        tasks.push(tokio::spawn(async move {
+            let mut i = 0;
+            while Instant::now() < deadline {
+                commands.fetch_add(step(case, &fx, task, i).await?, Ordering::Relaxed);
+                i += 1;
+            }
+            BenchResult::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(commands.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+struct Options {
+    quick: bool,
+    json: Option<String>,
+    /// Only these cases (by name), e.g. for profiling one pair.
+    cases: Option<Vec<String>>,
+}
+
+fn options() -> Result<Options, String> {
+    let mut options = Options {
+        quick: false,
+        json: None,
+        cases: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => options.quick = true,
+            "--json" => options.json = Some(args.next().ok_or("--json needs a path")?),
+            "--cases" => {
+                let list = args.next().ok_or("--cases needs a comma-separated list")?;
+                options.cases = Some(list.split(',').map(str::to_owned).collect());
+            }
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}; expected --quick, --json PATH or --cases A,B"
+                ));
+            }
+        }
+    }
+    Ok(options)
+}
+
+struct Row {
+    case: Case,
+    ops_per_s: Option<f64>,
+    ratio_vs_raw: Option<f64>,
+}
+
+fn json_report(rows: &[Row]) -> serde_json::Value {
+    let cases: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|row| {
+            serde_json::json!({
+                "name": row.case.name(),
+                "ops_per_s": row.ops_per_s.map(f64::round),
+                "ratio_vs_raw": row.ratio_vs_raw.map(|r| (r * 1000.0).round() / 1000.0),
+            })
+        })
+        .collect();
+    serde_json::json!({ "cases": cases })
+}
+
+#[tokio::main]
+async fn main() -> BenchResult<()> {
+    let options = options()?;
+    let (rounds, per_case) = if options.quick {
+        (3, Duration::from_millis(400))
+    } else {
+        (7, Duration::from_secs(2))
+    };
+
+    // Keep the spawned server alive for the whole run.
+    let spawned;
+    let url = match std::env::var("REDIS_URL") {
+        Ok(url) => url,
+        Err(_) => {
+            spawned = cache_tests::TestRedis::start("bench");
+            spawned.url().to_owned()
+        }
+    };
+    let fx = Arc::new(Fixture::new(&url).await?);
+    let mut info_conn = fx.raw.clone();
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut info_conn)
+        .await?;
+    let version = info
+        .lines()
+        .find_map(|line| line.strip_prefix("redis_version:"))
+        .unwrap_or("unknown");
+    println!(
+        "redis {version} at {}; {} cores; {rounds} rounds x {per_case:?} per case, interleaved",
+        cache_core::redact_url(&url),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+    );
+
+    let wanted = |case: Case| {
+        options
+            .cases
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == case.name()))
+    };
+    let active: Vec<Case> = Case::ALL
+        .into_iter()
+        .filter(|&c| c.available() && wanted(c))
+        .collect();
+    // Warm up connections, scripts and key sets.
+    for &case in &active {
+        measure(case, &fx, Duration::from_millis(100)).await?;
+    }
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); active.len()];
+    for _round in 0..rounds {
+        for (i, &case) in active.iter().enumerate() {
+            samples[i].push(measure(case, &fx, per_case).await?);
+        }
+    }
+    let medians: Vec<(Case, f64)> = active
+        .iter()
+        .zip(samples.iter_mut())
+        .map(|(&case, s)| (case, median(s)))
+        .collect();
+    let ops = |case: Case| medians.iter().find(|(c, _)| *c == case).map(|(_, v)| *v);
+
+    let rows: Vec<Row> = Case::ALL
+        .into_iter()
+        .map(|case| {
+            let ops_per_s = ops(case);
+            let ratio_vs_raw = ops_per_s.zip(ops(case.raw())).map(|(v, raw)| v / raw);
+            Row {
+                case,
+                ops_per_s,
+                ratio_vs_raw,
+            }
+        })
+        .collect();
+
+    println!(
+        "\n{:<20} {:>12} {:>14}",
+        "case", "commands/s", "ratio vs raw"
+    );
+    for row in &rows {
+        match (row.ops_per_s, row.ratio_vs_raw) {
+            (Some(v), Some(r)) => println!("{:<20} {:>12.0} {:>14.3}", row.case.name(), v, r),
+            _ => println!("{:<20} {:>12} {:>14}", row.case.name(), "n/a", "n/a"),
+        }
+    }
+
+    println!("\ntargets:");
+    let target = |label: &str, value: Option<f64>, goal: f64| {
+        let value = value.unwrap_or(f64::NAN);
+        let verdict = if value >= goal { "met" } else { "MISSED" };
+        println!("  {label:<40} {value:>7.3}  (goal >= {goal}) {verdict}");
+    };
+    let ratio = |a: Case, b: Case| ops(a).zip(ops(b)).map(|(a, b)| a / b);
+    target(
+        "typed_json_c1 / raw_c1",
+        ratio(Case::TypedJsonC1, Case::RawC1),
+        0.95,
+    );
+    target(
+        "typed_json_c64 / raw_c64",
+        ratio(Case::TypedJsonC64, Case::RawC64),
+        0.95,
+    );
+    target(
+        "typed_msgpack_c64 / raw_c64",
+        ratio(Case::TypedMsgpackC64, Case::RawC64),
+        0.95,
+    );
+    target(
+        "typed_bincode_c64 / raw_c64",
+        ratio(Case::TypedBincodeC64, Case::RawC64),
+        0.95,
+    );
+    target(
+        "typed_json_c64 / cached_crate_c64",
+        ratio(Case::TypedJsonC64, Case::CachedCrateC64),
+        1.0,
+    );
+    target(
+        "shared_handle_c1 / conn_per_call_c1",
+        ratio(Case::SharedHandleC1, Case::ConnPerCallC1),
+        3.0,
+    );
+
+    if let Some(path) = options.json {
+        std::fs::write(&path, serde_json::to_string_pretty(&json_report(&rows))?)?;
+        println!("\nwrote {path}");
+    }
+    Ok(())
+}
