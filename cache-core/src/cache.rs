@@ -12,7 +12,8 @@ use serde::de::DeserializeOwned;
 use crate::Cacheable;
 use crate::backend::{Backend, MemoryBackend, RedisBackend};
 use crate::error::{Error, Result, redact_url};
-use crate::typed::{KeyspaceBuilder, TypedCache};
+use crate::keyspace::{Keyspace, KeyspaceBuilder};
+use crate::typed::TypedCache;
 
 /// The URL `from_env` falls back to when its variable is unset.
 pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
@@ -139,7 +140,13 @@ impl Cache {
     where
         T: Cacheable + Serialize + DeserializeOwned,
     {
-        TypedCache::from_parts(self.clone(), T::PREFIX, T::VERSION, T::TTL, T::CODEC)
+        TypedCache::new(Keyspace::new(
+            self.clone(),
+            T::PREFIX,
+            T::VERSION,
+            T::TTL,
+            T::CODEC,
+        ))
     }
 
     /// The global namespace every key starts with, if one was set.

@@ -132,6 +132,15 @@ pub enum Error {
         delta: i64,
     },
 
+    /// A lock was still held by another owner when the wait ran out.
+    #[error("lock `{key}` is held by another owner; waited {waited:?}")]
+    LockBusy {
+        /// The lock's key.
+        key: String,
+        /// How long the caller waited.
+        waited: Duration,
+    },
+
     /// The stored value is not an integer, so it cannot be incremented.
     #[error("key `{key}` does not hold an integer")]
     NotAnInteger {
@@ -233,6 +242,7 @@ impl Error {
             | Error::WrongType { key, .. }
             | Error::ValueTooLarge { key, .. }
             | Error::Overflow { key, .. }
+            | Error::LockBusy { key, .. }
             | Error::NotAnInteger { key } => Some(key),
             Error::Config { .. } | Error::Connection { .. } | Error::ConnectTimeout { .. } => None,
         }
@@ -245,20 +255,17 @@ impl Error {
         source: redis::RedisError,
     ) -> Self {
         let key_string = || key.unwrap_or_default().to_owned();
-        match source.code() {
-            Some("WRONGTYPE") => {
-                return Error::WrongType {
-                    operation,
-                    key: key_string(),
-                };
-            }
-            Some("ERR") => {
-                let detail = source.detail().unwrap_or_default();
-                if detail.contains("not an integer") {
-                    return Error::NotAnInteger { key: key_string() };
-                }
-            }
-            _ => {}
+        // Inside a pipeline or script the server's code is wrapped, so look at
+        // the text as well.
+        let text = source.to_string();
+        if source.code() == Some("WRONGTYPE") || text.contains("WRONGTYPE") {
+            return Error::WrongType {
+                operation,
+                key: key_string(),
+            };
+        }
+        if text.contains("not an integer") {
+            return Error::NotAnInteger { key: key_string() };
         }
         Error::Backend {
             operation,

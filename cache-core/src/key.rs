@@ -178,6 +178,19 @@ impl KeySpace {
         KeySpace { head }
     }
 
+    /// The key for `key` with its part as a Cluster hash tag, `...:v1:{part}`, so
+    /// that companion keys made by appending to it land in the same slot. Escaped
+    /// parts never hold braces, so the tag is exactly the part.
+    pub(crate) fn tagged_key<Q: CacheKey + ?Sized>(&self, key: &Q) -> String {
+        let plain = self.key(key);
+        let mut tagged = String::with_capacity(plain.len() + 2);
+        tagged.push_str(&self.head);
+        tagged.push('{');
+        tagged.push_str(&plain[self.head.len()..]);
+        tagged.push('}');
+        tagged
+    }
+
     /// The full Redis key for `key`.
     pub(crate) fn key<Q: CacheKey + ?Sized>(&self, key: &Q) -> String {
         // One allocation in the common case: the key is escaped in place after the head.

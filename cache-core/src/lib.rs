@@ -29,8 +29,16 @@ mod cache;
 mod cacheable;
 mod codec;
 mod error;
+mod flag;
 mod integer;
 mod key;
+mod keyspace;
+mod lock;
+mod otp;
+mod random;
+mod ratelimit;
+mod sequence;
+mod set;
 mod typed;
 
 pub use crate::backend::Ttl;
@@ -38,8 +46,15 @@ pub use crate::cache::{Cache, CacheBuilder, DEFAULT_MAX_VALUE_SIZE, DEFAULT_TIME
 pub use crate::cacheable::{Cacheable, KeyedCacheable};
 pub use crate::codec::Codec;
 pub use crate::error::{BoxError, Error, Result, redact_url};
+pub use crate::flag::Flags;
 pub use crate::key::{CacheKey, MAX_KEY_PART_LEN, escape_into, is_valid_prefix};
-pub use crate::typed::{KeyspaceBuilder, MAX_TTL, TypedCache};
+pub use crate::keyspace::{KeyspaceBuilder, MAX_TTL};
+pub use crate::lock::{LockGuard, Locks};
+pub use crate::otp::{OneTimeCodes, Verification};
+pub use crate::ratelimit::{Decision, RateLimit, RateLimiter};
+pub use crate::sequence::{Allocation, Sequences};
+pub use crate::set::TypedSet;
+pub use crate::typed::TypedCache;
 
 /// `#[derive(Cacheable)]`: see [`Cacheable`] for the attributes.
 #[cfg(feature = "derive")]
@@ -47,6 +62,8 @@ pub use cache_derive::Cacheable;
 
 /// The redis-rs crate this toolkit is built on, for use with [`Cache::redis_connection`].
 pub use redis;
+
+use crate::random::random;
 
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]

@@ -10,147 +10,11 @@ use serde::de::DeserializeOwned;
 
 use crate::backend::SetMode;
 use crate::cache::Cache;
-use crate::codec::{Codec, ValueFormat};
+use crate::codec::ValueFormat;
 use crate::error::{Error, Result};
-use crate::key::{CacheKey, KeySpace, is_valid_prefix};
+use crate::key::{CacheKey, KeySpace};
+use crate::keyspace::{Keyspace, check_ttl};
 use crate::{KeyedCacheable, Ttl};
-
-/// The longest TTL accepted: Redis keeps expiry times as milliseconds in an
-/// `i64` counted from the Unix epoch, so half that range leaves room for "now".
-/// About 146 million years.
-pub const MAX_TTL: Duration = Duration::from_millis(i64::MAX as u64 / 2);
-
-/// Checks that a TTL is at least one millisecond and within [`MAX_TTL`].
-pub(crate) fn check_ttl(ttl: Duration, key: Option<&str>) -> Result<()> {
-    let reason = if ttl.is_zero() {
-        "a TTL must be greater than zero"
-    } else if ttl < Duration::from_millis(1) {
-        "a TTL must be at least one millisecond"
-    } else if ttl > MAX_TTL {
-        "a TTL must not exceed cache_core::MAX_TTL"
-    } else {
-        return Ok(());
-    };
-    Err(Error::InvalidTtl {
-        key: key.map(str::to_owned),
-        ttl,
-        reason,
-    })
-}
-
-/// Configures a [`TypedCache`]; made by [`Cache::keyspace`].
-///
-/// ```
-/// # fn main() -> cache_core::Result<()> {
-/// use cache_core::{Cache, Codec};
-/// use std::time::Duration;
-///
-/// let cache = Cache::builder().namespace("chat").build_memory()?;
-/// let members = cache
-///     .keyspace("members")
-///     .ttl(Duration::from_secs(300))
-///     .version(2)
-///     .codec(Codec::Json)
-///     .typed::<u64, Vec<u64>>()?;
-/// assert_eq!(members.key(&42), "chat:members:v2:42");
-/// # Ok(()) }
-/// ```
-#[must_use]
-#[derive(Debug, Clone)]
-pub struct KeyspaceBuilder {
-    cache: Cache,
-    prefix: String,
-    ttl: Option<Duration>,
-    version: u32,
-    codec: Codec,
-}
-
-impl KeyspaceBuilder {
-    pub(crate) fn new(cache: Cache, prefix: String) -> Self {
-        KeyspaceBuilder {
-            cache,
-            prefix,
-            ttl: None,
-            version: 1,
-            codec: Codec::default(),
-        }
-    }
-
-    /// The TTL that `set` gives every entry. Without one, entries never expire.
-    ///
-    /// ```
-    /// # let cache = cache_core::Cache::memory();
-    /// let builder = cache.keyspace("price").ttl(std::time::Duration::from_secs(300));
-    /// ```
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = Some(ttl);
-        self
-    }
-
-    /// The schema version in the key (default 1). Bump it when the value type
-    /// changes, so new code never reads bytes written by old code.
-    ///
-    /// ```
-    /// # let cache = cache_core::Cache::memory();
-    /// let builder = cache.keyspace("price").version(3);
-    /// ```
-    pub fn version(mut self, version: u32) -> Self {
-        self.version = version;
-        self
-    }
-
-    /// The value codec (default JSON).
-    ///
-    /// ```
-    /// # let cache = cache_core::Cache::memory();
-    /// let builder = cache.keyspace("price").codec(cache_core::Codec::Json);
-    /// ```
-    pub fn codec(mut self, codec: Codec) -> Self {
-        self.codec = codec;
-        self
-    }
-
-    /// Checks the settings and returns the typed cache.
-    ///
-    /// # Errors
-    /// [`Error::Config`] for a prefix that is empty or holds characters other than
-    /// `A-Z a-z 0-9 . _ -`, or a version of zero; [`Error::InvalidTtl`] for a TTL
-    /// of zero or beyond [`MAX_TTL`].
-    ///
-    /// ```
-    /// # let cache = cache_core::Cache::memory();
-    /// let err = cache.keyspace("a:b").typed::<String, String>().unwrap_err();
-    /// assert!(err.to_string().contains("`a:b`"));
-    /// ```
-    pub fn typed<K, V>(self) -> Result<TypedCache<K, V>>
-    where
-        K: CacheKey + ?Sized,
-        V: Serialize + DeserializeOwned,
-    {
-        if !is_valid_prefix(&self.prefix) {
-            return Err(Error::config(format!(
-                "prefix `{}` must be non-empty and made of A-Z a-z 0-9 . _ -",
-                self.prefix.escape_debug()
-            )));
-        }
-        if self.version == 0 {
-            return Err(Error::config(format!(
-                "version of prefix `{}` must be at least 1",
-                self.prefix
-            )));
-        }
-        if let Some(ttl) = self.ttl {
-            check_ttl(ttl, None)?;
-        }
-        Ok(TypedCache::from_parts(
-            self.cache,
-            &self.prefix,
-            self.version,
-            self.ttl,
-            self.codec,
-        ))
-    }
-}
 
 /// Typed access to the entries of one keyspace: keys of type `K`, values of type `V`.
 ///
@@ -212,19 +76,12 @@ where
     K: CacheKey + ?Sized,
     V: Serialize + DeserializeOwned,
 {
-    pub(crate) fn from_parts(
-        cache: Cache,
-        prefix: &str,
-        version: u32,
-        ttl: Option<Duration>,
-        codec: Codec,
-    ) -> Self {
-        let space = KeySpace::new(cache.namespace(), prefix, version);
+    pub(crate) fn new(keyspace: Keyspace) -> Self {
         TypedCache {
-            cache,
-            space,
-            ttl,
-            format: ValueFormat::for_type::<V>(codec),
+            format: ValueFormat::for_type::<V>(keyspace.codec),
+            cache: keyspace.cache,
+            space: keyspace.space,
+            ttl: keyspace.ttl,
             types: PhantomData,
         }
     }
@@ -526,8 +383,8 @@ where
     }
 
     /// Adds `delta` to the integer at `key` atomically (a missing key counts as 0)
-    /// and returns the new value. A key this creates gets the default TTL; an
-    /// existing key keeps its expiry. Values are stored as Redis integers, so
+    /// and returns the new value. A key without an expiry (a new one) gets the
+    /// default TTL, so a counter never lives forever; a key with one keeps it. Values are stored as Redis integers, so
     /// `get` reads back what `incr` returned, under every codec.
     ///
     /// # Errors

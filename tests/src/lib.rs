@@ -260,3 +260,95 @@ fn free_port() -> u16 {
         Err(err) => panic!("cannot find a free port: {err}"),
     }
 }
+
+/// One backend under test; the Redis server lives as long as the test.
+pub struct Env {
+    /// The cache under test.
+    pub cache: Cache,
+    /// The spawned server, on the Redis backend.
+    pub redis: Option<TestRedis>,
+}
+
+impl Env {
+    /// The memory backend, under a namespace of its own.
+    pub fn memory(test: &str) -> Self {
+        let cache = Cache::builder()
+            .namespace(unique_namespace(test))
+            .build_memory()
+            .unwrap_or_else(|err| panic!("memory cache: {err}"));
+        Env { cache, redis: None }
+    }
+
+    /// A spawned redis-server.
+    pub async fn redis(test: &str) -> Self {
+        let redis = TestRedis::start(test);
+        let cache = redis.cache().await;
+        Env {
+            cache,
+            redis: Some(redis),
+        }
+    }
+
+    /// Writes raw bytes under a full key, as a foreign writer would.
+    pub async fn write_raw(&self, full_key: &str, bytes: &[u8]) {
+        match &self.redis {
+            Some(redis) => {
+                let mut raw = redis.raw().await;
+                let _: () = redis::cmd("SET")
+                    .arg(full_key)
+                    .arg(bytes)
+                    .query_async(&mut raw)
+                    .await
+                    .unwrap_or_else(|err| panic!("raw SET {full_key}: {err}"));
+            }
+            None => {
+                // The memory backend has no raw access; a String keyspace with the
+                // same layout writes the bytes as a JSON string instead.
+                let (prefix, key) = split_key(full_key, self.cache.namespace());
+                let text = String::from_utf8_lossy(bytes).into_owned();
+                let raw = self
+                    .cache
+                    .keyspace(prefix)
+                    .typed::<String, String>()
+                    .unwrap();
+                raw.set(key, &text).await.unwrap();
+            }
+        }
+    }
+}
+
+fn split_key<'a>(full_key: &'a str, namespace: Option<&str>) -> (&'a str, &'a str) {
+    let rest = match namespace {
+        Some(ns) => &full_key[ns.len() + 1..],
+        None => full_key,
+    };
+    let mut parts = rest.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(prefix), Some(_version), Some(key)) => (prefix, key),
+        _ => panic!("not a cache key: {full_key}"),
+    }
+}
+
+/// Runs each named `async fn(Env)` once on the memory backend (module
+/// `memory`) and once on a spawned Redis (module `redis_server`).
+#[macro_export]
+macro_rules! backend_suite {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Env::memory(stringify!($name))).await;
+                }
+            )*
+        }
+        mod redis_server {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Env::redis(stringify!($name)).await).await;
+                }
+            )*
+        }
+    };
+}

@@ -6,94 +6,10 @@ use std::time::{Duration, Instant};
 
 use cache::{Cache, Codec, Error, MAX_TTL, Ttl};
 use cache_core as cache;
-use cache_tests::TestRedis;
+use cache_tests::Env;
 use serde::{Deserialize, Serialize};
 
-/// One backend under test; the Redis server lives as long as the test.
-struct Env {
-    cache: Cache,
-    redis: Option<TestRedis>,
-}
-
-impl Env {
-    fn memory(test: &str) -> Self {
-        let cache = Cache::builder()
-            .namespace(cache_tests::unique_namespace(test))
-            .build_memory()
-            .unwrap_or_else(|err| panic!("memory cache: {err}"));
-        Env { cache, redis: None }
-    }
-
-    async fn redis(test: &str) -> Self {
-        let redis = TestRedis::start(test);
-        let cache = redis.cache().await;
-        Env {
-            cache,
-            redis: Some(redis),
-        }
-    }
-
-    /// Writes raw bytes under a full key, as a foreign writer would.
-    async fn write_raw(&self, full_key: &str, bytes: &[u8]) {
-        match &self.redis {
-            Some(redis) => {
-                let mut raw = redis.raw().await;
-                let _: () = redis::cmd("SET")
-                    .arg(full_key)
-                    .arg(bytes)
-                    .query_async(&mut raw)
-                    .await
-                    .unwrap();
-            }
-            None => {
-                // The memory backend has no raw access; a String keyspace with the
-                // same layout writes the bytes as a JSON string instead.
-                let (prefix, key) = split_key(full_key, self.cache.namespace());
-                let text = String::from_utf8_lossy(bytes).into_owned();
-                let raw = self
-                    .cache
-                    .keyspace(prefix)
-                    .typed::<String, String>()
-                    .unwrap();
-                raw.set(key, &text).await.unwrap();
-            }
-        }
-    }
-}
-
-fn split_key<'a>(full_key: &'a str, namespace: Option<&str>) -> (&'a str, &'a str) {
-    let rest = match namespace {
-        Some(ns) => &full_key[ns.len() + 1..],
-        None => full_key,
-    };
-    let mut parts = rest.splitn(3, ':');
-    let prefix = parts.next().unwrap();
-    let _version = parts.next().unwrap();
-    (prefix, parts.next().unwrap())
-}
-
-macro_rules! behaviour_suite {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Env::memory(stringify!($name))).await;
-                }
-            )*
-        }
-        mod redis_server {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Env::redis(stringify!($name)).await).await;
-                }
-            )*
-        }
-    };
-}
-
-behaviour_suite!(
+cache_tests::backend_suite!(
     round_trips_in_every_codec,
     default_ttl_is_applied_and_expires,
     set_with_ttl_overrides_and_expires,
@@ -398,6 +314,19 @@ async fn incr_applies_the_default_ttl_only_to_new_keys(env: Env) {
     assert_eq!(calls.incr("u", 1).await.unwrap(), 2);
     let later = calls.ttl("u").await.unwrap().remaining().unwrap();
     assert!(later <= Duration::from_secs(10), "{later:?}");
+
+    // Full-range i64 counters take Redis' plain INCRBY path; same rules.
+    let wide = env
+        .cache
+        .keyspace("wide-calls")
+        .ttl(Duration::from_secs(60))
+        .typed::<String, i64>()
+        .unwrap();
+    assert_eq!(wide.incr("u", 5).await.unwrap(), 5);
+    assert!(wide.ttl("u").await.unwrap().remaining().unwrap() > Duration::from_secs(59));
+    wide.expire("u", Duration::from_secs(10)).await.unwrap();
+    assert_eq!(wide.incr("u", -2).await.unwrap(), 3);
+    assert!(wide.ttl("u").await.unwrap().remaining().unwrap() <= Duration::from_secs(10));
 }
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]

@@ -4,9 +4,12 @@
 //! once the writes since the last sweep outnumber the entries that sweep kept
 //! (at least [`MIN_SWEEP_WRITES`]), or a second has passed. So the map holds at
 //! most about twice its live entries, at an amortized O(1) cost per write.
+//!
+//! Multi-step operations run inside [`MemoryBackend::atomically`], under the
+//! one lock, which is what a Lua script is on Redis.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::{Bounds, SetMode, Ttl};
@@ -15,10 +18,20 @@ use crate::error::{Error, Result};
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 const MIN_SWEEP_WRITES: usize = 64;
 
+/// What a key holds; reading it as another kind is a wrong-type error, as on Redis.
 #[derive(Debug)]
-struct Entry {
-    value: Vec<u8>,
-    expires_at: Option<Instant>,
+pub(crate) enum Value {
+    Bytes(Vec<u8>),
+    Set(HashSet<Vec<u8>>),
+    Hash(HashMap<String, i64>),
+    /// Timestamps, oldest first (a sliding window's log; a sorted set on Redis).
+    Log(VecDeque<Instant>),
+}
+
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) value: Value,
+    pub(crate) expires_at: Option<Instant>,
 }
 
 impl Entry {
@@ -27,17 +40,42 @@ impl Entry {
     }
 }
 
+/// The map as seen by one atomic operation, with the time fixed at its start.
 #[derive(Debug)]
-struct State {
+pub(crate) struct Store {
     entries: HashMap<String, Entry>,
     writes_since_sweep: usize,
     kept_by_last_sweep: usize,
     last_sweep: Instant,
+    now: Instant,
 }
 
-impl State {
+/// `now + ttl`; a TTL too far out for `Instant` is as good as no expiry.
+pub(crate) fn deadline(now: Instant, ttl: Duration) -> Instant {
+    now.checked_add(ttl)
+        .unwrap_or(now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
+/// Time left until `at`, in whole milliseconds as PTTL reports it.
+pub(crate) fn remaining(now: Instant, at: Instant) -> Duration {
+    Duration::from_millis(u64::try_from(at.duration_since(now).as_millis()).unwrap_or(u64::MAX))
+}
+
+fn wrong_type(operation: &'static str, key: &str) -> Error {
+    Error::WrongType {
+        operation,
+        key: key.to_owned(),
+    }
+}
+
+impl Store {
+    pub(crate) fn now(&self) -> Instant {
+        self.now
+    }
+
     /// The live entry at `key`, dropping it first if it has expired.
-    fn live(&mut self, key: &str, now: Instant) -> Option<&mut Entry> {
+    pub(crate) fn entry(&mut self, key: &str) -> Option<&mut Entry> {
+        let now = self.now;
         if self
             .entries
             .get(key)
@@ -48,11 +86,75 @@ impl State {
         self.entries.get_mut(key)
     }
 
-    fn note_write(&mut self, now: Instant) {
+    pub(crate) fn insert(&mut self, key: &str, value: Value, expires_at: Option<Instant>) {
+        self.entries
+            .insert(key.to_owned(), Entry { value, expires_at });
+        self.note_write();
+    }
+
+    /// Removes `key`; returns the entry if it was live.
+    pub(crate) fn remove(&mut self, key: &str) -> Option<Entry> {
+        let now = self.now;
+        self.entries.remove(key).filter(|entry| entry.is_live(now))
+    }
+
+    /// The bytes at `key`, or a wrong-type error if it holds something else.
+    pub(crate) fn bytes(
+        &mut self,
+        key: &str,
+        operation: &'static str,
+    ) -> Result<Option<&mut Vec<u8>>> {
+        match self.entry(key) {
+            None => Ok(None),
+            Some(Entry {
+                value: Value::Bytes(bytes),
+                ..
+            }) => Ok(Some(bytes)),
+            Some(_) => Err(wrong_type(operation, key)),
+        }
+    }
+
+    /// The set at `key`, or a wrong-type error if it holds something else.
+    pub(crate) fn set(&mut self, key: &str, operation: &'static str) -> Result<Option<&mut Entry>> {
+        match self.entry(key) {
+            None => Ok(None),
+            Some(entry) if matches!(entry.value, Value::Set(_)) => Ok(Some(entry)),
+            Some(_) => Err(wrong_type(operation, key)),
+        }
+    }
+
+    pub(crate) fn ttl(&mut self, key: &str) -> Ttl {
+        let now = self.now;
+        match self.entry(key) {
+            None => Ttl::Missing,
+            Some(Entry {
+                expires_at: None, ..
+            }) => Ttl::Persistent,
+            Some(Entry {
+                expires_at: Some(at),
+                ..
+            }) => Ttl::Expires(remaining(now, *at)),
+        }
+    }
+
+    /// Sets `key` to expire after `ttl`; returns whether it exists.
+    pub(crate) fn expire(&mut self, key: &str, ttl: Duration) -> bool {
+        let at = deadline(self.now, ttl);
+        match self.entry(key) {
+            Some(entry) => {
+                entry.expires_at = Some(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn note_write(&mut self) {
         self.writes_since_sweep += 1;
         if self.writes_since_sweep > self.kept_by_last_sweep.max(MIN_SWEEP_WRITES)
-            || now.duration_since(self.last_sweep) >= SWEEP_INTERVAL
+            || self.now.duration_since(self.last_sweep) >= SWEEP_INTERVAL
         {
+            let now = self.now;
             self.entries.retain(|_, entry| entry.is_live(now));
             self.writes_since_sweep = 0;
             self.kept_by_last_sweep = self.entries.len();
@@ -63,42 +165,40 @@ impl State {
 
 #[derive(Debug)]
 pub(crate) struct MemoryBackend {
-    state: Mutex<State>,
+    store: Mutex<Store>,
 }
 
 impl Default for MemoryBackend {
     fn default() -> Self {
+        let now = Instant::now();
         MemoryBackend {
-            state: Mutex::new(State {
+            store: Mutex::new(Store {
                 entries: HashMap::new(),
                 writes_since_sweep: 0,
                 kept_by_last_sweep: 0,
-                last_sweep: Instant::now(),
+                last_sweep: now,
+                now,
             }),
         }
     }
 }
 
-fn deadline(now: Instant, ttl: Duration) -> Instant {
-    // A TTL too far out for `Instant` is as good as no expiry.
-    now.checked_add(ttl)
-        .unwrap_or(now + Duration::from_secs(100 * 365 * 24 * 3600))
-}
-
 impl MemoryBackend {
-    fn lock(&self) -> MutexGuard<'_, State> {
+    /// Runs `operation` alone on the store, with the time fixed at its start.
+    pub(crate) fn atomically<R>(&self, operation: impl FnOnce(&mut Store) -> R) -> R {
         // Nothing panics while holding the lock, but a poisoned map is still consistent.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+        store.now = Instant::now();
+        operation(&mut store)
     }
 
     /// Entries held, live or expired but not yet swept: what the map costs in memory.
     pub(crate) fn stored_entries(&self) -> usize {
-        self.lock().entries.len()
+        self.atomically(|store| store.entries.len())
     }
 
     pub(crate) fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let now = Instant::now();
-        Ok(self.lock().live(key, now).map(|entry| entry.value.clone()))
+        self.atomically(|store| Ok(store.bytes(key, "GET")?.cloned()))
     }
 
     pub(crate) fn set(
@@ -108,70 +208,40 @@ impl MemoryBackend {
         ttl: Option<Duration>,
         mode: SetMode,
     ) -> Result<bool> {
-        let now = Instant::now();
-        let mut state = self.lock();
-        if mode == SetMode::IfAbsent && state.live(key, now).is_some() {
-            return Ok(false);
-        }
-        let expires_at = ttl.map(|ttl| deadline(now, ttl));
-        state
-            .entries
-            .insert(key.to_owned(), Entry { value, expires_at });
-        state.note_write(now);
-        Ok(true)
+        self.atomically(|store| {
+            if mode == SetMode::IfAbsent && store.entry(key).is_some() {
+                return Ok(false);
+            }
+            let expires_at = ttl.map(|ttl| deadline(store.now(), ttl));
+            store.insert(key, Value::Bytes(value), expires_at);
+            Ok(true)
+        })
     }
 
     pub(crate) fn delete(&self, key: &str) -> Result<bool> {
-        let now = Instant::now();
-        let mut state = self.lock();
-        let existed = state.live(key, now).is_some();
-        state.entries.remove(key);
-        Ok(existed)
+        self.atomically(|store| Ok(store.remove(key).is_some()))
     }
 
     pub(crate) fn exists(&self, key: &str) -> Result<bool> {
-        let now = Instant::now();
-        Ok(self.lock().live(key, now).is_some())
+        self.atomically(|store| Ok(store.entry(key).is_some()))
     }
 
     pub(crate) fn ttl(&self, key: &str) -> Result<Ttl> {
-        let now = Instant::now();
-        Ok(match self.lock().live(key, now) {
-            None => Ttl::Missing,
-            Some(Entry {
-                expires_at: None, ..
-            }) => Ttl::Persistent,
-            // Whole milliseconds, as PTTL reports them.
-            Some(Entry {
-                expires_at: Some(at),
-                ..
-            }) => Ttl::Expires(Duration::from_millis(
-                u64::try_from(at.duration_since(now).as_millis()).unwrap_or(u64::MAX),
-            )),
-        })
+        self.atomically(|store| Ok(store.ttl(key)))
     }
 
     pub(crate) fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
-        let now = Instant::now();
-        let mut state = self.lock();
-        Ok(match state.live(key, now) {
-            Some(entry) => {
-                entry.expires_at = Some(deadline(now, ttl));
-                true
-            }
-            None => false,
-        })
+        self.atomically(|store| Ok(store.expire(key, ttl)))
     }
 
     pub(crate) fn take(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let now = Instant::now();
-        let mut state = self.lock();
-        let live = state.live(key, now).is_some();
-        Ok(state
-            .entries
-            .remove(key)
-            .filter(|_| live)
-            .map(|entry| entry.value))
+        self.atomically(|store| {
+            store.bytes(key, "GETDEL")?;
+            Ok(store.remove(key).and_then(|entry| match entry.value {
+                Value::Bytes(bytes) => Some(bytes),
+                _ => None,
+            }))
+        })
     }
 
     pub(crate) fn incr(
@@ -181,35 +251,33 @@ impl MemoryBackend {
         bounds: Bounds,
         ttl: Option<Duration>,
     ) -> Result<i64> {
-        let now = Instant::now();
-        let mut state = self.lock();
-        let (current, expires_at) = match state.live(key, now) {
-            Some(entry) => {
-                let current = std::str::from_utf8(&entry.value)
-                    .ok()
-                    .and_then(|text| text.parse::<i64>().ok())
-                    .ok_or_else(|| Error::NotAnInteger {
+        self.atomically(|store| {
+            let now = store.now();
+            let (current, expires_at) = match store.bytes(key, "INCRBY")? {
+                Some(bytes) => {
+                    let current = std::str::from_utf8(bytes)
+                        .ok()
+                        .and_then(|text| text.parse::<i64>().ok())
+                        .ok_or_else(|| Error::NotAnInteger {
+                            key: key.to_owned(),
+                        })?;
+                    let expires_at = store.entry(key).and_then(|entry| entry.expires_at);
+                    (current, expires_at.or(ttl.map(|ttl| deadline(now, ttl))))
+                }
+                None => (0, ttl.map(|ttl| deadline(now, ttl))),
+            };
+            let next = i128::from(current) + i128::from(delta);
+            let next = match i64::try_from(next) {
+                Ok(next) if bounds.contains(i128::from(next)) => next,
+                _ => {
+                    return Err(Error::Overflow {
                         key: key.to_owned(),
-                    })?;
-                (current, entry.expires_at)
-            }
-            None => (0, ttl.map(|ttl| deadline(now, ttl))),
-        };
-        let next = i128::from(current) + i128::from(delta);
-        let next = match i64::try_from(next) {
-            Ok(next) if bounds.contains(i128::from(next)) => next,
-            _ => {
-                return Err(Error::Overflow {
-                    key: key.to_owned(),
-                    delta,
-                });
-            }
-        };
-        let value = next.to_string().into_bytes();
-        state
-            .entries
-            .insert(key.to_owned(), Entry { value, expires_at });
-        state.note_write(now);
-        Ok(next)
+                        delta,
+                    });
+                }
+            };
+            store.insert(key, Value::Bytes(next.to_string().into_bytes()), expires_at);
+            Ok(next)
+        })
     }
 }

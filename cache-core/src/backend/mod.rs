@@ -63,6 +63,11 @@ pub(crate) struct Bounds {
 }
 
 impl Bounds {
+    /// True when the bounds are the whole `i64` range, which Redis enforces itself.
+    pub(crate) fn is_full_range(self) -> bool {
+        self.min.unwrap_or(i64::MIN) == i64::MIN && self.max.unwrap_or(i64::MAX) == i64::MAX
+    }
+
     pub(crate) fn contains(self, value: i128) -> bool {
         let min = self.min.unwrap_or(i64::MIN);
         let max = self.max.unwrap_or(i64::MAX);
@@ -133,8 +138,8 @@ impl Backend {
         }
     }
 
-    /// Adds `delta` atomically, refusing to leave `bounds`; a key it creates gets
-    /// `ttl`, an existing key keeps its expiry. Returns the new value.
+    /// Adds `delta` atomically, refusing to leave `bounds`; a key without an
+    /// expiry (a new one) gets `ttl`, a key with one keeps it. Returns the new value.
     pub(crate) async fn incr(
         &self,
         key: &str,

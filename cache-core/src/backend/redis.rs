@@ -33,7 +33,7 @@ if (ARGV[2] ~= '' and v < tonumber(ARGV[2])) or (ARGV[3] ~= '' and v > tonumber(
   end
   return redis.error_reply('OVERFLOW counter would leave the range of its type')
 end
-if ARGV[4] ~= '' and existed == 0 then
+if ARGV[4] ~= '' and redis.call('PTTL', KEYS[1]) == -1 then
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
 end
 return redis.call('GET', KEYS[1])
@@ -99,7 +99,8 @@ impl RedisBackend {
         }
     }
 
-    async fn query<T: FromRedisValue>(
+    /// Sends one command, bounded by the timeout.
+    pub(crate) async fn query<T: FromRedisValue>(
         &self,
         operation: &'static str,
         key: &str,
@@ -108,6 +109,45 @@ impl RedisBackend {
         let mut connection = self.connection.clone();
         self.bounded(operation, key, async move {
             cmd.query_async(&mut connection).await
+        })
+        .await
+    }
+
+    /// Runs `script` on `keys` with `args` (EVALSHA, falling back to EVAL when
+    /// the server has lost its script cache). `key` names the operation's main
+    /// key in errors.
+    pub(crate) async fn script<T: FromRedisValue>(
+        &self,
+        operation: &'static str,
+        script: &Script,
+        keys: &[&str],
+        args: &[&[u8]],
+    ) -> Result<T> {
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(*key);
+        }
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        let mut connection = self.connection.clone();
+        let main_key = keys.first().copied().unwrap_or_default();
+        self.bounded(operation, main_key, async move {
+            invocation.invoke_async(&mut connection).await
+        })
+        .await
+    }
+
+    /// Runs `pipe` (atomic when built with `.atomic()`) in one round trip.
+    pub(crate) async fn pipeline<T: FromRedisValue>(
+        &self,
+        operation: &'static str,
+        key: &str,
+        pipe: redis::Pipeline,
+    ) -> Result<T> {
+        let mut connection = self.connection.clone();
+        self.bounded(operation, key, async move {
+            pipe.query_async(&mut connection).await
         })
         .await
     }
@@ -138,8 +178,8 @@ impl RedisBackend {
             cmd.arg("NX");
         }
         // SET answers OK, or nil when NX found the key present.
-        let reply: Option<String> = self.query("SET", key, cmd).await?;
-        Ok(reply.is_some())
+        let reply: redis::Value = self.query("SET", key, cmd).await?;
+        Ok(reply != redis::Value::Nil)
     }
 
     pub(crate) async fn delete(&self, key: &str) -> Result<bool> {
@@ -185,23 +225,22 @@ impl RedisBackend {
         bounds: Bounds,
         ttl: Option<Duration>,
     ) -> Result<i64> {
+        if bounds.is_full_range() {
+            return self.incr_full_range(key, delta, ttl).await;
+        }
         let exact_bound = |bound: Option<i64>| match bound {
             Some(b) if b.unsigned_abs() <= EXACT_IN_LUA.unsigned_abs() => b.to_string(),
             _ => String::new(),
         };
-        let mut invocation = INCR_SCRIPT.prepare_invoke();
-        invocation
-            .key(key)
-            .arg(delta)
-            .arg(exact_bound(bounds.min))
-            .arg(exact_bound(bounds.max))
-            .arg(ttl.map(|t| ttl_millis(t).to_string()).unwrap_or_default());
-        let mut connection = self.connection.clone();
-        let result: Result<String> = self
-            .bounded("INCRBY", key, async move {
-                invocation.invoke_async(&mut connection).await
-            })
-            .await;
+        let ttl = ttl.map(|t| ttl_millis(t).to_string()).unwrap_or_default();
+        let args = [
+            delta.to_string(),
+            exact_bound(bounds.min),
+            exact_bound(bounds.max),
+            ttl,
+        ];
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        let result: Result<String> = self.script("INCRBY", &INCR_SCRIPT, &[key], &args).await;
         let text = result.map_err(|err| overflow_or(err, key, delta))?;
         let value: i64 = text.parse().map_err(|_| Error::NotAnInteger {
             key: key.to_owned(),
@@ -214,6 +253,28 @@ impl RedisBackend {
             });
         }
         Ok(value)
+    }
+}
+
+impl RedisBackend {
+    /// `i64` counters need no script: INCRBY refuses to overflow by itself, and
+    /// `PEXPIRE ... NX` in the same transaction gives the TTL only to a key
+    /// without one.
+    async fn incr_full_range(&self, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("INCRBY").arg(key).arg(delta);
+        if let Some(ttl) = ttl {
+            pipe.atomic()
+                .cmd("PEXPIRE")
+                .arg(key)
+                .arg(ttl_millis(ttl))
+                .arg("NX")
+                .ignore();
+        }
+        let result: Result<(i64,)> = self.pipeline("INCRBY", key, pipe).await;
+        result
+            .map(|(value,)| value)
+            .map_err(|err| overflow_or(err, key, delta))
     }
 }
 

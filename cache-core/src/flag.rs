@@ -1,0 +1,207 @@
+//! Flags with an absolute expiry time, such as a JWT blacklist: a revoked
+//! token is remembered exactly as long as it would have been valid.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::Cache;
+use crate::backend::Backend;
+use crate::backend::memory::{Value, deadline};
+use crate::error::{Error, Result};
+use crate::key::{CacheKey, KeySpace};
+use crate::keyspace::Keyspace;
+
+/// A set of flags per key, each raised until a point in time. Made by
+/// [`KeyspaceBuilder::flags`](crate::KeyspaceBuilder::flags).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+/// use std::time::{Duration, SystemTime};
+///
+/// let revoked = cache_core::Cache::memory().keyspace("jwt-revoked").flags::<str>()?;
+/// let token_expires = SystemTime::now() + Duration::from_secs(900); // the `exp` claim
+/// assert!(revoked.raise_until("jti-123", token_expires).await?);
+/// assert!(revoked.is_raised("jti-123").await?);
+/// assert!(!revoked.is_raised("jti-456").await?);
+/// # Ok(()) }
+/// ```
+pub struct Flags<K: ?Sized> {
+    cache: Cache,
+    space: KeySpace,
+    types: PhantomData<fn(&K)>,
+}
+
+impl<K: ?Sized> Clone for Flags<K> {
+    fn clone(&self) -> Self {
+        Flags {
+            cache: self.cache.clone(),
+            space: self.space.clone(),
+            types: PhantomData,
+        }
+    }
+}
+
+impl<K: ?Sized> fmt::Debug for Flags<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Flags").field("keys", &self.space).finish()
+    }
+}
+
+fn unix_millis(time: SystemTime) -> Option<u64> {
+    time.duration_since(UNIX_EPOCH)
+        .ok()
+        .and_then(|d| u64::try_from(d.as_millis()).ok())
+}
+
+impl<K: CacheKey + ?Sized> Flags<K> {
+    pub(crate) fn new(keyspace: Keyspace) -> Self {
+        Flags {
+            cache: keyspace.cache,
+            space: keyspace.space,
+            types: PhantomData,
+        }
+    }
+
+    /// Raises the flag at `key` until `until` (millisecond precision, `PXAT`).
+    /// A time that has already passed is a no-op that returns `false`: the
+    /// thing it would mark (an expired token, say) needs no flag.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTtl`] for a time beyond [`MAX_TTL`](crate::MAX_TTL) from
+    /// now, backend or timeout errors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// # use std::time::{Duration, SystemTime};
+    /// let revoked = cache_core::Cache::memory().keyspace("jwt").flags::<str>()?;
+    /// let past = SystemTime::now() - Duration::from_secs(1);
+    /// assert!(!revoked.raise_until("old", past).await?);
+    /// assert!(!revoked.is_raised("old").await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn raise_until<Q>(&self, key: &Q, until: SystemTime) -> Result<bool>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        let full_key = self.space.key(key);
+        let Ok(left) = until.duration_since(SystemTime::now()) else {
+            return Ok(false);
+        };
+        if left < Duration::from_millis(1) {
+            return Ok(false);
+        }
+        crate::keyspace::check_ttl(left, Some(&full_key))?;
+        match self.cache.backend() {
+            Backend::Redis(redis) => {
+                let at = unix_millis(until).ok_or_else(|| Error::InvalidTtl {
+                    key: Some(full_key.clone()),
+                    ttl: left,
+                    reason: "the expiry time is out of range",
+                })?;
+                let cmd = redis::cmd("SET")
+                    .arg(&full_key)
+                    .arg("1")
+                    .arg("PXAT")
+                    .arg(at)
+                    .take();
+                let _: redis::Value = redis.query("SET", &full_key, cmd).await?;
+            }
+            Backend::Memory(memory) => memory.atomically(|store| {
+                let expires_at = deadline(store.now(), left);
+                store.insert(&full_key, Value::Bytes(b"1".to_vec()), Some(expires_at));
+            }),
+        }
+        Ok(true)
+    }
+
+    /// Raises the flag at `key` for `ttl` from now.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTtl`] for zero or a TTL beyond [`MAX_TTL`](crate::MAX_TTL),
+    /// backend or timeout errors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// # use std::time::Duration;
+    /// let banned = cache_core::Cache::memory().keyspace("banned").flags::<u64>()?;
+    /// banned.raise_for(&42, Duration::from_secs(3600)).await?;
+    /// assert!(banned.is_raised(&42).await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn raise_for<Q>(&self, key: &Q, ttl: Duration) -> Result<()>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        let full_key = self.space.key(key);
+        crate::keyspace::check_ttl(ttl, Some(&full_key))?;
+        self.cache
+            .backend()
+            .set(
+                &full_key,
+                b"1".to_vec(),
+                Some(ttl),
+                crate::backend::SetMode::Always,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Whether the flag at `key` is raised now: one round trip.
+    ///
+    /// # Errors
+    /// Backend or timeout errors. A check that must fail closed (a revoked-token
+    /// check) should treat an error as "raised".
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let revoked = cache_core::Cache::memory().keyspace("jwt").flags::<str>()?;
+    /// assert!(!revoked.is_raised("jti").await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn is_raised<Q>(&self, key: &Q) -> Result<bool>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        self.cache.backend().exists(&self.space.key(key)).await
+    }
+
+    /// Lowers the flag at `key`; returns whether it was raised.
+    ///
+    /// # Errors
+    /// Backend or timeout errors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let revoked = cache_core::Cache::memory().keyspace("jwt").flags::<str>()?;
+    /// assert!(!revoked.lower("jti").await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn lower<Q>(&self, key: &Q) -> Result<bool>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        self.cache.backend().delete(&self.space.key(key)).await
+    }
+
+    /// The full Redis key of the flag at `key`.
+    ///
+    /// ```
+    /// # fn main() -> cache_core::Result<()> {
+    /// let revoked = cache_core::Cache::memory().keyspace("jwt").flags::<str>()?;
+    /// assert_eq!(revoked.key("a"), "jwt:v1:a");
+    /// # Ok(()) }
+    /// ```
+    pub fn key<Q>(&self, key: &Q) -> String
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        self.space.key(key)
+    }
+}

@@ -1,0 +1,293 @@
+//! Keyspaces: a prefix, schema version, default TTL and codec under the
+//! cache's namespace. Every typed view and building block is made from one.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::cache::Cache;
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+use crate::flag::Flags;
+use crate::key::{CacheKey, KeySpace, is_valid_prefix};
+use crate::lock::Locks;
+use crate::otp::OneTimeCodes;
+use crate::ratelimit::{RateLimit, RateLimiter};
+use crate::sequence::Sequences;
+use crate::set::TypedSet;
+use crate::typed::TypedCache;
+
+/// The longest TTL accepted: Redis keeps expiry times as milliseconds in an
+/// `i64` counted from the Unix epoch, so half that range leaves room for "now".
+/// About 146 million years.
+pub const MAX_TTL: Duration = Duration::from_millis(i64::MAX as u64 / 2);
+
+/// Checks that a TTL is at least one millisecond and within [`MAX_TTL`].
+pub(crate) fn check_ttl(ttl: Duration, key: Option<&str>) -> Result<()> {
+    let reason = if ttl.is_zero() {
+        "a TTL must be greater than zero"
+    } else if ttl < Duration::from_millis(1) {
+        "a TTL must be at least one millisecond"
+    } else if ttl > MAX_TTL {
+        "a TTL must not exceed cache_core::MAX_TTL"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidTtl {
+        key: key.map(str::to_owned),
+        ttl,
+        reason,
+    })
+}
+
+/// Configures a [`TypedCache`]; made by [`Cache::keyspace`].
+///
+/// ```
+/// # fn main() -> cache_core::Result<()> {
+/// use cache_core::{Cache, Codec};
+/// use std::time::Duration;
+///
+/// let cache = Cache::builder().namespace("chat").build_memory()?;
+/// let members = cache
+///     .keyspace("members")
+///     .ttl(Duration::from_secs(300))
+///     .version(2)
+///     .codec(Codec::Json)
+///     .typed::<u64, Vec<u64>>()?;
+/// assert_eq!(members.key(&42), "chat:members:v2:42");
+/// # Ok(()) }
+/// ```
+#[must_use]
+#[derive(Debug, Clone)]
+pub struct KeyspaceBuilder {
+    cache: Cache,
+    prefix: String,
+    ttl: Option<Duration>,
+    version: u32,
+    codec: Codec,
+}
+
+impl KeyspaceBuilder {
+    pub(crate) fn new(cache: Cache, prefix: String) -> Self {
+        KeyspaceBuilder {
+            cache,
+            prefix,
+            ttl: None,
+            version: 1,
+            codec: Codec::default(),
+        }
+    }
+
+    /// The TTL that `set` gives every entry. Without one, entries never expire.
+    ///
+    /// ```
+    /// # let cache = cache_core::Cache::memory();
+    /// let builder = cache.keyspace("price").ttl(std::time::Duration::from_secs(300));
+    /// ```
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// The schema version in the key (default 1). Bump it when the value type
+    /// changes, so new code never reads bytes written by old code.
+    ///
+    /// ```
+    /// # let cache = cache_core::Cache::memory();
+    /// let builder = cache.keyspace("price").version(3);
+    /// ```
+    pub fn version(mut self, version: u32) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// The value codec (default JSON).
+    ///
+    /// ```
+    /// # let cache = cache_core::Cache::memory();
+    /// let builder = cache.keyspace("price").codec(cache_core::Codec::Json);
+    /// ```
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// Checks the settings and returns the typed cache.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a prefix that is empty or holds characters other than
+    /// `A-Z a-z 0-9 . _ -`, or a version of zero; [`Error::InvalidTtl`] for a TTL
+    /// of zero or beyond [`MAX_TTL`].
+    ///
+    /// ```
+    /// # let cache = cache_core::Cache::memory();
+    /// let err = cache.keyspace("a:b").typed::<String, String>().unwrap_err();
+    /// assert!(err.to_string().contains("`a:b`"));
+    /// ```
+    pub fn typed<K, V>(self) -> Result<TypedCache<K, V>>
+    where
+        K: CacheKey + ?Sized,
+        V: Serialize + DeserializeOwned,
+    {
+        Ok(TypedCache::new(self.check()?))
+    }
+
+    /// Checks the settings and returns a typed set per key; see [`TypedSet`].
+    ///
+    /// # Errors
+    /// As [`typed`](Self::typed).
+    ///
+    /// ```
+    /// # fn main() -> cache_core::Result<()> {
+    /// let online = cache_core::Cache::memory().keyspace("online").typed_set::<str, u64>()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn typed_set<K, M>(self) -> Result<TypedSet<K, M>>
+    where
+        K: CacheKey + ?Sized,
+        M: Serialize + DeserializeOwned,
+    {
+        Ok(TypedSet::new(self.check()?))
+    }
+
+    /// Checks the settings and returns named locks; see [`Locks`]. The TTL and
+    /// codec settings do not apply: each acquisition names its lease.
+    ///
+    /// # Errors
+    /// As [`typed`](Self::typed).
+    ///
+    /// ```
+    /// # fn main() -> cache_core::Result<()> {
+    /// let locks = cache_core::Cache::memory().keyspace("lock").locks::<str>()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn locks<K: CacheKey + ?Sized>(self) -> Result<Locks<K>> {
+        Ok(Locks::new(self.check()?))
+    }
+
+    /// Checks the settings and returns flags with an expiry time (a JWT
+    /// blacklist); see [`Flags`].
+    ///
+    /// # Errors
+    /// As [`typed`](Self::typed).
+    ///
+    /// ```
+    /// # fn main() -> cache_core::Result<()> {
+    /// let revoked = cache_core::Cache::memory().keyspace("jwt-revoked").flags::<str>()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn flags<K: CacheKey + ?Sized>(self) -> Result<Flags<K>> {
+        Ok(Flags::new(self.check()?))
+    }
+
+    /// Checks the settings and returns one-time codes that lock after
+    /// `max_attempts` wrong guesses; see [`OneTimeCodes`].
+    ///
+    /// # Errors
+    /// [`Error::Config`] for `max_attempts` of zero, and as [`typed`](Self::typed).
+    ///
+    /// ```
+    /// # fn main() -> cache_core::Result<()> {
+    /// let codes = cache_core::Cache::memory().keyspace("otp").one_time_codes::<str>(5)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn one_time_codes<K: CacheKey + ?Sized>(
+        self,
+        max_attempts: u32,
+    ) -> Result<OneTimeCodes<K>> {
+        OneTimeCodes::new(self.check()?, max_attempts)
+    }
+
+    /// Checks the settings and returns a rate limiter per key; see [`RateLimiter`].
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a limit of zero, [`Error::InvalidTtl`] for a zero
+    /// window, and as [`typed`](Self::typed).
+    ///
+    /// ```
+    /// # fn main() -> cache_core::Result<()> {
+    /// use cache_core::RateLimit;
+    /// use std::time::Duration;
+    /// let limiter = cache_core::Cache::memory()
+    ///     .keyspace("api")
+    ///     .rate_limiter::<u64>(RateLimit::sliding_window(100, Duration::from_secs(60)))?;
+    /// assert!(cache_core::Cache::memory()
+    ///     .keyspace("api")
+    ///     .rate_limiter::<u64>(RateLimit::fixed_window(0, Duration::from_secs(60)))
+    ///     .is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn rate_limiter<K: CacheKey + ?Sized>(self, rule: RateLimit) -> Result<RateLimiter<K>> {
+        RateLimiter::new(self.check()?, rule)
+    }
+
+    /// Checks the settings and returns sequence allocators that reserve numbers
+    /// in blocks of `step`; see [`Sequences`].
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a step of zero, and as [`typed`](Self::typed).
+    ///
+    /// ```
+    /// # fn main() -> cache_core::Result<()> {
+    /// let seqs = cache_core::Cache::memory().keyspace("msg-seq").sequences::<u64>(1000)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn sequences<K: CacheKey + ?Sized>(self, step: u32) -> Result<Sequences<K>> {
+        Sequences::new(self.check()?, step)
+    }
+
+    /// Validates the settings into the parts every typed view is built from.
+    pub(crate) fn check(self) -> Result<Keyspace> {
+        if !is_valid_prefix(&self.prefix) {
+            return Err(Error::config(format!(
+                "prefix `{}` must be non-empty and made of A-Z a-z 0-9 . _ -",
+                self.prefix.escape_debug()
+            )));
+        }
+        if self.version == 0 {
+            return Err(Error::config(format!(
+                "version of prefix `{}` must be at least 1",
+                self.prefix
+            )));
+        }
+        if let Some(ttl) = self.ttl {
+            check_ttl(ttl, None)?;
+        }
+        Ok(Keyspace::new(
+            self.cache,
+            &self.prefix,
+            self.version,
+            self.ttl,
+            self.codec,
+        ))
+    }
+}
+
+/// A checked keyspace: what a typed view or building block is built from.
+#[derive(Debug, Clone)]
+pub(crate) struct Keyspace {
+    pub(crate) cache: Cache,
+    pub(crate) space: KeySpace,
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) codec: Codec,
+}
+
+impl Keyspace {
+    /// Used directly only for `Cacheable` types, whose derive checked the settings.
+    pub(crate) fn new(
+        cache: Cache,
+        prefix: &str,
+        version: u32,
+        ttl: Option<Duration>,
+        codec: Codec,
+    ) -> Self {
+        let space = KeySpace::new(cache.namespace(), prefix, version);
+        Keyspace {
+            cache,
+            space,
+            ttl,
+            codec,
+        }
+    }
+}

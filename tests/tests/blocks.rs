@@ -1,0 +1,518 @@
+//! The building blocks (rate limits, sequences, locks, flags, one-time codes,
+//! typed sets), each test run on the memory backend and on a spawned Redis.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use cache_core::{Cache, Error, RateLimit, Ttl, Verification};
+use cache_tests::Env;
+
+cache_tests::backend_suite!(
+    fixed_window_allows_exactly_the_limit_under_1000_concurrent_hits,
+    sliding_window_allows_exactly_the_limit_under_1000_concurrent_hits,
+    sliding_window_never_passes_twice_the_limit_at_an_edge,
+    rate_limit_decisions_report_count_remaining_and_reset,
+    sequences_never_repeat_and_report_each_crossing_once,
+    sequences_continue_above_the_persisted_maximum_after_data_loss,
+    next_many_pairs_results_with_users,
+    locks_exclude_each_other_across_two_handles,
+    a_stalled_holder_cannot_release_the_next_holders_lock,
+    lock_watchdog_keeps_the_lease_and_drop_releases,
+    flags_expire_when_the_token_would_have,
+    one_time_codes_work_once_and_lock_after_wrong_guesses,
+    typed_sets_tell_empty_from_missing,
+    typed_sets_and_values_at_one_key_are_wrong_type,
+    bad_input_is_a_clear_error,
+);
+
+/// Another handle on the same store: a second connection for Redis, a clone
+/// of the same in-process store for memory.
+async fn second_handle(env: &Env) -> Cache {
+    match &env.redis {
+        Some(redis) => redis.cache().await,
+        None => env.cache.clone(),
+    }
+}
+
+async fn concurrent_hits(env: &Env, rule: RateLimit) -> usize {
+    let limiter = env.cache.keyspace("api").rate_limiter::<u64>(rule).unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..1_000 {
+        let limiter = limiter.clone();
+        tasks.push(tokio::spawn(async move {
+            limiter.hit(&42).await.unwrap().allowed
+        }));
+    }
+    let mut allowed = 0;
+    for task in tasks {
+        allowed += usize::from(task.await.unwrap());
+    }
+    allowed
+}
+
+async fn wait_until_allowed(env: &Env, rule: RateLimit, limit: Duration) {
+    let limiter = env.cache.keyspace("api").rate_limiter::<u64>(rule).unwrap();
+    let started = Instant::now();
+    while !limiter.hit(&42).await.unwrap().allowed {
+        assert!(started.elapsed() < limit, "still refused after {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn fixed_window_allows_exactly_the_limit_under_1000_concurrent_hits(env: Env) {
+    let rule = RateLimit::fixed_window(100, Duration::from_secs(1));
+    assert_eq!(concurrent_hits(&env, rule).await, 100);
+    wait_until_allowed(&env, rule, Duration::from_secs(3)).await;
+    // The counter carries its expiry: it never lives forever.
+    let limiter = env.cache.keyspace("api").rate_limiter::<u64>(rule).unwrap();
+    let counter = env.cache.keyspace("api").typed::<u64, u64>().unwrap();
+    assert!(matches!(counter.ttl(&42).await.unwrap(), Ttl::Expires(_)));
+    limiter.reset(&42).await.unwrap();
+    assert_eq!(counter.ttl(&42).await.unwrap(), Ttl::Missing);
+}
+
+async fn sliding_window_allows_exactly_the_limit_under_1000_concurrent_hits(env: Env) {
+    let rule = RateLimit::sliding_window(100, Duration::from_secs(1));
+    assert_eq!(concurrent_hits(&env, rule).await, 100);
+    wait_until_allowed(&env, rule, Duration::from_secs(3)).await;
+}
+
+async fn sliding_window_never_passes_twice_the_limit_at_an_edge(env: Env) {
+    let window = Duration::from_millis(600);
+    let limiter = env
+        .cache
+        .keyspace("edge")
+        .rate_limiter::<str>(RateLimit::sliding_window(10, window))
+        .unwrap();
+    // Hits spread over 1.5 windows: any one window must have seen at most 10.
+    let mut allowed_at = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < window * 3 / 2 {
+        if limiter.hit("u").await.unwrap().allowed {
+            allowed_at.push(Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(allowed_at.len() >= 10, "{} allowed", allowed_at.len());
+    for (i, &start) in allowed_at.iter().enumerate() {
+        // Allow a little clock slack between this process and the server.
+        let inside = allowed_at[i..]
+            .iter()
+            .take_while(|&&at| at.duration_since(start) < window - Duration::from_millis(20))
+            .count();
+        assert!(inside <= 10, "{inside} hits passed within one window");
+    }
+}
+
+async fn rate_limit_decisions_report_count_remaining_and_reset(env: Env) {
+    for rule in [
+        RateLimit::fixed_window(3, Duration::from_secs(10)),
+        RateLimit::sliding_window(3, Duration::from_secs(10)),
+    ] {
+        let limiter = env
+            .cache
+            .keyspace("decisions")
+            .rate_limiter::<str>(rule)
+            .unwrap();
+        limiter.reset("u").await.unwrap();
+        let first = limiter.hit("u").await.unwrap();
+        assert_eq!(
+            (first.allowed, first.count, first.remaining),
+            (true, 1, 2),
+            "{rule:?}"
+        );
+        assert!(
+            first.reset_after > Duration::from_secs(9)
+                && first.reset_after <= Duration::from_secs(10)
+        );
+        limiter.hit("u").await.unwrap();
+        limiter.hit("u").await.unwrap();
+        let refused = limiter.hit("u").await.unwrap();
+        assert!(!refused.allowed, "{rule:?}");
+        assert_eq!(refused.remaining, 0);
+        assert!(refused.reset_after <= Duration::from_secs(10));
+    }
+}
+
+async fn sequences_never_repeat_and_report_each_crossing_once(env: Env) {
+    let step = 37;
+    let seqs = env
+        .cache
+        .keyspace("msg-seq")
+        .sequences::<u64>(step)
+        .unwrap();
+    let mut tasks = Vec::new();
+    for task in 0..50u64 {
+        let seqs = seqs.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for i in 0..200u64 {
+                let user = (task + i) % 10;
+                got.push((user, seqs.next(&user).await.unwrap()));
+            }
+            got
+        }));
+    }
+    let mut numbers: HashMap<u64, HashSet<i64>> = HashMap::new();
+    let mut crossings: HashMap<u64, Vec<i64>> = HashMap::new();
+    for task in tasks {
+        for (user, allocation) in task.await.unwrap() {
+            assert!(allocation.value <= allocation.reserved_max);
+            assert!(
+                numbers.entry(user).or_default().insert(allocation.value),
+                "{user}: {allocation:?} twice"
+            );
+            if allocation.crossed {
+                crossings
+                    .entry(user)
+                    .or_default()
+                    .push(allocation.reserved_max);
+            }
+        }
+    }
+    for user in 0..10u64 {
+        let handed = &numbers[&user];
+        assert_eq!(handed.len(), 1_000);
+        assert_eq!(handed.iter().max(), Some(&1_000));
+        // Every block was reported once: maxima step, 2*step, ... past 1000.
+        let mut maxima = crossings[&user].clone();
+        maxima.sort_unstable();
+        let blocks = 1_000_i64.div_euclid(i64::from(step)) + 1;
+        let expected: Vec<i64> = (1..=blocks).map(|b| b * i64::from(step)).collect();
+        assert_eq!(maxima, expected, "user {user}");
+        assert_eq!(seqs.current(&user).await.unwrap(), Some(1_000));
+    }
+}
+
+async fn sequences_continue_above_the_persisted_maximum_after_data_loss(env: Env) {
+    let seqs = env.cache.keyspace("msg-seq").sequences::<u64>(100).unwrap();
+    let mut persisted_max = 0;
+    for _ in 0..150 {
+        let allocation = seqs.next(&7).await.unwrap();
+        if allocation.crossed {
+            persisted_max = allocation.reserved_max; // what the service writes to its database
+        }
+    }
+    assert_eq!(persisted_max, 200);
+    // Redis loses the key (same layout as a typed value, so delete it that way).
+    let raw = env.cache.keyspace("msg-seq").typed::<u64, i64>().unwrap();
+    assert!(raw.delete(&7).await.unwrap());
+    assert_eq!(
+        seqs.next(&7).await.unwrap().value,
+        1,
+        "data really was lost"
+    );
+
+    assert!(seqs.seed(&7, persisted_max).await.unwrap());
+    let next = seqs.next(&7).await.unwrap();
+    assert_eq!(next.value, 201);
+    assert!(next.crossed, "the new block is reported for persisting");
+    assert_eq!(next.reserved_max, 300);
+    assert!(
+        !seqs.seed(&7, 50).await.unwrap(),
+        "seeding never moves backwards"
+    );
+    assert_eq!(seqs.next(&7).await.unwrap().value, 202);
+}
+
+async fn next_many_pairs_results_with_users(env: Env) {
+    let seqs = env
+        .cache
+        .keyspace("msg-seq")
+        .sequences::<String>(10)
+        .unwrap();
+    for _ in 0..5 {
+        seqs.next("bob").await.unwrap();
+    }
+    let users = [
+        "carol".to_owned(),
+        "bob".to_owned(),
+        "alice".to_owned(),
+        "bob".to_owned(),
+    ];
+    let got = seqs.next_many(&users).await.unwrap();
+    let pairs: Vec<(&str, i64)> = got.iter().map(|(u, a)| (u.as_str(), a.value)).collect();
+    assert_eq!(pairs, [("carol", 1), ("bob", 6), ("alice", 1), ("bob", 7)]);
+}
+
+async fn locks_exclude_each_other_across_two_handles(env: Env) {
+    let handles = [env.cache.clone(), second_handle(&env).await];
+    let inside = Arc::new(AtomicBool::new(false));
+    let last_token = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for task in 0..20usize {
+        let locks = handles[task % 2].keyspace("lock").locks::<str>().unwrap();
+        let inside = Arc::clone(&inside);
+        let last_token = Arc::clone(&last_token);
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..50 {
+                let guard = locks
+                    .acquire("resource", Duration::from_secs(5), Duration::from_secs(30))
+                    .await
+                    .unwrap();
+                assert!(!inside.swap(true, Ordering::SeqCst), "two holders at once");
+                let previous = last_token.swap(guard.fencing_token(), Ordering::SeqCst);
+                assert!(
+                    guard.fencing_token() > previous,
+                    "fencing tokens must increase"
+                );
+                tokio::task::yield_now().await;
+                inside.store(false, Ordering::SeqCst);
+                assert!(guard.release().await.unwrap());
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(last_token.load(Ordering::SeqCst), 1_000);
+}
+
+async fn a_stalled_holder_cannot_release_the_next_holders_lock(env: Env) {
+    let locks = env.cache.keyspace("lock").locks::<str>().unwrap();
+    let other = second_handle(&env)
+        .await
+        .keyspace("lock")
+        .locks::<str>()
+        .unwrap();
+    let stalled = locks
+        .acquire("job", Duration::from_millis(150), Duration::ZERO)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await; // the lease runs out
+    let next = other
+        .acquire("job", Duration::from_secs(10), Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(next.fencing_token() > stalled.fencing_token());
+    assert!(!stalled.extend(Duration::from_secs(10)).await.unwrap());
+    assert!(!stalled.release().await.unwrap(), "not the owner any more");
+    assert!(
+        locks
+            .try_acquire("job", Duration::from_secs(1))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(next.release().await.unwrap());
+}
+
+async fn lock_watchdog_keeps_the_lease_and_drop_releases(env: Env) {
+    let locks = env.cache.keyspace("lock").locks::<str>().unwrap();
+    let mut guard = locks
+        .acquire("long-job", Duration::from_millis(200), Duration::ZERO)
+        .await
+        .unwrap();
+    guard.keep_alive(Duration::from_millis(200));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        locks
+            .try_acquire("long-job", Duration::from_secs(1))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    drop(guard);
+    let started = Instant::now();
+    loop {
+        if locks
+            .try_acquire("long-job", Duration::from_secs(1))
+            .await
+            .unwrap()
+            .is_some()
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(150),
+            "drop did not release"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn flags_expire_when_the_token_would_have(env: Env) {
+    let revoked = env.cache.keyspace("jwt-revoked").flags::<str>().unwrap();
+    let until = SystemTime::now() + Duration::from_millis(400);
+    assert!(revoked.raise_until("jti-1", until).await.unwrap());
+    assert!(revoked.is_raised("jti-1").await.unwrap());
+    assert!(!revoked.is_raised("jti-2").await.unwrap());
+    let ttl = env
+        .cache
+        .keyspace("jwt-revoked")
+        .typed::<String, u8>()
+        .unwrap();
+    let left = ttl.ttl("jti-1").await.unwrap().remaining().unwrap();
+    assert!(
+        left <= Duration::from_millis(400) && left > Duration::from_millis(200),
+        "{left:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!revoked.is_raised("jti-1").await.unwrap());
+
+    let past = SystemTime::now() - Duration::from_secs(5);
+    assert!(!revoked.raise_until("old", past).await.unwrap());
+    assert!(!revoked.is_raised("old").await.unwrap());
+    revoked
+        .raise_for("jti-3", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(revoked.lower("jti-3").await.unwrap());
+    assert!(!revoked.is_raised("jti-3").await.unwrap());
+}
+
+async fn one_time_codes_work_once_and_lock_after_wrong_guesses(env: Env) {
+    let codes = env.cache.keyspace("otp").one_time_codes::<str>(3).unwrap();
+    assert_eq!(codes.verify("a", "1").await.unwrap(), Verification::Missing);
+    codes
+        .issue("a", "123456", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        codes.verify("a", "111111").await.unwrap(),
+        Verification::Rejected { attempts_left: 2 }
+    );
+    assert_eq!(
+        codes.verify("a", "222222").await.unwrap(),
+        Verification::Rejected { attempts_left: 1 }
+    );
+    assert_eq!(
+        codes.verify("a", "333333").await.unwrap(),
+        Verification::Locked
+    );
+    assert_eq!(
+        codes.verify("a", "123456").await.unwrap(),
+        Verification::Locked,
+        "right code, too late"
+    );
+
+    // A new code resets the attempts; of many concurrent right guesses one wins.
+    codes
+        .issue("a", "654321", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let codes = codes.clone();
+        tasks.push(tokio::spawn(async move {
+            codes.verify("a", "654321").await.unwrap()
+        }));
+    }
+    let mut accepted = 0;
+    for task in tasks {
+        let outcome = task.await.unwrap();
+        assert!(
+            matches!(outcome, Verification::Accepted | Verification::Missing),
+            "{outcome:?}"
+        );
+        accepted += usize::from(outcome == Verification::Accepted);
+    }
+    assert_eq!(accepted, 1);
+
+    codes
+        .issue("b", "1", Duration::from_millis(150))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        codes.verify("b", "1").await.unwrap(),
+        Verification::Missing,
+        "expired"
+    );
+}
+
+async fn typed_sets_tell_empty_from_missing(env: Env) {
+    let members = env
+        .cache
+        .keyspace("group-members")
+        .ttl(Duration::from_secs(600))
+        .typed_set::<u64, String>()
+        .unwrap();
+    assert_eq!(members.members(&1).await.unwrap(), None);
+    assert_eq!(members.len(&1).await.unwrap(), None);
+    members.replace(&1, &[]).await.unwrap();
+    assert_eq!(members.members(&1).await.unwrap(), Some(vec![]));
+    assert_eq!(members.len(&1).await.unwrap(), Some(0));
+    assert!(members.ttl(&1).await.unwrap().remaining().unwrap() > Duration::from_secs(590));
+
+    let names: Vec<String> = ["ann", "bo", "cy"].map(String::from).to_vec();
+    assert_eq!(members.add(&1, &names).await.unwrap(), 3);
+    assert_eq!(members.add(&1, &names[..1]).await.unwrap(), 0);
+    let mut got = members.members(&1).await.unwrap().unwrap();
+    got.sort();
+    assert_eq!(got, names);
+    assert!(members.contains(&1, &"bo".to_owned()).await.unwrap());
+    assert!(!members.contains(&1, &"zed".to_owned()).await.unwrap());
+    assert_eq!(members.remove(&1, &names).await.unwrap(), 3);
+    assert_eq!(
+        members.members(&1).await.unwrap(),
+        Some(vec![]),
+        "still cached, now empty"
+    );
+
+    members.replace(&1, &["dee".to_owned()]).await.unwrap();
+    assert_eq!(
+        members.members(&1).await.unwrap(),
+        Some(vec!["dee".to_owned()])
+    );
+    assert!(members.delete(&1).await.unwrap());
+    assert_eq!(members.members(&1).await.unwrap(), None);
+}
+
+async fn typed_sets_and_values_at_one_key_are_wrong_type(env: Env) {
+    let set = env.cache.keyspace("mixed").typed_set::<str, u64>().unwrap();
+    let value = env.cache.keyspace("mixed").typed::<str, u64>().unwrap();
+    set.add("k", &[1]).await.unwrap();
+    let err = value.get("k").await.unwrap_err();
+    assert!(err.is_wrong_type(), "{err:?}");
+    assert_eq!(err.key(), Some(value.key("k").as_str()));
+    assert!(value.incr("k", 1).await.unwrap_err().is_wrong_type());
+    value.set("v", &1).await.unwrap();
+    assert!(set.add("v", &[1]).await.unwrap_err().is_wrong_type());
+    assert!(set.members("v").await.unwrap_err().is_wrong_type());
+}
+
+async fn bad_input_is_a_clear_error(env: Env) {
+    let ks = |prefix: &str| env.cache.keyspace(prefix);
+    let err = ks("a")
+        .rate_limiter::<str>(RateLimit::fixed_window(0, Duration::from_secs(1)))
+        .unwrap_err();
+    assert!(err.to_string().contains("limit"), "{err}");
+    let err = ks("a")
+        .rate_limiter::<str>(RateLimit::sliding_window(5, Duration::ZERO))
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidTtl { .. }), "{err:?}");
+    assert!(
+        ks("s")
+            .sequences::<u64>(0)
+            .unwrap_err()
+            .to_string()
+            .contains("step")
+    );
+    let seqs = ks("s").sequences::<u64>(10).unwrap();
+    assert!(
+        seqs.next_many(&[])
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("empty list")
+    );
+    assert!(
+        ks("o")
+            .one_time_codes::<str>(0)
+            .unwrap_err()
+            .to_string()
+            .contains("max_attempts")
+    );
+    let codes = ks("o").one_time_codes::<str>(3).unwrap();
+    assert!(codes.issue("a", "1", Duration::ZERO).await.is_err());
+    let locks = ks("l").locks::<str>().unwrap();
+    let err = locks.try_acquire("x", Duration::ZERO).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidTtl { .. }), "{err:?}");
+    let set = ks("m").typed_set::<str, u64>().unwrap();
+    let err = set.add("g", &[]).await.unwrap_err();
+    assert!(err.to_string().contains("at least one member"), "{err}");
+    assert!(set.remove("g", &[]).await.is_err());
+}
