@@ -118,7 +118,7 @@ where
     /// A copy of this cache whose `set` uses `ttl` instead (a per-use override).
     ///
     /// # Errors
-    /// [`Error::InvalidTtl`] for zero or a TTL beyond [`MAX_TTL`].
+    /// [`Error::InvalidTtl`] for zero or a TTL beyond [`MAX_TTL`](crate::MAX_TTL).
     ///
     /// ```
     /// # fn main() -> cache_core::Result<()> {
