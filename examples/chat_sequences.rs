@@ -1,18 +1,21 @@
 //! A chat server's per-user message sequence numbers: increase, read the
 //! current one, many users from many tasks with no number handed out twice,
-//! and the same store behind the service's own `Arc<dyn SeqStore>`.
+//! and the same store behind the service's own `Arc<dyn SeqStore>`. Then the
+//! block allocator that survives a Redis data loss, a group-member list
+//! cached with cache-aside, and the set of online users.
 //!
 //! ```text
 //! cargo run --example chat_sequences                                   # memory
 //! REDIS_URL=redis://127.0.0.1:6379 cargo run --example chat_sequences  # Redis
 //! ```
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use cache_core::{Cacheable, TypedCache};
+use cache_core::{Cacheable, Sequences, TypedCache, TypedSet};
 use serde::{Deserialize, Serialize};
 
 mod support;
@@ -57,6 +60,61 @@ impl ChatServer {
         let seq = self.seqs.next(user).await?;
         Ok(format!("user {user} #{seq}: {text}"))
     }
+}
+
+/// Stands in for the chat server's database.
+#[derive(Default)]
+struct Database {
+    /// The highest sequence number reserved per user (persisted on each crossing).
+    reserved: Mutex<HashMap<u64, i64>>,
+    /// Group members, the source of truth for the member-list cache.
+    groups: HashMap<u64, Vec<u64>>,
+    group_reads: Mutex<usize>,
+}
+
+impl Database {
+    fn persist_reserved(&self, user: u64, max: i64) {
+        if let Ok(mut reserved) = self.reserved.lock() {
+            reserved.insert(user, max);
+        }
+    }
+
+    fn reserved(&self, user: u64) -> i64 {
+        self.reserved
+            .lock()
+            .map(|r| r.get(&user).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    fn group_members(&self, group: u64) -> Vec<u64> {
+        if let Ok(mut reads) = self.group_reads.lock() {
+            *reads += 1;
+        }
+        self.groups.get(&group).cloned().unwrap_or_default()
+    }
+}
+
+/// A number for `user`; on a crossing, persist the new block before using it.
+async fn stamp(seqs: &Sequences<u64>, db: &Database, user: u64) -> cache_core::Result<i64> {
+    let allocation = seqs.next(&user).await?;
+    if allocation.crossed {
+        db.persist_reserved(user, allocation.reserved_max);
+    }
+    Ok(allocation.value)
+}
+
+/// Cache-aside for a member list; an empty group is cached as empty, not as a miss.
+async fn members_of(
+    members: &TypedSet<u64, u64>,
+    db: &Database,
+    group: u64,
+) -> cache_core::Result<Vec<u64>> {
+    if let Some(cached) = members.members(&group).await? {
+        return Ok(cached);
+    }
+    let loaded = db.group_members(group);
+    members.replace(&group, &loaded).await?;
+    Ok(loaded)
 }
 
 const USERS: u64 = 5;
@@ -128,5 +186,68 @@ async fn main() -> cache_core::Result<()> {
     let current = server.seqs.current(3).await?;
     println!("user 3 current via the trait object: {current:?}");
     assert_eq!(current, seqs.get(&3).await?.map(|seq| seq.0));
+
+    // --- Block allocation that survives a Redis data loss -----------------------
+    let db = Database {
+        groups: HashMap::from([(1, vec![10, 11, 12]), (2, vec![])]),
+        ..Database::default()
+    };
+    let blocks = cache.keyspace("msg-seq").sequences::<u64>(100)?;
+    let raw = cache.keyspace("msg-seq").typed::<u64, i64>()?;
+    raw.delete(&9).await?; // a fresh run
+    let mut last = 0;
+    for _ in 0..150 {
+        last = stamp(&blocks, &db, 9).await?;
+    }
+    println!(
+        "user 9: number {last}, persisted maximum {}",
+        db.reserved(9)
+    );
+    raw.delete(&9).await?; // Redis loses the key (a restart without persistence)
+    blocks.seed(&9, db.reserved(9)).await?; // on startup: re-seed from the database
+    let after = stamp(&blocks, &db, 9).await?;
+    println!(
+        "after the data loss and a seed: number {after} (above {last}), persisted maximum {}",
+        db.reserved(9)
+    );
+    assert!(after > last);
+
+    // --- Group members, cache-aside -----------------------------------------------
+    let members = cache
+        .keyspace("group-members")
+        .ttl(Duration::from_secs(600))
+        .typed_set::<u64, u64>()?;
+    for group in [1, 2] {
+        members.delete(&group).await?;
+    }
+    for _ in 0..2 {
+        let one = members_of(&members, &db, 1).await?;
+        let two = members_of(&members, &db, 2).await?;
+        println!(
+            "group 1: {} members, group 2: {} members",
+            one.len(),
+            two.len()
+        );
+    }
+    let reads = db.group_reads.lock().map(|r| *r).unwrap_or(0);
+    println!(
+        "database reads for two rounds over two groups: {reads} (the empty group is cached too)"
+    );
+    assert_eq!(reads, 2);
+
+    // --- Online users ---------------------------------------------------------
+    let online = cache
+        .keyspace("online")
+        .ttl(Duration::from_secs(120))
+        .typed_set::<str, u64>()?;
+    online.delete("eu-1").await?;
+    online.add("eu-1", &[10, 11, 12]).await?;
+    online.remove("eu-1", &[11]).await?;
+    println!(
+        "online on eu-1: {:?}; is 11 online: {}",
+        online.len("eu-1").await?,
+        online.contains("eu-1", &11).await?
+    );
+    assert_eq!(online.len("eu-1").await?, Some(2));
     Ok(())
 }

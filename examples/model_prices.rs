@@ -1,6 +1,7 @@
 //! An LLM gateway's cache: model prices (5 minutes, cache-aside in front of a
 //! price table), a JWT blacklist whose entries expire when the token would
-//! have, and a per-user API-call counter checked against a limit.
+//! have, a per-user API-call counter checked against a limit, a rate limiter,
+//! and a 30 s lock around the nightly price-table refresh.
 //!
 //! ```text
 //! cargo run --example model_prices                                   # memory
@@ -11,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cache_core::{Cacheable, TypedCache};
+use cache_core::{Cacheable, RateLimit, TypedCache};
 use serde::{Deserialize, Serialize};
 
 mod support;
@@ -25,9 +26,9 @@ struct ModelPrice {
     output_per_1k: f64,
 }
 
-/// A revoked token, remembered until the token itself would have expired.
+/// Why a token was revoked, kept as long as the token would have been valid.
 #[derive(Debug, Serialize, Deserialize, Cacheable)]
-#[cache(prefix = "jwt-revoked")]
+#[cache(prefix = "jwt-revocation")]
 struct RevokedToken {
     #[cache(key)]
     jti: String,
@@ -119,29 +120,36 @@ async fn main() -> cache_core::Result<()> {
     assert_eq!(prices.get("gpt-4").await?, Some(cheaper));
 
     // --- JWT blacklist ---------------------------------------------------------
-    let revoked = cache.typed::<RevokedToken>();
-    let token_exp = unix_now() + 900; // the token's `exp` claim: 15 minutes from now
-    let remaining = Duration::from_secs(token_exp.saturating_sub(unix_now()));
+    // A revoked token is remembered until its own `exp`, then forgotten.
+    let revoked = cache.keyspace("jwt-revoked").flags::<str>()?;
+    let token_exp = SystemTime::now() + Duration::from_secs(900); // the `exp` claim
+    revoked.raise_until("token-123", token_exp).await?;
+    let expired_exp = UNIX_EPOCH + Duration::from_secs(unix_now() - 60);
+    let remembered = revoked.raise_until("token-old", expired_exp).await?;
+    let is_revoked = revoked.is_raised("token-123").await?;
+    println!(
+        "token-123 revoked: {is_revoked} (until its exp); token-456 revoked: {}; \
+         an already expired token needs no entry: stored = {remembered}",
+        revoked.is_raised("token-456").await?
+    );
+    assert!(is_revoked && !remembered);
+
+    // A derived type works for the same job when the entry carries data.
+    let revocations = cache.typed::<RevokedToken>();
     let entry = RevokedToken {
         jti: "token-123".into(),
         reason: "user logged out".into(),
     };
-    if remaining.is_zero() {
-        println!("token already expired; nothing to remember");
-    } else {
-        revoked.put_with_ttl(&entry, remaining).await?;
+    let left = token_exp
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    if !left.is_zero() {
+        revocations.put_with_ttl(&entry, left).await?;
     }
-    let is_revoked = revoked.exists("token-123").await?;
     println!(
-        "token-123 revoked: {is_revoked}, remembered for {:?}; token-456 revoked: {}",
-        revoked
-            .ttl("token-123")
-            .await?
-            .remaining()
-            .unwrap_or_default(),
-        revoked.exists("token-456").await?
+        "why: {:?}",
+        revocations.get("token-123").await?.map(|r| r.reason)
     );
-    assert!(is_revoked);
 
     // --- API calls against a limit ---------------------------------------------
     let calls = cache.typed::<ApiCalls>();
@@ -163,5 +171,44 @@ async fn main() -> cache_core::Result<()> {
         calls.key("user-42"),
         calls.ttl("user-42").await?.remaining().unwrap_or_default()
     );
+
+    // The same limit as a building block: a sliding window, so a burst at a
+    // window edge cannot pass twice the limit.
+    let limiter = cache
+        .keyspace("api-limit")
+        .rate_limiter::<str>(RateLimit::sliding_window(5, Duration::from_secs(60)))?;
+    limiter.reset("user-42").await?;
+    let mut decisions = Vec::new();
+    for _ in 0..7 {
+        decisions.push(limiter.hit("user-42").await?);
+    }
+    let last = decisions[decisions.len() - 1];
+    println!(
+        "sliding window: {} of 7 allowed; last: count {}, remaining {}, retry in {:?}",
+        decisions.iter().filter(|d| d.allowed).count(),
+        last.count,
+        last.remaining,
+        last.reset_after
+    );
+    assert_eq!(decisions.iter().filter(|d| d.allowed).count(), 5);
+
+    // --- A 30 s lock around a shared resource ----------------------------------
+    let locks = cache.keyspace("lock").locks::<str>()?;
+    let lease = Duration::from_secs(30);
+    let guard = locks
+        .acquire("price-refresh", lease, Duration::from_secs(2))
+        .await?;
+    println!(
+        "lock {} held, fencing token {} (the price table refuses writes with older tokens)",
+        guard.key(),
+        guard.fencing_token()
+    );
+    let second = locks.try_acquire("price-refresh", lease).await?;
+    println!(
+        "a second instance trying the same lock gets it: {}",
+        second.is_some()
+    );
+    assert!(second.is_none());
+    println!("released: {}", guard.release().await?);
     Ok(())
 }
