@@ -13,6 +13,8 @@ use crate::Cacheable;
 use crate::backend::{Backend, MemoryBackend, RedisBackend};
 use crate::error::{Error, Result, redact_url};
 use crate::keyspace::{Keyspace, KeyspaceBuilder};
+use crate::load::Flights;
+use crate::stats::{CacheStats, Stats};
 use crate::typed::TypedCache;
 
 /// The URL `from_env` falls back to when its variable is unset.
@@ -52,6 +54,8 @@ struct Inner {
     backend: Backend,
     namespace: Option<String>,
     max_value_size: usize,
+    stats: Arc<Stats>,
+    flights: Flights,
 }
 
 impl fmt::Debug for Cache {
@@ -92,17 +96,42 @@ impl Cache {
             Backend::Memory(MemoryBackend::default()),
             None,
             DEFAULT_MAX_VALUE_SIZE,
+            Arc::default(),
         )
     }
 
-    fn from_parts(backend: Backend, namespace: Option<String>, max_value_size: usize) -> Self {
+    fn from_parts(
+        backend: Backend,
+        namespace: Option<String>,
+        max_value_size: usize,
+        stats: Arc<Stats>,
+    ) -> Self {
         Cache {
             inner: Arc::new(Inner {
                 backend,
                 namespace,
                 max_value_size,
+                stats,
+                flights: Flights::default(),
             }),
         }
+    }
+
+    /// The counters of this handle (and its clones) since it was built.
+    ///
+    /// ```
+    /// assert_eq!(cache_core::Cache::memory().stats(), cache_core::CacheStats::default());
+    /// ```
+    pub fn stats(&self) -> CacheStats {
+        self.inner.stats.snapshot()
+    }
+
+    pub(crate) fn counters(&self) -> &Stats {
+        &self.inner.stats
+    }
+
+    pub(crate) fn flights(&self) -> &Flights {
+        &self.inner.flights
     }
 
     /// Starts a typed view of the keys under `prefix`:
@@ -146,6 +175,7 @@ impl Cache {
             T::VERSION,
             T::TTL,
             T::CODEC,
+            T::LOAD,
         ))
     }
 
@@ -215,6 +245,7 @@ pub struct CacheBuilder {
     namespace: Option<String>,
     timeout: Duration,
     max_value_size: usize,
+    lazy: bool,
 }
 
 #[derive(Clone)]
@@ -230,6 +261,7 @@ impl Default for CacheBuilder {
             namespace: None,
             timeout: DEFAULT_TIMEOUT,
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
+            lazy: false,
         }
     }
 }
@@ -245,11 +277,33 @@ impl fmt::Debug for CacheBuilder {
             .field("namespace", &self.namespace)
             .field("timeout", &self.timeout)
             .field("max_value_size", &self.max_value_size)
+            .field("lazy", &self.lazy)
             .finish()
     }
 }
 
 impl CacheBuilder {
+    /// Connects on first use instead of in [`build`](Self::build), so a service
+    /// can start while Redis is down; until it is up, calls fail (each within
+    /// the timeout) and fail-open loads still serve from the loader. Default off.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// // Nothing listens on port 1, yet building succeeds.
+    /// let cache = cache_core::Cache::builder()
+    ///     .url("redis://127.0.0.1:1")
+    ///     .timeout(std::time::Duration::from_millis(200))
+    ///     .lazy_connect(true)
+    ///     .build()
+    ///     .await?;
+    /// assert!(cache.keyspace("x").typed::<u8, u8>()?.get(&1).await.is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn lazy_connect(mut self, lazy: bool) -> Self {
+        self.lazy = lazy;
+        self
+    }
+
     /// The server: `redis://[user[:password]@]host[:port][/db]` or
     /// `redis+unix:///path?db=N`. Defaults to [`DEFAULT_URL`]. TLS (`rediss://`)
     /// is not supported yet and gives [`Error::Config`].
@@ -337,6 +391,7 @@ impl CacheBuilder {
             Backend::Memory(MemoryBackend::default()),
             self.namespace,
             self.max_value_size,
+            Arc::default(),
         ))
     }
 
@@ -392,6 +447,23 @@ impl CacheBuilder {
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(None)
             .set_number_of_retries(2);
+        let stats = Arc::<Stats>::default();
+        if self.lazy {
+            let manager =
+                ConnectionManager::new_lazy_with_config(client, config).map_err(|source| {
+                    Error::Connection {
+                        url: redacted.clone(),
+                        source,
+                    }
+                })?;
+            let backend = RedisBackend::new(manager, self.timeout, redacted, Arc::clone(&stats));
+            return Ok(Cache::from_parts(
+                Backend::Redis(backend),
+                self.namespace,
+                self.max_value_size,
+                stats,
+            ));
+        }
         let connect = async {
             let mut manager = ConnectionManager::new_with_config(client, config).await?;
             redis::cmd("PING")
@@ -412,10 +484,12 @@ impl CacheBuilder {
             }
             Err(_elapsed) => return Err(connect_timeout(redacted, self.timeout)),
         };
+        let backend = RedisBackend::new(manager, self.timeout, redacted, Arc::clone(&stats));
         Ok(Cache::from_parts(
-            Backend::Redis(RedisBackend::new(manager, self.timeout, redacted)),
+            Backend::Redis(backend),
             self.namespace,
             self.max_value_size,
+            stats,
         ))
     }
 }

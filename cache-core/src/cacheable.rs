@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::codec::Codec;
 use crate::key::CacheKey;
+use crate::load::LoadPolicy;
 
 /// A type that knows how it is cached: its key type, key prefix, schema version,
 /// default TTL and codec. Usually derived:
@@ -70,6 +71,9 @@ pub trait Cacheable {
 
     /// The value codec.
     const CODEC: Codec = Codec::Json;
+
+    /// How `get_or_load` behaves for this type; see [`LoadPolicy`].
+    const LOAD: LoadPolicy = LoadPolicy::DEFAULT;
 }
 
 /// A [`Cacheable`] type that carries its own key, so that

@@ -132,6 +132,16 @@ pub enum Error {
         delta: i64,
     },
 
+    /// A loader failed; every caller that waited for that load gets this.
+    #[error("loading `{key}` failed: {source}")]
+    Load {
+        /// The key being loaded.
+        key: String,
+        /// The loader's error, shared by everyone who waited for it.
+        #[source]
+        source: std::sync::Arc<dyn std::error::Error + Send + Sync>,
+    },
+
     /// A lock was still held by another owner when the wait ran out.
     #[error("lock `{key}` is held by another owner; waited {waited:?}")]
     LockBusy {
@@ -243,6 +253,7 @@ impl Error {
             | Error::ValueTooLarge { key, .. }
             | Error::Overflow { key, .. }
             | Error::LockBusy { key, .. }
+            | Error::Load { key, .. }
             | Error::NotAnInteger { key } => Some(key),
             Error::Config { .. } | Error::Connection { .. } | Error::ConnectTimeout { .. } => None,
         }

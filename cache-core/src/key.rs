@@ -163,6 +163,9 @@ tuple_keys!(A, B, C, D);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct KeySpace {
     head: String,
+    /// Where the version part starts in `head`, to derive companion keyspaces.
+    version_at: usize,
+    prefix: String,
 }
 
 impl KeySpace {
@@ -174,8 +177,43 @@ impl KeySpace {
             head.push(':');
         }
         escape_into(prefix, &mut head);
+        let version_at = head.len();
         head.push_str(&format!(":v{version}:"));
-        KeySpace { head }
+        KeySpace {
+            head,
+            version_at,
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// A companion keyspace, `{namespace}:{prefix}#{role}:v{version}:`, for data
+    /// a building block keeps beside the values (negative entries, load locks).
+    /// `#` never appears in an escaped prefix, so no user keyspace can meet it.
+    pub(crate) fn companion(&self, role: &str) -> KeySpace {
+        let mut head = String::with_capacity(self.head.len() + role.len() + 1);
+        head.push_str(&self.head[..self.version_at]);
+        head.push('#');
+        head.push_str(role);
+        let version_at = head.len();
+        head.push_str(&self.head[self.version_at..]);
+        KeySpace {
+            head,
+            version_at,
+            prefix: format!("{}#{role}", self.prefix),
+        }
+    }
+
+    /// The key in this keyspace with the same key part as `full_key` of `from`.
+    pub(crate) fn key_of_full(&self, full_key: &str, from: &KeySpace) -> String {
+        let part = full_key
+            .strip_prefix(from.head.as_str())
+            .unwrap_or(full_key);
+        format!("{}{part}", self.head)
+    }
+
+    /// The prefix as configured, for logs and traces.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// The key for `key` with its part as a Cluster hash tag, `...:v1:{part}`, so
@@ -216,6 +254,19 @@ mod tests {
         let without = KeySpace::new(None, "seq", 3);
         assert_eq!(without.key(&42i64), "seq:v3:42");
         assert_eq!(without.key(&-7i32), "seq:v3:-7");
+    }
+
+    #[test]
+    fn companions_sit_beside_the_values() {
+        let space = KeySpace::new(Some("gw"), "price", 2);
+        assert_eq!(
+            space.companion("absent").key("gpt-4"),
+            "gw:price#absent:v2:gpt-4"
+        );
+        assert_eq!(
+            space.companion("load").tagged_key("gpt-4"),
+            "gw:price#load:v2:{gpt-4}"
+        );
     }
 
     #[test]

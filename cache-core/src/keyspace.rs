@@ -11,6 +11,7 @@ use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::flag::Flags;
 use crate::key::{CacheKey, KeySpace, is_valid_prefix};
+use crate::load::LoadPolicy;
 use crate::lock::Locks;
 use crate::otp::OneTimeCodes;
 use crate::ratelimit::{RateLimit, RateLimiter};
@@ -66,6 +67,7 @@ pub struct KeyspaceBuilder {
     ttl: Option<Duration>,
     version: u32,
     codec: Codec,
+    load: LoadPolicy,
 }
 
 impl KeyspaceBuilder {
@@ -76,6 +78,7 @@ impl KeyspaceBuilder {
             ttl: None,
             version: 1,
             codec: Codec::default(),
+            load: LoadPolicy::DEFAULT,
         }
     }
 
@@ -110,6 +113,19 @@ impl KeyspaceBuilder {
     /// ```
     pub fn codec(mut self, codec: Codec) -> Self {
         self.codec = codec;
+        self
+    }
+
+    /// How `get_or_load` behaves (negative caching, jitter, early refresh,
+    /// failure policy, distributed single flight); see [`LoadPolicy`].
+    ///
+    /// ```
+    /// # let cache = cache_core::Cache::memory();
+    /// use cache_core::LoadPolicy;
+    /// let builder = cache.keyspace("price").load_policy(LoadPolicy::DEFAULT.jitter(0.1));
+    /// ```
+    pub fn load_policy(mut self, policy: LoadPolicy) -> Self {
+        self.load = policy;
         self
     }
 
@@ -254,12 +270,14 @@ impl KeyspaceBuilder {
         if let Some(ttl) = self.ttl {
             check_ttl(ttl, None)?;
         }
+        self.load.check(&self.prefix)?;
         Ok(Keyspace::new(
             self.cache,
             &self.prefix,
             self.version,
             self.ttl,
             self.codec,
+            self.load,
         ))
     }
 }
@@ -271,6 +289,7 @@ pub(crate) struct Keyspace {
     pub(crate) space: KeySpace,
     pub(crate) ttl: Option<Duration>,
     pub(crate) codec: Codec,
+    pub(crate) load: LoadPolicy,
 }
 
 impl Keyspace {
@@ -281,6 +300,7 @@ impl Keyspace {
         version: u32,
         ttl: Option<Duration>,
         codec: Codec,
+        load: LoadPolicy,
     ) -> Self {
         let space = KeySpace::new(cache.namespace(), prefix, version);
         Keyspace {
@@ -288,6 +308,7 @@ impl Keyspace {
             space,
             ttl,
             codec,
+            load,
         }
     }
 }

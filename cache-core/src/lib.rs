@@ -33,12 +33,14 @@ mod flag;
 mod integer;
 mod key;
 mod keyspace;
+mod load;
 mod lock;
 mod otp;
 mod random;
 mod ratelimit;
 mod sequence;
 mod set;
+mod stats;
 mod typed;
 
 pub use crate::backend::Ttl;
@@ -49,11 +51,13 @@ pub use crate::error::{BoxError, Error, Result, redact_url};
 pub use crate::flag::Flags;
 pub use crate::key::{CacheKey, MAX_KEY_PART_LEN, escape_into, is_valid_prefix};
 pub use crate::keyspace::{KeyspaceBuilder, MAX_TTL};
+pub use crate::load::{DistributedFlight, FailurePolicy, LoadPolicy};
 pub use crate::lock::{LockGuard, Locks};
 pub use crate::otp::{OneTimeCodes, Verification};
 pub use crate::ratelimit::{Decision, RateLimit, RateLimiter};
 pub use crate::sequence::{Allocation, Sequences};
 pub use crate::set::TypedSet;
+pub use crate::stats::CacheStats;
 pub use crate::typed::TypedCache;
 
 /// `#[derive(Cacheable)]`: see [`Cacheable`] for the attributes.

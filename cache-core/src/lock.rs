@@ -129,59 +129,7 @@ impl<K: CacheKey + ?Sized> Locks<K> {
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let key = self.space.tagged_key(name);
-        check_ttl(lease, Some(&key))?;
-        let fence_key = format!("{key}:fence");
-        let token = format!("{:016x}{:016x}", random(), random());
-        let fencing_token = match self.cache.backend() {
-            Backend::Redis(redis) => {
-                let lease_ms = ttl_millis(lease).to_string();
-                redis
-                    .script::<Option<u64>>(
-                        "lock acquire",
-                        &ACQUIRE,
-                        &[&key, &fence_key],
-                        &[token.as_bytes(), lease_ms.as_bytes()],
-                    )
-                    .await?
-            }
-            Backend::Memory(memory) => memory.atomically(|store| {
-                if store.entry(&key).is_some() {
-                    return Ok::<_, Error>(None);
-                }
-                let fence = match store.bytes(&fence_key, "INCR")? {
-                    Some(bytes) => std::str::from_utf8(bytes)
-                        .ok()
-                        .and_then(|text| text.parse::<u64>().ok())
-                        .ok_or_else(|| Error::NotAnInteger {
-                            key: fence_key.clone(),
-                        })?,
-                    None => 0,
-                } + 1;
-                let expires_at = deadline(store.now(), lease);
-                store.insert(
-                    &key,
-                    Value::Bytes(token.clone().into_bytes()),
-                    Some(expires_at),
-                );
-                store.insert(
-                    &fence_key,
-                    Value::Bytes(fence.to_string().into_bytes()),
-                    None,
-                );
-                Ok(Some(fence))
-            })?,
-        };
-        Ok(fencing_token.map(|fencing_token| LockGuard {
-            held: Arc::new(Held {
-                cache: self.cache.clone(),
-                key,
-                token,
-            }),
-            fencing_token,
-            released: false,
-            watchdog: None,
-        }))
+        try_acquire_at(&self.cache, self.space.tagged_key(name), lease).await
     }
 
     /// Takes the lock `name` for `lease`, waiting up to `wait` for it to be free
@@ -225,6 +173,66 @@ impl<K: CacheKey + ?Sized> Locks<K> {
             backoff = (backoff * 2).min(MAX_RETRY);
         }
     }
+}
+
+/// Takes the lock at the full key `key` (a tagged key) if it is free.
+pub(crate) async fn try_acquire_at(
+    cache: &Cache,
+    key: String,
+    lease: Duration,
+) -> Result<Option<LockGuard>> {
+    check_ttl(lease, Some(&key))?;
+    let fence_key = format!("{key}:fence");
+    let token = format!("{:016x}{:016x}", random(), random());
+    let fencing_token = match cache.backend() {
+        Backend::Redis(redis) => {
+            let lease_ms = ttl_millis(lease).to_string();
+            redis
+                .script::<Option<u64>>(
+                    "lock acquire",
+                    &ACQUIRE,
+                    &[&key, &fence_key],
+                    &[token.as_bytes(), lease_ms.as_bytes()],
+                )
+                .await?
+        }
+        Backend::Memory(memory) => memory.atomically(|store| {
+            if store.entry(&key).is_some() {
+                return Ok::<_, Error>(None);
+            }
+            let fence = match store.bytes(&fence_key, "INCR")? {
+                Some(bytes) => std::str::from_utf8(bytes)
+                    .ok()
+                    .and_then(|text| text.parse::<u64>().ok())
+                    .ok_or_else(|| Error::NotAnInteger {
+                        key: fence_key.clone(),
+                    })?,
+                None => 0,
+            } + 1;
+            let expires_at = deadline(store.now(), lease);
+            store.insert(
+                &key,
+                Value::Bytes(token.clone().into_bytes()),
+                Some(expires_at),
+            );
+            store.insert(
+                &fence_key,
+                Value::Bytes(fence.to_string().into_bytes()),
+                None,
+            );
+            Ok(Some(fence))
+        })?,
+    };
+    Ok(fencing_token.map(|fencing_token| LockGuard {
+        held: Arc::new(Held {
+            cache: cache.clone(),
+            key,
+            token,
+        }),
+        fencing_token,
+        released: false,
+        watchdog: None,
+    }))
 }
 
 /// What a guard and its watchdog share.

@@ -14,6 +14,8 @@ use crate::codec::ValueFormat;
 use crate::error::{Error, Result};
 use crate::key::{CacheKey, KeySpace};
 use crate::keyspace::{Keyspace, check_ttl};
+use crate::load::LoadPolicy;
+use crate::stats::bump;
 use crate::{KeyedCacheable, Ttl};
 
 /// Typed access to the entries of one keyspace: keys of type `K`, values of type `V`.
@@ -41,10 +43,15 @@ use crate::{KeyedCacheable, Ttl};
 /// # Ok(()) }
 /// ```
 pub struct TypedCache<K: ?Sized, V> {
-    cache: Cache,
-    space: KeySpace,
-    ttl: Option<Duration>,
-    format: ValueFormat,
+    pub(crate) cache: Cache,
+    pub(crate) space: KeySpace,
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) format: ValueFormat,
+    pub(crate) load: LoadPolicy,
+    /// Where cached "absent" answers live (see `LoadPolicy::negative_ttl`).
+    pub(crate) absent: KeySpace,
+    /// Where distributed single-flight locks live.
+    pub(crate) lock: KeySpace,
     types: PhantomData<fn(&K) -> V>,
 }
 
@@ -55,6 +62,9 @@ impl<K: ?Sized, V> Clone for TypedCache<K, V> {
             space: self.space.clone(),
             ttl: self.ttl,
             format: self.format,
+            load: self.load,
+            absent: self.absent.clone(),
+            lock: self.lock.clone(),
             types: PhantomData,
         }
     }
@@ -79,11 +89,37 @@ where
     pub(crate) fn new(keyspace: Keyspace) -> Self {
         TypedCache {
             format: ValueFormat::for_type::<V>(keyspace.codec),
+            absent: keyspace.space.companion("absent"),
+            lock: keyspace.space.companion("load"),
             cache: keyspace.cache,
             space: keyspace.space,
             ttl: keyspace.ttl,
+            load: keyspace.load,
             types: PhantomData,
         }
+    }
+
+    /// A copy of this cache with another [`LoadPolicy`] for `get_or_load`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a jitter or early-refresh fraction out of range,
+    /// [`Error::InvalidTtl`] for a zero negative TTL or lease.
+    ///
+    /// ```
+    /// # fn main() -> cache_core::Result<()> {
+    /// use cache_core::{FailurePolicy, LoadPolicy};
+    /// let cache = cache_core::Cache::memory();
+    /// let strict = cache
+    ///     .keyspace("jwt")
+    ///     .typed::<String, bool>()?
+    ///     .with_load_policy(LoadPolicy::DEFAULT.on_failure(FailurePolicy::Closed))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_load_policy(&self, policy: LoadPolicy) -> Result<Self> {
+        policy.check(self.space.prefix())?;
+        let mut copy = self.clone();
+        copy.load = policy;
+        Ok(copy)
     }
 
     /// The full Redis key for `key`, as it appears in `redis-cli`.
@@ -153,13 +189,24 @@ where
 
     fn decode(&self, full_key: &str, bytes: Option<Vec<u8>>) -> Result<Option<V>> {
         let Some(bytes) = bytes else { return Ok(None) };
-        self.format
-            .decode(&bytes)
-            .map(Some)
-            .map_err(|source| Error::Decode {
+        self.format.decode(&bytes).map(Some).map_err(|source| {
+            bump(&self.cache.counters().decode_errors);
+            Error::Decode {
                 key: full_key.to_owned(),
                 source,
-            })
+            }
+        })
+    }
+
+    /// Decodes a read and counts it as a hit or a miss.
+    fn decode_read(&self, full_key: &str, bytes: Option<Vec<u8>>) -> Result<Option<V>> {
+        let counters = self.cache.counters();
+        bump(if bytes.is_some() {
+            &counters.hits
+        } else {
+            &counters.misses
+        });
+        self.decode(full_key, bytes)
     }
 
     /// Reads the value at `key`; `None` when it is missing or expired.
@@ -182,7 +229,7 @@ where
     {
         let full_key = self.space.key(key);
         let bytes = self.cache.backend().get(&full_key).await?;
-        self.decode(&full_key, bytes)
+        self.decode_read(&full_key, bytes)
     }
 
     /// Writes `value` at `key` with the default TTL (or none), replacing any
@@ -209,9 +256,10 @@ where
             check_ttl(ttl, Some(&full_key))?;
         }
         let bytes = self.encode(&full_key, value)?;
+        let ttl = self.ttl.map(|ttl| self.load.jittered(ttl));
         self.cache
             .backend()
-            .set(&full_key, bytes, self.ttl, SetMode::Always)
+            .set(&full_key, bytes, ttl, SetMode::Always)
             .await?;
         Ok(())
     }
@@ -379,7 +427,7 @@ where
     {
         let full_key = self.space.key(key);
         let bytes = self.cache.backend().take(&full_key).await?;
-        self.decode(&full_key, bytes)
+        self.decode_read(&full_key, bytes)
     }
 
     /// Adds `delta` to the integer at `key` atomically (a missing key counts as 0)

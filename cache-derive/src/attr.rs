@@ -39,6 +39,12 @@ pub(crate) struct Container {
     pub(crate) codec: Option<LitStr>,
     pub(crate) krate: Option<(Path, Span)>,
     pub(crate) key_type: Option<(Type, Span)>,
+    pub(crate) negative_ttl: Option<Lit>,
+    pub(crate) jitter: Option<Lit>,
+    pub(crate) early_refresh: Option<Lit>,
+    pub(crate) on_failure: Option<LitStr>,
+    /// `distributed(lease = .., wait = ..)`: the two values and the word's span.
+    pub(crate) distributed: Option<(Option<Lit>, Option<Lit>, Span)>,
 }
 
 /// A field marked `#[cache(key)]`.
@@ -106,6 +112,36 @@ pub(crate) fn container(input: &DeriveInput, errors: &mut Errors) -> Container {
                         Err(_) => errors.push(value.span(), "`key_type` must be a type, e.g. \"u64\""),
                     }
                 }
+                "negative_ttl" => {
+                    let value: Lit = meta.value()?.parse()?;
+                    set_once(&mut container.negative_ttl, value, &name, errors);
+                }
+                "jitter" => {
+                    let value: Lit = meta.value()?.parse()?;
+                    set_once(&mut container.jitter, value, &name, errors);
+                }
+                "early_refresh" => {
+                    let value: Lit = meta.value()?.parse()?;
+                    set_once(&mut container.early_refresh, value, &name, errors);
+                }
+                "on_failure" => {
+                    let value: LitStr = meta.value()?.parse()?;
+                    set_once(&mut container.on_failure, value, &name, errors);
+                }
+                "distributed" => {
+                    let (mut lease, mut wait) = (None, None);
+                    meta.parse_nested_meta(|inner| {
+                        if inner.path.is_ident("lease") {
+                            lease = Some(inner.value()?.parse()?);
+                        } else if inner.path.is_ident("wait") {
+                            wait = Some(inner.value()?.parse()?);
+                        } else {
+                            errors.push(inner.path.span(), "expected `lease = ...` or `wait = ...`");
+                        }
+                        Ok(())
+                    })?;
+                    set_once(&mut container.distributed, (lease, wait, name.span()), &name, errors);
+                }
                 "key" => errors.push(
                     name.span(),
                     "`key` goes on a field: `#[cache(key)] id: String`; use `key_type = \"...\"` here",
@@ -115,7 +151,8 @@ pub(crate) fn container(input: &DeriveInput, errors: &mut Errors) -> Container {
                         name.span(),
                         format!(
                             "unknown cache attribute `{other}`; expected one of \
-                             `prefix`, `ttl`, `version`, `codec`, `key_type`, `crate`"
+                             `prefix`, `ttl`, `version`, `codec`, `key_type`, `crate`, \
+                             `negative_ttl`, `jitter`, `early_refresh`, `on_failure`, `distributed`"
                         ),
                     );
                     // Skip its value so that parsing can go on to the next one.

@@ -34,6 +34,7 @@ pub(crate) fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
             quote_spanned!(span=> #path!())
         }
     };
+    let load = load_policy(krate, &settings.load);
     let key_ty = match &settings.key {
         Key::Field { ty, .. } | Key::Type(ty) => ty,
     };
@@ -65,9 +66,34 @@ pub(crate) fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
             const VERSION: u32 = #version;
             const TTL: ::core::option::Option<::core::time::Duration> = #ttl;
             const CODEC: #krate::Codec = #codec;
+            const LOAD: #krate::LoadPolicy = #load;
         }
         #keyed
     })
+}
+
+fn load_policy(krate: &syn::Path, load: &valid::Load) -> TokenStream {
+    let duration = |ms: u64| quote!(::core::time::Duration::from_millis(#ms));
+    let mut policy = quote!(#krate::LoadPolicy::DEFAULT);
+    if let Some(ms) = load.negative_ttl_ms {
+        let ttl = duration(ms);
+        policy = quote!(#policy.negative_ttl(#ttl));
+    }
+    if let Some(fraction) = load.jitter {
+        policy = quote!(#policy.jitter(#fraction));
+    }
+    if let Some(fraction) = load.early_refresh {
+        policy = quote!(#policy.early_refresh(#fraction));
+    }
+    if let Some(closed) = load.fail_closed {
+        let failure = if closed { quote!(Closed) } else { quote!(Open) };
+        policy = quote!(#policy.on_failure(#krate::FailurePolicy::#failure));
+    }
+    if let Some((lease, wait)) = load.distributed {
+        let (lease, wait) = (duration(lease), duration(wait));
+        policy = quote!(#policy.distributed(#lease, #wait));
+    }
+    policy
 }
 
 /// A path's tokens (idents and punctuation, no groups) with one span.

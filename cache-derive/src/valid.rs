@@ -19,6 +19,18 @@ pub(crate) struct Settings {
     pub(crate) ttl_ms: Option<u64>,
     pub(crate) codec: Codec,
     pub(crate) key: Key,
+    pub(crate) load: Load,
+}
+
+/// The `get_or_load` policy; `None` fields keep `LoadPolicy::DEFAULT`'s.
+#[derive(Default)]
+pub(crate) struct Load {
+    pub(crate) negative_ttl_ms: Option<u64>,
+    pub(crate) jitter: Option<f64>,
+    pub(crate) early_refresh: Option<f64>,
+    pub(crate) fail_closed: Option<bool>,
+    /// Lease and wait, in milliseconds.
+    pub(crate) distributed: Option<(u64, u64)>,
 }
 
 pub(crate) enum Codec {
@@ -44,6 +56,7 @@ pub(crate) fn check(
             "`Cacheable` cannot be derived for a union; use a struct or an enum",
         );
     }
+    let load = load_policy(&container, errors);
     let krate = container
         .krate
         .map(|(path, _)| path)
@@ -122,7 +135,78 @@ pub(crate) fn check(
         ttl_ms,
         codec,
         key,
+        load,
     }
+}
+
+fn load_policy(container: &Container, errors: &mut Errors) -> Load {
+    let mut load = Load::default();
+    let mut duration = |lit: &Lit, name: &str| match ttl_millis(lit) {
+        Ok(ms) => Some(ms),
+        Err(message) => {
+            errors.push(
+                lit.span(),
+                message.replacen("`ttl`", &format!("`{name}`"), 1),
+            );
+            None
+        }
+    };
+    load.negative_ttl_ms = container
+        .negative_ttl
+        .as_ref()
+        .and_then(|lit| duration(lit, "negative_ttl"));
+    if let Some((lease, wait, span)) = &container.distributed {
+        match (lease, wait) {
+            (Some(lease), Some(wait)) => {
+                let lease = duration(lease, "lease");
+                let wait = duration(wait, "wait");
+                load.distributed = lease.zip(wait);
+            }
+            _ => errors.push(
+                *span,
+                "`distributed` needs both, e.g. `distributed(lease = \"5s\", wait = \"2s\")`",
+            ),
+        }
+    }
+    let mut fraction = |lit: &Lit, name: &str, zero_ok: bool| {
+        let value = match lit {
+            Lit::Float(float) => float.base10_parse::<f64>().ok(),
+            _ => None,
+        };
+        match value {
+            Some(v) if v < 1.0 && (v > 0.0 || (zero_ok && v == 0.0)) => Some(v),
+            _ => {
+                errors.push(
+                    lit.span(),
+                    format!("`{name}` must be a fraction between 0 and 1, e.g. `{name} = 0.1`"),
+                );
+                None
+            }
+        }
+    };
+    load.jitter = container
+        .jitter
+        .as_ref()
+        .and_then(|lit| fraction(lit, "jitter", true));
+    load.early_refresh = container
+        .early_refresh
+        .as_ref()
+        .and_then(|lit| fraction(lit, "early_refresh", false));
+    load.fail_closed = container
+        .on_failure
+        .as_ref()
+        .and_then(|lit| match lit.value().as_str() {
+            "open" => Some(false),
+            "closed" => Some(true),
+            other => {
+                errors.push(
+                    lit.span(),
+                    format!("unknown on_failure {other:?}; expected \"open\" or \"closed\""),
+                );
+                None
+            }
+        });
+    load
 }
 
 fn key_choice(key_type: Option<(Type, Span)>, fields: Vec<KeyField>, errors: &mut Errors) -> Key {

@@ -103,6 +103,17 @@ impl Backend {
         }
     }
 
+    /// The value and its remaining TTL, in one round trip.
+    pub(crate) async fn get_with_ttl(&self, key: &str) -> Result<Option<(Vec<u8>, Ttl)>> {
+        match self {
+            Backend::Redis(redis) => redis.get_with_ttl(key).await,
+            Backend::Memory(memory) => memory.atomically(|store| {
+                let bytes = store.bytes(key, "GET")?.cloned();
+                Ok(bytes.map(|bytes| (bytes, store.ttl(key))))
+            }),
+        }
+    }
+
     pub(crate) async fn delete(&self, key: &str) -> Result<bool> {
         match self {
             Backend::Redis(redis) => redis.delete(key).await,

@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -12,6 +12,7 @@ use redis::{Cmd, FromRedisValue, Script};
 
 use super::{Bounds, SetMode, Ttl, ttl_millis};
 use crate::error::{Error, Result};
+use crate::stats::Stats;
 
 /// Bounded, TTL-aware increment in one atomic step.
 ///
@@ -48,6 +49,7 @@ pub(crate) struct RedisBackend {
     connection: ConnectionManager,
     timeout: Duration,
     redacted_url: String,
+    stats: Arc<Stats>,
 }
 
 impl fmt::Debug for RedisBackend {
@@ -64,11 +66,13 @@ impl RedisBackend {
         connection: ConnectionManager,
         timeout: Duration,
         redacted_url: String,
+        stats: Arc<Stats>,
     ) -> Self {
         RedisBackend {
             connection,
             timeout,
             redacted_url,
+            stats,
         }
     }
 
@@ -83,12 +87,14 @@ impl RedisBackend {
         key: &str,
         call: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) if err.is_timeout() => Err(self.timeout_error(operation, key)),
-            Ok(Err(err)) => Err(Error::from_redis(operation, Some(key), err)),
-            Err(_elapsed) => Err(self.timeout_error(operation, key)),
-        }
+        let error = match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(err)) if err.is_timeout() => self.timeout_error(operation, key),
+            Ok(Err(err)) => Error::from_redis(operation, Some(key), err),
+            Err(_elapsed) => self.timeout_error(operation, key),
+        };
+        self.stats.count_error(&error);
+        Err(error)
     }
 
     fn timeout_error(&self, operation: &'static str, key: &str) -> Error {
@@ -157,6 +163,13 @@ impl RedisBackend {
             .await
     }
 
+    pub(crate) async fn get_with_ttl(&self, key: &str) -> Result<Option<(Vec<u8>, Ttl)>> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
+        let (bytes, millis): (Option<Vec<u8>>, i64) = self.pipeline("GET", key, pipe).await?;
+        Ok(bytes.map(|bytes| (bytes, ttl_from_millis(millis))))
+    }
+
     pub(crate) async fn set(
         &self,
         key: &str,
@@ -200,11 +213,7 @@ impl RedisBackend {
         let millis: i64 = self
             .query("PTTL", key, redis::cmd("PTTL").arg(key).take())
             .await?;
-        Ok(match millis {
-            -2 => Ttl::Missing,
-            -1 => Ttl::Persistent,
-            left => Ttl::Expires(Duration::from_millis(left.max(0).unsigned_abs())),
-        })
+        Ok(ttl_from_millis(millis))
     }
 
     pub(crate) async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
@@ -275,6 +284,15 @@ impl RedisBackend {
         result
             .map(|(value,)| value)
             .map_err(|err| overflow_or(err, key, delta))
+    }
+}
+
+/// PTTL's answer: -2 missing, -1 no expiry, otherwise milliseconds left.
+fn ttl_from_millis(millis: i64) -> Ttl {
+    match millis {
+        -2 => Ttl::Missing,
+        -1 => Ttl::Persistent,
+        left => Ttl::Expires(Duration::from_millis(left.max(0).unsigned_abs())),
     }
 }
 

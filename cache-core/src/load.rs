@@ -1,0 +1,547 @@
+//! Cache-aside that holds under load and failure: `get_or_load` with single
+//! flight (in-process, optionally across processes), negative caching, TTL
+//! jitter, early refresh and a failure policy.
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use crate::Ttl;
+use crate::backend::SetMode;
+use crate::cache::Cache;
+use crate::codec::ValueFormat;
+use crate::error::{BoxError, Error, Result};
+use crate::key::CacheKey;
+use crate::keyspace::check_ttl;
+use crate::lock::try_acquire_at;
+use crate::random;
+use crate::stats::bump;
+use crate::typed::TypedCache;
+
+/// What `get_or_load` does when Redis fails or times out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// Count the error and treat it as a miss: the loader runs and its value is
+    /// returned; writing it back is best effort. Right for a price cache.
+    Open,
+    /// Return the error. Right where a stale or missing answer is unsafe.
+    Closed,
+}
+
+/// Single flight across processes: the loader of one process holds a short
+/// lock per key; the others re-read until the value is there, for at most `wait`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DistributedFlight {
+    /// How long the loading process holds the lock (longer than a load takes).
+    pub lease: Duration,
+    /// How long the others wait for its value before loading themselves.
+    pub wait: Duration,
+}
+
+/// How `get_or_load` behaves, per keyspace or per [`Cacheable`](crate::Cacheable) type.
+///
+/// ```
+/// use cache_core::{FailurePolicy, LoadPolicy};
+/// use std::time::Duration;
+///
+/// const PRICES: LoadPolicy = LoadPolicy::DEFAULT
+///     .negative_ttl(Duration::from_secs(30)) // cache "no such model" for 30 s
+///     .jitter(0.1)                           // spread expiry over the last 10% of the TTL
+///     .early_refresh(0.2)                    // refresh in the background in the last 20%
+///     .on_failure(FailurePolicy::Open);      // Redis down: serve from the loader
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LoadPolicy {
+    pub(crate) negative_ttl: Option<Duration>,
+    pub(crate) jitter: f64,
+    pub(crate) early_refresh: Option<f64>,
+    pub(crate) failure: FailurePolicy,
+    pub(crate) distributed: Option<DistributedFlight>,
+}
+
+impl Default for LoadPolicy {
+    fn default() -> Self {
+        LoadPolicy::DEFAULT
+    }
+}
+
+impl LoadPolicy {
+    /// No negative caching, no jitter, no early refresh, fail-open, in-process
+    /// single flight only.
+    pub const DEFAULT: LoadPolicy = LoadPolicy {
+        negative_ttl: None,
+        jitter: 0.0,
+        early_refresh: None,
+        failure: FailurePolicy::Open,
+        distributed: None,
+    };
+
+    /// Caches a loader's "absent" (`None`) for `ttl`, so a hot missing key does
+    /// not reach the database on every read.
+    pub const fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = Some(ttl);
+        self
+    }
+
+    /// Shortens each stored TTL by a random part of up to `fraction` (0 to 1),
+    /// so entries written together do not all expire together.
+    pub const fn jitter(mut self, fraction: f64) -> Self {
+        self.jitter = fraction;
+        self
+    }
+
+    /// When a hit finds less than `fraction` (0 to 1) of the TTL left, serve it
+    /// and reload it in the background, one refresh per key at a time.
+    pub const fn early_refresh(mut self, fraction: f64) -> Self {
+        self.early_refresh = Some(fraction);
+        self
+    }
+
+    /// What to do when Redis fails; see [`FailurePolicy`].
+    pub const fn on_failure(mut self, policy: FailurePolicy) -> Self {
+        self.failure = policy;
+        self
+    }
+
+    /// Single flight across processes; see [`DistributedFlight`].
+    pub const fn distributed(mut self, lease: Duration, wait: Duration) -> Self {
+        self.distributed = Some(DistributedFlight { lease, wait });
+        self
+    }
+
+    /// Checks the ranges; `prefix` names the keyspace in errors.
+    pub(crate) fn check(&self, prefix: &str) -> Result<()> {
+        if let Some(ttl) = self.negative_ttl {
+            check_ttl(ttl, None)?;
+        }
+        if !(0.0..1.0).contains(&self.jitter) {
+            return Err(Error::config(format!(
+                "jitter of `{prefix}` must be at least 0 and below 1, got {}",
+                self.jitter
+            )));
+        }
+        if let Some(fraction) = self.early_refresh
+            && !(fraction > 0.0 && fraction < 1.0)
+        {
+            return Err(Error::config(format!(
+                "early_refresh of `{prefix}` must be between 0 and 1, got {fraction}"
+            )));
+        }
+        if let Some(flight) = self.distributed {
+            check_ttl(flight.lease, None)?;
+        }
+        Ok(())
+    }
+
+    /// `ttl` shortened by the jitter.
+    pub(crate) fn jittered(&self, ttl: Duration) -> Duration {
+        if self.jitter <= 0.0 {
+            return ttl;
+        }
+        let unit = (random() % 1_000_000) as f64 / 1_000_000.0;
+        ttl.mul_f64(1.0 - self.jitter * unit)
+            .max(Duration::from_millis(1))
+    }
+}
+
+/// A finished load: the encoded value (`None` when the loader found nothing),
+/// or the failure every waiter shares.
+type Outcome = std::result::Result<Option<Vec<u8>>, Arc<dyn std::error::Error + Send + Sync>>;
+
+/// Loads in flight in this process, by full key.
+#[derive(Debug, Default)]
+pub(crate) struct Flights {
+    map: Mutex<HashMap<String, watch::Receiver<Option<Outcome>>>>,
+}
+
+enum Joined {
+    Leader(
+        watch::Sender<Option<Outcome>>,
+        watch::Receiver<Option<Outcome>>,
+    ),
+    Waiter(watch::Receiver<Option<Outcome>>),
+}
+
+impl Flights {
+    fn join(&self, key: &str) -> Joined {
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(receiver) = map.get(key) {
+            return Joined::Waiter(receiver.clone());
+        }
+        let (sender, receiver) = watch::channel(None);
+        map.insert(key.to_owned(), receiver.clone());
+        Joined::Leader(sender, receiver)
+    }
+
+    fn finish(&self, key: &str) {
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+    }
+}
+
+/// What a read before loading found.
+enum Found {
+    Value(Vec<u8>, Ttl),
+    Absent,
+    Missing,
+}
+
+/// Everything a load task needs, free of the key type.
+struct LoadJob {
+    cache: Cache,
+    full_key: String,
+    absent_key: Option<String>,
+    lock_key: Option<String>,
+    ttl: Option<Duration>,
+    policy: LoadPolicy,
+    format: ValueFormat,
+}
+
+impl LoadJob {
+    /// Stores what was loaded; best effort, since the caller has its value.
+    async fn store(&self, loaded: &Option<Vec<u8>>) {
+        let backend = self.cache.backend();
+        let result = match (loaded, &self.absent_key, self.policy.negative_ttl) {
+            (Some(bytes), _, _) => {
+                let ttl = self.ttl.map(|ttl| self.policy.jittered(ttl));
+                backend
+                    .set(&self.full_key, bytes.clone(), ttl, SetMode::Always)
+                    .await
+            }
+            (None, Some(absent_key), Some(ttl)) => {
+                let ttl = self.policy.jittered(ttl);
+                backend
+                    .set(absent_key, b"1".to_vec(), Some(ttl), SetMode::Always)
+                    .await
+            }
+            (None, _, _) => return,
+        };
+        if let Err(error) = result {
+            tracing::debug!(key = %self.full_key, %error, "write-back after load failed");
+        }
+    }
+
+    /// Reads what another process may have stored meanwhile.
+    async fn reread(&self) -> Option<Option<Vec<u8>>> {
+        let backend = self.cache.backend();
+        if let Ok(Some(bytes)) = backend.get(&self.full_key).await {
+            return Some(Some(bytes));
+        }
+        if let Some(absent_key) = &self.absent_key
+            && let Ok(true) = backend.exists(absent_key).await
+        {
+            return Some(None);
+        }
+        None
+    }
+
+    async fn run<V, Fut, E>(self, load: Fut) -> Outcome
+    where
+        V: Serialize,
+        Fut: Future<Output = std::result::Result<Option<V>, E>>,
+        E: Into<BoxError>,
+    {
+        let mut guard = None;
+        if let (Some(flight), Some(lock_key)) = (self.policy.distributed, &self.lock_key) {
+            match try_acquire_at(&self.cache, lock_key.clone(), flight.lease).await {
+                Ok(Some(held)) => {
+                    // Another process may have loaded between our miss and the lock.
+                    if let Some(found) = self.reread().await {
+                        bump(&self.cache.counters().coalesced_waits);
+                        let _ = held.release().await;
+                        return Ok(found);
+                    }
+                    guard = Some(held);
+                }
+                Ok(None) => {
+                    let deadline = Instant::now() + flight.wait;
+                    while Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        if let Some(found) = self.reread().await {
+                            bump(&self.cache.counters().coalesced_waits);
+                            return Ok(found);
+                        }
+                    }
+                }
+                // The lock is an optimisation; without it, load as usual.
+                Err(_) => {}
+            }
+        }
+        bump(&self.cache.counters().loads);
+        let loaded = match load.await {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                bump(&self.cache.counters().load_errors);
+                if let Some(held) = guard {
+                    let _ = held.release().await;
+                }
+                return Err(Arc::from(error.into()));
+            }
+        };
+        let encoded = match loaded.map(|value| self.format.encode(&value)).transpose() {
+            Ok(encoded) => encoded,
+            Err(source) => {
+                let error = Error::Encode {
+                    key: self.full_key.clone(),
+                    source,
+                };
+                return Err(Arc::new(error));
+            }
+        };
+        self.store(&encoded).await;
+        if let Some(held) = guard {
+            let _ = held.release().await;
+        }
+        Ok(encoded)
+    }
+}
+
+impl<K, V> TypedCache<K, V>
+where
+    K: CacheKey + ?Sized + 'static,
+    V: Serialize + DeserializeOwned + Send + 'static,
+{
+    /// Reads `key`; on a miss runs `loader`, stores what it returns with the
+    /// keyspace's TTL and returns it. `None` from the loader means "absent" and
+    /// is cached only with a [`negative_ttl`](LoadPolicy::negative_ttl).
+    ///
+    /// Concurrent misses for one key in this process run the loader once; the
+    /// rest wait for it. Different keys never wait on each other. A value that
+    /// fails to decode is deleted and reloaded. Redis errors follow the
+    /// [`FailurePolicy`] (fail-open by default).
+    ///
+    /// # Errors
+    /// With fail-closed, backend and timeout errors of the read. Always:
+    /// [`Error::Load`] when the load failed (shared by everyone who waited for it).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// use std::time::Duration;
+    ///
+    /// let prices = cache_core::Cache::memory()
+    ///     .keyspace("price")
+    ///     .ttl(Duration::from_secs(300))
+    ///     .typed::<String, f64>()?;
+    /// let price = prices.get_or_load("gpt-4", || async { Some(0.03) }).await?;
+    /// assert_eq!(price, Some(0.03));
+    /// // Now cached: this loader does not run.
+    /// let again = prices.get_or_load("gpt-4", || async { unreachable!() }).await?;
+    /// assert_eq!(again, Some(0.03));
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_or_load<Q, F, Fut>(&self, key: &Q, loader: F) -> Result<Option<V>>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Option<V>> + Send + 'static,
+    {
+        self.try_get_or_load(key, move || async move {
+            Ok::<_, std::convert::Infallible>(loader().await)
+        })
+        .await
+    }
+
+    /// [`get_or_load`](Self::get_or_load) with a loader that can fail. Its
+    /// error is returned as [`Error::Load`] to the caller and every waiter, and
+    /// nothing is cached.
+    ///
+    /// # Errors
+    /// As [`get_or_load`](Self::get_or_load).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let prices = cache_core::Cache::memory().keyspace("price").typed::<String, f64>()?;
+    /// let err = prices
+    ///     .try_get_or_load("gpt-4", || async { Err::<Option<f64>, _>("database down") })
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("database down"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn try_get_or_load<Q, F, Fut, E>(&self, key: &Q, loader: F) -> Result<Option<V>>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<Option<V>, E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        let span = tracing::debug_span!(
+            "cache.get_or_load",
+            namespace = self.cache.namespace().unwrap_or_default(),
+            prefix = self.space.prefix(),
+        );
+        self.get_or_load_inner(key, loader).instrument(span).await
+    }
+
+    async fn get_or_load_inner<Q, F, Fut, E>(&self, key: &Q, loader: F) -> Result<Option<V>>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<Option<V>, E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        let full_key = self.space.key(key);
+        let counters = self.cache.counters();
+        match self.read_for_load(&full_key).await {
+            Ok(Found::Value(bytes, ttl)) => match self.format.decode::<V>(&bytes) {
+                Ok(value) => {
+                    bump(&counters.hits);
+                    if self.wants_refresh(ttl) {
+                        self.refresh(key, &full_key, loader);
+                    }
+                    return Ok(Some(value));
+                }
+                Err(source) => {
+                    // Old schema, foreign writer or corruption: heal by reloading.
+                    bump(&counters.decode_errors);
+                    tracing::debug!(key = %full_key, error = %source, "undecodable value, reloading");
+                    let _ = self.cache.backend().delete(&full_key).await;
+                }
+            },
+            Ok(Found::Absent) => {
+                bump(&counters.negative_hits);
+                return Ok(None);
+            }
+            Ok(Found::Missing) => bump(&counters.misses),
+            Err(error) if self.load.failure == FailurePolicy::Closed => return Err(error),
+            // Fail-open: the error is counted; load as on a miss.
+            Err(_) => {}
+        }
+        let outcome = match self.cache.flights().join(&full_key) {
+            Joined::Leader(sender, receiver) => {
+                self.spawn_load(key, full_key.clone(), loader, sender);
+                wait(receiver).await
+            }
+            Joined::Waiter(receiver) => {
+                bump(&counters.coalesced_waits);
+                wait(receiver).await
+            }
+        };
+        match outcome {
+            Ok(Some(bytes)) => {
+                self.format
+                    .decode(&bytes)
+                    .map(Some)
+                    .map_err(|source| Error::Decode {
+                        key: full_key,
+                        source,
+                    })
+            }
+            Ok(None) => Ok(None),
+            Err(source) => Err(Error::Load {
+                key: full_key,
+                source,
+            }),
+        }
+    }
+
+    async fn read_for_load(&self, full_key: &str) -> Result<Found> {
+        let backend = self.cache.backend();
+        let found = if self.load.early_refresh.is_some() {
+            backend.get_with_ttl(full_key).await?
+        } else {
+            backend
+                .get(full_key)
+                .await?
+                .map(|bytes| (bytes, Ttl::Persistent))
+        };
+        if let Some((bytes, ttl)) = found {
+            return Ok(Found::Value(bytes, ttl));
+        }
+        if self.load.negative_ttl.is_some() {
+            let absent_key = self.absent.key_of_full(full_key, &self.space);
+            if backend.exists(&absent_key).await? {
+                return Ok(Found::Absent);
+            }
+        }
+        Ok(Found::Missing)
+    }
+
+    fn wants_refresh(&self, left: Ttl) -> bool {
+        match (self.load.early_refresh, self.ttl, left) {
+            (Some(fraction), Some(ttl), Ttl::Expires(left)) => left < ttl.mul_f64(fraction),
+            _ => false,
+        }
+    }
+
+    /// Starts a background reload unless one is already running for the key.
+    fn refresh<Q, F, Fut, E>(&self, key: &Q, full_key: &str, loader: F)
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<Option<V>, E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        if let Joined::Leader(sender, _) = self.cache.flights().join(full_key) {
+            bump(&self.cache.counters().refreshes);
+            self.spawn_load(key, full_key.to_owned(), loader, sender);
+        }
+    }
+
+    fn spawn_load<Q, F, Fut, E>(
+        &self,
+        key: &Q,
+        full_key: String,
+        loader: F,
+        sender: watch::Sender<Option<Outcome>>,
+    ) where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<Option<V>, E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        let job = LoadJob {
+            cache: self.cache.clone(),
+            absent_key: self
+                .load
+                .negative_ttl
+                .map(|_| self.absent.key_of_full(&full_key, &self.space)),
+            lock_key: self.load.distributed.map(|_| self.lock.tagged_key(key)),
+            full_key,
+            ttl: self.ttl,
+            policy: self.load,
+            format: self.format,
+        };
+        let span = tracing::debug_span!(
+            "cache.load",
+            namespace = self.cache.namespace().unwrap_or_default(),
+            prefix = self.space.prefix(),
+        );
+        // A task of its own: a caller that gives up does not strand the waiters.
+        tokio::spawn(
+            async move {
+                let cache = job.cache.clone();
+                let key = job.full_key.clone();
+                let outcome = job
+                    .run(async move { loader().await.map_err(Into::into) })
+                    .await;
+                let _ = sender.send(Some(outcome));
+                cache.flights().finish(&key);
+            }
+            .instrument(span),
+        );
+    }
+}
+
+async fn wait(mut receiver: watch::Receiver<Option<Outcome>>) -> Outcome {
+    match receiver.wait_for(Option::is_some).await {
+        Ok(outcome) => outcome.clone().unwrap_or(Ok(None)),
+        Err(_) => Err(Arc::from(BoxError::from(
+            "the load task ended without a result",
+        ))),
+    }
+}
