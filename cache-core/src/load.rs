@@ -20,7 +20,7 @@ use crate::codec::ValueFormat;
 use crate::error::{BoxError, Error, Result};
 use crate::key::CacheKey;
 use crate::keyspace::check_ttl;
-use crate::lock::try_acquire_at;
+use crate::lock::{LockGuard, try_acquire_at};
 use crate::random;
 use crate::stats::bump;
 use crate::typed::TypedCache;
@@ -244,7 +244,10 @@ impl LoadJob {
         None
     }
 
-    async fn run<V, Fut, E>(self, load: Fut) -> Outcome
+    /// Loads, or finds what another process loaded. Returns the outcome, the
+    /// distributed lock to release once the value is stored, and whether the
+    /// outcome is new and needs storing.
+    async fn load<V, Fut, E>(&self, load: Fut) -> (Outcome, Option<LockGuard>, bool)
     where
         V: Serialize,
         Fut: Future<Output = std::result::Result<Option<V>, E>>,
@@ -257,8 +260,7 @@ impl LoadJob {
                     // Another process may have loaded between our miss and the lock.
                     if let Some(found) = self.reread().await {
                         bump(&self.cache.counters().coalesced_waits);
-                        let _ = held.release().await;
-                        return Ok(found);
+                        return (Ok(found), Some(held), false);
                     }
                     guard = Some(held);
                 }
@@ -268,7 +270,7 @@ impl LoadJob {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                         if let Some(found) = self.reread().await {
                             bump(&self.cache.counters().coalesced_waits);
-                            return Ok(found);
+                            return (Ok(found), None, false);
                         }
                     }
                 }
@@ -281,27 +283,18 @@ impl LoadJob {
             Ok(loaded) => loaded,
             Err(error) => {
                 bump(&self.cache.counters().load_errors);
-                if let Some(held) = guard {
-                    let _ = held.release().await;
-                }
-                return Err(Arc::from(error.into()));
+                return (Err(Arc::from(error.into())), guard, false);
             }
         };
-        let encoded = match loaded.map(|value| self.format.encode(&value)).transpose() {
-            Ok(encoded) => encoded,
-            Err(source) => {
-                let error = Error::Encode {
-                    key: self.full_key.clone(),
-                    source,
-                };
-                return Err(Arc::new(error));
-            }
-        };
-        self.store(&encoded).await;
-        if let Some(held) = guard {
-            let _ = held.release().await;
-        }
-        Ok(encoded)
+        let encoded = loaded.map(|value| self.format.encode(&value)).transpose();
+        let outcome = encoded.map_err(|source| {
+            let error = Error::Encode {
+                key: self.full_key.clone(),
+                source,
+            };
+            Arc::new(error) as Arc<dyn std::error::Error + Send + Sync>
+        });
+        (outcome, guard, true)
     }
 }
 
@@ -524,13 +517,19 @@ where
         // A task of its own: a caller that gives up does not strand the waiters.
         tokio::spawn(
             async move {
-                let cache = job.cache.clone();
-                let key = job.full_key.clone();
-                let outcome = job
-                    .run(async move { loader().await.map_err(Into::into) })
-                    .await;
-                let _ = sender.send(Some(outcome));
-                cache.flights().finish(&key);
+                let load = async move { loader().await.map_err(Into::<BoxError>::into) };
+                let (outcome, guard, fresh) = job.load(load).await;
+                // Answer the waiters first: under an outage the write-back may
+                // take a whole timeout. Callers arriving meanwhile still join
+                // this flight and get the same answer.
+                let _ = sender.send(Some(outcome.clone()));
+                if let (Ok(loaded), true) = (&outcome, fresh) {
+                    job.store(loaded).await;
+                }
+                if let Some(guard) = guard {
+                    let _ = guard.release().await;
+                }
+                job.cache.flights().finish(&job.full_key);
             }
             .instrument(span),
         );

@@ -322,7 +322,8 @@ where
             .await
     }
 
-    /// Removes `key`; returns whether it existed.
+    /// Removes `key` (and a cached "absent" answer for it, with negative
+    /// caching on); returns whether a value existed.
     ///
     /// # Errors
     /// Backend or timeout errors.
@@ -340,6 +341,10 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
+        if self.load.negative_ttl.is_some() {
+            // An invalidation must also drop a cached "absent" answer.
+            self.cache.backend().delete(&self.absent.key(key)).await?;
+        }
         self.cache.backend().delete(&self.space.key(key)).await
     }
 
