@@ -204,6 +204,10 @@ struct LoadJob {
     ttl: Option<Duration>,
     policy: LoadPolicy,
     format: ValueFormat,
+    /// The read before this load failed: answer before the write-back, which
+    /// would likely just wait out its timeout. Otherwise store first, so a
+    /// caller's next read finds what it was just given.
+    answer_first: bool,
 }
 
 impl LoadJob {
@@ -387,6 +391,7 @@ where
     {
         let full_key = self.space.key(key);
         let counters = self.cache.counters();
+        let mut read_failed = false;
         match self.read_for_load(&full_key).await {
             Ok(Found::Value(bytes, ttl)) => match self.format.decode::<V>(&bytes) {
                 Ok(value) => {
@@ -410,11 +415,11 @@ where
             Ok(Found::Missing) => bump(&counters.misses),
             Err(error) if self.load.failure == FailurePolicy::Closed => return Err(error),
             // Fail-open: the error is counted; load as on a miss.
-            Err(_) => {}
+            Err(_) => read_failed = true,
         }
         let outcome = match self.cache.flights().join(&full_key) {
             Joined::Leader(sender, receiver) => {
-                self.spawn_load(key, full_key.clone(), loader, sender);
+                self.spawn_load(key, full_key.clone(), loader, sender, read_failed);
                 wait(receiver).await
             }
             Joined::Waiter(receiver) => {
@@ -480,7 +485,7 @@ where
     {
         if let Joined::Leader(sender, _) = self.cache.flights().join(full_key) {
             bump(&self.cache.counters().refreshes);
-            self.spawn_load(key, full_key.to_owned(), loader, sender);
+            self.spawn_load(key, full_key.to_owned(), loader, sender, false);
         }
     }
 
@@ -490,6 +495,7 @@ where
         full_key: String,
         loader: F,
         sender: watch::Sender<Option<Outcome>>,
+        answer_first: bool,
     ) where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
@@ -508,6 +514,7 @@ where
             ttl: self.ttl,
             policy: self.load,
             format: self.format,
+            answer_first,
         };
         let span = tracing::debug_span!(
             "cache.load",
@@ -519,17 +526,23 @@ where
             async move {
                 let load = async move { loader().await.map_err(Into::<BoxError>::into) };
                 let (outcome, guard, fresh) = job.load(load).await;
-                // Answer the waiters first: under an outage the write-back may
-                // take a whole timeout. Callers arriving meanwhile still join
-                // this flight and get the same answer.
-                let _ = sender.send(Some(outcome.clone()));
+                if job.answer_first {
+                    // Degraded: answer now; callers arriving during the
+                    // write-back still join this flight and share the answer.
+                    let _ = sender.send(Some(outcome.clone()));
+                }
                 if let (Ok(loaded), true) = (&outcome, fresh) {
                     job.store(loaded).await;
                 }
                 if let Some(guard) = guard {
                     let _ = guard.release().await;
                 }
+                // Close the flight before answering, so that a later caller
+                // reads the cache (or loads anew) instead of reusing this answer.
                 job.cache.flights().finish(&job.full_key);
+                if !job.answer_first {
+                    let _ = sender.send(Some(outcome));
+                }
             }
             .instrument(span),
         );

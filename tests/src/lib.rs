@@ -152,6 +152,31 @@ impl TestRedis {
         }
     }
 
+    /// Freezes the spawned server with SIGSTOP: it keeps its connections but
+    /// answers nothing, like a stalled host.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Thaws a server frozen by [`pause`](Self::pause).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let Some(pid) = self.pid() else {
+            panic!("signals need a spawned server");
+        };
+        // The shell's own `kill`, so no extra package is needed.
+        let status = Command::new("sh")
+            .args(["-c", &format!("kill -{signal} {pid}")])
+            .status();
+        match status {
+            Ok(status) if status.success() => {}
+            other => panic!("kill -{signal} {pid} failed: {other:?}"),
+        }
+    }
+
     /// Starts the spawned server again on the same port and directory.
     pub fn restart(&mut self) {
         let Some(server) = self.server.as_mut() else {
@@ -172,6 +197,10 @@ impl TestRedis {
 impl Drop for TestRedis {
     fn drop(&mut self) {
         if let Some(server) = self.server.as_mut() {
+            // A paused server must be thawed to die promptly on some systems.
+            let _ = Command::new("sh")
+                .args(["-c", &format!("kill -CONT {}", server.child.id())])
+                .status();
             let _ = server.child.kill();
             let _ = server.child.wait();
             let _ = std::fs::remove_dir_all(&server.dir);

@@ -1,0 +1,260 @@
+//! Fault tests against a spawned redis-server: killed and restarted during
+//! traffic, frozen with SIGSTOP, down at start-up; and single flight across
+//! processes (handles on separate connections).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use cache_core::{Cache, FailurePolicy, LoadPolicy};
+use cache_tests::TestRedis;
+
+/// How far past its timeout a call may return (scheduling on a busy machine).
+const MARGIN: Duration = Duration::from_millis(700);
+
+async fn handle(redis: &TestRedis, timeout: Duration) -> Cache {
+    Cache::builder()
+        .url(redis.url())
+        .namespace(redis.namespace())
+        .timeout(timeout)
+        .build()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distributed_single_flight_loads_once_across_four_handles() {
+    let redis = TestRedis::start("distributed");
+    let policy = LoadPolicy::DEFAULT.distributed(Duration::from_secs(5), Duration::from_secs(5));
+    let runs = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        // Separate handles: separate connections and separate in-process flights,
+        // as four service instances would have.
+        let prices = handle(&redis, Duration::from_secs(2))
+            .await
+            .keyspace("price")
+            .ttl(Duration::from_secs(60))
+            .load_policy(policy)
+            .typed::<String, f64>()
+            .unwrap();
+        for _ in 0..250 {
+            let prices = prices.clone();
+            let runs = Arc::clone(&runs);
+            tasks.push(tokio::spawn(async move {
+                prices
+                    .get_or_load("gpt-4", move || async move {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        Some(0.03)
+                    })
+                    .await
+            }));
+        }
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap(), Some(0.03));
+    }
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "loaded more than once across handles"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_and_restarted_server_loses_no_acknowledged_write() {
+    // Every acknowledged write is on disk before the reply.
+    let mut redis =
+        TestRedis::start_with("kill", &["--appendonly", "yes", "--appendfsync", "always"]);
+    let timeout = Duration::from_millis(500);
+    let cache = handle(&redis, timeout).await;
+    let values = cache.keyspace("w").typed::<String, u64>().unwrap();
+
+    let stop_at = Instant::now() + Duration::from_secs(3);
+    let mut writers = Vec::new();
+    for task in 0..8u64 {
+        let values = values.clone();
+        writers.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            let mut failed = 0;
+            let mut i = 0u64;
+            while Instant::now() < stop_at {
+                let key = format!("{task}-{i}");
+                let started = Instant::now();
+                let result = values.set(&key, &i).await;
+                let took = started.elapsed();
+                assert!(took <= timeout + MARGIN, "a write hung for {took:?}");
+                match result {
+                    Ok(()) => acknowledged.push((key, i)),
+                    Err(err) => {
+                        assert!(err.is_connection() || err.is_timeout(), "{err:?}");
+                        failed += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+                i += 1;
+            }
+            (acknowledged, failed)
+        }));
+    }
+
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    redis.restart();
+    let restarted = Instant::now();
+    // The same handle, not rebuilt, works again within 2 s.
+    loop {
+        if values.set("probe", &1).await.is_ok() {
+            break;
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(2),
+            "no recovery within 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut acknowledged = Vec::new();
+    let mut failed = 0;
+    for writer in writers {
+        let (ok, errors) = writer.await.unwrap();
+        acknowledged.extend(ok);
+        failed += errors;
+    }
+    assert!(failed > 0, "the kill should have failed some writes");
+    assert!(
+        acknowledged.len() > 100,
+        "too little traffic: {}",
+        acknowledged.len()
+    );
+    for (key, value) in &acknowledged {
+        assert_eq!(
+            values.get(key).await.unwrap(),
+            Some(*value),
+            "acknowledged write {key} lost"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_server_gives_timeouts_and_fail_open_loads_still_answer() {
+    let redis = TestRedis::start("sigstop");
+    let timeout = Duration::from_millis(300);
+    let cache = handle(&redis, timeout).await;
+    let prices = cache
+        .keyspace("price")
+        .ttl(Duration::from_secs(60))
+        .typed::<String, f64>()
+        .unwrap();
+    prices.set("cached", &1.0).await.unwrap();
+    let strict = prices
+        .with_load_policy(LoadPolicy::DEFAULT.on_failure(FailurePolicy::Closed))
+        .unwrap();
+
+    redis.pause();
+    let started = Instant::now();
+    let err = prices.get("cached").await.unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(
+        started.elapsed() <= timeout + MARGIN,
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Fail-open (the default for get_or_load): the loader answers.
+    let started = Instant::now();
+    let loaded = prices
+        .get_or_load("gpt-4", || async { Some(0.03) })
+        .await
+        .unwrap();
+    assert_eq!(loaded, Some(0.03));
+    assert!(
+        started.elapsed() <= timeout + MARGIN,
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Fail-closed: the timeout is the answer.
+    let err = strict
+        .get_or_load("gpt-5", || async { Some(0.5) })
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    let stats = cache.stats();
+    assert!(stats.timeouts >= 3, "{stats:?}");
+
+    redis.resume();
+    let started = Instant::now();
+    loop {
+        if prices.get("cached").await.is_ok() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "no recovery after SIGCONT"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(prices.get("cached").await.unwrap(), Some(1.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lazy_handle_starts_without_redis_and_connects_when_it_is_up() {
+    let mut redis = TestRedis::start("lazy");
+    redis.kill();
+    let timeout = Duration::from_millis(300);
+    let started = Instant::now();
+    let eager = Cache::builder()
+        .url(redis.url())
+        .timeout(timeout)
+        .build()
+        .await;
+    assert!(eager.is_err(), "nothing is listening");
+    assert!(
+        started.elapsed() <= timeout + MARGIN,
+        "{:?}",
+        started.elapsed()
+    );
+
+    let cache = Cache::builder()
+        .url(redis.url())
+        .namespace(redis.namespace())
+        .timeout(timeout)
+        .lazy_connect(true)
+        .build()
+        .await
+        .unwrap();
+    let names = cache.keyspace("name").typed::<String, String>().unwrap();
+    let started = Instant::now();
+    assert!(names.get("a").await.is_err());
+    assert!(
+        started.elapsed() <= timeout + MARGIN,
+        "{:?}",
+        started.elapsed()
+    );
+    // Fail-open loads serve while Redis is down.
+    let loaded = names
+        .get_or_load("a", || async { Some("from db".to_owned()) })
+        .await
+        .unwrap();
+    assert_eq!(loaded.as_deref(), Some("from db"));
+    // Let that load's best-effort write-back time out before Redis returns, or
+    // it could land after the write below (the usual cache-aside race).
+    tokio::time::sleep(timeout * 2).await;
+
+    redis.restart();
+    let started = Instant::now();
+    loop {
+        if names.set("a", &"x".to_owned()).await.is_ok() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "never connected"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(names.get("a").await.unwrap().as_deref(), Some("x"));
+}
