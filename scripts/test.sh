@@ -29,7 +29,7 @@ echo "using $("${CACHE_TEST_REDIS_SERVER:-redis-server}" --version)"
 
 # Runs an example binary; an empty REDIS_URL means the memory backend.
 run_example() {
-    if [ -z "$REDIS_URL" ]; then
+    if [ -z "${REDIS_URL:-}" ]; then
         env -u REDIS_URL "target/debug/examples/$1"
     else
         "target/debug/examples/$1"
@@ -59,6 +59,14 @@ if [ "$status" -eq 0 ]; then
         --save "" --appendonly no --dir "$work" --loglevel warning >/dev/null &
     server_pid=$!
     for _ in $(seq 100); do [ -S "$work/redis.sock" ] && break; sleep 0.05; done
+    # price_outage kills its own server, so it runs once, on that server.
+    if run_example price_outage >"$work/example.log" 2>&1; then
+        echo "example price_outage ... ok"
+        examples_passed=$((examples_passed + 1))
+    else
+        echo "example price_outage ... FAILED"; cat "$work/example.log"
+        examples_failed=$((examples_failed + 1))
+    fi
     for example in quickstart model_prices chat_sequences; do
         for url in "" "redis+unix://$work/redis.sock"; do
             label="example $example on ${url:-memory}"
