@@ -12,7 +12,7 @@
 //! ```
 //!
 //! Throughput is Redis commands per second: a SET EX + GET pair counts two,
-//! an INCR one. Without `REDIS_URL` a redis-server is spawned on a free port.
+//! an INCR one; the batch cases count keys read. Without `REDIS_URL` a redis-server is spawned on a free port.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,11 +56,12 @@ enum Case {
     ConnPerCallC1,
     SharedHandleC1,
     GetMany100,
+    SequentialGet100,
     L1HitC64,
 }
 
 impl Case {
-    const ALL: [Case; 12] = [
+    const ALL: [Case; 13] = [
         Case::RawC1,
         Case::RawC64,
         Case::RawManagerC64,
@@ -72,6 +73,7 @@ impl Case {
         Case::ConnPerCallC1,
         Case::SharedHandleC1,
         Case::GetMany100,
+        Case::SequentialGet100,
         Case::L1HitC64,
     ];
 
@@ -88,13 +90,16 @@ impl Case {
             Case::ConnPerCallC1 => "conn_per_call_c1",
             Case::SharedHandleC1 => "shared_handle_c1",
             Case::GetMany100 => "get_many_100",
+            Case::SequentialGet100 => "sequential_get_100",
             Case::L1HitC64 => "l1_hit_c64",
         }
     }
 
-    /// The raw case at the same concurrency.
+    /// The case this one is compared with: the raw case at the same
+    /// concurrency, or for `get_many_100`, the same keys read one by one.
     fn raw(self) -> Case {
         match self {
+            Case::GetMany100 | Case::SequentialGet100 => Case::SequentialGet100,
             Case::RawC1 | Case::TypedJsonC1 | Case::ConnPerCallC1 | Case::SharedHandleC1 => {
                 Case::RawC1
             }
@@ -102,9 +107,9 @@ impl Case {
         }
     }
 
-    /// Batch operations and the local tier do not exist yet.
+    /// The local tier does not exist yet.
     fn available(self) -> bool {
-        !matches!(self, Case::GetMany100 | Case::L1HitC64)
+        !matches!(self, Case::L1HitC64)
     }
 }
 
@@ -121,6 +126,8 @@ struct Fixture {
     msgpack: TypedCache<String, ModelPrice>,
     bincode: TypedCache<String, ModelPrice>,
     counters: TypedCache<u64, i64>,
+    /// 100 stored keys for the batch cases.
+    batch_keys: Vec<String>,
     peer: cached::AsyncRedisCache<String, ModelPrice>,
 }
 
@@ -142,13 +149,19 @@ impl Fixture {
             .connection_string(url)
             .build()
             .await?;
+        let json = cache.typed::<ModelPrice>();
+        let batch_keys: Vec<String> = (0..100).map(|i| format!("batch-{i}")).collect();
+        for key in &batch_keys {
+            json.set(key, &sample_price()).await?;
+        }
         Ok(Fixture {
             raw,
             raw_manager,
             client,
             raw_value: serde_json::to_vec(&sample_price())?,
             price: sample_price(),
-            json: cache.typed::<ModelPrice>(),
+            json,
+            batch_keys,
             msgpack: with_codec(Codec::MsgPack)?,
             bincode: with_codec(Codec::Bincode)?,
             counters: cache.keyspace("bench-seq").typed::<u64, i64>()?,
@@ -218,12 +231,26 @@ async fn step(case: Case, fx: &Fixture, task: usize, i: usize) -> BenchResult<u6
             fx.counters.incr(&(slot as u64), 1).await?;
             Ok(1)
         }
-        Case::GetMany100 | Case::L1HitC64 => Ok(0),
+        Case::GetMany100 => {
+            let keys: Vec<&str> = fx.batch_keys.iter().map(String::as_str).collect();
+            let got = fx.json.get_many(&keys).await?;
+            Ok(got.len() as u64)
+        }
+        Case::SequentialGet100 => {
+            for key in &fx.batch_keys {
+                let _ = fx.json.get(key).await?;
+            }
+            Ok(fx.batch_keys.len() as u64)
+        }
+        Case::L1HitC64 => Ok(0),
     }
 }
 
 fn concurrency(case: Case) -> usize {
-    if case.raw() == Case::RawC1 { 1 } else { 64 }
+    match case.raw() {
+        Case::RawC1 | Case::SequentialGet100 => 1,
+        _ => 64,
+    }
 }
 
 /// Runs `case` for `duration` and returns commands per second.
@@ -381,10 +408,7 @@ async fn main() -> BenchResult<()> {
         })
         .collect();
 
-    println!(
-        "\n{:<20} {:>12} {:>14}",
-        "case", "commands/s", "ratio vs raw"
-    );
+    println!("\n{:<20} {:>12} {:>14}", "case", "ops/s", "ratio vs base");
     for row in &rows {
         match (row.ops_per_s, row.ratio_vs_raw) {
             (Some(v), Some(r)) => println!("{:<20} {:>12.0} {:>14.3}", row.case.name(), v, r),
@@ -422,6 +446,11 @@ async fn main() -> BenchResult<()> {
     target(
         "typed_json_c64 / cached_crate_c64",
         ratio(Case::TypedJsonC64, Case::CachedCrateC64),
+        1.0,
+    );
+    target(
+        "get_many_100 / sequential_get_100 (keys/s)",
+        ratio(Case::GetMany100, Case::SequentialGet100),
         1.0,
     );
     target(

@@ -200,15 +200,7 @@ pub(crate) async fn try_acquire_at(
             if store.entry(&key).is_some() {
                 return Ok::<_, Error>(None);
             }
-            let fence = match store.bytes(&fence_key, "INCR")? {
-                Some(bytes) => std::str::from_utf8(bytes)
-                    .ok()
-                    .and_then(|text| text.parse::<u64>().ok())
-                    .ok_or_else(|| Error::NotAnInteger {
-                        key: fence_key.clone(),
-                    })?,
-                None => 0,
-            } + 1;
+            let fence = store.integer(&fence_key, "INCR")?.unwrap_or(0) + 1;
             let expires_at = deadline(store.now(), lease);
             store.insert(
                 &key,
@@ -220,7 +212,7 @@ pub(crate) async fn try_acquire_at(
                 Value::Bytes(fence.to_string().into_bytes()),
                 None,
             );
-            Ok(Some(fence))
+            Ok(Some(u64::try_from(fence).unwrap_or_default()))
         })?,
     };
     Ok(fencing_token.map(|fencing_token| LockGuard {

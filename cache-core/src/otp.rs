@@ -97,12 +97,6 @@ impl<K: ?Sized> fmt::Debug for OneTimeCodes<K> {
     }
 }
 
-fn parse_count(bytes: Option<&mut Vec<u8>>) -> u32 {
-    bytes
-        .and_then(|b| std::str::from_utf8(b).ok().and_then(|t| t.parse().ok()))
-        .unwrap_or(0)
-}
-
 impl<K: CacheKey + ?Sized> OneTimeCodes<K> {
     pub(crate) fn new(keyspace: Keyspace, max_attempts: u32) -> Result<Self> {
         if max_attempts == 0 {
@@ -217,7 +211,8 @@ impl<K: CacheKey + ?Sized> OneTimeCodes<K> {
                 let Some(code) = store.bytes(&code_key, "GET")?.cloned() else {
                     return Ok::<_, Error>((0, 0));
                 };
-                let attempts = parse_count(store.bytes(&attempts_key, "GET")?);
+                let attempts = store.integer(&attempts_key, "GET")?.unwrap_or(0);
+                let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
                 if attempts >= max {
                     return Ok((3, 0));
                 }

@@ -246,14 +246,9 @@ impl<K: CacheKey + ?Sized> RateLimiter<K> {
             }
             (Backend::Memory(memory), false) => memory.atomically(|store| {
                 let now = store.now();
-                let (count, expires_at) = match store.bytes(&full_key, "INCR")? {
-                    Some(bytes) => {
-                        let count = std::str::from_utf8(bytes)
-                            .ok()
-                            .and_then(|t| t.parse::<u64>().ok())
-                            .ok_or_else(|| Error::NotAnInteger {
-                                key: full_key.clone(),
-                            })?;
+                let (count, expires_at) = match store.integer(&full_key, "INCR")? {
+                    Some(count) => {
+                        let count = u64::try_from(count).unwrap_or_default();
                         let at = store.entry(&full_key).and_then(|e| e.expires_at);
                         (count + 1, at.unwrap_or_else(|| deadline(now, window)))
                     }

@@ -435,6 +435,112 @@ where
         self.decode_read(&full_key, bytes)
     }
 
+    /// Reads many keys in one round trip (`MGET`); the results are in the order
+    /// of `keys`, `None` where nothing is stored.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an empty slice, [`Error::Decode`] naming the first
+    /// key that does not decode, backend or timeout errors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let names = cache_core::Cache::memory().keyspace("name").typed::<u64, String>()?;
+    /// names.set(&1, &"ada".to_owned()).await?;
+    /// let got = names.get_many(&[&1, &2]).await?;
+    /// assert_eq!(got, [Some("ada".to_owned()), None]);
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_many<Q>(&self, keys: &[&Q]) -> Result<Vec<Option<V>>>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        let full_keys = self.full_keys(keys, "get_many")?;
+        let found = self.cache.backend().get_many(&full_keys).await?;
+        full_keys
+            .iter()
+            .zip(found)
+            .map(|(full_key, bytes)| self.decode_read(full_key, bytes))
+            .collect()
+    }
+
+    /// Writes many entries in one atomic round trip, each with the default TTL.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an empty slice; encode, size and TTL errors before
+    /// anything is sent; backend or timeout errors (then nothing was written).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let names = cache_core::Cache::memory().keyspace("name").typed::<u64, String>()?;
+    /// names.set_many(&[(&1, &"ada".to_owned()), (&2, &"bob".to_owned())]).await?;
+    /// assert_eq!(names.get(&2).await?.as_deref(), Some("bob"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn set_many<Q>(&self, entries: &[(&Q, &V)]) -> Result<()>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        if entries.is_empty() {
+            return Err(Error::config(format!(
+                "set_many on `{}` needs at least one entry",
+                self.space.prefix()
+            )));
+        }
+        let mut encoded = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            let full_key = self.space.key(*key);
+            if let Some(ttl) = self.ttl {
+                check_ttl(ttl, Some(&full_key))?;
+            }
+            let bytes = self.encode(&full_key, value)?;
+            let ttl = self.ttl.map(|ttl| self.load.jittered(ttl));
+            encoded.push((full_key, bytes, ttl));
+        }
+        self.cache.backend().set_many(encoded).await
+    }
+
+    /// Removes many keys in one command (and their cached "absent" answers,
+    /// with negative caching on); returns how many values existed.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an empty slice, backend or timeout errors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let names = cache_core::Cache::memory().keyspace("name").typed::<u64, String>()?;
+    /// names.set(&1, &"ada".to_owned()).await?;
+    /// assert_eq!(names.delete_many(&[&1, &2]).await?, 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete_many<Q>(&self, keys: &[&Q]) -> Result<usize>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        let full_keys = self.full_keys(keys, "delete_many")?;
+        if self.load.negative_ttl.is_some() {
+            let absent: Vec<String> = keys.iter().map(|key| self.absent.key(*key)).collect();
+            self.cache.backend().delete_many(&absent).await?;
+        }
+        self.cache.backend().delete_many(&full_keys).await
+    }
+
+    fn full_keys<Q>(&self, keys: &[&Q], operation: &str) -> Result<Vec<String>>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        if keys.is_empty() {
+            return Err(Error::config(format!(
+                "{operation} on `{}` needs at least one key",
+                self.space.prefix()
+            )));
+        }
+        Ok(keys.iter().map(|key| self.space.key(*key)).collect())
+    }
+
     /// Adds `delta` to the integer at `key` atomically (a missing key counts as 0)
     /// and returns the new value. A key without an expiry (a new one) gets the
     /// default TTL, so a counter never lives forever; a key with one keeps it. Values are stored as Redis integers, so

@@ -27,6 +27,7 @@ cache_tests::backend_suite!(
     undecodable_bytes_give_a_decode_error_naming_the_key,
     invalid_ttls_are_refused_before_sending,
     oversized_values_are_refused_before_sending,
+    batch_operations_read_write_and_delete_many_keys,
 );
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -519,4 +520,42 @@ async fn oversized_values_are_refused_before_sending(env: Env) {
         blobs.get("fits").await.unwrap().map(|s| s.len()),
         Some(1000)
     );
+}
+
+async fn batch_operations_read_write_and_delete_many_keys(env: Env) {
+    let prices = env
+        .cache
+        .keyspace("price")
+        .ttl(Duration::from_secs(60))
+        .typed::<String, ModelPrice>()
+        .unwrap();
+    let models: Vec<String> = (0..100).map(|i| format!("model-{i}")).collect();
+    let values: Vec<ModelPrice> = models.iter().map(|m| price(m)).collect();
+    let entries: Vec<(&str, &ModelPrice)> = models
+        .iter()
+        .zip(&values)
+        .step_by(2)
+        .map(|(m, v)| (m.as_str(), v))
+        .collect();
+    prices.set_many(&entries).await.unwrap();
+
+    let keys: Vec<&str> = models.iter().map(String::as_str).collect();
+    let got = prices.get_many(&keys).await.unwrap();
+    assert_eq!(got.len(), 100);
+    for (i, found) in got.iter().enumerate() {
+        let expected = (i % 2 == 0).then(|| values[i].clone());
+        assert_eq!(found, &expected, "model-{i}");
+    }
+    let left = prices.ttl("model-0").await.unwrap().remaining().unwrap();
+    assert!(
+        left > Duration::from_secs(59),
+        "set_many applies the default TTL: {left:?}"
+    );
+
+    assert_eq!(prices.delete_many(&keys[..10]).await.unwrap(), 5);
+    assert_eq!(prices.get_many(&keys[..10]).await.unwrap(), vec![None; 10]);
+
+    let empty: [&str; 0] = [];
+    assert!(prices.get_many(&empty).await.unwrap_err().is_config());
+    assert!(prices.set_many::<str>(&[]).await.unwrap_err().is_config());
 }

@@ -114,6 +114,21 @@ impl Store {
         }
     }
 
+    /// The decimal integer at `key` (as INCR stores it): `None` when missing,
+    /// an error naming the key when it holds anything else.
+    pub(crate) fn integer(&mut self, key: &str, operation: &'static str) -> Result<Option<i64>> {
+        let Some(bytes) = self.bytes(key, operation)? else {
+            return Ok(None);
+        };
+        std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|text| text.parse::<i64>().ok())
+            .map(Some)
+            .ok_or_else(|| Error::NotAnInteger {
+                key: key.to_owned(),
+            })
+    }
+
     /// The set at `key`, or a wrong-type error if it holds something else.
     pub(crate) fn set(&mut self, key: &str, operation: &'static str) -> Result<Option<&mut Entry>> {
         match self.entry(key) {
@@ -253,14 +268,8 @@ impl MemoryBackend {
     ) -> Result<i64> {
         self.atomically(|store| {
             let now = store.now();
-            let (current, expires_at) = match store.bytes(key, "INCRBY")? {
-                Some(bytes) => {
-                    let current = std::str::from_utf8(bytes)
-                        .ok()
-                        .and_then(|text| text.parse::<i64>().ok())
-                        .ok_or_else(|| Error::NotAnInteger {
-                            key: key.to_owned(),
-                        })?;
+            let (current, expires_at) = match store.integer(key, "INCRBY")? {
+                Some(current) => {
                     let expires_at = store.entry(key).and_then(|entry| entry.expires_at);
                     (current, expires_at.or(ttl.map(|ttl| deadline(now, ttl))))
                 }

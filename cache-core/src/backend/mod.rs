@@ -142,6 +142,67 @@ impl Backend {
         }
     }
 
+    /// Many values in one round trip (MGET), in the order of `keys`.
+    pub(crate) async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        match self {
+            Backend::Redis(redis) => {
+                let cmd = ::redis::cmd("MGET").arg(keys).take();
+                redis.query("MGET", &keys[0], cmd).await
+            }
+            Backend::Memory(memory) => memory.atomically(|store| {
+                keys.iter()
+                    .map(|key| Ok(store.bytes(key, "MGET")?.cloned()))
+                    .collect()
+            }),
+        }
+    }
+
+    /// Many writes in one atomic round trip (MULTI/EXEC of SETs).
+    pub(crate) async fn set_many(
+        &self,
+        entries: Vec<(String, Vec<u8>, Option<Duration>)>,
+    ) -> Result<()> {
+        match self {
+            Backend::Redis(redis) => {
+                let mut pipe = ::redis::pipe();
+                pipe.atomic();
+                for (key, value, ttl) in &entries {
+                    pipe.cmd("SET").arg(key).arg(value);
+                    if let Some(ttl) = ttl {
+                        pipe.arg("PX").arg(ttl_millis(*ttl));
+                    }
+                    pipe.ignore();
+                }
+                let () = redis.pipeline("SET", &entries[0].0, pipe).await?;
+                Ok(())
+            }
+            Backend::Memory(memory) => {
+                memory.atomically(|store| {
+                    for (key, value, ttl) in entries {
+                        let expires_at = ttl.map(|ttl| memory::deadline(store.now(), ttl));
+                        store.insert(&key, memory::Value::Bytes(value), expires_at);
+                    }
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes many keys in one command; returns how many existed.
+    pub(crate) async fn delete_many(&self, keys: &[String]) -> Result<usize> {
+        match self {
+            Backend::Redis(redis) => {
+                let cmd = ::redis::cmd("DEL").arg(keys).take();
+                redis.query("DEL", &keys[0], cmd).await
+            }
+            Backend::Memory(memory) => Ok(memory.atomically(|store| {
+                keys.iter()
+                    .filter(|key| store.remove(key).is_some())
+                    .count()
+            })),
+        }
+    }
+
     pub(crate) async fn take(&self, key: &str) -> Result<Option<Vec<u8>>> {
         match self {
             Backend::Redis(redis) => redis.take(key).await,
