@@ -373,11 +373,7 @@ where
         Fut: Future<Output = std::result::Result<Option<V>, E>> + Send + 'static,
         E: Into<BoxError> + 'static,
     {
-        let span = tracing::debug_span!(
-            "cache.get_or_load",
-            namespace = self.cache.namespace().unwrap_or_default(),
-            prefix = self.space.prefix(),
-        );
+        let span = self.span("get_or_load");
         self.get_or_load_inner(key, loader).instrument(span).await
     }
 

@@ -17,6 +17,7 @@ use crate::keyspace::{Keyspace, check_ttl};
 use crate::load::LoadPolicy;
 use crate::stats::bump;
 use crate::{KeyedCacheable, Ttl};
+use tracing::Instrument;
 
 /// Typed access to the entries of one keyspace: keys of type `K`, values of type `V`.
 ///
@@ -171,6 +172,16 @@ where
         Ok(copy)
     }
 
+    /// A debug span for one operation, with the keyspace but no key or value.
+    pub(crate) fn span(&self, operation: &'static str) -> tracing::Span {
+        tracing::debug_span!(
+            "cache.op",
+            operation,
+            namespace = self.cache.namespace().unwrap_or_default(),
+            prefix = self.space.prefix(),
+        )
+    }
+
     fn encode(&self, full_key: &str, value: &V) -> Result<Vec<u8>> {
         let bytes = self.format.encode(value).map_err(|source| Error::Encode {
             key: full_key.to_owned(),
@@ -228,7 +239,8 @@ where
         Q: CacheKey + ?Sized,
     {
         let full_key = self.space.key(key);
-        let bytes = self.cache.backend().get(&full_key).await?;
+        let read = self.cache.backend().get(&full_key);
+        let bytes = read.instrument(self.span("get")).await?;
         self.decode_read(&full_key, bytes)
     }
 
@@ -257,10 +269,11 @@ where
         }
         let bytes = self.encode(&full_key, value)?;
         let ttl = self.ttl.map(|ttl| self.load.jittered(ttl));
-        self.cache
+        let write = self
+            .cache
             .backend()
-            .set(&full_key, bytes, ttl, SetMode::Always)
-            .await?;
+            .set(&full_key, bytes, ttl, SetMode::Always);
+        write.instrument(self.span("set")).await?;
         Ok(())
     }
 
@@ -431,7 +444,8 @@ where
         Q: CacheKey + ?Sized,
     {
         let full_key = self.space.key(key);
-        let bytes = self.cache.backend().take(&full_key).await?;
+        let take = self.cache.backend().take(&full_key);
+        let bytes = take.instrument(self.span("take")).await?;
         self.decode_read(&full_key, bytes)
     }
 
@@ -456,7 +470,8 @@ where
         Q: CacheKey + ?Sized,
     {
         let full_keys = self.full_keys(keys, "get_many")?;
-        let found = self.cache.backend().get_many(&full_keys).await?;
+        let read = self.cache.backend().get_many(&full_keys);
+        let found = read.instrument(self.span("get_many")).await?;
         full_keys
             .iter()
             .zip(found)
@@ -498,7 +513,8 @@ where
             let ttl = self.ttl.map(|ttl| self.load.jittered(ttl));
             encoded.push((full_key, bytes, ttl));
         }
-        self.cache.backend().set_many(encoded).await
+        let write = self.cache.backend().set_many(encoded);
+        write.instrument(self.span("set_many")).await
     }
 
     /// Removes many keys in one command (and their cached "absent" answers,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use redis::{Cmd, FromRedisValue, Script};
+use tracing::Instrument;
 
 use super::{Bounds, SetMode, Ttl, ttl_millis};
 use crate::error::{Error, Result};
@@ -87,7 +88,12 @@ impl RedisBackend {
         key: &str,
         call: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T> {
-        let error = match tokio::time::timeout(self.timeout, call).await {
+        // Operation only: keys can hold personal data and values never appear.
+        let span = tracing::debug_span!("cache.redis", operation);
+        let error = match tokio::time::timeout(self.timeout, call)
+            .instrument(span)
+            .await
+        {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(err)) if err.is_timeout() => self.timeout_error(operation, key),
             Ok(Err(err)) => Error::from_redis(operation, Some(key), err),
