@@ -67,6 +67,16 @@ if [ "$status" -eq 0 ]; then
         echo "example price_outage ... FAILED"; cat "$work/example.log"
         examples_failed=$((examples_failed + 1))
     fi
+    # The bench must keep running and writing its JSON (its numbers in a
+    # debug build mean nothing; the README's come from a release run).
+    if target/debug/examples/bench --quick --json "$work/bench.json" >"$work/example.log" 2>&1 \
+        && [ "$(grep -c '"name"' "$work/bench.json")" -eq 13 ]; then
+        echo "example bench --quick ... ok"
+        examples_passed=$((examples_passed + 1))
+    else
+        echo "example bench --quick ... FAILED"; cat "$work/example.log"
+        examples_failed=$((examples_failed + 1))
+    fi
     for example in quickstart model_prices chat_sequences; do
         for url in "" "redis+unix://$work/redis.sock"; do
             label="example $example on ${url:-memory}"

@@ -44,3 +44,15 @@ async fn handles_share_one_store() {
     let other = Cache::memory().keyspace("x").typed::<u8, u8>().unwrap();
     assert_eq!(other.get(&1).await.unwrap(), None);
 }
+
+#[test]
+fn handles_are_send_sync_debug_and_cheap_to_clone() {
+    fn shareable<T: Send + Sync + std::fmt::Debug + Clone + 'static>() {}
+    shareable::<Cache>();
+    shareable::<cache_core::TypedCache<String, u64>>();
+    shareable::<cache_core::TypedSet<u64, u64>>();
+    shareable::<cache_core::Locks<str>>();
+    // A clone is a pointer copy: the same store, no new connection.
+    let cache = Cache::memory();
+    assert_eq!(format!("{:?}", cache.clone()), format!("{cache:?}"));
+}
