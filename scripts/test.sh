@@ -25,6 +25,13 @@ if ! command -v "${CACHE_TEST_REDIS_SERVER:-redis-server}" >/dev/null 2>&1; then
         exit 1
     fi
 fi
+# The TLS test makes its certificates with the openssl command.
+if ! command -v openssl >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    echo "openssl not found; installing it with apt-get" >&2
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssl >/dev/null
+fi
 echo "using $("${CACHE_TEST_REDIS_SERVER:-redis-server}" --version)"
 
 # Runs an example binary; an empty REDIS_URL means the memory backend.

@@ -246,6 +246,7 @@ pub struct CacheBuilder {
     timeout: Duration,
     max_value_size: usize,
     lazy: bool,
+    tls_root: Option<Vec<u8>>,
 }
 
 #[derive(Clone)]
@@ -262,6 +263,7 @@ impl Default for CacheBuilder {
             timeout: DEFAULT_TIMEOUT,
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
             lazy: false,
+            tls_root: None,
         }
     }
 }
@@ -278,11 +280,31 @@ impl fmt::Debug for CacheBuilder {
             .field("timeout", &self.timeout)
             .field("max_value_size", &self.max_value_size)
             .field("lazy", &self.lazy)
+            .field("tls_root", &self.tls_root.as_ref().map(|_| "custom"))
             .finish()
     }
 }
 
 impl CacheBuilder {
+    /// Trusts this CA (PEM) for `rediss://` instead of the system's roots, for
+    /// servers with a private certificate authority. Needs the `tls` feature.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cache_core::Result<()> {
+    /// let ca = std::fs::read("/etc/redis/ca.crt").map_err(|e| cache_core::Error::config(e.to_string()))?;
+    /// let cache = cache_core::Cache::builder()
+    ///     .url("rediss://:secret@redis.internal:6380")
+    ///     .tls_root_certificate(ca)
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root = Some(pem.into());
+        self
+    }
+
     /// Connects on first use instead of in [`build`](Self::build), so a service
     /// can start while Redis is down; until it is up, calls fail (each within
     /// the timeout) and fail-open loads still serve from the loader. Default off.
@@ -304,9 +326,9 @@ impl CacheBuilder {
         self
     }
 
-    /// The server: `redis://[user[:password]@]host[:port][/db]` or
-    /// `redis+unix:///path?db=N`. Defaults to [`DEFAULT_URL`]. TLS (`rediss://`)
-    /// is not supported yet and gives [`Error::Config`].
+    /// The server: `redis://[user[:password]@]host[:port][/db]`,
+    /// `rediss://...` (TLS, with the `tls` feature; without it, [`Error::Config`])
+    /// or `redis+unix:///path?db=N`. Defaults to [`DEFAULT_URL`].
     ///
     /// ```
     /// let builder = cache_core::Cache::builder().url("redis://:secret@10.0.0.5:6380/2");
@@ -358,6 +380,38 @@ impl CacheBuilder {
     pub fn max_value_size(mut self, bytes: usize) -> Self {
         self.max_value_size = bytes;
         self
+    }
+
+    /// The redis-rs client for `url`, with TLS settings for `rediss://`.
+    fn client(&self, url: &str, redacted: &str) -> Result<redis::Client> {
+        let invalid = |err: redis::RedisError| {
+            Error::config(format!(
+                "invalid Redis URL `{redacted}`: {}",
+                err.kind_text()
+            ))
+        };
+        if !url.starts_with("rediss://") {
+            return redis::Client::open(url).map_err(invalid);
+        }
+        #[cfg(feature = "tls")]
+        {
+            // rustls needs a crypto provider; an application may have set its own.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            match &self.tls_root {
+                Some(pem) => {
+                    let certificates = redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem.clone()),
+                    };
+                    redis::Client::build_with_tls(url, certificates).map_err(invalid)
+                }
+                None => redis::Client::open(url).map_err(invalid),
+            }
+        }
+        #[cfg(not(feature = "tls"))]
+        Err(Error::config(format!(
+            "`{redacted}` asks for TLS: enable the `tls` feature of cache-core"
+        )))
     }
 
     fn check(&self) -> Result<()> {
@@ -429,20 +483,7 @@ impl CacheBuilder {
             },
         };
         let redacted = redact_url(&url);
-        if url.starts_with("rediss://") {
-            return Err(Error::config(format!(
-                "`{redacted}` asks for TLS, which this build of cache-core does not support yet; \
-                 use a redis:// URL (e.g. through a TLS-terminating proxy)"
-            )));
-        }
-        let client = redis::Client::open(url.as_str()).map_err(|err| {
-            Error::config(format!(
-                "invalid Redis URL `{redacted}`: {}",
-                err.kind_text()
-            ))
-        })?;
-        // Every call is bounded by our own timeout (reconnect waits included),
-        // so redis-rs' per-response timer would only add a second timer per call.
+        let client = self.client(&url, &redacted)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(None)

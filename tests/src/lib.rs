@@ -98,6 +98,103 @@ impl TestRedis {
         (redis, format!("redis+unix://{socket_arg}"))
     }
 
+    /// Starts a spawned server that also serves TLS, with a fresh private CA
+    /// made by the `openssl` command. Returns it with its `rediss://` URL (host
+    /// `localhost`, which the certificate names) and the CA in PEM.
+    pub fn start_with_tls(test: &str) -> (Self, String, Vec<u8>) {
+        let dir = std::env::temp_dir().join(format!("cache-tls-{}", unique_namespace(test)));
+        if let Err(err) = std::fs::create_dir_all(&dir) {
+            panic!("cannot create {}: {err}", dir.display());
+        }
+        let path = |name: &str| dir.join(name).display().to_string();
+        let openssl = |args: &[&str]| match Command::new("openssl")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+        {
+            Ok(status) if status.success() => {}
+            other => panic!(
+                "`openssl {}` failed: {other:?}. Install OpenSSL's command-line tool \
+                     (`apt-get install openssl`; scripts/test.sh does this).",
+                args.join(" ")
+            ),
+        };
+        let subject_alt = path("san.cnf");
+        if let Err(err) =
+            std::fs::write(&subject_alt, "subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+        {
+            panic!("cannot write {subject_alt}: {err}");
+        }
+        let (ca_key, ca_crt) = (path("ca.key"), path("ca.crt"));
+        let (key, csr, crt) = (path("server.key"), path("server.csr"), path("server.crt"));
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=cache-test-ca",
+            "-keyout",
+            &ca_key,
+            "-out",
+            &ca_crt,
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_crt,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &subject_alt,
+            "-out",
+            &crt,
+        ]);
+        let tls_port = free_port().to_string();
+        let redis = Self::start_with(
+            test,
+            &[
+                "--tls-port",
+                &tls_port,
+                "--tls-cert-file",
+                &crt,
+                "--tls-key-file",
+                &key,
+                "--tls-ca-cert-file",
+                &ca_crt,
+                "--tls-auth-clients",
+                "no",
+            ],
+        );
+        let ca = match std::fs::read(&ca_crt) {
+            Ok(ca) => ca,
+            Err(err) => panic!("cannot read {ca_crt}: {err}"),
+        };
+        (redis, format!("rediss://localhost:{tls_port}"), ca)
+    }
+
     /// The server's URL.
     pub fn url(&self) -> &str {
         &self.url
