@@ -1,7 +1,8 @@
 //! The shared `Cache` handle and its builder.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -14,6 +15,7 @@ use crate::backend::{Backend, MemoryBackend, RedisBackend};
 use crate::error::{Error, Result, redact_url};
 use crate::keyspace::{Keyspace, KeyspaceBuilder};
 use crate::load::Flights;
+use crate::local::{LocalSettings, LocalTier};
 use crate::stats::{CacheStats, Stats};
 use crate::typed::TypedCache;
 
@@ -56,6 +58,8 @@ struct Inner {
     max_value_size: usize,
     stats: Arc<Stats>,
     flights: Flights,
+    /// Local tiers by keyspace, shared by every typed view of that keyspace.
+    locals: Mutex<HashMap<String, Arc<LocalTier>>>,
 }
 
 impl fmt::Debug for Cache {
@@ -113,6 +117,7 @@ impl Cache {
                 max_value_size,
                 stats,
                 flights: Flights::default(),
+                locals: Mutex::default(),
             }),
         }
     }
@@ -132,6 +137,21 @@ impl Cache {
 
     pub(crate) fn flights(&self) -> &Flights {
         &self.inner.flights
+    }
+
+    /// The local tier of the keyspace `head`, made with `settings` if it is the
+    /// first one asked for (later settings for the same keyspace are ignored).
+    pub(crate) fn local_tier(&self, head: &str, settings: LocalSettings) -> Arc<LocalTier> {
+        let mut locals = self
+            .inner
+            .locals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(
+            locals
+                .entry(head.to_owned())
+                .or_insert_with(|| Arc::new(LocalTier::new(settings))),
+        )
     }
 
     /// Starts a typed view of the keys under `prefix`:
@@ -199,6 +219,49 @@ impl Cache {
             Backend::Redis(redis) => Some(redis.connection()),
             Backend::Memory(_) => None,
         }
+    }
+
+    /// Writes `bytes` at the full key `full_key` as they are, with no codec,
+    /// namespace or escaping, on any backend: for migrations, tests and other
+    /// writers' formats. Typed views' local tiers do not see this write.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTtl`], backend or timeout errors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let cache = cache_core::Cache::memory();
+    /// cache.raw_set("legacy:user:7", b"{\"name\":\"ada\"}", None).await?;
+    /// assert_eq!(cache.raw_get("legacy:user:7").await?.as_deref(), Some(&b"{\"name\":\"ada\"}"[..]));
+    /// # Ok(()) }
+    /// ```
+    pub async fn raw_set(&self, full_key: &str, bytes: &[u8], ttl: Option<Duration>) -> Result<()> {
+        if let Some(ttl) = ttl {
+            crate::keyspace::check_ttl(ttl, Some(full_key))?;
+        }
+        self.backend()
+            .set(
+                full_key,
+                bytes.to_vec(),
+                ttl,
+                crate::backend::SetMode::Always,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Reads the bytes at the full key `full_key` as they are; see [`raw_set`](Self::raw_set).
+    ///
+    /// # Errors
+    /// [`Error::WrongType`], backend or timeout errors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// assert_eq!(cache_core::Cache::memory().raw_get("nothing").await?, None);
+    /// # Ok(()) }
+    /// ```
+    pub async fn raw_get(&self, full_key: &str) -> Result<Option<Vec<u8>>> {
+        self.backend().get(full_key).await
     }
 
     /// On the memory backend, how many entries it holds, counting expired ones

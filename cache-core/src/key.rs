@@ -211,6 +211,11 @@ impl KeySpace {
         format!("{}{part}", self.head)
     }
 
+    /// The fixed head of every key, `{namespace}:{prefix}:v{version}:`.
+    pub(crate) fn head(&self) -> &str {
+        &self.head
+    }
+
     /// The prefix as configured, for logs and traces.
     pub(crate) fn prefix(&self) -> &str {
         &self.prefix

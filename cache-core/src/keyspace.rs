@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::flag::Flags;
 use crate::key::{CacheKey, KeySpace, is_valid_prefix};
 use crate::load::LoadPolicy;
+use crate::local::LocalSettings;
 use crate::lock::Locks;
 use crate::otp::OneTimeCodes;
 use crate::ratelimit::{RateLimit, RateLimiter};
@@ -68,6 +69,7 @@ pub struct KeyspaceBuilder {
     version: u32,
     codec: Codec,
     load: LoadPolicy,
+    local: Option<LocalSettings>,
 }
 
 impl KeyspaceBuilder {
@@ -79,6 +81,7 @@ impl KeyspaceBuilder {
             version: 1,
             codec: Codec::default(),
             load: LoadPolicy::DEFAULT,
+            local: None,
         }
     }
 
@@ -126,6 +129,20 @@ impl KeyspaceBuilder {
     /// ```
     pub fn load_policy(mut self, policy: LoadPolicy) -> Self {
         self.load = policy;
+        self
+    }
+
+    /// Keeps up to `capacity` recently read values in this process for `ttl`,
+    /// in front of the backend: repeated reads need no round trip. Writes
+    /// through this handle update the local copy; writes by other processes
+    /// are seen once it expires, so `ttl` bounds staleness (keep it short).
+    ///
+    /// ```
+    /// # let cache = cache_core::Cache::memory();
+    /// let builder = cache.keyspace("price").local(10_000, std::time::Duration::from_secs(5));
+    /// ```
+    pub fn local(mut self, capacity: u64, ttl: Duration) -> Self {
+        self.local = Some(LocalSettings { capacity, ttl });
         self
     }
 
@@ -271,14 +288,19 @@ impl KeyspaceBuilder {
             check_ttl(ttl, None)?;
         }
         self.load.check(&self.prefix)?;
-        Ok(Keyspace::new(
+        if let Some(local) = &self.local {
+            local.check(&self.prefix)?;
+        }
+        let mut keyspace = Keyspace::new(
             self.cache,
             &self.prefix,
             self.version,
             self.ttl,
             self.codec,
             self.load,
-        ))
+        );
+        keyspace.local = self.local;
+        Ok(keyspace)
     }
 }
 
@@ -290,6 +312,7 @@ pub(crate) struct Keyspace {
     pub(crate) ttl: Option<Duration>,
     pub(crate) codec: Codec,
     pub(crate) load: LoadPolicy,
+    pub(crate) local: Option<LocalSettings>,
 }
 
 impl Keyspace {
@@ -309,6 +332,7 @@ impl Keyspace {
             ttl,
             codec,
             load,
+            local: None,
         }
     }
 }

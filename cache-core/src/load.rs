@@ -20,6 +20,7 @@ use crate::codec::ValueFormat;
 use crate::error::{BoxError, Error, Result};
 use crate::key::CacheKey;
 use crate::keyspace::check_ttl;
+use crate::local::LocalTier;
 use crate::lock::{LockGuard, try_acquire_at};
 use crate::random;
 use crate::stats::bump;
@@ -204,6 +205,7 @@ struct LoadJob {
     ttl: Option<Duration>,
     policy: LoadPolicy,
     format: ValueFormat,
+    local: Option<Arc<LocalTier>>,
     /// The read before this load failed: answer before the write-back, which
     /// would likely just wait out its timeout. Otherwise store first, so a
     /// caller's next read finds what it was just given.
@@ -217,9 +219,13 @@ impl LoadJob {
         let result = match (loaded, &self.absent_key, self.policy.negative_ttl) {
             (Some(bytes), _, _) => {
                 let ttl = self.ttl.map(|ttl| self.policy.jittered(ttl));
-                backend
+                let stored = backend
                     .set(&self.full_key, bytes.clone(), ttl, SetMode::Always)
-                    .await
+                    .await;
+                if let (Ok(_), Some(local)) = (&stored, &self.local) {
+                    local.put(&self.full_key, bytes);
+                }
+                stored
             }
             (None, Some(absent_key), Some(ttl)) => {
                 let ttl = self.policy.jittered(ttl);
@@ -401,6 +407,9 @@ where
                     // Old schema, foreign writer or corruption: heal by reloading.
                     bump(&counters.decode_errors);
                     tracing::debug!(key = %full_key, error = %source, "undecodable value, reloading");
+                    if let Some(local) = &self.local {
+                        local.forget(&full_key);
+                    }
                     let _ = self.cache.backend().delete(&full_key).await;
                 }
             },
@@ -442,6 +451,11 @@ where
     }
 
     async fn read_for_load(&self, full_key: &str) -> Result<Found> {
+        if let Some(bytes) = self.local.as_ref().and_then(|local| local.get(full_key)) {
+            bump(&self.cache.counters().local_hits);
+            // Early refresh is driven by the backend's TTL, seen on backend reads.
+            return Ok(Found::Value(bytes.to_vec(), Ttl::Persistent));
+        }
         let backend = self.cache.backend();
         let found = if self.load.early_refresh.is_some() {
             backend.get_with_ttl(full_key).await?
@@ -510,6 +524,7 @@ where
             ttl: self.ttl,
             policy: self.load,
             format: self.format,
+            local: self.local.clone(),
             answer_first,
         };
         let span = tracing::debug_span!(

@@ -15,8 +15,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CacheStats {
-    /// Reads that found a value.
+    /// Reads that found a value (local-tier hits included).
     pub hits: u64,
+    /// Reads answered by the local tier without a backend call.
+    pub local_hits: u64,
     /// Reads that found nothing (negative entries count as `negative_hits`).
     pub misses: u64,
     /// Loader runs (each in-process single flight counts once).
@@ -41,6 +43,7 @@ pub struct CacheStats {
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
     pub(crate) hits: AtomicU64,
+    pub(crate) local_hits: AtomicU64,
     pub(crate) misses: AtomicU64,
     pub(crate) loads: AtomicU64,
     pub(crate) load_errors: AtomicU64,
@@ -62,6 +65,7 @@ impl Stats {
         let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         CacheStats {
             hits: read(&self.hits),
+            local_hits: read(&self.local_hits),
             misses: read(&self.misses),
             loads: read(&self.loads),
             load_errors: read(&self.load_errors),

@@ -3,6 +3,7 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -15,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::key::{CacheKey, KeySpace};
 use crate::keyspace::{Keyspace, check_ttl};
 use crate::load::LoadPolicy;
+use crate::local::{LocalSettings, LocalTier};
 use crate::stats::bump;
 use crate::{KeyedCacheable, Ttl};
 use tracing::Instrument;
@@ -53,6 +55,8 @@ pub struct TypedCache<K: ?Sized, V> {
     pub(crate) absent: KeySpace,
     /// Where distributed single-flight locks live.
     pub(crate) lock: KeySpace,
+    /// The in-process tier in front of the backend, if configured.
+    pub(crate) local: Option<Arc<LocalTier>>,
     types: PhantomData<fn(&K) -> V>,
 }
 
@@ -66,6 +70,7 @@ impl<K: ?Sized, V> Clone for TypedCache<K, V> {
             load: self.load,
             absent: self.absent.clone(),
             lock: self.lock.clone(),
+            local: self.local.clone(),
             types: PhantomData,
         }
     }
@@ -88,7 +93,11 @@ where
     V: Serialize + DeserializeOwned,
 {
     pub(crate) fn new(keyspace: Keyspace) -> Self {
+        let local = keyspace
+            .local
+            .map(|settings| keyspace.cache.local_tier(keyspace.space.head(), settings));
         TypedCache {
+            local,
             format: ValueFormat::for_type::<V>(keyspace.codec),
             absent: keyspace.space.companion("absent"),
             lock: keyspace.space.companion("load"),
@@ -97,6 +106,54 @@ where
             ttl: keyspace.ttl,
             load: keyspace.load,
             types: PhantomData,
+        }
+    }
+
+    /// A copy of this cache with a local tier in front of the backend; see
+    /// [`KeyspaceBuilder::local`](crate::KeyspaceBuilder::local). Every typed
+    /// view of the same keyspace on this handle shares one local tier.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a capacity of zero, [`Error::InvalidTtl`] for a
+    /// zero TTL or one beyond [`MAX_LOCAL_TTL`](crate::MAX_LOCAL_TTL).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// # use std::time::Duration;
+    /// let cache = cache_core::Cache::memory();
+    /// let prices = cache.keyspace("price").typed::<String, f64>()?.with_local(1_000, Duration::from_secs(5))?;
+    /// prices.set("gpt-4", &0.03).await?;
+    /// assert_eq!(prices.get("gpt-4").await?, Some(0.03)); // no backend call
+    /// assert_eq!(cache.stats().local_hits, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn with_local(&self, capacity: u64, ttl: Duration) -> Result<Self> {
+        let settings = LocalSettings { capacity, ttl };
+        settings.check(self.space.prefix())?;
+        let mut copy = self.clone();
+        copy.local = Some(self.cache.local_tier(self.space.head(), settings));
+        Ok(copy)
+    }
+
+    /// How many values the local tier holds; `None` without one.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// # use std::time::Duration;
+    /// let cache = cache_core::Cache::memory();
+    /// let names = cache.keyspace("name").local(100, Duration::from_secs(5)).typed::<u64, String>()?;
+    /// names.set(&1, &"ada".to_owned()).await?;
+    /// assert_eq!(names.local_entries(), Some(1));
+    /// # Ok(()) }
+    /// ```
+    pub fn local_entries(&self) -> Option<u64> {
+        self.local.as_ref().map(|local| local.len())
+    }
+
+    /// Drops the local copy of `full_key`, after a write that changed it.
+    fn forget_local(&self, full_key: &str) {
+        if let Some(local) = &self.local {
+            local.forget(full_key);
         }
     }
 
@@ -239,8 +296,15 @@ where
         Q: CacheKey + ?Sized,
     {
         let full_key = self.space.key(key);
+        if let Some(bytes) = self.local.as_ref().and_then(|local| local.get(&full_key)) {
+            bump(&self.cache.counters().local_hits);
+            return self.decode_read(&full_key, Some(bytes.to_vec()));
+        }
         let read = self.cache.backend().get(&full_key);
         let bytes = read.instrument(self.span("get")).await?;
+        if let (Some(local), Some(bytes)) = (&self.local, &bytes) {
+            local.put(&full_key, bytes);
+        }
         self.decode_read(&full_key, bytes)
     }
 
@@ -269,12 +333,7 @@ where
         }
         let bytes = self.encode(&full_key, value)?;
         let ttl = self.ttl.map(|ttl| self.load.jittered(ttl));
-        let write = self
-            .cache
-            .backend()
-            .set(&full_key, bytes, ttl, SetMode::Always);
-        write.instrument(self.span("set")).await?;
-        Ok(())
+        self.write(&full_key, bytes, ttl, "set").await
     }
 
     /// Writes `value` at `key` expiring after `ttl`, whatever the default.
@@ -298,11 +357,7 @@ where
         let full_key = self.space.key(key);
         check_ttl(ttl, Some(&full_key))?;
         let bytes = self.encode(&full_key, value)?;
-        self.cache
-            .backend()
-            .set(&full_key, bytes, Some(ttl), SetMode::Always)
-            .await?;
-        Ok(())
+        self.write(&full_key, bytes, Some(ttl), "set").await
     }
 
     /// Writes `value` only if `key` holds nothing (`SET NX`), with the default
@@ -329,6 +384,8 @@ where
             check_ttl(ttl, Some(&full_key))?;
         }
         let bytes = self.encode(&full_key, value)?;
+        // Either way the local copy may be stale: drop it.
+        self.forget_local(&full_key);
         self.cache
             .backend()
             .set(&full_key, bytes, self.ttl, SetMode::IfAbsent)
@@ -358,7 +415,9 @@ where
             // An invalidation must also drop a cached "absent" answer.
             self.cache.backend().delete(&self.absent.key(key)).await?;
         }
-        self.cache.backend().delete(&self.space.key(key)).await
+        let full_key = self.space.key(key);
+        self.forget_local(&full_key);
+        self.cache.backend().delete(&full_key).await
     }
 
     /// Whether `key` holds a live value.
@@ -421,6 +480,7 @@ where
     {
         let full_key = self.space.key(key);
         check_ttl(ttl, Some(&full_key))?;
+        self.forget_local(&full_key);
         self.cache.backend().expire(&full_key, ttl).await
     }
 
@@ -444,6 +504,7 @@ where
         Q: CacheKey + ?Sized,
     {
         let full_key = self.space.key(key);
+        self.forget_local(&full_key);
         let take = self.cache.backend().take(&full_key);
         let bytes = take.instrument(self.span("take")).await?;
         self.decode_read(&full_key, bytes)
@@ -470,8 +531,7 @@ where
         Q: CacheKey + ?Sized,
     {
         let full_keys = self.full_keys(keys, "get_many")?;
-        let read = self.cache.backend().get_many(&full_keys);
-        let found = read.instrument(self.span("get_many")).await?;
+        let found = self.get_many_bytes(&full_keys).await?;
         full_keys
             .iter()
             .zip(found)
@@ -513,6 +573,9 @@ where
             let ttl = self.ttl.map(|ttl| self.load.jittered(ttl));
             encoded.push((full_key, bytes, ttl));
         }
+        for (full_key, _, _) in &encoded {
+            self.forget_local(full_key);
+        }
         let write = self.cache.backend().set_many(encoded);
         write.instrument(self.span("set_many")).await
     }
@@ -540,7 +603,67 @@ where
             let absent: Vec<String> = keys.iter().map(|key| self.absent.key(*key)).collect();
             self.cache.backend().delete_many(&absent).await?;
         }
+        for full_key in &full_keys {
+            self.forget_local(full_key);
+        }
         self.cache.backend().delete_many(&full_keys).await
+    }
+
+    /// One write, then the local copy updated to what was written.
+    async fn write(
+        &self,
+        full_key: &str,
+        bytes: Vec<u8>,
+        ttl: Option<Duration>,
+        operation: &'static str,
+    ) -> Result<()> {
+        let local_copy = self.local.as_ref().map(|_| bytes.clone());
+        // Drop the old copy first: if the write fails, nothing stale is left.
+        self.forget_local(full_key);
+        let write = self
+            .cache
+            .backend()
+            .set(full_key, bytes, ttl, SetMode::Always);
+        write.instrument(self.span(operation)).await?;
+        if let (Some(local), Some(bytes)) = (&self.local, local_copy) {
+            local.put(full_key, &bytes);
+        }
+        Ok(())
+    }
+
+    /// Many reads: local copies first, one MGET for the rest.
+    async fn get_many_bytes(&self, full_keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        let Some(local) = &self.local else {
+            let read = self.cache.backend().get_many(full_keys);
+            return read.instrument(self.span("get_many")).await;
+        };
+        let mut found: Vec<Option<Vec<u8>>> = full_keys
+            .iter()
+            .map(|key| local.get(key).map(|bytes| bytes.to_vec()))
+            .collect();
+        for _ in found.iter().filter(|bytes| bytes.is_some()) {
+            bump(&self.cache.counters().local_hits);
+        }
+        let missing: Vec<String> = full_keys
+            .iter()
+            .zip(&found)
+            .filter(|(_, bytes)| bytes.is_none())
+            .map(|(key, _)| key.clone())
+            .collect();
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let read = self.cache.backend().get_many(&missing);
+        let mut fetched = read.instrument(self.span("get_many")).await?.into_iter();
+        for (key, slot) in full_keys.iter().zip(found.iter_mut()) {
+            if slot.is_none() {
+                *slot = fetched.next().flatten();
+                if let Some(bytes) = slot {
+                    local.put(key, bytes);
+                }
+            }
+        }
+        Ok(found)
     }
 
     fn full_keys<Q>(&self, keys: &[&Q], operation: &str) -> Result<Vec<String>>
@@ -590,6 +713,7 @@ where
         if let Some(ttl) = self.ttl {
             check_ttl(ttl, Some(&full_key))?;
         }
+        self.forget_local(&full_key);
         let value = self
             .cache
             .backend()

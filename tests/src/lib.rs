@@ -415,43 +415,12 @@ impl Env {
         }
     }
 
-    /// Writes raw bytes under a full key, as a foreign writer would.
+    /// Writes raw bytes under a full key, as a foreign writer (or another
+    /// process) would.
     pub async fn write_raw(&self, full_key: &str, bytes: &[u8]) {
-        match &self.redis {
-            Some(redis) => {
-                let mut raw = redis.raw().await;
-                let _: () = redis::cmd("SET")
-                    .arg(full_key)
-                    .arg(bytes)
-                    .query_async(&mut raw)
-                    .await
-                    .unwrap_or_else(|err| panic!("raw SET {full_key}: {err}"));
-            }
-            None => {
-                // The memory backend has no raw access; a String keyspace with the
-                // same layout writes the bytes as a JSON string instead.
-                let (prefix, key) = split_key(full_key, self.cache.namespace());
-                let text = String::from_utf8_lossy(bytes).into_owned();
-                let raw = self
-                    .cache
-                    .keyspace(prefix)
-                    .typed::<String, String>()
-                    .unwrap();
-                raw.set(key, &text).await.unwrap();
-            }
+        if let Err(err) = self.cache.raw_set(full_key, bytes, None).await {
+            panic!("raw write of {full_key}: {err}");
         }
-    }
-}
-
-fn split_key<'a>(full_key: &'a str, namespace: Option<&str>) -> (&'a str, &'a str) {
-    let rest = match namespace {
-        Some(ns) => &full_key[ns.len() + 1..],
-        None => full_key,
-    };
-    let mut parts = rest.splitn(3, ':');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(prefix), Some(_version), Some(key)) => (prefix, key),
-        _ => panic!("not a cache key: {full_key}"),
     }
 }
 

@@ -1,0 +1,152 @@
+//! The local in-process tier, on both backends: hits without a round trip,
+//! writes through the handle kept coherent, staleness bounded by its TTL,
+//! capacity bounded.
+
+use std::time::{Duration, Instant};
+
+use cache_core::TypedCache;
+use cache_tests::Env;
+
+cache_tests::backend_suite!(
+    repeated_reads_are_served_locally,
+    writes_through_the_handle_keep_the_local_copy_current,
+    foreign_writes_are_seen_once_the_local_copy_expires,
+    the_local_tier_stays_within_its_capacity,
+    batch_reads_and_loads_use_the_local_tier,
+    bad_local_settings_are_refused,
+);
+
+fn names(env: &Env, local_ttl: Duration) -> TypedCache<String, String> {
+    env.cache
+        .keyspace("name")
+        .ttl(Duration::from_secs(60))
+        .local(100, local_ttl)
+        .typed::<String, String>()
+        .unwrap()
+}
+
+async fn repeated_reads_are_served_locally(env: Env) {
+    let names = names(&env, Duration::from_secs(5));
+    env.write_raw(&names.key("a"), b"\"ada\"").await;
+    for _ in 0..10 {
+        assert_eq!(names.get("a").await.unwrap().as_deref(), Some("ada"));
+    }
+    let stats = env.cache.stats();
+    assert_eq!(stats.local_hits, 9, "the first read fills the local tier");
+    assert_eq!(stats.hits, 10);
+}
+
+async fn writes_through_the_handle_keep_the_local_copy_current(env: Env) {
+    let names = names(&env, Duration::from_secs(5));
+    names.set("a", &"one".to_owned()).await.unwrap();
+    assert_eq!(names.get("a").await.unwrap().as_deref(), Some("one"));
+    names.set("a", &"two".to_owned()).await.unwrap();
+    assert_eq!(names.get("a").await.unwrap().as_deref(), Some("two"));
+    assert!(names.delete("a").await.unwrap());
+    assert_eq!(names.get("a").await.unwrap(), None);
+
+    // Another view of the same keyspace on this handle shares the local tier.
+    let other = names.clone();
+    names.set("b", &"x".to_owned()).await.unwrap();
+    assert_eq!(other.get("b").await.unwrap().as_deref(), Some("x"));
+    let counters = env
+        .cache
+        .keyspace("name")
+        .local(100, Duration::from_secs(5))
+        .typed::<String, i64>()
+        .unwrap();
+    counters.incr("n", 1).await.unwrap();
+    assert_eq!(counters.get("n").await.unwrap(), Some(1));
+    counters.incr("n", 1).await.unwrap();
+    assert_eq!(
+        counters.get("n").await.unwrap(),
+        Some(2),
+        "incr drops the local copy"
+    );
+}
+
+async fn foreign_writes_are_seen_once_the_local_copy_expires(env: Env) {
+    let local_ttl = Duration::from_millis(300);
+    let names = names(&env, local_ttl);
+    names.set("a", &"mine".to_owned()).await.unwrap();
+    assert_eq!(names.get("a").await.unwrap().as_deref(), Some("mine"));
+    // Another process writes; this one still has its local copy.
+    env.write_raw(&names.key("a"), b"\"theirs\"").await;
+    assert_eq!(names.get("a").await.unwrap().as_deref(), Some("mine"));
+    let started = Instant::now();
+    while names.get("a").await.unwrap().as_deref() != Some("theirs") {
+        assert!(
+            started.elapsed() < local_ttl * 3,
+            "stale beyond the local TTL"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn the_local_tier_stays_within_its_capacity(env: Env) {
+    let names = names(&env, Duration::from_secs(60));
+    for i in 0..1_000 {
+        names.set(&format!("k{i}"), &format!("v{i}")).await.unwrap();
+    }
+    let held = names.local_entries().unwrap();
+    assert!(
+        held <= 100,
+        "local tier holds {held} entries with capacity 100"
+    );
+    // Everything is still readable: evicted entries come from the backend.
+    assert_eq!(names.get("k0").await.unwrap().as_deref(), Some("v0"));
+}
+
+async fn batch_reads_and_loads_use_the_local_tier(env: Env) {
+    let names = names(&env, Duration::from_secs(5));
+    names.set("a", &"A".to_owned()).await.unwrap();
+    env.write_raw(&names.key("b"), b"\"B\"").await;
+    let got = names.get_many(&["a", "b", "c"]).await.unwrap();
+    assert_eq!(got, [Some("A".to_owned()), Some("B".to_owned()), None]);
+    assert_eq!(
+        env.cache.stats().local_hits,
+        1,
+        "a came from the local tier"
+    );
+    let again = names.get_many(&["a", "b"]).await.unwrap();
+    assert_eq!(again, [Some("A".to_owned()), Some("B".to_owned())]);
+    assert_eq!(
+        env.cache.stats().local_hits,
+        3,
+        "b was filled by the first batch"
+    );
+
+    let loaded = names
+        .get_or_load("c", || async { Some("C".to_owned()) })
+        .await
+        .unwrap();
+    assert_eq!(loaded.as_deref(), Some("C"));
+    let before = env.cache.stats().local_hits;
+    let cached = names
+        .get_or_load("c", || async { unreachable!("served locally") })
+        .await
+        .unwrap();
+    assert_eq!(cached.as_deref(), Some("C"));
+    assert_eq!(env.cache.stats().local_hits, before + 1);
+}
+
+async fn bad_local_settings_are_refused(env: Env) {
+    let zero_capacity = env
+        .cache
+        .keyspace("x")
+        .local(0, Duration::from_secs(1))
+        .typed::<String, String>();
+    assert!(zero_capacity.unwrap_err().to_string().contains("capacity"));
+    let zero_ttl = env
+        .cache
+        .keyspace("x")
+        .local(10, Duration::ZERO)
+        .typed::<String, String>();
+    assert!(zero_ttl.is_err());
+    let too_long = env
+        .cache
+        .keyspace("x")
+        .local(10, cache_core::MAX_LOCAL_TTL + Duration::from_secs(1))
+        .typed::<String, String>();
+    assert!(too_long.is_err());
+}
