@@ -133,7 +133,14 @@ impl Fixture {
         let client = redis::Client::open(url)?;
         let raw = client.get_multiplexed_async_connection().await?;
         let raw_manager = client.get_connection_manager().await?;
-        let cache = Cache::builder().url(url).namespace("bench").build().await?;
+        // Throughput, not the timeout, is measured here: a generous bound keeps a
+        // one-off stall of this shared machine from aborting a long run.
+        let cache = Cache::builder()
+            .url(url)
+            .namespace("bench")
+            .timeout(Duration::from_secs(5))
+            .build()
+            .await?;
         let with_codec = |codec: Codec| {
             cache
                 .keyspace(ModelPrice::PREFIX)
