@@ -27,6 +27,14 @@ use crate::stats::bump;
 use crate::typed::TypedCache;
 
 /// What `get_or_load` does when Redis fails or times out.
+///
+/// ```
+/// use cache_core::{FailurePolicy, LoadPolicy};
+/// // A revoked-token check must not pass when Redis cannot answer.
+/// let blacklist = LoadPolicy::DEFAULT.on_failure(FailurePolicy::Closed);
+/// assert_eq!(LoadPolicy::DEFAULT, LoadPolicy::DEFAULT.on_failure(FailurePolicy::Open));
+/// # let _ = blacklist;
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailurePolicy {
     /// Count the error and treat it as a miss: the loader runs and its value is
@@ -38,6 +46,14 @@ pub enum FailurePolicy {
 
 /// Single flight across processes: the loader of one process holds a short
 /// lock per key; the others re-read until the value is there, for at most `wait`.
+///
+/// ```
+/// use cache_core::LoadPolicy;
+/// use std::time::Duration;
+/// // Loads take under a second; wait up to two for another instance's load.
+/// let policy = LoadPolicy::DEFAULT.distributed(Duration::from_secs(5), Duration::from_secs(2));
+/// # let _ = policy;
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DistributedFlight {
     /// How long the loading process holds the lock (longer than a load takes).
@@ -86,6 +102,12 @@ impl LoadPolicy {
 
     /// Caches a loader's "absent" (`None`) for `ttl`, so a hot missing key does
     /// not reach the database on every read.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let policy = cache_core::LoadPolicy::DEFAULT.negative_ttl(Duration::from_secs(30));
+    /// # let _ = policy;
+    /// ```
     pub const fn negative_ttl(mut self, ttl: Duration) -> Self {
         self.negative_ttl = Some(ttl);
         self
@@ -93,6 +115,11 @@ impl LoadPolicy {
 
     /// Shortens each stored TTL by a random part of up to `fraction` (0 to 1),
     /// so entries written together do not all expire together.
+    ///
+    /// ```
+    /// let policy = cache_core::LoadPolicy::DEFAULT.jitter(0.1);
+    /// # let _ = policy;
+    /// ```
     pub const fn jitter(mut self, fraction: f64) -> Self {
         self.jitter = fraction;
         self
@@ -100,18 +127,35 @@ impl LoadPolicy {
 
     /// When a hit finds less than `fraction` (0 to 1) of the TTL left, serve it
     /// and reload it in the background, one refresh per key at a time.
+    ///
+    /// ```
+    /// let policy = cache_core::LoadPolicy::DEFAULT.early_refresh(0.2);
+    /// # let _ = policy;
+    /// ```
     pub const fn early_refresh(mut self, fraction: f64) -> Self {
         self.early_refresh = Some(fraction);
         self
     }
 
     /// What to do when Redis fails; see [`FailurePolicy`].
+    ///
+    /// ```
+    /// use cache_core::{FailurePolicy, LoadPolicy};
+    /// let policy = LoadPolicy::DEFAULT.on_failure(FailurePolicy::Closed);
+    /// # let _ = policy;
+    /// ```
     pub const fn on_failure(mut self, policy: FailurePolicy) -> Self {
         self.failure = policy;
         self
     }
 
     /// Single flight across processes; see [`DistributedFlight`].
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let policy = cache_core::LoadPolicy::DEFAULT.distributed(Duration::from_secs(5), Duration::from_secs(2));
+    /// # let _ = policy;
+    /// ```
     pub const fn distributed(mut self, lease: Duration, wait: Duration) -> Self {
         self.distributed = Some(DistributedFlight { lease, wait });
         self

@@ -40,6 +40,18 @@ return {2, max - attempts}
 });
 
 /// What [`OneTimeCodes::verify`] found.
+///
+/// ```
+/// use cache_core::Verification;
+/// let outcome = Verification::Rejected { attempts_left: 2 };
+/// let message = match outcome {
+///     Verification::Accepted => "welcome",
+///     Verification::Rejected { .. } => "wrong code",
+///     Verification::Locked => "too many attempts",
+///     Verification::Missing => "code expired",
+/// };
+/// assert_eq!(message, "wrong code");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verification {
     /// The guess was right; the code is consumed and will not work again.

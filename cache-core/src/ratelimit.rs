@@ -78,6 +78,12 @@ impl RateLimit {
     /// At most `limit` hits per window; the window starts with the first hit and
     /// the count resets when it ends. Cheap (one counter), but a burst at the end
     /// of one window and the start of the next can pass up to twice the limit.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let rule = cache_core::RateLimit::fixed_window(100, Duration::from_secs(60));
+    /// # let _ = rule;
+    /// ```
     pub fn fixed_window(limit: u64, window: Duration) -> Self {
         RateLimit {
             limit,
@@ -88,6 +94,12 @@ impl RateLimit {
 
     /// At most `limit` hits in any span of `window`, exactly: each allowed hit
     /// is logged (so memory per key grows with `limit`).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let rule = cache_core::RateLimit::sliding_window(100, Duration::from_secs(60));
+    /// # let _ = rule;
+    /// ```
     pub fn sliding_window(limit: u64, window: Duration) -> Self {
         RateLimit {
             limit,
@@ -98,6 +110,20 @@ impl RateLimit {
 }
 
 /// The answer to one hit.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+/// # use std::time::Duration;
+/// use cache_core::RateLimit;
+/// let limiter = cache_core::Cache::memory()
+///     .keyspace("api")
+///     .rate_limiter::<u64>(RateLimit::fixed_window(10, Duration::from_secs(60)))?;
+/// let decision = limiter.hit(&42).await?;
+/// // e.g. X-RateLimit-Remaining and Retry-After headers
+/// assert_eq!((decision.allowed, decision.remaining), (true, 9));
+/// assert!(decision.reset_after <= Duration::from_secs(60));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decision {
     /// Whether the hit may go ahead.

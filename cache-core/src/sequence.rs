@@ -62,6 +62,17 @@ return 0
 });
 
 /// One number handed out by a [`Sequences`] allocator.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+/// let seqs = cache_core::Cache::memory().keyspace("seq").sequences::<u64>(1000)?;
+/// let allocation = seqs.next(&7).await?;
+/// if allocation.crossed {
+///     // UPDATE users SET seq_max = allocation.reserved_max WHERE id = 7
+/// }
+/// assert_eq!(allocation.value, 1);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Allocation {
     /// The number: greater than every number handed out before for this key.
