@@ -189,14 +189,22 @@ impl Cache {
     where
         T: Cacheable + Serialize + DeserializeOwned,
     {
-        TypedCache::new(Keyspace::new(
+        let mut keyspace = Keyspace::new(
             self.clone(),
             T::PREFIX,
             T::VERSION,
             T::TTL,
             T::CODEC,
             T::LOAD,
-        ))
+        );
+        // The derive checked these; a hand-written impl is made safe instead.
+        keyspace.local = T::LOCAL
+            .filter(|(capacity, _)| *capacity > 0)
+            .map(|(capacity, ttl)| LocalSettings {
+                capacity,
+                ttl: ttl.clamp(Duration::from_millis(1), crate::MAX_LOCAL_TTL),
+            });
+        TypedCache::new(keyspace)
     }
 
     /// The global namespace every key starts with, if one was set.

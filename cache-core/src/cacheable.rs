@@ -74,6 +74,12 @@ pub trait Cacheable {
 
     /// How `get_or_load` behaves for this type; see [`LoadPolicy`].
     const LOAD: LoadPolicy = LoadPolicy::DEFAULT;
+
+    /// A local in-process tier: capacity and TTL; see
+    /// [`KeyspaceBuilder::local`](crate::KeyspaceBuilder::local). A TTL beyond
+    /// [`MAX_LOCAL_TTL`](crate::MAX_LOCAL_TTL) is cut to it; a capacity of 0
+    /// means no local tier.
+    const LOCAL: Option<(u64, Duration)> = None;
 }
 
 /// A [`Cacheable`] type that carries its own key, so that

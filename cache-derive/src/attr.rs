@@ -45,6 +45,8 @@ pub(crate) struct Container {
     pub(crate) on_failure: Option<LitStr>,
     /// `distributed(lease = .., wait = ..)`: the two values and the word's span.
     pub(crate) distributed: Option<(Option<Lit>, Option<Lit>, Span)>,
+    /// `local(capacity = .., ttl = ..)`: the two values and the word's span.
+    pub(crate) local: Option<(Option<Lit>, Option<Lit>, Span)>,
 }
 
 /// A field marked `#[cache(key)]`.
@@ -142,6 +144,20 @@ pub(crate) fn container(input: &DeriveInput, errors: &mut Errors) -> Container {
                     })?;
                     set_once(&mut container.distributed, (lease, wait, name.span()), &name, errors);
                 }
+                "local" => {
+                    let (mut capacity, mut ttl) = (None, None);
+                    meta.parse_nested_meta(|inner| {
+                        if inner.path.is_ident("capacity") {
+                            capacity = Some(inner.value()?.parse()?);
+                        } else if inner.path.is_ident("ttl") {
+                            ttl = Some(inner.value()?.parse()?);
+                        } else {
+                            errors.push(inner.path.span(), "expected `capacity = ...` or `ttl = ...`");
+                        }
+                        Ok(())
+                    })?;
+                    set_once(&mut container.local, (capacity, ttl, name.span()), &name, errors);
+                }
                 "key" => errors.push(
                     name.span(),
                     "`key` goes on a field: `#[cache(key)] id: String`; use `key_type = \"...\"` here",
@@ -152,7 +168,8 @@ pub(crate) fn container(input: &DeriveInput, errors: &mut Errors) -> Container {
                         format!(
                             "unknown cache attribute `{other}`; expected one of \
                              `prefix`, `ttl`, `version`, `codec`, `key_type`, `crate`, \
-                             `negative_ttl`, `jitter`, `early_refresh`, `on_failure`, `distributed`"
+                             `negative_ttl`, `jitter`, `early_refresh`, `on_failure`, `distributed`, \
+                             `local`"
                         ),
                     );
                     // Skip its value so that parsing can go on to the next one.

@@ -20,6 +20,8 @@ pub(crate) struct Settings {
     pub(crate) codec: Codec,
     pub(crate) key: Key,
     pub(crate) load: Load,
+    /// The local tier: capacity and TTL in milliseconds.
+    pub(crate) local: Option<(u64, u64)>,
 }
 
 /// The `get_or_load` policy; `None` fields keep `LoadPolicy::DEFAULT`'s.
@@ -57,6 +59,7 @@ pub(crate) fn check(
         );
     }
     let load = load_policy(&container, errors);
+    let local = local_tier(&container, errors);
     let krate = container
         .krate
         .map(|(path, _)| path)
@@ -136,7 +139,48 @@ pub(crate) fn check(
         codec,
         key,
         load,
+        local,
     }
+}
+
+/// The longest local TTL, as `cache_core::MAX_LOCAL_TTL` (one year).
+const MAX_LOCAL_TTL_MS: u64 = 365 * 24 * 3600 * 1000;
+
+fn local_tier(container: &Container, errors: &mut Errors) -> Option<(u64, u64)> {
+    let (capacity, ttl, span) = container.local.as_ref()?;
+    let (Some(capacity), Some(ttl)) = (capacity, ttl) else {
+        errors.push(
+            *span,
+            "`local` needs both, e.g. `local(capacity = 10000, ttl = \"5s\")`",
+        );
+        return None;
+    };
+    let parsed = match capacity {
+        Lit::Int(int) => int.base10_parse::<u64>().ok().filter(|n| *n > 0),
+        _ => None,
+    };
+    let Some(capacity) = parsed else {
+        errors.push(
+            capacity.span(),
+            "`local` capacity must be a whole number of at least 1",
+        );
+        return None;
+    };
+    let ttl_ms = match ttl_millis(ttl) {
+        Ok(ms) if ms <= MAX_LOCAL_TTL_MS => ms,
+        Ok(_) => {
+            errors.push(
+                ttl.span(),
+                "a local tier's `ttl` must be at most a year (\"365d\")",
+            );
+            return None;
+        }
+        Err(message) => {
+            errors.push(ttl.span(), message);
+            return None;
+        }
+    };
+    Some((capacity, ttl_ms))
 }
 
 fn load_policy(container: &Container, errors: &mut Errors) -> Load {

@@ -147,6 +147,37 @@ async fn many_tasks_never_get_the_same_sequence_number() {
     }
 }
 
+#[derive(Debug, PartialEq, Serialize, Deserialize, Cacheable)]
+#[cache(prefix = "hot", ttl = "1m", local(capacity = 100, ttl = "10s"))]
+struct HotConfig {
+    #[cache(key)]
+    name: String,
+    value: u32,
+}
+
+#[tokio::test]
+async fn a_derived_local_tier_serves_repeated_reads() {
+    let redis = TestRedis::start("derive-local");
+    let cache = redis.cache().await;
+    let configs = cache.typed::<HotConfig>();
+    let config = HotConfig {
+        name: "limits".into(),
+        value: 7,
+    };
+    configs.put(&config).await.unwrap();
+    for _ in 0..5 {
+        assert_eq!(
+            configs.get("limits").await.unwrap(),
+            Some(HotConfig {
+                name: "limits".into(),
+                value: 7
+            })
+        );
+    }
+    assert_eq!(cache.stats().local_hits, 5);
+    assert_eq!(configs.local_entries(), Some(1));
+}
+
 #[test]
 fn derived_settings_are_what_the_attributes_say() {
     assert_eq!(ModelPrice::PREFIX, "price");

@@ -9,7 +9,8 @@ use std::time::Duration;
     jitter = 0.1,
     early_refresh = 0.2,
     on_failure = "closed",
-    distributed(lease = "5s", wait = "2s")
+    distributed(lease = "5s", wait = "2s"),
+    local(capacity = 10_000, ttl = "5s")
 )]
 struct ModelPrice {
     #[cache(key)]
@@ -24,5 +25,6 @@ fn main() {
         .on_failure(FailurePolicy::Closed)
         .distributed(Duration::from_secs(5), Duration::from_secs(2));
     assert_eq!(ModelPrice::LOAD, expected);
+    assert_eq!(ModelPrice::LOCAL, Some((10_000, Duration::from_secs(5))));
     let _ = ModelPrice { model: String::new() }.model;
 }
