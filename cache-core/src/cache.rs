@@ -458,7 +458,7 @@ impl CacheBuilder {
         let invalid = |err: redis::RedisError| {
             Error::config(format!(
                 "invalid Redis URL `{redacted}`: {}",
-                err.kind_text()
+                describe(&err)
             ))
         };
         if !url.starts_with("rediss://") {
@@ -610,16 +610,10 @@ fn connect_timeout(url: String, after: Duration) -> Error {
     Error::ConnectTimeout { url, after }
 }
 
-/// A parse error's description without echoing the URL back.
-trait KindText {
-    fn kind_text(&self) -> String;
-}
-
-impl KindText for redis::RedisError {
-    fn kind_text(&self) -> String {
-        match self.detail() {
-            Some(detail) if !detail.contains("://") => format!("{:?}: {detail}", self.kind()),
-            _ => format!("{:?}", self.kind()),
-        }
+/// A parse error's description without echoing the URL (and its password) back.
+fn describe(err: &redis::RedisError) -> String {
+    match err.detail() {
+        Some(detail) if !detail.contains("://") => format!("{:?}: {detail}", err.kind()),
+        _ => format!("{:?}", err.kind()),
     }
 }

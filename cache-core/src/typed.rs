@@ -384,11 +384,12 @@ where
             check_ttl(ttl, Some(&full_key))?;
         }
         let bytes = self.encode(&full_key, value)?;
+        let ttl = self.ttl.map(|ttl| self.load.jittered(ttl));
         // Either way the local copy may be stale: drop it.
         self.forget_local(&full_key);
         self.cache
             .backend()
-            .set(&full_key, bytes, self.ttl, SetMode::IfAbsent)
+            .set(&full_key, bytes, ttl, SetMode::IfAbsent)
             .await
     }
 

@@ -144,10 +144,13 @@ impl Backend {
 
     /// Many values in one round trip (MGET), in the order of `keys`.
     pub(crate) async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
         match self {
             Backend::Redis(redis) => {
                 let cmd = ::redis::cmd("MGET").arg(keys).take();
-                redis.query("MGET", &keys[0], cmd).await
+                redis.query("MGET", first_key(keys), cmd).await
             }
             Backend::Memory(memory) => memory.atomically(|store| {
                 keys.iter()
@@ -162,6 +165,9 @@ impl Backend {
         &self,
         entries: Vec<(String, Vec<u8>, Option<Duration>)>,
     ) -> Result<()> {
+        let Some((first, _, _)) = entries.first() else {
+            return Ok(());
+        };
         match self {
             Backend::Redis(redis) => {
                 let mut pipe = ::redis::pipe();
@@ -173,7 +179,7 @@ impl Backend {
                     }
                     pipe.ignore();
                 }
-                let () = redis.pipeline("SET", &entries[0].0, pipe).await?;
+                let () = redis.pipeline("SET", first, pipe).await?;
                 Ok(())
             }
             Backend::Memory(memory) => {
@@ -190,10 +196,13 @@ impl Backend {
 
     /// Removes many keys in one command; returns how many existed.
     pub(crate) async fn delete_many(&self, keys: &[String]) -> Result<usize> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
         match self {
             Backend::Redis(redis) => {
                 let cmd = ::redis::cmd("DEL").arg(keys).take();
-                redis.query("DEL", &keys[0], cmd).await
+                redis.query("DEL", first_key(keys), cmd).await
             }
             Backend::Memory(memory) => Ok(memory.atomically(|store| {
                 keys.iter()
@@ -224,6 +233,11 @@ impl Backend {
             Backend::Memory(memory) => memory.incr(key, delta, bounds, ttl),
         }
     }
+}
+
+/// The key a batch call names in its errors.
+fn first_key(keys: &[String]) -> &str {
+    keys.first().map(String::as_str).unwrap_or_default()
 }
 
 /// A TTL in whole milliseconds, as both backends store it.

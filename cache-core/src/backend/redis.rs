@@ -269,9 +269,7 @@ impl RedisBackend {
         }
         Ok(value)
     }
-}
 
-impl RedisBackend {
     /// `i64` counters need no script: INCRBY refuses to overflow by itself, and
     /// `PEXPIRE ... NX` in the same transaction gives the TTL only to a key
     /// without one.
