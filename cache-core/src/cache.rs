@@ -234,7 +234,8 @@ impl Cache {
     /// writers' formats. Typed views' local tiers do not see this write.
     ///
     /// # Errors
-    /// [`Error::InvalidTtl`], backend or timeout errors.
+    /// [`Error::InvalidTtl`], [`Error::ValueTooLarge`] (nothing is sent),
+    /// backend or timeout errors.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
@@ -247,6 +248,7 @@ impl Cache {
         if let Some(ttl) = ttl {
             crate::keyspace::check_ttl(ttl, Some(full_key))?;
         }
+        crate::codec::check_size(full_key, bytes.len(), self.max_value_size())?;
         self.backend()
             .set(
                 full_key,

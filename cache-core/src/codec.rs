@@ -4,8 +4,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::backend::Bounds;
-use crate::error::BoxError;
+use crate::error::{BoxError, Error, Result};
 use crate::integer;
+use crate::lossless;
 
 /// The serialization format of a typed cache's values.
 ///
@@ -38,9 +39,67 @@ pub enum Codec {
     MsgPack,
 }
 
-/// bincode refuses to allocate for lengths it has not seen bytes for beyond this.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
+/// Decodes bincode with a memory limit that grows with the input.
+///
+/// bincode counts what a value takes in memory (strings by their announced
+/// length, numbers by their size) and allocates a string's buffer before
+/// reading it. Its limit is a constant, so one of a few limits is picked: the
+/// smallest step of 4x that is at least 16 times the input (what a valid value
+/// can need: a `u128` takes one byte encoded and 16 in memory) and at least
+/// 64 KiB. So a length prefix can make it allocate at most 64 times the input.
 #[cfg(feature = "bincode")]
-const BINCODE_LIMIT: usize = 1 << 30;
+fn bincode_decode<V: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<V, BoxError> {
+    use bincode::config::standard;
+    macro_rules! decode_within {
+        ($($limit:expr),*) => {{
+            let needed = bytes.len().saturating_mul(16);
+            $(
+                if needed <= $limit {
+                    let config = standard().with_limit::<{ $limit }>();
+                    bincode::serde::decode_from_slice(bytes, config)
+                } else
+            )* {
+                let config = standard().with_limit::<{ usize::MAX }>();
+                bincode::serde::decode_from_slice(bytes, config)
+            }
+        }};
+    }
+    // Redis strings stop at 512 MiB, so the last step is never passed.
+    #[cfg(target_pointer_width = "64")]
+    let decoded = decode_within!(
+        1 << 16,
+        1 << 18,
+        1 << 20,
+        1 << 22,
+        1 << 24,
+        1 << 26,
+        1 << 28,
+        1 << 30,
+        1 << 32,
+        1 << 34
+    );
+    #[cfg(not(target_pointer_width = "64"))]
+    let decoded = decode_within!(
+        1 << 16,
+        1 << 18,
+        1 << 20,
+        1 << 22,
+        1 << 24,
+        1 << 26,
+        1 << 28
+    );
+    let (value, read) = decoded?;
+    if read != bytes.len() {
+        return Err(format!("{} trailing bytes", bytes.len() - read).into());
+    }
+    Ok(value)
+}
 
 impl Codec {
     /// The name used in the derive's `codec = "..."` attribute.
@@ -58,30 +117,59 @@ impl Codec {
         }
     }
 
-    /// Serializes `value` with this codec.
+    /// Serializes `value` with this codec. Every value it accepts decodes back
+    /// exactly as it was (floats bit for bit); a value the format would change
+    /// is refused instead of stored.
     ///
     /// # Errors
-    /// The serializer's error, e.g. a map with non-string keys under JSON.
+    /// The serializer's error, e.g. a map with non-string keys under JSON, and
+    /// values the format cannot give back: `NaN` and infinities under JSON (JSON
+    /// writes them as `null`), and `Some(None)`, `Some(())` or `Some` of a unit
+    /// struct under JSON and MessagePack (both write them like `None`).
     ///
     /// ```
-    /// let bytes = cache_core::Codec::Json.encode(&vec![1, 2]).unwrap();
-    /// assert_eq!(bytes, b"[1,2]");
+    /// use cache_core::Codec;
+    /// assert_eq!(Codec::Json.encode(&vec![1, 2]).unwrap(), b"[1,2]");
+    /// assert_eq!(Codec::Json.encode(&0.1_f64).unwrap(), b"0.1");
+    /// assert!(Codec::Json.encode(&f64::NAN).is_err());
+    /// assert!(Codec::Json.encode(&Some(None::<u8>)).is_err());
     /// ```
-    pub fn encode<V: Serialize + ?Sized>(self, value: &V) -> Result<Vec<u8>, BoxError> {
+    pub fn encode<V: Serialize + ?Sized>(
+        self,
+        value: &V,
+    ) -> std::result::Result<Vec<u8>, BoxError> {
         match self {
-            Codec::Json => Ok(serde_json::to_vec(value)?),
+            Codec::Json => {
+                let bytes = serde_json::to_vec(value)?;
+                // Only a value written with a `null` can have lost something.
+                if contains(&bytes, b"null") {
+                    lossless::check(value, lossless::Format::Json)?;
+                }
+                Ok(bytes)
+            }
             #[cfg(feature = "bincode")]
             Codec::Bincode => Ok(bincode::serde::encode_to_vec(
                 value,
                 bincode::config::standard(),
             )?),
             #[cfg(feature = "msgpack")]
-            Codec::MsgPack => Ok(rmp_serde::to_vec_named(value)?),
+            Codec::MsgPack => {
+                let bytes = rmp_serde::to_vec_named(value)?;
+                // 0xc0 is MessagePack's nil.
+                if bytes.contains(&0xc0) {
+                    lossless::check(value, lossless::Format::MsgPack)?;
+                }
+                Ok(bytes)
+            }
         }
     }
 
     /// Deserializes `bytes` with this codec. Allocation is bounded by the input:
-    /// a hostile length prefix gives an error, not a huge allocation.
+    /// a hostile length prefix gives an error, not a huge allocation. JSON and
+    /// MessagePack allocate a string only for the bytes that are there;
+    /// bincode, whose decoder allocates before it reads, is limited to 64 KiB or
+    /// 64 times the input's length, whichever is larger (a valid bincode value
+    /// needs at most 16 times its encoded size in memory).
     ///
     /// # Errors
     /// The deserializer's error for bytes that do not hold a `V`.
@@ -91,22 +179,27 @@ impl Codec {
     /// assert_eq!(v, [1, 2]);
     /// assert!(cache_core::Codec::Json.decode::<Vec<u8>>(b"{oops").is_err());
     /// ```
-    pub fn decode<V: DeserializeOwned>(self, bytes: &[u8]) -> Result<V, BoxError> {
+    pub fn decode<V: DeserializeOwned>(self, bytes: &[u8]) -> std::result::Result<V, BoxError> {
         match self {
             Codec::Json => Ok(serde_json::from_slice(bytes)?),
             #[cfg(feature = "bincode")]
-            Codec::Bincode => {
-                let config = bincode::config::standard().with_limit::<BINCODE_LIMIT>();
-                let (value, read) = bincode::serde::decode_from_slice(bytes, config)?;
-                if read != bytes.len() {
-                    return Err(format!("{} trailing bytes", bytes.len() - read).into());
-                }
-                Ok(value)
-            }
+            Codec::Bincode => bincode_decode(bytes),
             #[cfg(feature = "msgpack")]
             Codec::MsgPack => Ok(rmp_serde::from_slice(bytes)?),
         }
     }
+}
+
+/// [`Error::ValueTooLarge`] naming the key when `size` bytes exceed `max`.
+pub(crate) fn check_size(full_key: &str, size: usize, max: usize) -> Result<()> {
+    if size > max {
+        return Err(Error::ValueTooLarge {
+            key: full_key.to_owned(),
+            size,
+            max,
+        });
+    }
+    Ok(())
 }
 
 /// How one typed cache turns values into bytes: its codec, or the decimal
@@ -126,7 +219,10 @@ impl ValueFormat {
         }
     }
 
-    pub(crate) fn encode<V: Serialize + ?Sized>(self, value: &V) -> Result<Vec<u8>, BoxError> {
+    pub(crate) fn encode<V: Serialize + ?Sized>(
+        self,
+        value: &V,
+    ) -> std::result::Result<Vec<u8>, BoxError> {
         if self.integer.is_some() {
             Ok(integer::to_i64(value)?.to_string().into_bytes())
         } else {
@@ -134,7 +230,26 @@ impl ValueFormat {
         }
     }
 
-    pub(crate) fn decode<V: DeserializeOwned>(self, bytes: &[u8]) -> Result<V, BoxError> {
+    /// The bytes to write at `full_key`: encoded, checked to read back
+    /// unchanged and to fit in `max` bytes. Every value write goes through here.
+    pub(crate) fn encode_for<V: Serialize + ?Sized>(
+        self,
+        full_key: &str,
+        value: &V,
+        max: usize,
+    ) -> Result<Vec<u8>> {
+        let bytes = self.encode(value).map_err(|source| Error::Encode {
+            key: full_key.to_owned(),
+            source,
+        })?;
+        check_size(full_key, bytes.len(), max)?;
+        Ok(bytes)
+    }
+
+    pub(crate) fn decode<V: DeserializeOwned>(
+        self,
+        bytes: &[u8],
+    ) -> std::result::Result<V, BoxError> {
         if self.integer.is_some() {
             Ok(integer::from_decimal(bytes)?)
         } else {
@@ -146,6 +261,7 @@ impl ValueFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde::Deserialize;
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -189,6 +305,200 @@ mod tests {
                 assert!(codec.decode::<String>(bytes).is_err(), "{codec:?}");
             }
         }
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    enum Shape {
+        Unit,
+        Newtype(f64),
+        Tuple(u8, String),
+        Struct { x: Option<i16> },
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Sample {
+        double: f64,
+        single: f32,
+        signed: i64,
+        unsigned: u64,
+        wide: i128,
+        text: String,
+        letter: char,
+        flag: bool,
+        bytes: Vec<u8>,
+        nested_option: Option<Option<u8>>,
+        unit_option: Option<()>,
+        pairs: Vec<(i32, Option<f64>)>,
+        map: std::collections::BTreeMap<String, f64>,
+        shapes: Vec<Shape>,
+    }
+
+    fn floats() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            any::<f64>(),
+            Just(123_456_789.123_456_79),
+            Just(-0.0),
+            Just(f64::MIN_POSITIVE),
+            Just(f64::MAX),
+            Just(f64::MIN),
+            Just(5e-324),
+            Just(f64::NAN),
+            Just(f64::INFINITY),
+        ]
+    }
+
+    fn shapes() -> impl Strategy<Value = Shape> {
+        prop_oneof![
+            Just(Shape::Unit),
+            floats().prop_map(Shape::Newtype),
+            (any::<u8>(), any::<String>()).prop_map(|(a, b)| Shape::Tuple(a, b)),
+            any::<Option<i16>>().prop_map(|x| Shape::Struct { x }),
+        ]
+    }
+
+    fn samples() -> impl Strategy<Value = Sample> {
+        (
+            (
+                floats(),
+                any::<f32>(),
+                any::<i64>(),
+                any::<u64>(),
+                any::<i128>(),
+            ),
+            (
+                any::<String>(),
+                any::<char>(),
+                any::<bool>(),
+                any::<Vec<u8>>(),
+            ),
+            (any::<Option<Option<u8>>>(), any::<Option<()>>()),
+            proptest::collection::vec((any::<i32>(), proptest::option::of(floats())), 0..4),
+            proptest::collection::btree_map(any::<String>(), floats(), 0..4),
+            proptest::collection::vec(shapes(), 0..4),
+        )
+            .prop_map(|(numbers, scalars, options, pairs, map, shapes)| Sample {
+                double: numbers.0,
+                single: numbers.1,
+                signed: numbers.2,
+                unsigned: numbers.3,
+                wide: numbers.4,
+                text: scalars.0,
+                letter: scalars.1,
+                flag: scalars.2,
+                bytes: scalars.3,
+                nested_option: options.0,
+                unit_option: options.1,
+                pairs,
+                map,
+                shapes,
+            })
+    }
+
+    /// What no self-describing codec can give back: `Some` of a null-like
+    /// value; and, under JSON, floats that are not finite.
+    fn lossy_for(codec: Codec, sample: &Sample) -> bool {
+        let null_like_some =
+            matches!(sample.nested_option, Some(None)) || sample.unit_option.is_some();
+        let mut floats = vec![sample.double, f64::from(sample.single)];
+        floats.extend(sample.pairs.iter().filter_map(|(_, f)| *f));
+        floats.extend(sample.map.values().copied());
+        floats.extend(sample.shapes.iter().filter_map(|shape| match shape {
+            Shape::Newtype(f) => Some(*f),
+            _ => None,
+        }));
+        match codec {
+            Codec::Json => null_like_some || floats.iter().any(|f| !f.is_finite()),
+            #[cfg(feature = "msgpack")]
+            Codec::MsgPack => null_like_some,
+            #[cfg(feature = "bincode")]
+            Codec::Bincode => false,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Every codec gives back exactly what it accepted (floats bit for bit:
+        /// `Debug` tells -0.0 from 0.0 and shows the shortest exact digits), and
+        /// refuses only what it could not give back.
+        #[test]
+        fn every_accepted_value_reads_back_exactly(sample in samples()) {
+            for codec in all_codecs() {
+                match codec.encode(&sample) {
+                    Ok(bytes) => {
+                        let back: Sample = codec.decode(&bytes).unwrap();
+                        prop_assert_eq!(format!("{back:?}"), format!("{sample:?}"), "{:?}", codec);
+                        prop_assert!(!lossy_for(codec, &sample), "{:?} accepted a lossy value", codec);
+                    }
+                    Err(error) => prop_assert!(
+                        lossy_for(codec, &sample),
+                        "{:?} refused a value it can store: {}", codec, error
+                    ),
+                }
+            }
+        }
+
+        #[test]
+        fn every_float_reads_back_bit_for_bit(f in floats(), g in any::<f32>()) {
+            for codec in all_codecs() {
+                if let Ok(bytes) = codec.encode(&f) {
+                    let back: f64 = codec.decode(&bytes).unwrap();
+                    prop_assert!(back.to_bits() == f.to_bits() || (f.is_nan() && back.is_nan()));
+                }
+                if let Ok(bytes) = codec.encode(&g) {
+                    let back: f32 = codec.decode(&bytes).unwrap();
+                    prop_assert!(back.to_bits() == g.to_bits() || (g.is_nan() && back.is_nan()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn json_refuses_non_finite_floats_and_null_like_somes() {
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let error = Codec::Json.encode(&vec![1.0, bad]).unwrap_err();
+            assert!(error.to_string().contains("JSON"), "{error}");
+        }
+        assert!(Codec::Json.encode(&Some(None::<u8>)).is_err());
+        assert!(Codec::Json.encode(&Some(())).is_err());
+        assert!(Codec::Json.encode(&vec![None::<u8>, Some(1)]).is_ok());
+        assert!(Codec::Json.encode(&"null").is_ok());
+        assert_eq!(
+            Codec::Json
+                .decode::<f64>(&Codec::Json.encode(&123_456_789.123_456_79).unwrap())
+                .unwrap(),
+            123_456_789.123_456_79
+        );
+    }
+
+    #[cfg(feature = "bincode")]
+    #[test]
+    fn bincode_length_prefixes_cannot_reach_beyond_the_input() {
+        // A string announcing 256 MiB (varint 0xfc + u32), backed by one byte.
+        let blob = [0xfc, 0x00, 0x00, 0x00, 0x10, b'a'];
+        let error = Codec::Bincode.decode::<String>(&blob).unwrap_err();
+        assert!(
+            error.to_string().to_lowercase().contains("limit"),
+            "{error}"
+        );
+        // The same inside a struct and a vector of strings.
+        assert!(
+            Codec::Bincode
+                .decode::<(u8, String)>(&[[1].as_slice(), &blob].concat())
+                .is_err()
+        );
+        assert!(
+            Codec::Bincode
+                .decode::<Vec<String>>(&[[1].as_slice(), &blob].concat())
+                .is_err()
+        );
+        // Valid values near the ratio a u128 needs still decode.
+        let wide = vec![0_u128; 10_000];
+        let bytes = Codec::Bincode.encode(&wide).unwrap();
+        assert_eq!(Codec::Bincode.decode::<Vec<u128>>(&bytes).unwrap(), wide);
+        let text = "x".repeat(3 << 20);
+        let bytes = Codec::Bincode.encode(&text).unwrap();
+        assert_eq!(Codec::Bincode.decode::<String>(&bytes).unwrap(), text);
     }
 
     #[test]

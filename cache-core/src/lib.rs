@@ -36,6 +36,7 @@ mod keyspace;
 mod load;
 mod local;
 mod lock;
+mod lossless;
 mod otp;
 mod random;
 mod ratelimit;

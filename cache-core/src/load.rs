@@ -340,14 +340,12 @@ impl LoadJob {
                 return (Err(Arc::from(error.into())), guard, false);
             }
         };
-        let encoded = loaded.map(|value| self.format.encode(&value)).transpose();
-        let outcome = encoded.map_err(|source| {
-            let error = Error::Encode {
-                key: self.full_key.clone(),
-                source,
-            };
-            Arc::new(error) as Arc<dyn std::error::Error + Send + Sync>
-        });
+        // The same checks as `set`: a value that cannot be stored is an error.
+        let max = self.cache.max_value_size();
+        let encoded = loaded.map(|value| self.format.encode_for(&self.full_key, &value, max));
+        let outcome = encoded
+            .transpose()
+            .map_err(|error| Arc::new(error) as Arc<dyn std::error::Error + Send + Sync>);
         (outcome, guard, true)
     }
 }

@@ -12,6 +12,7 @@ use redis::Script;
 use crate::Cache;
 use crate::backend::memory::{Value, deadline};
 use crate::backend::{Backend, ttl_millis};
+use crate::codec::check_size;
 use crate::error::{Error, Result};
 use crate::key::{CacheKey, KeySpace};
 use crate::keyspace::{Keyspace, check_ttl};
@@ -134,8 +135,9 @@ impl<K: CacheKey + ?Sized> OneTimeCodes<K> {
     /// resetting the count of wrong guesses.
     ///
     /// # Errors
-    /// [`Error::Config`] for an empty code, [`Error::InvalidTtl`], backend or
-    /// timeout errors.
+    /// [`Error::Config`] for an empty code, [`Error::InvalidTtl`],
+    /// [`Error::ValueTooLarge`] for a code over the handle's `max_value_size`,
+    /// backend or timeout errors.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
@@ -157,6 +159,7 @@ impl<K: CacheKey + ?Sized> OneTimeCodes<K> {
             )));
         }
         check_ttl(ttl, Some(&code_key))?;
+        check_size(&code_key, code.len(), self.cache.max_value_size())?;
         match self.cache.backend() {
             Backend::Redis(redis) => {
                 let mut pipe = redis::pipe();

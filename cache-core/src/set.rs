@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 
 use crate::backend::memory::{Entry, Value, deadline};
 use crate::backend::{Backend, ttl_millis};
-use crate::codec::Codec;
+use crate::codec::{Codec, check_size};
 use crate::error::{Error, Result};
 use crate::key::{CacheKey, KeySpace};
 use crate::keyspace::{Keyspace, check_ttl};
@@ -138,13 +138,7 @@ where
                         source: "a set member must not encode to zero bytes".into(),
                     });
                 }
-                if bytes.len() > max {
-                    return Err(Error::ValueTooLarge {
-                        key: full_key.to_owned(),
-                        size: bytes.len(),
-                        max,
-                    });
-                }
+                check_size(full_key, bytes.len(), max)?;
                 Ok(bytes)
             })
             .collect()

@@ -240,19 +240,8 @@ where
     }
 
     fn encode(&self, full_key: &str, value: &V) -> Result<Vec<u8>> {
-        let bytes = self.format.encode(value).map_err(|source| Error::Encode {
-            key: full_key.to_owned(),
-            source,
-        })?;
-        let max = self.cache.max_value_size();
-        if bytes.len() > max {
-            return Err(Error::ValueTooLarge {
-                key: full_key.to_owned(),
-                size: bytes.len(),
-                max,
-            });
-        }
-        Ok(bytes)
+        self.format
+            .encode_for(full_key, value, self.cache.max_value_size())
     }
 
     fn decode(&self, full_key: &str, bytes: Option<Vec<u8>>) -> Result<Option<V>> {

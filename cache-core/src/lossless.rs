@@ -1,0 +1,333 @@
+//! Finds values that a self-describing codec would store but not give back
+//! as they were: JSON writes `NaN` and infinities as `null`, and both JSON and
+//! MessagePack write `Some(None)` (or `Some(())`) exactly like `None`.
+//!
+//! The check walks the value through serde without writing anything. Codecs
+//! run it only when their output holds a null, so the common value costs one
+//! byte scan.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde::ser::{self, Impossible};
+
+/// Which losses a codec has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// `null` for non-finite floats and for every null-like `Some`.
+    Json,
+    /// `nil` for every null-like `Some`; floats are kept bit for bit.
+    MsgPack,
+}
+
+/// Why a value would not round-trip.
+#[derive(Debug)]
+pub(crate) struct Lossy(String);
+
+impl fmt::Display for Lossy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Lossy {}
+
+impl ser::Error for Lossy {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        Lossy(msg.to_string())
+    }
+}
+
+/// Returns an error naming the first part of `value` that `format` would not
+/// give back unchanged.
+pub(crate) fn check<V: Serialize + ?Sized>(value: &V, format: Format) -> Result<(), Lossy> {
+    value.serialize(Walk(format))
+}
+
+fn non_finite(format: Format, value: f64) -> Result<(), Lossy> {
+    if format == Format::Json && !value.is_finite() {
+        return Err(Lossy(format!(
+            "{value} cannot be stored as JSON (it would read back as null); \
+             use another codec or a finite value"
+        )));
+    }
+    Ok(())
+}
+
+/// Walks a whole value, checking floats and every `Some`.
+#[derive(Clone, Copy)]
+struct Walk(Format);
+
+impl Walk {
+    fn some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Lossy> {
+        if value.serialize(NullLike(self.0)).unwrap_or(false) {
+            return Err(Lossy(
+                "`Some` of a null-like value (`None`, `()`, a unit struct) is stored \
+                 like `None` and would read back as `None`"
+                    .into(),
+            ));
+        }
+        value.serialize(self)
+    }
+}
+
+macro_rules! accept {
+    ($($method:ident($ty:ty)),* $(,)?) => {$(
+        fn $method(self, _: $ty) -> Result<(), Lossy> { Ok(()) }
+    )*};
+}
+
+impl ser::Serializer for Walk {
+    type Ok = ();
+    type Error = Lossy;
+    type SerializeSeq = Self;
+    type SerializeTuple = Self;
+    type SerializeTupleStruct = Self;
+    type SerializeTupleVariant = Self;
+    type SerializeMap = Self;
+    type SerializeStruct = Self;
+    type SerializeStructVariant = Self;
+
+    accept!(
+        serialize_bool(bool),
+        serialize_i8(i8),
+        serialize_i16(i16),
+        serialize_i32(i32),
+        serialize_i64(i64),
+        serialize_i128(i128),
+        serialize_u8(u8),
+        serialize_u16(u16),
+        serialize_u32(u32),
+        serialize_u64(u64),
+        serialize_u128(u128),
+        serialize_char(char),
+        serialize_str(&str),
+        serialize_bytes(&[u8]),
+        serialize_unit_struct(&'static str),
+    );
+
+    fn serialize_f32(self, v: f32) -> Result<(), Lossy> {
+        non_finite(self.0, f64::from(v))
+    }
+    fn serialize_f64(self, v: f64) -> Result<(), Lossy> {
+        non_finite(self.0, v)
+    }
+    fn serialize_none(self) -> Result<(), Lossy> {
+        Ok(())
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Lossy> {
+        self.some(value)
+    }
+    fn serialize_unit(self) -> Result<(), Lossy> {
+        Ok(())
+    }
+    fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Result<(), Lossy> {
+        Ok(())
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<(), Lossy> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        value: &T,
+    ) -> Result<(), Lossy> {
+        value.serialize(self)
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self, Lossy> {
+        Ok(self)
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self, Lossy> {
+        Ok(self)
+    }
+    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self, Lossy> {
+        Ok(self)
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self, Lossy> {
+        Ok(self)
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self, Lossy> {
+        Ok(self)
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, Lossy> {
+        Ok(self)
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self, Lossy> {
+        Ok(self)
+    }
+}
+
+/// The compound forms all walk their parts the same way.
+macro_rules! walk_parts {
+    ($($trait:ident :: $method:ident($($name:ident: $arg:ty),*)),* $(,)?) => {$(
+        impl ser::$trait for Walk {
+            type Ok = ();
+            type Error = Lossy;
+            fn $method<T: Serialize + ?Sized>(&mut self, $($name: $arg,)* value: &T) -> Result<(), Lossy> {
+                $(let _ = $name;)*
+                value.serialize(*self)
+            }
+            fn end(self) -> Result<(), Lossy> {
+                Ok(())
+            }
+        }
+    )*};
+}
+
+walk_parts!(
+    SerializeSeq::serialize_element(),
+    SerializeTuple::serialize_element(),
+    SerializeTupleStruct::serialize_field(),
+    SerializeTupleVariant::serialize_field(),
+    SerializeStruct::serialize_field(key: &'static str),
+    SerializeStructVariant::serialize_field(key: &'static str),
+);
+
+impl ser::SerializeMap for Walk {
+    type Ok = ();
+    type Error = Lossy;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Lossy> {
+        key.serialize(*self)
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Lossy> {
+        value.serialize(*self)
+    }
+    fn end(self) -> Result<(), Lossy> {
+        Ok(())
+    }
+}
+
+/// Whether a value is written as `null`/`nil`: `Ok(true)` if so; anything
+/// else (including an error for compound values) means no.
+#[derive(Clone, Copy)]
+struct NullLike(Format);
+
+macro_rules! not_null {
+    ($($method:ident($($arg:ty),*)),* $(,)?) => {$(
+        fn $method(self $(, _: $arg)*) -> Result<bool, Lossy> { Ok(false) }
+    )*};
+}
+
+fn compound<T>() -> Result<T, Lossy> {
+    Err(Lossy("compound".into()))
+}
+
+impl ser::Serializer for NullLike {
+    type Ok = bool;
+    type Error = Lossy;
+    type SerializeSeq = Impossible<bool, Lossy>;
+    type SerializeTuple = Impossible<bool, Lossy>;
+    type SerializeTupleStruct = Impossible<bool, Lossy>;
+    type SerializeTupleVariant = Impossible<bool, Lossy>;
+    type SerializeMap = Impossible<bool, Lossy>;
+    type SerializeStruct = Impossible<bool, Lossy>;
+    type SerializeStructVariant = Impossible<bool, Lossy>;
+
+    not_null!(
+        serialize_bool(bool),
+        serialize_i8(i8),
+        serialize_i16(i16),
+        serialize_i32(i32),
+        serialize_i64(i64),
+        serialize_i128(i128),
+        serialize_u8(u8),
+        serialize_u16(u16),
+        serialize_u32(u32),
+        serialize_u64(u64),
+        serialize_u128(u128),
+        serialize_char(char),
+        serialize_str(&str),
+        serialize_bytes(&[u8]),
+        serialize_unit_variant(&'static str, u32, &'static str),
+    );
+
+    fn serialize_f32(self, v: f32) -> Result<bool, Lossy> {
+        Ok(self.0 == Format::Json && !v.is_finite())
+    }
+    fn serialize_f64(self, v: f64) -> Result<bool, Lossy> {
+        Ok(self.0 == Format::Json && !v.is_finite())
+    }
+    fn serialize_none(self) -> Result<bool, Lossy> {
+        Ok(true)
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<bool, Lossy> {
+        value.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<bool, Lossy> {
+        Ok(true)
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<bool, Lossy> {
+        Ok(true)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<bool, Lossy> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<bool, Lossy> {
+        Ok(false)
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Lossy> {
+        compound()
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Lossy> {
+        compound()
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, Lossy> {
+        compound()
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, Lossy> {
+        compound()
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Lossy> {
+        compound()
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, Lossy> {
+        compound()
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, Lossy> {
+        compound()
+    }
+}
