@@ -21,6 +21,7 @@ cache_tests::backend_suite!(
     incr_is_exact_under_1000_concurrent_tasks,
     incr_refuses_to_overflow_and_changes_nothing,
     incr_applies_the_default_ttl_only_to_new_keys,
+    refused_increments_at_the_ends_of_the_range_change_nothing,
     counters_read_back_as_integers_under_every_codec,
     incr_on_non_integers_is_an_error,
     hostile_keys_never_collide,
@@ -328,6 +329,92 @@ async fn incr_applies_the_default_ttl_only_to_new_keys(env: Env) {
     wide.expire("u", Duration::from_secs(10)).await.unwrap();
     assert_eq!(wide.incr("u", -2).await.unwrap(), 3);
     assert!(wide.ttl("u").await.unwrap().remaining().unwrap() <= Duration::from_secs(10));
+}
+
+/// Every refused increment leaves the key exactly as it was: value and TTL.
+async fn refused_increments_at_the_ends_of_the_range_change_nothing(env: Env) {
+    let ttl = Duration::from_secs(60);
+    let space = |prefix: &str| env.cache.keyspace(prefix).ttl(ttl);
+    let small = space("small").typed::<String, u8>().unwrap();
+    let signed = space("signed").typed::<String, i32>().unwrap();
+    let wide = space("wide").typed::<String, i64>().unwrap();
+    let unsigned = space("unsigned").typed::<String, u64>().unwrap();
+
+    // Persistent keys, so that a stray PEXPIRE would show.
+    let cases: Vec<(String, &[u8], Vec<i64>)> = vec![
+        (small.key("zero"), b"0", vec![i64::MIN, -1, 256, i64::MAX]),
+        (small.key("top"), b"255", vec![1, i64::MAX, i64::MIN]),
+        (
+            signed.key("bottom"),
+            b"-2147483648",
+            vec![-1, i64::MIN, i64::MAX],
+        ),
+        (wide.key("max"), b"9223372036854775807", vec![1, i64::MAX]),
+        (wide.key("min"), b"-9223372036854775808", vec![-1, i64::MIN]),
+        (unsigned.key("zero"), b"0", vec![-1, i64::MIN]),
+        (
+            unsigned.key("max"),
+            b"9223372036854775807",
+            vec![1, i64::MAX],
+        ),
+    ];
+    for (full_key, stored, deltas) in &cases {
+        env.write_raw(full_key, stored).await;
+        for &delta in deltas {
+            let err = match full_key {
+                k if k.starts_with(&small.key("")) => {
+                    let short = &k[small.key("").len()..];
+                    small.incr(short, delta).await.map(drop).unwrap_err()
+                }
+                k if k.starts_with(&signed.key("")) => {
+                    let short = &k[signed.key("").len()..];
+                    signed.incr(short, delta).await.map(drop).unwrap_err()
+                }
+                k if k.starts_with(&wide.key("")) => {
+                    let short = &k[wide.key("").len()..];
+                    wide.incr(short, delta).await.map(drop).unwrap_err()
+                }
+                k => {
+                    let short = &k[unsigned.key("").len()..];
+                    unsigned.incr(short, delta).await.map(drop).unwrap_err()
+                }
+            };
+            assert!(
+                matches!(err, Error::Overflow { .. }),
+                "{full_key} {delta}: {err:?}"
+            );
+            let now = env.cache.raw_get(full_key).await.unwrap();
+            assert_eq!(now.as_deref(), Some(*stored), "{full_key} {delta}");
+        }
+    }
+    for (prefix, key) in [("small", "zero"), ("wide", "max"), ("unsigned", "zero")] {
+        let view = env.cache.keyspace(prefix).typed::<String, i64>().unwrap();
+        assert_eq!(
+            view.ttl(key).await.unwrap(),
+            Ttl::Persistent,
+            "{prefix}:{key}"
+        );
+    }
+    // A key that did not exist is not left behind.
+    assert!(small.incr("fresh", i64::MIN).await.is_err());
+    assert!(!small.exists("fresh").await.unwrap());
+    // Not an integer: an error, and the TTL is not touched either.
+    env.write_raw(&wide.key("text"), b"ada").await;
+    let err = wide.incr("text", 1).await.unwrap_err();
+    assert!(matches!(err, Error::NotAnInteger { .. }), "{err:?}");
+    assert_eq!(wide.ttl("text").await.unwrap(), Ttl::Persistent);
+    // Increments right up to each end still work.
+    assert_eq!(small.incr("edge", 255).await.unwrap(), 255);
+    assert_eq!(
+        signed.incr("edge", i64::from(i32::MIN)).await.unwrap(),
+        i32::MIN
+    );
+    assert_eq!(wide.incr("edge", i64::MIN).await.unwrap(), i64::MIN);
+    assert_eq!(wide.incr("edge", i64::MAX).await.unwrap(), -1);
+    assert_eq!(
+        unsigned.incr("edge", i64::MAX).await.unwrap(),
+        i64::MAX as u64
+    );
 }
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]

@@ -68,6 +68,22 @@ impl Bounds {
         self.min.unwrap_or(i64::MIN) == i64::MIN && self.max.unwrap_or(i64::MAX) == i64::MAX
     }
 
+    /// The range the current value must be in for `current + delta` to stay
+    /// within the bounds, as (low, high) with `None` where only the `i64`
+    /// range limits it (Redis checks that itself); `None` when no current
+    /// value can do.
+    pub(crate) fn current_range(self, delta: i64) -> Option<(Option<i64>, Option<i64>)> {
+        let min = i128::from(self.min.unwrap_or(i64::MIN)) - i128::from(delta);
+        let max = i128::from(self.max.unwrap_or(i64::MAX)) - i128::from(delta);
+        let (low, high) = (min.max(i128::from(i64::MIN)), max.min(i128::from(i64::MAX)));
+        if low > high {
+            return None;
+        }
+        let low = i64::try_from(low).ok().filter(|&low| low > i64::MIN);
+        let high = i64::try_from(high).ok().filter(|&high| high < i64::MAX);
+        Some((low, high))
+    }
+
     pub(crate) fn contains(self, value: i128) -> bool {
         let min = self.min.unwrap_or(i64::MIN);
         let max = self.max.unwrap_or(i64::MAX);

@@ -15,26 +15,33 @@ use super::{Bounds, SetMode, Ttl, ttl_millis};
 use crate::error::{Error, Result};
 use crate::stats::Stats;
 
-/// Bounded, TTL-aware increment in one atomic step.
+/// Bounded, TTL-aware increment in one atomic step, for every bound and
+/// every server from Redis 6.2 (no `PEXPIRE ... NX`, which needs 7.0).
 ///
-/// Redis itself refuses to leave the `i64` range; narrower bounds (for `u8`, `i32`,
-/// ... values) are checked here and the increment undone, deleting a key that the
-/// increment created. Bounds are at most 2^53 in magnitude where they are given,
-/// so Lua's doubles compare them exactly. The result is read back with GET so
-/// that values beyond 2^53 are returned exactly.
+/// The current value is checked against the range it may hold for the result
+/// to stay in bounds (ARGV[2] and ARGV[3], computed by the caller, empty for
+/// "no limit") before anything is written, so a refused increment changes
+/// nothing and nothing has to be undone. The comparison is on decimal strings,
+/// exact over the whole `i64` range, where Lua's doubles are not. INCRBY
+/// itself refuses to leave the `i64` range, also before writing.
 static INCR_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local existed = redis.call('EXISTS', KEYS[1])
-local v = redis.call('INCRBY', KEYS[1], ARGV[1])
-if (ARGV[2] ~= '' and v < tonumber(ARGV[2])) or (ARGV[3] ~= '' and v > tonumber(ARGV[3])) then
-  if existed == 1 then
-    redis.call('DECRBY', KEYS[1], ARGV[1])
-  else
-    redis.call('DEL', KEYS[1])
-  end
+local function cmp(a, b)
+  local na, nb = a:sub(1, 1) == '-', b:sub(1, 1) == '-'
+  if na ~= nb then return na and -1 or 1 end
+  local r = 0
+  if #a ~= #b then r = #a < #b and -1 or 1 elseif a ~= b then r = a < b and -1 or 1 end
+  return na and -r or r
+end
+local cur = redis.call('GET', KEYS[1]) or '0'
+if cur ~= '0' and not string.match(cur, '^%-?[1-9]%d*$') then
+  return redis.error_reply('ERR value is not an integer or out of range')
+end
+if (ARGV[2] ~= '' and cmp(cur, ARGV[2]) < 0) or (ARGV[3] ~= '' and cmp(cur, ARGV[3]) > 0) then
   return redis.error_reply('OVERFLOW counter would leave the range of its type')
 end
+redis.call('INCRBY', KEYS[1], ARGV[1])
 if ARGV[4] ~= '' and redis.call('PTTL', KEYS[1]) == -1 then
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
 end
@@ -42,9 +49,6 @@ return redis.call('GET', KEYS[1])
 ",
     )
 });
-
-/// Bounds beyond this are left to Redis' own `i64` overflow check.
-const EXACT_IN_LUA: i64 = 1 << 53;
 
 pub(crate) struct RedisBackend {
     connection: ConnectionManager,
@@ -240,54 +244,27 @@ impl RedisBackend {
         bounds: Bounds,
         ttl: Option<Duration>,
     ) -> Result<i64> {
-        if bounds.is_full_range() {
-            return self.incr_full_range(key, delta, ttl).await;
+        if bounds.is_full_range() && ttl.is_none() {
+            // INCRBY alone refuses to overflow and changes nothing then.
+            let cmd = redis::cmd("INCRBY").arg(key).arg(delta).take();
+            let result = self.query("INCRBY", key, cmd).await;
+            return result.map_err(|err| overflow_or(err, key, delta));
         }
-        let exact_bound = |bound: Option<i64>| match bound {
-            Some(b) if b.unsigned_abs() <= EXACT_IN_LUA.unsigned_abs() => b.to_string(),
-            _ => String::new(),
-        };
-        let ttl = ttl.map(|t| ttl_millis(t).to_string()).unwrap_or_default();
-        let args = [
-            delta.to_string(),
-            exact_bound(bounds.min),
-            exact_bound(bounds.max),
-            ttl,
-        ];
-        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        let result: Result<String> = self.script("INCRBY", &INCR_SCRIPT, &[key], &args).await;
-        let text = result.map_err(|err| overflow_or(err, key, delta))?;
-        let value: i64 = text.parse().map_err(|_| Error::NotAnInteger {
-            key: key.to_owned(),
-        })?;
-        // Bounds too wide for exact Lua checks (e.g. u64's max) are checked here.
-        if !bounds.contains(i128::from(value)) {
+        let Some((low, high)) = bounds.current_range(delta) else {
             return Err(Error::Overflow {
                 key: key.to_owned(),
                 delta,
             });
-        }
-        Ok(value)
-    }
-
-    /// `i64` counters need no script: INCRBY refuses to overflow by itself, and
-    /// `PEXPIRE ... NX` in the same transaction gives the TTL only to a key
-    /// without one.
-    async fn incr_full_range(&self, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("INCRBY").arg(key).arg(delta);
-        if let Some(ttl) = ttl {
-            pipe.atomic()
-                .cmd("PEXPIRE")
-                .arg(key)
-                .arg(ttl_millis(ttl))
-                .arg("NX")
-                .ignore();
-        }
-        let result: Result<(i64,)> = self.pipeline("INCRBY", key, pipe).await;
-        result
-            .map(|(value,)| value)
-            .map_err(|err| overflow_or(err, key, delta))
+        };
+        let limit = |bound: Option<i64>| bound.map(|b| b.to_string()).unwrap_or_default();
+        let ttl = ttl.map(|t| ttl_millis(t).to_string()).unwrap_or_default();
+        let args = [delta.to_string(), limit(low), limit(high), ttl];
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        let result: Result<String> = self.script("INCRBY", &INCR_SCRIPT, &[key], &args).await;
+        let text = result.map_err(|err| overflow_or(err, key, delta))?;
+        text.parse().map_err(|_| Error::NotAnInteger {
+            key: key.to_owned(),
+        })
     }
 }
 
