@@ -58,7 +58,7 @@ pub use crate::local::MAX_LOCAL_TTL;
 pub use crate::lock::{LockGuard, Locks};
 pub use crate::otp::{OneTimeCodes, Verification};
 pub use crate::ratelimit::{Decision, RateLimit, RateLimiter};
-pub use crate::sequence::{Allocation, Sequences};
+pub use crate::sequence::{Allocation, MAX_SEQUENCE, Sequences};
 pub use crate::set::TypedSet;
 pub use crate::stats::CacheStats;
 pub use crate::typed::TypedCache;

@@ -1,9 +1,17 @@
 //! Distributed locks with owner tokens and fencing tokens.
 //!
 //! A lock is a key holding its owner's random token, with a lease (TTL). Only
-//! the owner can release or extend it (compare-and-delete in one script). Each
-//! acquisition also increments a fencing counter kept beside the lock (same
-//! Cluster hash tag), so tokens strictly increase per lock name.
+//! the owner can release or extend it (compare-and-delete in one script).
+//!
+//! Each acquisition also gets a fencing token: the Redis server's clock in
+//! microseconds since the Unix epoch, or one more than the lock's previous
+//! token when the clock has not moved past it. A counter beside the lock
+//! (same Cluster hash tag) remembers the last token for the lease plus ten
+//! seconds, then expires. So tokens strictly increase per lock name, also
+//! after Redis loses its data (a restart without persistence, a flush, a
+//! failover), as long as the server's clock does not go back by more than the
+//! time the loss took. On a cluster or after a failover that means the nodes'
+//! clocks must agree (NTP) to within that time.
 //!
 //! As with any Redis lock without consensus, a holder that stalls past its lease
 //! (a GC pause, a slow disk) can still be running when the next holder starts.
@@ -14,7 +22,7 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::Script;
 
@@ -25,16 +33,37 @@ use crate::key::{CacheKey, KeySpace};
 use crate::keyspace::{Keyspace, check_ttl};
 use crate::{Cache, random};
 
+/// KEYS: the lock, its fencing counter. ARGV: owner token, lease (ms),
+/// how long the counter outlives the lease (ms).
+///
+/// The fencing token is the server's clock in microseconds, or one more than
+/// the last token when that is not below the clock (two acquisitions in one
+/// microsecond). So tokens keep increasing after Redis loses the counter, and
+/// the counter itself can expire. The counter is read and checked before
+/// anything is written, so a refused acquisition leaves both keys as they were.
 static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return redis.call('INCR', KEYS[2])
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local t = redis.call('TIME')
+local fence = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local last = redis.call('GET', KEYS[2])
+if last then
+  last = tonumber(last)
+  if not last then return redis.error_reply('ERR fencing counter is not an integer') end
+  if last >= fence then fence = last + 1 end
 end
-return false
+redis.call('SET', KEYS[2], string.format('%.0f', fence), 'PX', ARGV[3])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return fence
 ",
     )
 });
+
+/// How much longer than the lease a fencing counter is kept. Tokens come
+/// from the clock, so the counter only has to bridge acquisitions that run
+/// ahead of it within a burst; it does not have to live forever.
+const FENCE_MARGIN: Duration = Duration::from_secs(10);
 
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -63,6 +92,18 @@ const MAX_RETRY: Duration = Duration::from_millis(100);
 
 /// Named locks under one keyspace. Made by
 /// [`KeyspaceBuilder::locks`](crate::KeyspaceBuilder::locks).
+///
+/// Only the owner can release or extend a lock. Each acquisition gets a
+/// fencing token: the Redis server's clock in microseconds, or one more than
+/// the lock's previous token when the clock has not moved past it. A counter
+/// beside the lock remembers the last token for the lease plus ten seconds,
+/// then expires, so nothing is left behind per lock name. Tokens strictly
+/// increase per lock, also after Redis loses its data (restart without
+/// persistence, flush, failover), as long as the server's clock does not go
+/// back by more than the time the loss took; after a failover that means the
+/// nodes' clocks agree (NTP). A holder that stalls past its lease can still
+/// run when the next holder starts: have the protected resource refuse
+/// tokens lower than one it has seen.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
@@ -184,15 +225,17 @@ pub(crate) async fn try_acquire_at(
     check_ttl(lease, Some(&key))?;
     let fence_key = format!("{key}:fence");
     let token = format!("{:016x}{:016x}", random(), random());
+    let fence_ttl = lease.saturating_add(FENCE_MARGIN);
     let fencing_token = match cache.backend() {
         Backend::Redis(redis) => {
             let lease_ms = ttl_millis(lease).to_string();
+            let fence_ms = ttl_millis(fence_ttl).to_string();
             redis
                 .script::<Option<u64>>(
                     "lock acquire",
                     &ACQUIRE,
                     &[&key, &fence_key],
-                    &[token.as_bytes(), lease_ms.as_bytes()],
+                    &[token.as_bytes(), lease_ms.as_bytes(), fence_ms.as_bytes()],
                 )
                 .await?
         }
@@ -200,17 +243,24 @@ pub(crate) async fn try_acquire_at(
             if store.entry(&key).is_some() {
                 return Ok::<_, Error>(None);
             }
-            let fence = store.integer(&fence_key, "INCR")?.unwrap_or(0) + 1;
-            let expires_at = deadline(store.now(), lease);
-            store.insert(
-                &key,
-                Value::Bytes(token.clone().into_bytes()),
-                Some(expires_at),
-            );
+            let clock = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|since| i64::try_from(since.as_micros()).unwrap_or(i64::MAX))
+                .unwrap_or_default();
+            let fence = match store.integer(&fence_key, "GET")? {
+                Some(last) if last >= clock => last.saturating_add(1),
+                _ => clock,
+            };
+            let now = store.now();
             store.insert(
                 &fence_key,
                 Value::Bytes(fence.to_string().into_bytes()),
-                None,
+                Some(deadline(now, fence_ttl)),
+            );
+            store.insert(
+                &key,
+                Value::Bytes(token.clone().into_bytes()),
+                Some(deadline(now, lease)),
             );
             Ok(Some(u64::try_from(fence).unwrap_or_default()))
         })?,
@@ -311,14 +361,19 @@ impl fmt::Debug for LockGuard {
 
 impl LockGuard {
     /// The fencing token of this acquisition: strictly greater than that of
-    /// every earlier acquisition of the same lock.
+    /// every earlier acquisition of the same lock, also after Redis lost its
+    /// data. It is the server's clock in microseconds (or one more than the
+    /// previous token); see [`Locks`] for what that assumes.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
     /// # use std::time::Duration;
     /// let locks = cache_core::Cache::memory().keyspace("lock").locks::<str>()?;
-    /// let guard = locks.acquire("job", Duration::from_secs(5), Duration::ZERO).await?;
-    /// assert_eq!(guard.fencing_token(), 1);
+    /// let first = locks.acquire("job", Duration::from_secs(5), Duration::ZERO).await?;
+    /// let token = first.fencing_token();
+    /// first.release().await?;
+    /// let second = locks.acquire("job", Duration::from_secs(5), Duration::ZERO).await?;
+    /// assert!(second.fencing_token() > token);
     /// # Ok(()) }
     /// ```
     pub fn fencing_token(&self) -> u64 {

@@ -4,8 +4,18 @@
 //! maximum, handed out in blocks of `step`. When a number crosses the reserved
 //! maximum, the allocator reserves the next block and tells that one caller,
 //! who persists the new maximum (to its database) before using the number.
-//! After Redis loses its data, `seed` with the persisted maximum makes numbers
-//! continue above everything that may have been handed out.
+//!
+//! What holds after Redis loses its data (a restart without persistence, a
+//! failover that lost recent writes, a flush): the hash is gone and the next
+//! number would be 1 again, below numbers already handed out. Call `seed`
+//! with the persisted maximum before handing out numbers again (for example
+//! when [`Sequences::current`] returns `None` for a key your database knows);
+//! numbers then continue above everything that may have been handed out. The
+//! library cannot do this by itself: only your database knows the maximum.
+//!
+//! Sequence hashes are the one kind of key this toolkit writes without an
+//! expiry: an expiring hash would restart numbering just like a data loss.
+//! There is one hash per key that ever got a number.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -22,24 +32,50 @@ use crate::error::{Error, Result};
 use crate::key::{CacheKey, KeySpace};
 use crate::keyspace::Keyspace;
 
-/// KEYS: one hash per key. ARGV: step. For each key in turn: the next number,
-/// the reserved maximum, and 1 when this call reserved a new block.
-/// Values stay below 2^53, where Lua's doubles are exact.
+/// The largest number a sequence hands out or reserves: 2^53, below which
+/// Lua's doubles (and JSON readers of the numbers) are exact.
+pub const MAX_SEQUENCE: i64 = 1 << 53;
+
+/// KEYS: one hash per key (a key may repeat). ARGV: step, [`MAX_SEQUENCE`].
+/// For each key in turn: the next number, the reserved maximum, and 1 when
+/// this call reserved a new block.
+///
+/// Everything is read and checked before anything is written, so a refused
+/// call (a hash field that is not a number, a key of another type, a number
+/// past the limit) changes no key.
 static NEXT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local step = tonumber(ARGV[1])
-local out = {}
+local step, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local state, order, out = {}, {}, {}
 for i, key in ipairs(KEYS) do
-  local cur = redis.call('HINCRBY', key, 'cur', 1)
-  local max = tonumber(redis.call('HGET', key, 'max') or '0')
-  local crossed = 0
-  if cur > max then
-    max = max + step * math.ceil((cur - max) / step)
-    redis.call('HSET', key, 'max', string.format('%.0f', max))
+  local s = state[key]
+  if not s then
+    local f = redis.call('HMGET', key, 'cur', 'max')
+    s = {cur = tonumber(f[1] or '0'), max = tonumber(f[2] or '0')}
+    if not s.cur or not s.max then
+      return redis.error_reply('ERR hash value is not an integer')
+    end
+    state[key] = s
+    order[#order + 1] = key
+  end
+  if s.cur >= limit then
+    return redis.error_reply('OVERFLOW sequence would pass 2^53')
+  end
+  local cur, crossed = s.cur + 1, 0
+  if cur > s.max then
+    s.max = s.max + step * math.ceil((cur - s.max) / step)
     crossed = 1
   end
-  out[i] = {cur, max, crossed}
+  if s.max > limit then
+    return redis.error_reply('OVERFLOW sequence would pass 2^53')
+  end
+  s.cur = cur
+  out[i] = {cur, s.max, crossed}
+end
+for _, key in ipairs(order) do
+  local s = state[key]
+  redis.call('HSET', key, 'cur', string.format('%.0f', s.cur), 'max', string.format('%.0f', s.max))
 end
 return out
 ",
@@ -51,6 +87,7 @@ static SEED: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local cur = tonumber(redis.call('HGET', KEYS[1], 'cur') or '0')
+if not cur then return redis.error_reply('ERR hash value is not an integer') end
 local seed = tonumber(ARGV[1])
 if cur < seed then
   redis.call('HSET', KEYS[1], 'cur', ARGV[1], 'max', ARGV[1])
@@ -143,23 +180,61 @@ fn fields<'a>(store: &'a mut Store, key: &str) -> Result<&'a mut HashMap<String,
     }
 }
 
-fn next_in_memory(store: &mut Store, key: &str, step: i64) -> Result<Allocation> {
-    let fields = fields(store, key)?;
-    let value = fields.get("cur").copied().unwrap_or(0) + 1;
-    let mut reserved_max = fields.get("max").copied().unwrap_or(0);
-    let crossed = value > reserved_max;
-    if crossed {
-        // Whole blocks until the value fits (value > reserved_max, so at least one).
-        let gap = value - reserved_max;
-        reserved_max += step * ((gap + step - 1) / step);
-        fields.insert("max".to_owned(), reserved_max);
+/// The memory twin of [`NEXT`]: reads and checks every key, then writes.
+fn next_in_memory(store: &mut Store, keys: &[String], step: i64) -> Result<Vec<Allocation>> {
+    let mut state: HashMap<&str, (i64, i64)> = HashMap::new();
+    let mut allocations = Vec::with_capacity(keys.len());
+    for key in keys {
+        let (cur, max) = match state.get(key.as_str()) {
+            Some(&known) => known,
+            None => match store.entry(key) {
+                None => (0, 0),
+                Some(Entry {
+                    value: Value::Hash(fields),
+                    ..
+                }) => (
+                    fields.get("cur").copied().unwrap_or(0),
+                    fields.get("max").copied().unwrap_or(0),
+                ),
+                Some(_) => {
+                    return Err(Error::WrongType {
+                        operation: "HMGET",
+                        key: key.clone(),
+                    });
+                }
+            },
+        };
+        let value = cur + 1;
+        let mut reserved_max = max;
+        let crossed = value > reserved_max;
+        if crossed {
+            // Whole blocks until the value fits (value > reserved_max, so at least one).
+            let gap = value - reserved_max;
+            reserved_max += step * ((gap + step - 1) / step);
+        }
+        if reserved_max > MAX_SEQUENCE {
+            return Err(past_the_limit(key));
+        }
+        state.insert(key, (value, reserved_max));
+        allocations.push(Allocation {
+            value,
+            reserved_max,
+            crossed,
+        });
     }
-    fields.insert("cur".to_owned(), value);
-    Ok(Allocation {
-        value,
-        reserved_max,
-        crossed,
-    })
+    for (key, (cur, max)) in state {
+        let fields = HashMap::from([("cur".to_owned(), cur), ("max".to_owned(), max)]);
+        let expires_at = store.entry(key).and_then(|entry| entry.expires_at);
+        store.insert(key, Value::Hash(fields), expires_at);
+    }
+    Ok(allocations)
+}
+
+fn past_the_limit(key: &str) -> Error {
+    Error::Overflow {
+        key: key.to_owned(),
+        delta: 1,
+    }
 }
 
 impl<K: CacheKey + ?Sized> Sequences<K> {
@@ -194,8 +269,11 @@ impl<K: CacheKey + ?Sized> Sequences<K> {
     /// The next number for `key`.
     ///
     /// # Errors
-    /// [`Error::WrongType`] when the key holds something else, backend or
-    /// timeout errors (then no number was handed out).
+    /// [`Error::WrongType`] when the key holds something else,
+    /// [`Error::Overflow`] when the number or its block would pass
+    /// [`MAX_SEQUENCE`] (nothing is changed), backend or timeout errors (then
+    /// no number was handed out, or, after a connection error or timeout,
+    /// possibly one that nobody received: numbers may skip, never repeat).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
@@ -221,7 +299,8 @@ impl<K: CacheKey + ?Sized> Sequences<K> {
     /// paired with its key. A key listed twice gets two numbers.
     ///
     /// # Errors
-    /// [`Error::Config`] for an empty list, and as [`next`](Self::next).
+    /// [`Error::Config`] for an empty list, and as [`next`](Self::next); a
+    /// refused call changes no key.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
@@ -253,9 +332,19 @@ impl<K: CacheKey + ?Sized> Sequences<K> {
             Backend::Redis(redis) => {
                 let keys: Vec<&str> = full_keys.iter().map(String::as_str).collect();
                 let step = self.step.to_string();
+                let limit = MAX_SEQUENCE.to_string();
                 let rows: Vec<(i64, i64, u8)> = redis
-                    .script("sequence next", &NEXT, &keys, &[step.as_bytes()])
-                    .await?;
+                    .script(
+                        "sequence next",
+                        &NEXT,
+                        &keys,
+                        &[step.as_bytes(), limit.as_bytes()],
+                    )
+                    .await
+                    .map_err(|error| match error.to_string().contains("OVERFLOW") {
+                        true => past_the_limit(keys.first().copied().unwrap_or_default()),
+                        false => error,
+                    })?;
                 Ok(rows
                     .into_iter()
                     .map(|(value, reserved_max, crossed)| Allocation {
@@ -265,12 +354,9 @@ impl<K: CacheKey + ?Sized> Sequences<K> {
                     })
                     .collect())
             }
-            Backend::Memory(memory) => memory.atomically(|store| {
-                full_keys
-                    .iter()
-                    .map(|key| next_in_memory(store, key, self.step))
-                    .collect()
-            }),
+            Backend::Memory(memory) => {
+                memory.atomically(|store| next_in_memory(store, full_keys, self.step))
+            }
         }
     }
 
@@ -317,7 +403,8 @@ impl<K: CacheKey + ?Sized> Sequences<K> {
     /// sequence backwards; returns whether it changed anything.
     ///
     /// # Errors
-    /// [`Error::WrongType`], backend or timeout errors.
+    /// [`Error::Config`] when `persisted_max` leaves no room for one block
+    /// below [`MAX_SEQUENCE`]; [`Error::WrongType`], backend or timeout errors.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
@@ -334,6 +421,13 @@ impl<K: CacheKey + ?Sized> Sequences<K> {
         Q: CacheKey + ?Sized,
     {
         let full_key = self.space.key(key);
+        if persisted_max > MAX_SEQUENCE - self.step {
+            return Err(Error::config(format!(
+                "seed of `{full_key}`: {persisted_max} leaves no room for a block of {} below \
+                 the limit of sequences, 2^53",
+                self.step
+            )));
+        }
         match self.cache.backend() {
             Backend::Redis(redis) => {
                 let seed = persisted_max.to_string();

@@ -10,8 +10,10 @@ use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::LazyLock;
 use std::time::Duration;
 
+use redis::Script;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -24,6 +26,27 @@ use crate::keyspace::{Keyspace, check_ttl};
 use crate::{Cache, Ttl};
 
 const MARKER: &[u8] = b"";
+
+/// KEYS: the set. ARGV: "1" to replace what is there, the TTL in ms (or
+/// empty), then the members. Returns how many members were new.
+///
+/// The marker goes in first: on a key of another type that fails before
+/// anything is written, so a refused write leaves the key (and its TTL) as it
+/// was. Members go in slices, since Lua's `unpack` has a stack limit.
+static WRITE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if ARGV[1] == '1' then redis.call('DEL', KEYS[1]) end
+redis.call('SADD', KEYS[1], '')
+local added = 0
+for i = 3, #ARGV, 1000 do
+  added = added + redis.call('SADD', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+if ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return added
+",
+    )
+});
 
 /// A typed set per key. Made by [`KeyspaceBuilder::typed_set`](crate::KeyspaceBuilder::typed_set).
 ///
@@ -223,27 +246,13 @@ where
     ) -> Result<usize> {
         match self.cache.backend() {
             Backend::Redis(redis) => {
-                let mut pipe = redis::pipe();
-                pipe.atomic();
-                if replace {
-                    pipe.cmd("DEL").arg(full_key).ignore();
-                }
-                pipe.cmd("SADD").arg(full_key).arg(MARKER).ignore();
-                if !encoded.is_empty() {
-                    pipe.cmd("SADD").arg(full_key).arg(&encoded);
-                }
-                if let Some(ttl) = ttl {
-                    pipe.cmd("PEXPIRE")
-                        .arg(full_key)
-                        .arg(ttl_millis(ttl))
-                        .ignore();
-                }
-                if encoded.is_empty() {
-                    let () = redis.pipeline("SADD", full_key, pipe).await?;
-                    return Ok(0);
-                }
-                let (added,): (usize,) = redis.pipeline("SADD", full_key, pipe).await?;
-                Ok(added)
+                let replace: &[u8] = if replace { b"1" } else { b"" };
+                let ttl = ttl
+                    .map(|ttl| ttl_millis(ttl).to_string())
+                    .unwrap_or_default();
+                let mut args = vec![replace, ttl.as_bytes()];
+                args.extend(encoded.iter().map(Vec::as_slice));
+                redis.script("SADD", &WRITE, &[full_key], &args).await
             }
             Backend::Memory(memory) => memory.atomically(|store| {
                 if replace {

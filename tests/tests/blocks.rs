@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use cache_core::{Cache, Error, RateLimit, Ttl, Verification};
+use cache_core::{Cache, Error, MAX_SEQUENCE, RateLimit, Ttl, Verification};
 use cache_tests::Env;
 
 cache_tests::backend_suite!(
@@ -25,6 +25,7 @@ cache_tests::backend_suite!(
     typed_sets_tell_empty_from_missing,
     typed_sets_and_values_at_one_key_are_wrong_type,
     bad_input_is_a_clear_error,
+    refused_block_operations_change_nothing,
 );
 
 /// Another handle on the same store: a second connection for Redis, a clone
@@ -241,11 +242,14 @@ async fn locks_exclude_each_other_across_two_handles(env: Env) {
     let handles = [env.cache.clone(), second_handle(&env).await];
     let inside = Arc::new(AtomicBool::new(false));
     let last_token = Arc::new(AtomicU64::new(0));
+    let acquisitions = Arc::new(AtomicU64::new(0));
+    let started = micros_since_epoch();
     let mut tasks = Vec::new();
     for task in 0..20usize {
         let locks = handles[task % 2].keyspace("lock").locks::<str>().unwrap();
         let inside = Arc::clone(&inside);
         let last_token = Arc::clone(&last_token);
+        let acquisitions = Arc::clone(&acquisitions);
         tasks.push(tokio::spawn(async move {
             for _ in 0..50 {
                 let guard = locks
@@ -253,6 +257,7 @@ async fn locks_exclude_each_other_across_two_handles(env: Env) {
                     .await
                     .unwrap();
                 assert!(!inside.swap(true, Ordering::SeqCst), "two holders at once");
+                acquisitions.fetch_add(1, Ordering::SeqCst);
                 let previous = last_token.swap(guard.fencing_token(), Ordering::SeqCst);
                 assert!(
                     guard.fencing_token() > previous,
@@ -267,7 +272,18 @@ async fn locks_exclude_each_other_across_two_handles(env: Env) {
     for task in tasks {
         task.await.unwrap();
     }
-    assert_eq!(last_token.load(Ordering::SeqCst), 1_000);
+    assert_eq!(acquisitions.load(Ordering::SeqCst), 1_000);
+    // Tokens come from the clock (see `Locks`), so the last is past the start.
+    let last = last_token.load(Ordering::SeqCst);
+    assert!(
+        last > started && last < micros_since_epoch() + 1_000_000,
+        "{last}"
+    );
+}
+
+fn micros_since_epoch() -> u64 {
+    let since = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH);
+    u64::try_from(since.unwrap().as_micros()).unwrap()
 }
 
 async fn a_stalled_holder_cannot_release_the_next_holders_lock(env: Env) {
@@ -515,4 +531,77 @@ async fn bad_input_is_a_clear_error(env: Env) {
     let err = set.add("g", &[]).await.unwrap_err();
     assert!(err.to_string().contains("at least one member"), "{err}");
     assert!(set.remove("g", &[]).await.is_err());
+}
+
+/// A refused multi-step operation leaves every key it touches as it was.
+async fn refused_block_operations_change_nothing(env: Env) {
+    // Sequences: a wrong-type key in the middle of a batch refuses the whole
+    // batch before the keys ahead of it move.
+    let seqs = env.cache.keyspace("seq").sequences::<String>(100).unwrap();
+    assert_eq!(seqs.next("a").await.unwrap().value, 1);
+    env.write_raw(&seqs.key("text"), b"not a hash").await;
+    let batch = ["a".to_owned(), "text".to_owned(), "b".to_owned()];
+    let err = seqs.next_many(&batch).await.unwrap_err();
+    assert!(err.is_wrong_type(), "{err:?}");
+    assert_eq!(seqs.current("a").await.unwrap(), Some(1));
+    assert_eq!(seqs.current("b").await.unwrap(), None);
+
+    // Sequences stop at 2^53, where Lua's numbers stop being exact; the call
+    // that would pass it changes nothing.
+    let err = seqs.seed("top", MAX_SEQUENCE).await.unwrap_err();
+    assert!(err.is_config(), "{err:?}");
+    assert!(seqs.seed("top", MAX_SEQUENCE - 200).await.unwrap());
+    for _ in 0..200 {
+        seqs.next("top").await.unwrap();
+    }
+    assert_eq!(seqs.current("top").await.unwrap(), Some(MAX_SEQUENCE));
+    let err = seqs.next("top").await.unwrap_err();
+    assert!(matches!(err, Error::Overflow { .. }), "{err:?}");
+    let batch = ["a".to_owned(), "top".to_owned()];
+    assert!(seqs.next_many(&batch).await.is_err());
+    assert_eq!(seqs.current("top").await.unwrap(), Some(MAX_SEQUENCE));
+    assert_eq!(seqs.current("a").await.unwrap(), Some(1));
+
+    // Locks: a fencing counter that cannot be read refuses the acquisition
+    // without taking the lock.
+    let locks = env.cache.keyspace("lock").locks::<str>().unwrap();
+    let guard = locks
+        .try_acquire("job", Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    let (lock_key, fence_key) = (guard.key().to_owned(), format!("{}:fence", guard.key()));
+    assert!(guard.release().await.unwrap());
+    env.write_raw(&fence_key, b"garbage").await;
+    assert!(
+        locks
+            .try_acquire("job", Duration::from_secs(5))
+            .await
+            .is_err()
+    );
+    assert_eq!(env.cache.raw_get(&lock_key).await.unwrap(), None);
+    assert_eq!(
+        env.cache.raw_get(&fence_key).await.unwrap().as_deref(),
+        Some(&b"garbage"[..])
+    );
+
+    // Typed sets: adding to a key of another type changes neither it nor its TTL.
+    let sets = env
+        .cache
+        .keyspace("members")
+        .ttl(Duration::from_secs(60))
+        .typed_set::<u64, String>()
+        .unwrap();
+    env.write_raw(&sets.key(&1), b"a string").await;
+    let err = sets.add(&1, &["ada".to_owned()]).await.unwrap_err();
+    assert!(err.is_wrong_type(), "{err:?}");
+    assert_eq!(sets.ttl(&1).await.unwrap(), Ttl::Persistent);
+    assert_eq!(
+        env.cache.raw_get(&sets.key(&1)).await.unwrap().as_deref(),
+        Some(&b"a string"[..])
+    );
+    // Many members at once still go in (the script adds them in slices).
+    let many: Vec<String> = (0..2_500).map(|i| format!("m{i}")).collect();
+    assert_eq!(sets.add(&2, &many).await.unwrap(), 2_500);
+    assert_eq!(sets.len(&2).await.unwrap(), Some(2_500));
 }

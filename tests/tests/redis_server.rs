@@ -250,3 +250,143 @@ async fn the_same_handle_works_again_after_a_server_restart() {
     assert_eq!(names.get("after").await.unwrap().as_deref(), Some("y"));
     assert!(matches!(names.get("missing").await, Ok(None)));
 }
+
+/// Fencing tokens never go backwards, even after the server loses its data
+/// (a flush, a restart without persistence), and their counters expire.
+#[tokio::test]
+async fn fencing_tokens_keep_increasing_after_the_server_loses_its_data() {
+    let mut redis = TestRedis::start_with("fencing", &["--appendonly", "no"]);
+    let cache = redis.cache().await;
+    let locks = cache.keyspace("lock").locks::<str>().unwrap();
+    let lease = Duration::from_secs(5);
+    let mut raw = redis.raw().await;
+
+    let first = locks.try_acquire("job", lease).await.unwrap().unwrap();
+    let mut last = first.fencing_token();
+    let fence_key = format!("{}:fence", first.key());
+    let fence_ttl: i64 = raw.pttl(&fence_key).await.unwrap();
+    assert!(
+        fence_ttl > 5_000 && fence_ttl <= 15_000,
+        "fence counter TTL {fence_ttl} ms"
+    );
+    assert!(first.release().await.unwrap());
+
+    // Acquisitions faster than the clock's microseconds still increase.
+    for _ in 0..200 {
+        let guard = locks.try_acquire("job", lease).await.unwrap().unwrap();
+        assert!(guard.fencing_token() > last);
+        last = guard.fencing_token();
+        assert!(guard.release().await.unwrap());
+    }
+
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut raw).await.unwrap();
+    let after_flush = locks.try_acquire("job", lease).await.unwrap().unwrap();
+    assert!(
+        after_flush.fencing_token() > last,
+        "{} <= {last}",
+        after_flush.fencing_token()
+    );
+    last = after_flush.fencing_token();
+    drop(after_flush);
+
+    redis.kill();
+    redis.restart();
+    let started = Instant::now();
+    let after_restart = loop {
+        match locks.try_acquire("job", lease).await {
+            Ok(Some(guard)) => break guard,
+            other => assert!(started.elapsed() < Duration::from_secs(3), "{other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(after_restart.fencing_token() > last);
+}
+
+/// Every key the library writes expires, except sequence hashes, which are
+/// documented as permanent (an expiring one would restart its numbering).
+#[tokio::test]
+async fn every_key_the_library_writes_expires_except_sequences() {
+    use cache_core::{LoadPolicy, RateLimit};
+    let redis = TestRedis::start("expiry-audit");
+    let cache = redis.cache().await;
+    let minute = Duration::from_secs(60);
+    let policy = LoadPolicy::DEFAULT
+        .negative_ttl(minute)
+        .distributed(Duration::from_secs(5), Duration::from_secs(1));
+    let prices = cache
+        .keyspace("price")
+        .ttl(minute)
+        .load_policy(policy)
+        .typed::<String, f64>()
+        .unwrap();
+    prices.set("a", &1.0).await.unwrap();
+    prices
+        .get_or_load("b", || async { Some(2.0) })
+        .await
+        .unwrap();
+    prices.get_or_load("none", || async { None }).await.unwrap();
+    prices.set_many(&[("c", &3.0)]).await.unwrap();
+    let calls = cache
+        .keyspace("calls")
+        .ttl(minute)
+        .typed::<String, i64>()
+        .unwrap();
+    calls.incr("u", 1).await.unwrap();
+    let narrow = cache
+        .keyspace("narrow")
+        .ttl(minute)
+        .typed::<String, u8>()
+        .unwrap();
+    narrow.incr("u", 1).await.unwrap();
+    let locks = cache.keyspace("lock").locks::<str>().unwrap();
+    let guard = locks.try_acquire("job", minute).await.unwrap().unwrap();
+    let flags = cache.keyspace("jwt").flags::<str>().unwrap();
+    flags.raise_for("t1", minute).await.unwrap();
+    flags
+        .raise_until("t2", std::time::SystemTime::now() + minute)
+        .await
+        .unwrap();
+    let codes = cache.keyspace("otp").one_time_codes::<str>(3).unwrap();
+    codes.issue("ada", "123456", minute).await.unwrap();
+    codes.verify("ada", "000000").await.unwrap();
+    for rule in [
+        RateLimit::fixed_window(5, minute),
+        RateLimit::sliding_window(5, minute),
+    ] {
+        let prefix = if rule == RateLimit::fixed_window(5, minute) {
+            "fixed"
+        } else {
+            "sliding"
+        };
+        let limiter = cache.keyspace(prefix).rate_limiter::<str>(rule).unwrap();
+        limiter.hit("u").await.unwrap();
+    }
+    let members = cache
+        .keyspace("members")
+        .ttl(minute)
+        .typed_set::<u64, String>()
+        .unwrap();
+    members.add(&1, &["ada".to_owned()]).await.unwrap();
+    members.replace(&2, &[]).await.unwrap();
+    let seqs = cache.keyspace("seq").sequences::<u64>(10).unwrap();
+    seqs.next(&1).await.unwrap();
+
+    let mut raw = redis.raw().await;
+    let pattern = format!("{}:*", redis.namespace());
+    let mut keys = Vec::new();
+    let mut scan = raw.scan_match::<_, String>(&pattern).await.unwrap();
+    while let Some(key) = scan.next_item().await {
+        keys.push(key.unwrap());
+    }
+    drop(scan);
+    assert!(keys.len() >= 18, "only {} keys: {keys:?}", keys.len());
+    let mut permanent = Vec::new();
+    for key in &keys {
+        let ttl: i64 = raw.pttl(key).await.unwrap();
+        if ttl == -1 {
+            permanent.push(key.clone());
+        }
+    }
+    assert_eq!(permanent, [seqs.key(&1)], "keys without an expiry");
+    drop(guard);
+}
