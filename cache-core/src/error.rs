@@ -25,6 +25,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// The configuration (URL, namespace, prefix, limits, ...) is not valid.
     #[error("invalid configuration: {message}")]
+    #[non_exhaustive]
     Config {
         /// What was wrong.
         message: String,
@@ -32,6 +33,7 @@ pub enum Error {
 
     /// The server could not be reached or the connection broke.
     #[error("cannot connect to {url}: {source}")]
+    #[non_exhaustive]
     Connection {
         /// The server URL, password redacted.
         url: String,
@@ -41,7 +43,12 @@ pub enum Error {
     },
 
     /// An operation did not finish within the configured timeout.
-    #[error("{operation} timed out after {after:?}{}", key_suffix(key))]
+    #[error(
+        "{operation} timed out after {after:?}{}{}",
+        key_suffix(key),
+        unknown_suffix(*outcome_unknown)
+    )]
+    #[non_exhaustive]
     Timeout {
         /// The operation, e.g. `"GET"` or `"connect"`.
         operation: &'static str,
@@ -49,10 +56,13 @@ pub enum Error {
         key: Option<String>,
         /// The timeout that elapsed.
         after: Duration,
+        /// See [`Error::is_outcome_unknown`].
+        outcome_unknown: bool,
     },
 
     /// Connecting (and the first `PING`) did not finish within the timeout.
     #[error("connecting to {url} timed out after {after:?}")]
+    #[non_exhaustive]
     ConnectTimeout {
         /// The server URL, password redacted.
         url: String,
@@ -61,7 +71,12 @@ pub enum Error {
     },
 
     /// The server answered with an error, or the connection failed mid-call.
-    #[error("{operation} failed{}: {source}", key_suffix(key))]
+    #[error(
+        "{operation} failed{}{}: {source}",
+        key_suffix(key),
+        unknown_suffix(*outcome_unknown)
+    )]
+    #[non_exhaustive]
     Backend {
         /// The operation that failed.
         operation: &'static str,
@@ -70,10 +85,13 @@ pub enum Error {
         /// The underlying client error.
         #[source]
         source: redis::RedisError,
+        /// See [`Error::is_outcome_unknown`].
+        outcome_unknown: bool,
     },
 
     /// A value could not be serialized.
     #[error("cannot encode the value for key `{key}`: {source}")]
+    #[non_exhaustive]
     Encode {
         /// The key the value was meant for.
         key: String,
@@ -84,6 +102,7 @@ pub enum Error {
 
     /// Stored bytes could not be deserialized into the requested type.
     #[error("cannot decode the value stored at key `{key}`: {source}")]
+    #[non_exhaustive]
     Decode {
         /// The key whose value is corrupt or of another schema.
         key: String,
@@ -94,6 +113,7 @@ pub enum Error {
 
     /// The key holds a value of another Redis type (e.g. a list where a string was expected).
     #[error("key `{key}` holds a value of the wrong type for {operation}")]
+    #[non_exhaustive]
     WrongType {
         /// The operation that was refused.
         operation: &'static str,
@@ -103,6 +123,7 @@ pub enum Error {
 
     /// An encoded value is larger than the configured maximum.
     #[error("value for key `{key}` is {size} bytes, over the limit of {max} bytes")]
+    #[non_exhaustive]
     ValueTooLarge {
         /// The key.
         key: String,
@@ -114,6 +135,7 @@ pub enum Error {
 
     /// A TTL is zero, below one millisecond, or beyond what Redis accepts.
     #[error("invalid TTL {ttl:?}{}: {reason}", key_suffix(key))]
+    #[non_exhaustive]
     InvalidTtl {
         /// The key the TTL was for, if known.
         key: Option<String>,
@@ -125,6 +147,7 @@ pub enum Error {
 
     /// A counter would leave the range of its integer type.
     #[error("incrementing key `{key}` by {delta} would overflow its integer type")]
+    #[non_exhaustive]
     Overflow {
         /// The key.
         key: String,
@@ -134,6 +157,7 @@ pub enum Error {
 
     /// A loader failed; every caller that waited for that load gets this.
     #[error("loading `{key}` failed: {source}")]
+    #[non_exhaustive]
     Load {
         /// The key being loaded.
         key: String,
@@ -144,6 +168,7 @@ pub enum Error {
 
     /// A lock was still held by another owner when the wait ran out.
     #[error("lock `{key}` is held by another owner; waited {waited:?}")]
+    #[non_exhaustive]
     LockBusy {
         /// The lock's key.
         key: String,
@@ -153,10 +178,19 @@ pub enum Error {
 
     /// The stored value is not an integer, so it cannot be incremented.
     #[error("key `{key}` does not hold an integer")]
+    #[non_exhaustive]
     NotAnInteger {
         /// The key.
         key: String,
     },
+}
+
+fn unknown_suffix(unknown: bool) -> &'static str {
+    if unknown {
+        " (outcome unknown: it may or may not have been applied, and is not retried)"
+    } else {
+        ""
+    }
 }
 
 fn key_suffix(key: &Option<String>) -> String {
@@ -183,11 +217,35 @@ impl Error {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// let err = cache_core::Error::Timeout { operation: "GET", key: None, after: Duration::from_secs(1) };
-    /// assert!(err.is_timeout());
+    /// let err = cache_core::Error::config("not a timeout");
+    /// assert!(!err.is_timeout());
     /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout { .. } | Error::ConnectTimeout { .. })
+    }
+
+    /// True when an operation that is not idempotent (an increment, `take`,
+    /// `set_if_absent`, every multi-step operation of the building blocks)
+    /// timed out or lost its connection after it was sent: Redis may or may
+    /// not have applied it. Such operations are never sent twice. Idempotent
+    /// ones (reads, `set`, `delete`, `expire`, batch reads and writes, `ttl`)
+    /// are sent once more within the same timeout when the connection dropped
+    /// under them, and are safe to retry.
+    ///
+    /// ```
+    /// assert!(!cache_core::Error::config("x").is_outcome_unknown());
+    /// ```
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(
+            self,
+            Error::Timeout {
+                outcome_unknown: true,
+                ..
+            } | Error::Backend {
+                outcome_unknown: true,
+                ..
+            }
+        )
     }
 
     /// True for [`Error::Config`].
@@ -219,8 +277,12 @@ impl Error {
     /// True for [`Error::Decode`]: the stored bytes do not fit the requested type.
     ///
     /// ```
-    /// let err = cache_core::Error::Decode { key: "k".into(), source: "bad".into() };
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let cache = cache_core::Cache::memory();
+    /// cache.raw_set("n:v1:a", b"not json", None).await?;
+    /// let err = cache.keyspace("n").typed::<String, Vec<u8>>()?.get("a").await.unwrap_err();
     /// assert!(err.is_decode());
+    /// # Ok(()) }
     /// ```
     pub fn is_decode(&self) -> bool {
         matches!(self, Error::Decode { .. })
@@ -229,8 +291,12 @@ impl Error {
     /// True for [`Error::WrongType`].
     ///
     /// ```
-    /// let err = cache_core::Error::WrongType { operation: "GET", key: "k".into() };
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let cache = cache_core::Cache::memory();
+    /// cache.keyspace("n").typed_set::<String, u8>()?.add("a", &[1]).await?;
+    /// let err = cache.keyspace("n").typed::<String, u8>()?.get("a").await.unwrap_err();
     /// assert!(err.is_wrong_type());
+    /// # Ok(()) }
     /// ```
     pub fn is_wrong_type(&self) -> bool {
         matches!(self, Error::WrongType { .. })
@@ -239,8 +305,12 @@ impl Error {
     /// The full key this error concerns, if any.
     ///
     /// ```
-    /// let err = cache_core::Error::NotAnInteger { key: "app:n:v1:a".into() };
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let cache = cache_core::Cache::builder().namespace("app").build_memory()?;
+    /// cache.raw_set("app:n:v1:a", b"text", None).await?;
+    /// let err = cache.keyspace("n").typed::<String, i64>()?.incr("a", 1).await.unwrap_err();
     /// assert_eq!(err.key(), Some("app:n:v1:a"));
+    /// # Ok(()) }
     /// ```
     pub fn key(&self) -> Option<&str> {
         match self {
@@ -264,6 +334,7 @@ impl Error {
         operation: &'static str,
         key: Option<&str>,
         source: redis::RedisError,
+        outcome_unknown: bool,
     ) -> Self {
         let key_string = || key.unwrap_or_default().to_owned();
         // Inside a pipeline or script the server's code is wrapped, so look at
@@ -282,6 +353,7 @@ impl Error {
             operation,
             key: key.map(str::to_owned),
             source,
+            outcome_unknown,
         }
     }
 }

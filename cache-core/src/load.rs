@@ -240,6 +240,13 @@ enum Found {
     Missing,
 }
 
+/// How the read before a load went.
+#[derive(Clone, Copy, Debug, Default)]
+struct JobState {
+    degraded: bool,
+    heal: bool,
+}
+
 /// Everything a load task needs, free of the key type.
 struct LoadJob {
     cache: Cache,
@@ -250,16 +257,26 @@ struct LoadJob {
     policy: LoadPolicy,
     format: ValueFormat,
     local: Option<Arc<LocalTier>>,
-    /// The read before this load failed: answer before the write-back, which
-    /// would likely just wait out its timeout. Otherwise store first, so a
-    /// caller's next read finds what it was just given.
-    answer_first: bool,
+    /// A Redis call of this operation failed (the read before the load, or
+    /// one during it): make no further Redis call before answering, and
+    /// store afterwards, best effort. Otherwise store first, so a caller's
+    /// next read finds what it was just given.
+    degraded: bool,
+    /// What the read found did not decode: the load replaces it, or removes
+    /// it when the loader finds nothing.
+    heal: bool,
 }
 
 impl LoadJob {
     /// Stores what was loaded; best effort, since the caller has its value.
     async fn store(&self, loaded: &Option<Vec<u8>>) {
         let backend = self.cache.backend();
+        if loaded.is_none() && self.heal {
+            // A new value would have replaced the undecodable one; absence must remove it.
+            if let Err(error) = backend.delete(&self.full_key).await {
+                tracing::debug!(%error, "removing an undecodable value failed");
+            }
+        }
         let result = match (loaded, &self.absent_key, self.policy.negative_ttl) {
             (Some(bytes), _, _) => {
                 let ttl = self.ttl.map(|ttl| self.policy.jittered(ttl));
@@ -280,56 +297,71 @@ impl LoadJob {
             (None, _, _) => return,
         };
         if let Err(error) = result {
-            tracing::debug!(key = %self.full_key, %error, "write-back after load failed");
+            tracing::debug!(%error, "write-back after load failed");
         }
     }
 
-    /// Reads what another process may have stored meanwhile.
-    async fn reread(&self) -> Option<Option<Vec<u8>>> {
+    /// Reads what another process may have stored meanwhile: `Some` with
+    /// what it found, `None` when nothing is there yet.
+    async fn reread(&self) -> Result<Option<Option<Vec<u8>>>> {
         let backend = self.cache.backend();
-        if let Ok(Some(bytes)) = backend.get(&self.full_key).await {
-            return Some(Some(bytes));
+        if let Some(bytes) = backend.get(&self.full_key).await? {
+            return Ok(Some(Some(bytes)));
         }
         if let Some(absent_key) = &self.absent_key
-            && let Ok(true) = backend.exists(absent_key).await
+            && backend.exists(absent_key).await?
         {
-            return Some(None);
+            return Ok(Some(None));
         }
-        None
+        Ok(None)
     }
 
     /// Loads, or finds what another process loaded. Returns the outcome, the
     /// distributed lock to release once the value is stored, and whether the
-    /// outcome is new and needs storing.
-    async fn load<V, Fut, E>(&self, load: Fut) -> (Outcome, Option<LockGuard>, bool)
+    /// outcome is new and needs storing. A failed Redis call on the way marks
+    /// the job degraded and skips the rest of the distributed protocol.
+    async fn load<V, Fut, E>(&mut self, load: Fut) -> (Outcome, Option<LockGuard>, bool)
     where
         V: Serialize,
         Fut: Future<Output = std::result::Result<Option<V>, E>>,
         E: Into<BoxError>,
     {
         let mut guard = None;
-        if let (Some(flight), Some(lock_key)) = (self.policy.distributed, &self.lock_key) {
+        if let (false, Some(flight), Some(lock_key)) =
+            (self.degraded, self.policy.distributed, &self.lock_key)
+        {
             match try_acquire_at(&self.cache, lock_key.clone(), flight.lease).await {
-                Ok(Some(held)) => {
-                    // Another process may have loaded between our miss and the lock.
-                    if let Some(found) = self.reread().await {
+                // Another process may have loaded between our miss and the lock.
+                Ok(Some(held)) => match self.reread().await {
+                    Ok(Some(found)) => {
                         bump(&self.cache.counters().coalesced_waits);
                         return (Ok(found), Some(held), false);
                     }
-                    guard = Some(held);
-                }
+                    Ok(None) => guard = Some(held),
+                    Err(_) => {
+                        self.degraded = true;
+                        guard = Some(held);
+                    }
+                },
                 Ok(None) => {
                     let deadline = Instant::now() + flight.wait;
                     while Instant::now() < deadline {
                         tokio::time::sleep(Duration::from_millis(10)).await;
-                        if let Some(found) = self.reread().await {
-                            bump(&self.cache.counters().coalesced_waits);
-                            return (Ok(found), None, false);
+                        match self.reread().await {
+                            Ok(Some(found)) => {
+                                bump(&self.cache.counters().coalesced_waits);
+                                return (Ok(found), None, false);
+                            }
+                            Ok(None) => {}
+                            Err(_) => {
+                                self.degraded = true;
+                                break;
+                            }
                         }
                     }
                 }
                 // The lock is an optimisation; without it, load as usual.
-                Err(_) => {}
+                Err(_) => self.degraded = true,
             }
         }
         bump(&self.cache.counters().loads);
@@ -435,8 +467,9 @@ where
     {
         let full_key = self.space.key(key);
         let counters = self.cache.counters();
-        let mut read_failed = false;
-        match self.read_for_load(&full_key).await {
+        let (mut read_failed, mut heal) = (false, false);
+        let backend = self.cache.backend();
+        match backend.within(self.read_for_load(&full_key)).await {
             Ok(Found::Value(bytes, ttl)) => match self.format.decode::<V>(&bytes) {
                 Ok(value) => {
                     bump(&counters.hits);
@@ -448,11 +481,11 @@ where
                 Err(source) => {
                     // Old schema, foreign writer or corruption: heal by reloading.
                     bump(&counters.decode_errors);
-                    tracing::debug!(key = %full_key, error = %source, "undecodable value, reloading");
+                    tracing::debug!(error = %source, "undecodable value, reloading");
                     if let Some(local) = &self.local {
                         local.forget(&full_key);
                     }
-                    let _ = self.cache.backend().delete(&full_key).await;
+                    heal = true;
                 }
             },
             Ok(Found::Absent) => {
@@ -466,7 +499,11 @@ where
         }
         let outcome = match self.cache.flights().join(&full_key) {
             Joined::Leader(sender, receiver) => {
-                self.spawn_load(key, full_key.clone(), loader, sender, read_failed);
+                let state = JobState {
+                    degraded: read_failed,
+                    heal,
+                };
+                self.spawn_load(key, full_key.clone(), loader, sender, state);
                 wait(receiver).await
             }
             Joined::Waiter(receiver) => {
@@ -537,7 +574,13 @@ where
     {
         if let Joined::Leader(sender, _) = self.cache.flights().join(full_key) {
             bump(&self.cache.counters().refreshes);
-            self.spawn_load(key, full_key.to_owned(), loader, sender, false);
+            self.spawn_load(
+                key,
+                full_key.to_owned(),
+                loader,
+                sender,
+                JobState::default(),
+            );
         }
     }
 
@@ -547,7 +590,7 @@ where
         full_key: String,
         loader: F,
         sender: watch::Sender<Option<Outcome>>,
-        answer_first: bool,
+        state: JobState,
     ) where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
@@ -555,7 +598,7 @@ where
         Fut: Future<Output = std::result::Result<Option<V>, E>> + Send + 'static,
         E: Into<BoxError> + 'static,
     {
-        let job = LoadJob {
+        let mut job = LoadJob {
             cache: self.cache.clone(),
             absent_key: self
                 .load
@@ -567,7 +610,8 @@ where
             policy: self.load,
             format: self.format,
             local: self.local.clone(),
-            answer_first,
+            degraded: state.degraded,
+            heal: state.heal,
         };
         let span = tracing::debug_span!(
             "cache.load",
@@ -579,7 +623,7 @@ where
             async move {
                 let load = async move { loader().await.map_err(Into::<BoxError>::into) };
                 let (outcome, guard, fresh) = job.load(load).await;
-                if job.answer_first {
+                if job.degraded {
                     // Degraded: answer now; callers arriving during the
                     // write-back still join this flight and share the answer.
                     let _ = sender.send(Some(outcome.clone()));
@@ -593,7 +637,7 @@ where
                 // Close the flight before answering, so that a later caller
                 // reads the cache (or loads anew) instead of reusing this answer.
                 job.cache.flights().finish(&job.full_key);
-                if !job.answer_first {
+                if !job.degraded {
                     let _ = sender.send(Some(outcome));
                 }
             }

@@ -17,6 +17,7 @@ pub(crate) enum Format {
     /// `null` for non-finite floats and for every null-like `Some`.
     Json,
     /// `nil` for every null-like `Some`; floats are kept bit for bit.
+    #[cfg(feature = "msgpack")]
     MsgPack,
 }
 

@@ -11,7 +11,7 @@ use redis::Script;
 
 use crate::Cache;
 use crate::backend::memory::{Value, deadline};
-use crate::backend::{Backend, ttl_millis};
+use crate::backend::{Backend, Retry, ttl_millis};
 use crate::codec::check_size;
 use crate::error::{Error, Result};
 use crate::key::{CacheKey, KeySpace};
@@ -173,7 +173,9 @@ impl<K: CacheKey + ?Sized> OneTimeCodes<K> {
                     .cmd("DEL")
                     .arg(&attempts_key)
                     .ignore();
-                let () = redis.pipeline("SET", &code_key, pipe).await?;
+                let () = redis
+                    .pipeline("SET", &code_key, pipe, Retry::Idempotent)
+                    .await?;
             }
             Backend::Memory(memory) => memory.atomically(|store| {
                 let expires_at = deadline(store.now(), ttl);

@@ -308,7 +308,7 @@ where
         match self.cache.backend() {
             Backend::Redis(redis) => {
                 let cmd = redis::cmd("SREM").arg(&full_key).arg(&encoded).take();
-                redis.query("SREM", &full_key, cmd).await
+                redis.query_once("SREM", &full_key, cmd).await
             }
             Backend::Memory(memory) => memory.atomically(|store| {
                 Ok(match store.set(&full_key, "SREM")? {

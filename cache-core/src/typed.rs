@@ -401,13 +401,18 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        if self.load.negative_ttl.is_some() {
-            // An invalidation must also drop a cached "absent" answer.
-            self.cache.backend().delete(&self.absent.key(key)).await?;
-        }
         let full_key = self.space.key(key);
         self.forget_local(&full_key);
-        self.cache.backend().delete(&full_key).await
+        let backend = self.cache.backend();
+        backend
+            .within(async {
+                if self.load.negative_ttl.is_some() {
+                    // An invalidation must also drop a cached "absent" answer.
+                    backend.delete(&self.absent.key(key)).await?;
+                }
+                backend.delete(&full_key).await
+            })
+            .await
     }
 
     /// Whether `key` holds a live value.
@@ -589,14 +594,20 @@ where
         Q: CacheKey + ?Sized,
     {
         let full_keys = self.full_keys(keys, "delete_many")?;
-        if self.load.negative_ttl.is_some() {
-            let absent: Vec<String> = keys.iter().map(|key| self.absent.key(*key)).collect();
-            self.cache.backend().delete_many(&absent).await?;
-        }
         for full_key in &full_keys {
             self.forget_local(full_key);
         }
-        self.cache.backend().delete_many(&full_keys).await
+        let backend = self.cache.backend();
+        backend
+            .within(async {
+                if self.load.negative_ttl.is_some() {
+                    let absent: Vec<String> =
+                        keys.iter().map(|key| self.absent.key(*key)).collect();
+                    backend.delete_many(&absent).await?;
+                }
+                backend.delete_many(&full_keys).await
+            })
+            .await
     }
 
     /// One write, then the local copy updated to what was written.

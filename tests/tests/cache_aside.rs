@@ -309,6 +309,12 @@ async fn undecodable_values_are_healed_by_reloading(env: Env) {
         "{:?}",
         env.cache.stats()
     );
+    // A loader that finds nothing removes the undecodable value.
+    env.write_raw(&prices.key("gone"), b"{not json").await;
+    let found = prices.get_or_load("gone", || async { None }).await.unwrap();
+    assert_eq!(found, None);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(prices.get("gone").await.unwrap(), None);
 }
 
 async fn derived_types_carry_their_load_policy(env: Env) {

@@ -258,3 +258,100 @@ async fn a_lazy_handle_starts_without_redis_and_connects_when_it_is_up() {
     }
     assert_eq!(names.get("a").await.unwrap().as_deref(), Some("x"));
 }
+
+/// With the server frozen, every operation answers within one timeout (plus
+/// scheduling margin): none pays the timeout twice, however many Redis calls
+/// it would make. Operations that are not idempotent say their outcome is
+/// unknown; idempotent ones do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_server_frozen_every_operation_answers_within_one_timeout() {
+    let redis = TestRedis::start("one-timeout");
+    // Long enough that paying it twice is beyond the margin.
+    let timeout = Duration::from_millis(1_000);
+    let cache = handle(&redis, timeout).await;
+    let policy = LoadPolicy::DEFAULT
+        .negative_ttl(Duration::from_secs(30))
+        .distributed(Duration::from_secs(5), Duration::from_secs(5));
+    let prices = cache
+        .keyspace("price")
+        .ttl(Duration::from_secs(60))
+        .load_policy(policy)
+        .typed::<String, f64>()
+        .unwrap();
+    let calls = cache.keyspace("calls").typed::<String, i64>().unwrap();
+    let locks = cache.keyspace("lock").locks::<str>().unwrap();
+    prices.set("cached", &1.0).await.unwrap();
+
+    redis.pause();
+    let within_one_timeout = |what: &str, started: Instant| {
+        let took = started.elapsed();
+        assert!(took <= timeout + MARGIN, "{what} took {took:?}");
+    };
+
+    let started = Instant::now();
+    let loaded = prices
+        .get_or_load("gpt-4", || async { Some(0.03) })
+        .await
+        .unwrap();
+    assert_eq!(loaded, Some(0.03));
+    within_one_timeout("distributed fail-open get_or_load", started);
+
+    let started = Instant::now();
+    let err = prices.delete("cached").await.unwrap_err();
+    assert!(err.is_timeout() && !err.is_outcome_unknown(), "{err:?}");
+    within_one_timeout("delete with negative caching", started);
+
+    let started = Instant::now();
+    assert!(
+        prices
+            .delete_many(&["a", "b"])
+            .await
+            .unwrap_err()
+            .is_timeout()
+    );
+    within_one_timeout("delete_many with negative caching", started);
+
+    let started = Instant::now();
+    let err = prices.get("cached").await.unwrap_err();
+    assert!(err.is_timeout() && !err.is_outcome_unknown(), "{err:?}");
+    within_one_timeout("get", started);
+
+    let err = calls.incr("u", 1).await.unwrap_err();
+    assert!(err.is_outcome_unknown(), "{err:?}");
+    assert!(err.to_string().contains("outcome unknown"), "{err}");
+    let err = locks
+        .try_acquire("job", Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(err.is_outcome_unknown(), "{err:?}");
+    assert!(calls.take("u").await.unwrap_err().is_outcome_unknown());
+    redis.resume();
+}
+
+/// After a restart, a handle's first idempotent call succeeds: the call that
+/// meets the broken connection is sent once more on the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_calls_are_retried_once_after_a_restart() {
+    let mut redis = TestRedis::start_with("retry", &["--appendonly", "yes"]);
+    let first = handle(&redis, Duration::from_secs(2)).await;
+    let second = handle(&redis, Duration::from_secs(2)).await;
+    let names = |cache: &Cache| cache.keyspace("name").typed::<String, String>().unwrap();
+    names(&first).set("a", &"ada".to_owned()).await.unwrap();
+    assert_eq!(
+        names(&second).get("a").await.unwrap().as_deref(),
+        Some("ada")
+    );
+
+    for round in 0..3 {
+        redis.kill();
+        redis.restart();
+        // Give the old connections time to notice nothing; the first call meets the break.
+        assert_eq!(
+            names(&second).get("a").await.unwrap().as_deref(),
+            Some("ada"),
+            "round {round}: the first read after the restart"
+        );
+        names(&first).set("b", &"bob".to_owned()).await.unwrap();
+        assert!(names(&first).exists("b").await.unwrap());
+    }
+}

@@ -7,12 +7,35 @@
 pub(crate) mod memory;
 pub(crate) mod redis;
 
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use crate::error::Result;
 
+tokio::task_local! {
+    /// When the public operation running in this task must have answered.
+    static DEADLINE: Instant;
+}
+
+/// Runs `operation` so that all its backend calls share one `timeout`: a call
+/// gets what earlier calls left, and none is sent once it is spent. Nested
+/// uses keep the outer deadline.
+pub(crate) async fn within<F: Future>(timeout: Duration, operation: F) -> F::Output {
+    if DEADLINE.try_with(|_| ()).is_ok() {
+        return operation.await;
+    }
+    DEADLINE.scope(Instant::now() + timeout, operation).await
+}
+
+/// What is left of the running operation's time, at most `timeout`.
+pub(crate) fn budget(timeout: Duration) -> Duration {
+    DEADLINE
+        .try_with(|deadline| deadline.saturating_duration_since(Instant::now()))
+        .map_or(timeout, |left| left.min(timeout))
+}
+
 pub(crate) use self::memory::MemoryBackend;
-pub(crate) use self::redis::RedisBackend;
+pub(crate) use self::redis::{RedisBackend, Retry};
 
 /// What a key's time to live is, as `TTL`/`PTTL` report it.
 ///
@@ -99,6 +122,14 @@ pub(crate) enum Backend {
 }
 
 impl Backend {
+    /// Runs one public operation: all its Redis calls share one timeout.
+    pub(crate) async fn within<F: Future>(&self, operation: F) -> F::Output {
+        match self {
+            Backend::Redis(redis) => within(redis.timeout(), operation).await,
+            Backend::Memory(_) => operation.await,
+        }
+    }
+
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         match self {
             Backend::Redis(redis) => redis.get(key).await,
@@ -195,7 +226,9 @@ impl Backend {
                     }
                     pipe.ignore();
                 }
-                let () = redis.pipeline("SET", first, pipe).await?;
+                let () = redis
+                    .pipeline("SET", first, pipe, Retry::Idempotent)
+                    .await?;
                 Ok(())
             }
             Backend::Memory(memory) => {

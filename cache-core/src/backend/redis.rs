@@ -50,6 +50,24 @@ return redis.call('GET', KEYS[1])
     )
 });
 
+/// Whether a call may be sent a second time after its connection dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// Applying it twice is the same as once (GET, SET with a value, DEL,
+    /// PEXPIRE, MGET, ...). Counts it returns (how many keys DEL removed) can
+    /// be lower after a retry, when the first try was applied but its answer lost.
+    Idempotent,
+    /// It counts or consumes (INCR, GETDEL, SET NX, every script): sent once;
+    /// after a timeout or a lost connection its outcome is unknown.
+    Never,
+}
+
+/// A connection that broke under the call: the server restarted or the
+/// network dropped it. The manager reconnects on the next call.
+fn is_connection_loss(err: &redis::RedisError) -> bool {
+    err.is_connection_dropped() || err.is_io_error()
+}
+
 pub(crate) struct RedisBackend {
     connection: ConnectionManager,
     timeout: Duration,
@@ -81,57 +99,108 @@ impl RedisBackend {
         }
     }
 
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     pub(crate) fn connection(&self) -> ConnectionManager {
         self.connection.clone()
     }
 
-    /// Runs `call` within the timeout and maps its error to the crate's error.
-    async fn bounded<T>(
+    /// Runs `call` within what is left of the operation's timeout and maps
+    /// its error to the crate's error. An idempotent call whose connection
+    /// dropped (a server restart) is sent once more within the same budget;
+    /// no call is sent once the budget is spent.
+    async fn bounded<T, F, Fut>(
         &self,
         operation: &'static str,
         key: &str,
-        call: impl Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T> {
+        retry: Retry,
+        call: F,
+    ) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
         // Operation only: keys can hold personal data and values never appear.
         let span = tracing::debug_span!("cache.redis", operation);
-        let error = match tokio::time::timeout(self.timeout, call)
-            .instrument(span)
-            .await
-        {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(err)) if err.is_timeout() => self.timeout_error(operation, key),
-            Ok(Err(err)) => Error::from_redis(operation, Some(key), err),
-            Err(_elapsed) => self.timeout_error(operation, key),
+        let budget = super::budget(self.timeout);
+        let deadline = tokio::time::Instant::now() + budget;
+        let mut attempts = match retry {
+            Retry::Idempotent => 2,
+            Retry::Never => 1,
+        };
+        let error = loop {
+            if budget.is_zero() {
+                break self.timeout_error(operation, key, Retry::Idempotent);
+            }
+            attempts -= 1;
+            let attempt = tokio::time::timeout_at(deadline, call());
+            match attempt.instrument(span.clone()).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(err)) if attempts > 0 && is_connection_loss(&err) => continue,
+                Ok(Err(err)) if err.is_timeout() => {
+                    break self.timeout_error(operation, key, retry);
+                }
+                Ok(Err(err)) => {
+                    let unknown = retry == Retry::Never && is_connection_loss(&err);
+                    break Error::from_redis(operation, Some(key), err, unknown);
+                }
+                Err(_elapsed) => break self.timeout_error(operation, key, retry),
+            }
         };
         self.stats.count_error(&error);
         Err(error)
     }
 
-    fn timeout_error(&self, operation: &'static str, key: &str) -> Error {
+    fn timeout_error(&self, operation: &'static str, key: &str, retry: Retry) -> Error {
         Error::Timeout {
             operation,
             key: Some(key.to_owned()),
             after: self.timeout,
+            outcome_unknown: retry == Retry::Never,
         }
     }
 
-    /// Sends one command, bounded by the timeout.
+    /// Sends one idempotent command (safe to send twice), bounded by the timeout.
     pub(crate) async fn query<T: FromRedisValue>(
         &self,
         operation: &'static str,
         key: &str,
         cmd: Cmd,
     ) -> Result<T> {
-        let mut connection = self.connection.clone();
-        self.bounded(operation, key, async move {
-            cmd.query_async(&mut connection).await
+        self.send(operation, key, cmd, Retry::Idempotent).await
+    }
+
+    /// Sends one command that counts or consumes (INCR, GETDEL, SET NX):
+    /// never twice.
+    pub(crate) async fn query_once<T: FromRedisValue>(
+        &self,
+        operation: &'static str,
+        key: &str,
+        cmd: Cmd,
+    ) -> Result<T> {
+        self.send(operation, key, cmd, Retry::Never).await
+    }
+
+    async fn send<T: FromRedisValue>(
+        &self,
+        operation: &'static str,
+        key: &str,
+        cmd: Cmd,
+        retry: Retry,
+    ) -> Result<T> {
+        self.bounded(operation, key, retry, || {
+            let mut connection = self.connection.clone();
+            let cmd = cmd.clone();
+            async move { cmd.query_async(&mut connection).await }
         })
         .await
     }
 
     /// Runs `script` on `keys` with `args` (EVALSHA, falling back to EVAL when
-    /// the server has lost its script cache). `key` names the operation's main
-    /// key in errors.
+    /// the server has lost its script cache), never twice. `key` names the
+    /// operation's main key in errors.
     pub(crate) async fn script<T: FromRedisValue>(
         &self,
         operation: &'static str,
@@ -146,10 +215,11 @@ impl RedisBackend {
         for arg in args {
             invocation.arg(*arg);
         }
-        let mut connection = self.connection.clone();
         let main_key = keys.first().copied().unwrap_or_default();
-        self.bounded(operation, main_key, async move {
-            invocation.invoke_async(&mut connection).await
+        self.bounded(operation, main_key, Retry::Never, || {
+            let mut connection = self.connection.clone();
+            let invocation = &invocation;
+            async move { invocation.invoke_async(&mut connection).await }
         })
         .await
     }
@@ -160,10 +230,12 @@ impl RedisBackend {
         operation: &'static str,
         key: &str,
         pipe: redis::Pipeline,
+        retry: Retry,
     ) -> Result<T> {
-        let mut connection = self.connection.clone();
-        self.bounded(operation, key, async move {
-            pipe.query_async(&mut connection).await
+        self.bounded(operation, key, retry, || {
+            let mut connection = self.connection.clone();
+            let pipe = &pipe;
+            async move { pipe.query_async(&mut connection).await }
         })
         .await
     }
@@ -176,7 +248,8 @@ impl RedisBackend {
     pub(crate) async fn get_with_ttl(&self, key: &str) -> Result<Option<(Vec<u8>, Ttl)>> {
         let mut pipe = redis::pipe();
         pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
-        let (bytes, millis): (Option<Vec<u8>>, i64) = self.pipeline("GET", key, pipe).await?;
+        let (bytes, millis): (Option<Vec<u8>>, i64) =
+            self.pipeline("GET", key, pipe, Retry::Idempotent).await?;
         Ok(bytes.map(|bytes| (bytes, ttl_from_millis(millis))))
     }
 
@@ -200,8 +273,13 @@ impl RedisBackend {
         if mode == SetMode::IfAbsent {
             cmd.arg("NX");
         }
-        // SET answers OK, or nil when NX found the key present.
-        let reply: redis::Value = self.query("SET", key, cmd).await?;
+        // SET answers OK, or nil when NX found the key present. SET NX is not
+        // sent twice: a second try would find the first one's value.
+        let retry = match mode {
+            SetMode::Always => Retry::Idempotent,
+            SetMode::IfAbsent => Retry::Never,
+        };
+        let reply: redis::Value = self.send("SET", key, cmd, retry).await?;
         Ok(reply != redis::Value::Nil)
     }
 
@@ -233,7 +311,7 @@ impl RedisBackend {
     }
 
     pub(crate) async fn take(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.query("GETDEL", key, redis::cmd("GETDEL").arg(key).take())
+        self.query_once("GETDEL", key, redis::cmd("GETDEL").arg(key).take())
             .await
     }
 
@@ -247,7 +325,7 @@ impl RedisBackend {
         if bounds.is_full_range() && ttl.is_none() {
             // INCRBY alone refuses to overflow and changes nothing then.
             let cmd = redis::cmd("INCRBY").arg(key).arg(delta).take();
-            let result = self.query("INCRBY", key, cmd).await;
+            let result = self.query_once("INCRBY", key, cmd).await;
             return result.map_err(|err| overflow_or(err, key, delta));
         }
         let Some((low, high)) = bounds.current_range(delta) else {
