@@ -257,7 +257,9 @@ impl Error {
         matches!(self, Error::Config { .. })
     }
 
-    /// True when the server could not be reached or the call failed on the wire.
+    /// True when the server could not be reached, the call failed on the
+    /// wire, or the server is up but not serving yet (it answers `LOADING`
+    /// while it reads its data back after a restart): a later call may work.
     ///
     /// ```
     /// assert!(!cache_core::Error::config("x").is_connection());
@@ -269,6 +271,8 @@ impl Error {
                 source.is_io_error()
                     || source.is_connection_dropped()
                     || source.is_connection_refusal()
+                    || source.kind()
+                        == redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
             }
             _ => false,
         }
