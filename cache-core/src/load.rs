@@ -398,7 +398,9 @@ where
     ///
     /// # Errors
     /// With fail-closed, backend and timeout errors of the read. Always:
-    /// [`Error::Load`] when the load failed (shared by everyone who waited for it).
+    /// [`Error::Load`] when the load failed (shared by everyone who waited for
+    /// it), or when the loaded value cannot be stored: its source is then the
+    /// [`Error::ValueTooLarge`] or [`Error::Encode`] that `set` would return.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
