@@ -607,6 +607,76 @@ async fn oversized_values_are_refused_before_sending(env: Env) {
         blobs.get("fits").await.unwrap().map(|s| s.len()),
         Some(1000)
     );
+
+    // Every other write path applies the same limit, and writes nothing.
+    let too_large = |err: &Error| match err {
+        Error::ValueTooLarge { .. } => true,
+        Error::Load { source, .. } => source.to_string().contains("over the limit"),
+        _ => false,
+    };
+    let big = "x".repeat(4096);
+    let err = blobs
+        .set_with_ttl("a", &big, Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(too_large(&err), "{err:?}");
+    let err = blobs.set_if_absent("a", &big).await.unwrap_err();
+    assert!(too_large(&err), "{err:?}");
+    let err = blobs
+        .set_many(&[("a", &"ok".to_owned()), ("b", &big)])
+        .await
+        .unwrap_err();
+    assert!(too_large(&err), "{err:?}");
+    let err = blobs
+        .get_or_load("loaded", move || async move { Some(big) })
+        .await
+        .unwrap_err();
+    assert!(too_large(&err), "{err:?}");
+    assert_eq!(err.key(), Some(blobs.key("loaded").as_str()));
+    let refreshed = blobs
+        .with_load_policy(cache::LoadPolicy::DEFAULT.early_refresh(0.99))
+        .unwrap()
+        .with_ttl(Duration::from_secs(100))
+        .unwrap();
+    refreshed.set("refresh", &"small".to_owned()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let served = refreshed
+        .get_or_load("refresh", || async { Some("y".repeat(4096)) })
+        .await
+        .unwrap();
+    assert_eq!(
+        served.as_deref(),
+        Some("small"),
+        "the refresh runs in the background"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let members = small
+        .keyspace("members")
+        .typed_set::<String, String>()
+        .unwrap();
+    let err = members.add("s", &["y".repeat(4096)]).await.unwrap_err();
+    assert!(too_large(&err), "{err:?}");
+    let codes = small.keyspace("otp").one_time_codes::<str>(3).unwrap();
+    let err = codes
+        .issue("u", &"9".repeat(4096), Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(too_large(&err), "{err:?}");
+    let err = small.raw_set("raw", &[0; 4096], None).await.unwrap_err();
+    assert!(too_large(&err), "{err:?}");
+    for key in ["a", "b", "loaded"] {
+        assert!(!blobs.exists(key).await.unwrap(), "{key} was written");
+    }
+    assert_eq!(
+        blobs.get("refresh").await.unwrap().as_deref(),
+        Some("small")
+    );
+    assert_eq!(members.len("s").await.unwrap(), None);
+    assert_eq!(
+        codes.verify("u", "9").await.unwrap(),
+        cache::Verification::Missing
+    );
+    assert_eq!(small.raw_get("raw").await.unwrap(), None);
 }
 
 async fn batch_operations_read_write_and_delete_many_keys(env: Env) {
