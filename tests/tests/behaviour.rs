@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 cache_tests::backend_suite!(
     round_trips_in_every_codec,
+    floats_come_back_exactly_and_lossy_values_are_refused,
     default_ttl_is_applied_and_expires,
     set_with_ttl_overrides_and_expires,
     no_ttl_means_persistent,
@@ -415,6 +416,69 @@ async fn refused_increments_at_the_ends_of_the_range_change_nothing(env: Env) {
         unsigned.incr("edge", i64::MAX).await.unwrap(),
         i64::MAX as u64
     );
+}
+
+async fn floats_come_back_exactly_and_lossy_values_are_refused(env: Env) {
+    let edges = [
+        123_456_789.123_456_79,
+        0.1 + 0.2,
+        -0.0,
+        f64::MIN_POSITIVE,
+        5e-324,
+        f64::MAX,
+        f64::MIN,
+        1.0 / 3.0,
+        std::f64::consts::PI,
+    ];
+    for codec in codecs() {
+        let floats = env
+            .cache
+            .keyspace(format!("f-{}", codec.name()))
+            .codec(codec)
+            .typed::<u32, (f64, f32)>()
+            .unwrap();
+        for (i, &value) in edges.iter().enumerate() {
+            let single = value as f32;
+            let pair = (value, if single.is_finite() { single } else { f32::MAX });
+            floats.set(&(i as u32), &pair).await.unwrap();
+            let back = floats.get(&(i as u32)).await.unwrap().unwrap();
+            assert_eq!(
+                (back.0.to_bits(), back.1.to_bits()),
+                (pair.0.to_bits(), pair.1.to_bits()),
+                "{codec:?} {value:e}"
+            );
+        }
+        let nan = floats.set(&100, &(f64::NAN, 1.0)).await;
+        let nested = env
+            .cache
+            .keyspace(format!("o-{}", codec.name()))
+            .codec(codec)
+            .typed::<u32, Option<Option<u8>>>()
+            .unwrap();
+        let some_none = nested.set(&1, &Some(None)).await;
+        match codec {
+            Codec::Json => {
+                let err = nan.unwrap_err();
+                assert!(matches!(err, Error::Encode { .. }), "{err:?}");
+                assert_eq!(err.key(), Some(floats.key(&100).as_str()));
+                assert!(!floats.exists(&100).await.unwrap());
+            }
+            _ => {
+                nan.unwrap();
+                assert!(floats.get(&100).await.unwrap().unwrap().0.is_nan());
+            }
+        }
+        match codec {
+            Codec::Bincode => {
+                some_none.unwrap();
+                assert_eq!(nested.get(&1).await.unwrap(), Some(Some(None)));
+            }
+            _ => {
+                assert!(matches!(some_none, Err(Error::Encode { .. })), "{codec:?}");
+                assert!(!nested.exists(&1).await.unwrap());
+            }
+        }
+    }
 }
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
