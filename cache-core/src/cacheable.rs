@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::codec::Codec;
 use crate::key::CacheKey;
-use crate::load::LoadPolicy;
+use crate::typed::policy::LoadPolicy;
 
 /// A type that knows how it is cached: its key type, key prefix, schema version,
 /// default TTL and codec. Usually derived:

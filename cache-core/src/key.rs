@@ -161,14 +161,14 @@ tuple_keys!(A, B, C, D);
 
 /// The fixed head of every key of one typed cache: `{namespace}:{prefix}:v{version}:`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct KeySpace {
+pub(crate) struct KeyLayout {
     head: String,
     /// Where the version part starts in `head`, to derive companion keyspaces.
     version_at: usize,
     prefix: String,
 }
 
-impl KeySpace {
+impl KeyLayout {
     /// `prefix` is escaped too, so a hand-written `Cacheable` impl cannot break the layout.
     pub(crate) fn new(namespace: Option<&str>, prefix: &str, version: u32) -> Self {
         let mut head = String::new();
@@ -179,7 +179,7 @@ impl KeySpace {
         escape_into(prefix, &mut head);
         let version_at = head.len();
         head.push_str(&format!(":v{version}:"));
-        KeySpace {
+        KeyLayout {
             head,
             version_at,
             prefix: prefix.to_owned(),
@@ -189,14 +189,14 @@ impl KeySpace {
     /// A companion keyspace, `{namespace}:{prefix}#{role}:v{version}:`, for data
     /// a building block keeps beside the values (negative entries, load locks).
     /// `#` never appears in an escaped prefix, so no user keyspace can meet it.
-    pub(crate) fn companion(&self, role: &str) -> KeySpace {
+    pub(crate) fn companion(&self, role: &str) -> KeyLayout {
         let mut head = String::with_capacity(self.head.len() + role.len() + 1);
         head.push_str(&self.head[..self.version_at]);
         head.push('#');
         head.push_str(role);
         let version_at = head.len();
         head.push_str(&self.head[self.version_at..]);
-        KeySpace {
+        KeyLayout {
             head,
             version_at,
             prefix: format!("{}#{role}", self.prefix),
@@ -204,7 +204,7 @@ impl KeySpace {
     }
 
     /// The key in this keyspace with the same key part as `full_key` of `from`.
-    pub(crate) fn key_of_full(&self, full_key: &str, from: &KeySpace) -> String {
+    pub(crate) fn key_of_full(&self, full_key: &str, from: &KeyLayout) -> String {
         let part = full_key
             .strip_prefix(from.head.as_str())
             .unwrap_or(full_key);
@@ -254,47 +254,47 @@ mod tests {
 
     #[test]
     fn layout_with_and_without_namespace() {
-        let with = KeySpace::new(Some("gateway"), "price", 1);
+        let with = KeyLayout::new(Some("gateway"), "price", 1);
         assert_eq!(with.key("gpt-4"), "gateway:price:v1:gpt-4");
-        let without = KeySpace::new(None, "seq", 3);
+        let without = KeyLayout::new(None, "seq", 3);
         assert_eq!(without.key(&42i64), "seq:v3:42");
         assert_eq!(without.key(&-7i32), "seq:v3:-7");
     }
 
     #[test]
     fn companions_sit_beside_the_values() {
-        let space = KeySpace::new(Some("gw"), "price", 2);
+        let layout = KeyLayout::new(Some("gw"), "price", 2);
         assert_eq!(
-            space.companion("absent").key("gpt-4"),
+            layout.companion("absent").key("gpt-4"),
             "gw:price#absent:v2:gpt-4"
         );
         assert_eq!(
-            space.companion("load").tagged_key("gpt-4"),
+            layout.companion("load").tagged_key("gpt-4"),
             "gw:price#load:v2:{gpt-4}"
         );
     }
 
     #[test]
     fn hostile_parts_are_escaped() {
-        let space = KeySpace::new(Some("a:b"), "p", 1);
+        let layout = KeyLayout::new(Some("a:b"), "p", 1);
         assert_eq!(
-            space.key("{tag}*?[x]\\ \n%"),
+            layout.key("{tag}*?[x]\\ \n%"),
             "a%3Ab:p:v1:%7Btag%7D%2A%3F%5Bx%5D%5C%20%0A%25"
         );
-        assert_eq!(space.key("é"), "a%3Ab:p:v1:%C3%A9");
-        assert_eq!(space.key(""), "a%3Ab:p:v1:");
+        assert_eq!(layout.key("é"), "a%3Ab:p:v1:%C3%A9");
+        assert_eq!(layout.key(""), "a%3Ab:p:v1:");
     }
 
     #[test]
     fn long_keys_become_digests() {
-        let space = KeySpace::new(None, "p", 1);
+        let layout = KeyLayout::new(None, "p", 1);
         let long = "x".repeat(10_000);
-        let key = space.key(long.as_str());
+        let key = layout.key(long.as_str());
         assert_eq!(key.len(), "p:v1:#".len() + 64);
-        assert_ne!(key, space.key("x".repeat(10_001).as_str()));
+        assert_ne!(key, layout.key("x".repeat(10_001).as_str()));
         // At the limit the key is kept as it is.
         let edge = "y".repeat(MAX_KEY_PART_LEN);
-        assert_eq!(space.key(edge.as_str()), format!("p:v1:{edge}"));
+        assert_eq!(layout.key(edge.as_str()), format!("p:v1:{edge}"));
     }
 
     mod injective {
@@ -311,37 +311,37 @@ mod tests {
             ]
         }
 
-        fn space() -> impl Strategy<Value = (Option<String>, String, u32)> {
+        fn layout() -> impl Strategy<Value = (Option<String>, String, u32)> {
             (proptest::option::of(part()), "[a-c._-]{1,4}", 1u32..4)
         }
 
-        fn full<K: CacheKey + ?Sized>(space: &(Option<String>, String, u32), key: &K) -> String {
-            KeySpace::new(space.0.as_deref(), &space.1, space.2).key(key)
+        fn full<K: CacheKey + ?Sized>(layout: &(Option<String>, String, u32), key: &K) -> String {
+            KeyLayout::new(layout.0.as_deref(), &layout.1, layout.2).key(key)
         }
 
         proptest! {
             #[test]
-            fn distinct_strings_give_distinct_keys(sa in space(), a in part(), sb in space(), b in part()) {
+            fn distinct_strings_give_distinct_keys(sa in layout(), a in part(), sb in layout(), b in part()) {
                 prop_assume!((&sa, &a) != (&sb, &b));
                 prop_assert_ne!(full(&sa, a.as_str()), full(&sb, b.as_str()));
             }
 
             #[test]
             fn distinct_tuples_give_distinct_keys(
-                sa in space(), a in (part(), part(), any::<i64>()),
-                sb in space(), b in (part(), part(), any::<i64>()),
+                sa in layout(), a in (part(), part(), any::<i64>()),
+                sb in layout(), b in (part(), part(), any::<i64>()),
             ) {
                 prop_assume!((&sa, &a) != (&sb, &b));
                 prop_assert_ne!(full(&sa, &a), full(&sb, &b));
             }
 
             #[test]
-            fn tuples_never_meet_plain_strings(s in space(), a in (part(), part()), b in part()) {
+            fn tuples_never_meet_plain_strings(s in layout(), a in (part(), part()), b in part()) {
                 prop_assert_ne!(full(&s, &a), full(&s, b.as_str()));
             }
 
             #[test]
-            fn keys_hold_no_glob_or_hash_tag_characters(s in space(), a in part()) {
+            fn keys_hold_no_glob_or_hash_tag_characters(s in layout(), a in part()) {
                 let key = full(&s, a.as_str());
                 let special = key.contains(['{', '}', '*', '?', '[', ']', '\\', ' ', '\n']);
                 prop_assert!(!special, "special character in {}", key);

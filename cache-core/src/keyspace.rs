@@ -6,42 +6,20 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::blocks::flag::Flags;
+use crate::blocks::lock::Locks;
+use crate::blocks::otp::OneTimeCodes;
+use crate::blocks::ratelimit::{RateLimit, RateLimiter};
+use crate::blocks::sequence::Sequences;
+use crate::blocks::set::TypedSet;
 use crate::cache::Cache;
 use crate::codec::Codec;
 use crate::error::{Error, Result};
-use crate::flag::Flags;
-use crate::key::{CacheKey, KeySpace, is_valid_prefix};
-use crate::load::LoadPolicy;
-use crate::local::LocalSettings;
-use crate::lock::Locks;
-use crate::otp::OneTimeCodes;
-use crate::ratelimit::{RateLimit, RateLimiter};
-use crate::sequence::Sequences;
-use crate::set::TypedSet;
+use crate::key::{CacheKey, KeyLayout, is_valid_prefix};
+use crate::ttl::check_ttl;
 use crate::typed::TypedCache;
-
-/// The longest TTL accepted: Redis keeps expiry times as milliseconds in an
-/// `i64` counted from the Unix epoch, so half that range leaves room for "now".
-/// About 146 million years.
-pub const MAX_TTL: Duration = Duration::from_millis(i64::MAX as u64 / 2);
-
-/// Checks that a TTL is at least one millisecond and within [`MAX_TTL`].
-pub(crate) fn check_ttl(ttl: Duration, key: Option<&str>) -> Result<()> {
-    let reason = if ttl.is_zero() {
-        "a TTL must be greater than zero"
-    } else if ttl < Duration::from_millis(1) {
-        "a TTL must be at least one millisecond"
-    } else if ttl > MAX_TTL {
-        "a TTL must not exceed cache_core::MAX_TTL"
-    } else {
-        return Ok(());
-    };
-    Err(Error::InvalidTtl {
-        key: key.map(str::to_owned),
-        ttl,
-        reason,
-    })
-}
+use crate::typed::local::LocalSettings;
+use crate::typed::policy::LoadPolicy;
 
 /// Configures a [`TypedCache`]; made by [`Cache::keyspace`].
 ///
@@ -271,7 +249,7 @@ impl KeyspaceBuilder {
     }
 
     /// Validates the settings into the parts every typed view is built from.
-    pub(crate) fn check(self) -> Result<Keyspace> {
+    pub(crate) fn check(self) -> Result<KeyspaceSettings> {
         if !is_valid_prefix(&self.prefix) {
             return Err(Error::config(format!(
                 "prefix `{}` must be non-empty and made of A-Z a-z 0-9 . _ -",
@@ -291,7 +269,7 @@ impl KeyspaceBuilder {
         if let Some(local) = &self.local {
             local.check(&self.prefix)?;
         }
-        let mut keyspace = Keyspace::new(
+        let mut keyspace = KeyspaceSettings::new(
             self.cache,
             &self.prefix,
             self.version,
@@ -306,16 +284,16 @@ impl KeyspaceBuilder {
 
 /// A checked keyspace: what a typed view or building block is built from.
 #[derive(Debug, Clone)]
-pub(crate) struct Keyspace {
+pub(crate) struct KeyspaceSettings {
     pub(crate) cache: Cache,
-    pub(crate) space: KeySpace,
+    pub(crate) layout: KeyLayout,
     pub(crate) ttl: Option<Duration>,
     pub(crate) codec: Codec,
     pub(crate) load: LoadPolicy,
     pub(crate) local: Option<LocalSettings>,
 }
 
-impl Keyspace {
+impl KeyspaceSettings {
     /// Used directly only for `Cacheable` types, whose derive checked the settings.
     pub(crate) fn new(
         cache: Cache,
@@ -325,10 +303,10 @@ impl Keyspace {
         codec: Codec,
         load: LoadPolicy,
     ) -> Self {
-        let space = KeySpace::new(cache.namespace(), prefix, version);
-        Keyspace {
+        let layout = KeyLayout::new(cache.namespace(), prefix, version);
+        KeyspaceSettings {
             cache,
-            space,
+            layout,
             ttl,
             codec,
             load,

@@ -25,43 +25,36 @@
 //! ```
 
 mod backend;
+mod blocks;
 mod cache;
 mod cacheable;
 mod codec;
 mod error;
-mod flag;
-mod integer;
 mod key;
 mod keyspace;
-mod load;
-mod local;
-mod lock;
-mod lossless;
-mod otp;
+mod lease;
 mod random;
-mod ratelimit;
-mod sequence;
-mod set;
 mod stats;
+mod ttl;
 mod typed;
 
-pub use crate::backend::Ttl;
+pub use crate::blocks::flag::Flags;
+pub use crate::blocks::lock::{LockGuard, Locks};
+pub use crate::blocks::otp::{OneTimeCodes, Verification};
+pub use crate::blocks::ratelimit::{Decision, RateLimit, RateLimiter};
+pub use crate::blocks::sequence::{Allocation, MAX_SEQUENCE, Sequences};
+pub use crate::blocks::set::TypedSet;
 pub use crate::cache::{Cache, CacheBuilder, DEFAULT_MAX_VALUE_SIZE, DEFAULT_TIMEOUT, DEFAULT_URL};
 pub use crate::cacheable::{Cacheable, KeyedCacheable};
 pub use crate::codec::Codec;
 pub use crate::error::{BoxError, Error, Result, redact_url};
-pub use crate::flag::Flags;
 pub use crate::key::{CacheKey, MAX_KEY_PART_LEN, escape_into, is_valid_prefix};
-pub use crate::keyspace::{KeyspaceBuilder, MAX_TTL};
-pub use crate::load::{DistributedFlight, FailurePolicy, LoadPolicy};
-pub use crate::local::MAX_LOCAL_TTL;
-pub use crate::lock::{LockGuard, Locks};
-pub use crate::otp::{OneTimeCodes, Verification};
-pub use crate::ratelimit::{Decision, RateLimit, RateLimiter};
-pub use crate::sequence::{Allocation, MAX_SEQUENCE, Sequences};
-pub use crate::set::TypedSet;
+pub use crate::keyspace::KeyspaceBuilder;
 pub use crate::stats::CacheStats;
+pub use crate::ttl::{MAX_TTL, Ttl};
 pub use crate::typed::TypedCache;
+pub use crate::typed::local::MAX_LOCAL_TTL;
+pub use crate::typed::policy::{DistributedFlight, FailurePolicy, LoadPolicy};
 
 /// `#[derive(Cacheable)]`: see [`Cacheable`] for the attributes.
 #[cfg(feature = "derive")]
@@ -69,8 +62,6 @@ pub use cache_derive::Cacheable;
 
 /// The redis-rs crate this toolkit is built on, for use with [`Cache::redis_connection`].
 pub use redis;
-
-use crate::random::random;
 
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]

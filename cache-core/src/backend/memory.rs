@@ -12,8 +12,9 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::{Bounds, SetMode, Ttl};
+use super::SetMode;
 use crate::error::{Error, Result};
+use crate::ttl::Ttl;
 
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 const MIN_SWEEP_WRITES: usize = 64;
@@ -130,10 +131,17 @@ impl Store {
     }
 
     /// The set at `key`, or a wrong-type error if it holds something else.
-    pub(crate) fn set(&mut self, key: &str, operation: &'static str) -> Result<Option<&mut Entry>> {
+    pub(crate) fn set(
+        &mut self,
+        key: &str,
+        operation: &'static str,
+    ) -> Result<Option<(&mut HashSet<Vec<u8>>, &mut Option<Instant>)>> {
         match self.entry(key) {
             None => Ok(None),
-            Some(entry) if matches!(entry.value, Value::Set(_)) => Ok(Some(entry)),
+            Some(Entry {
+                value: Value::Set(set),
+                expires_at,
+            }) => Ok(Some((set, expires_at))),
             Some(_) => Err(wrong_type(operation, key)),
         }
     }
@@ -256,37 +264,6 @@ impl MemoryBackend {
                 Value::Bytes(bytes) => Some(bytes),
                 _ => None,
             }))
-        })
-    }
-
-    pub(crate) fn incr(
-        &self,
-        key: &str,
-        delta: i64,
-        bounds: Bounds,
-        ttl: Option<Duration>,
-    ) -> Result<i64> {
-        self.atomically(|store| {
-            let now = store.now();
-            let (current, expires_at) = match store.integer(key, "INCRBY")? {
-                Some(current) => {
-                    let expires_at = store.entry(key).and_then(|entry| entry.expires_at);
-                    (current, expires_at.or(ttl.map(|ttl| deadline(now, ttl))))
-                }
-                None => (0, ttl.map(|ttl| deadline(now, ttl))),
-            };
-            let next = i128::from(current) + i128::from(delta);
-            let next = match i64::try_from(next) {
-                Ok(next) if bounds.contains(i128::from(next)) => next,
-                _ => {
-                    return Err(Error::Overflow {
-                        key: key.to_owned(),
-                        delta,
-                    });
-                }
-            };
-            store.insert(key, Value::Bytes(next.to_string().into_bytes()), expires_at);
-            Ok(next)
         })
     }
 }

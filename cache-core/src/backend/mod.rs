@@ -5,12 +5,14 @@
 //! hot path free of boxing.
 
 pub(crate) mod memory;
+pub(crate) mod ops;
 pub(crate) mod redis;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
+use crate::ttl::{Ttl, ttl_millis};
 
 tokio::task_local! {
     /// When the public operation running in this task must have answered.
@@ -35,83 +37,15 @@ pub(crate) fn budget(timeout: Duration) -> Duration {
 }
 
 pub(crate) use self::memory::MemoryBackend;
+pub(crate) use self::ops::Atomic;
+pub(crate) use self::ops::counter::{Bounds, Incr};
 pub(crate) use self::redis::{RedisBackend, Retry};
-
-/// What a key's time to live is, as `TTL`/`PTTL` report it.
-///
-/// ```
-/// use cache_core::Ttl;
-/// use std::time::Duration;
-///
-/// let ttl = Ttl::Expires(Duration::from_secs(5));
-/// assert_eq!(ttl.remaining(), Some(Duration::from_secs(5)));
-/// assert_eq!(Ttl::Persistent.remaining(), None);
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ttl {
-    /// The key does not exist.
-    Missing,
-    /// The key exists and never expires.
-    Persistent,
-    /// The key expires after this long (millisecond precision).
-    Expires(Duration),
-}
-
-impl Ttl {
-    /// The remaining time, when the key exists and expires.
-    ///
-    /// ```
-    /// assert_eq!(cache_core::Ttl::Missing.remaining(), None);
-    /// ```
-    pub fn remaining(self) -> Option<Duration> {
-        match self {
-            Ttl::Expires(left) => Some(left),
-            Ttl::Missing | Ttl::Persistent => None,
-        }
-    }
-}
 
 /// Whether a write replaces an existing value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SetMode {
     Always,
     IfAbsent,
-}
-
-/// The range a counter must stay in; `None` means the end of the `i64` range.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Bounds {
-    pub(crate) min: Option<i64>,
-    pub(crate) max: Option<i64>,
-}
-
-impl Bounds {
-    /// True when the bounds are the whole `i64` range, which Redis enforces itself.
-    pub(crate) fn is_full_range(self) -> bool {
-        self.min.unwrap_or(i64::MIN) == i64::MIN && self.max.unwrap_or(i64::MAX) == i64::MAX
-    }
-
-    /// The range the current value must be in for `current + delta` to stay
-    /// within the bounds, as (low, high) with `None` where only the `i64`
-    /// range limits it (Redis checks that itself); `None` when no current
-    /// value can do.
-    pub(crate) fn current_range(self, delta: i64) -> Option<(Option<i64>, Option<i64>)> {
-        let min = i128::from(self.min.unwrap_or(i64::MIN)) - i128::from(delta);
-        let max = i128::from(self.max.unwrap_or(i64::MAX)) - i128::from(delta);
-        let (low, high) = (min.max(i128::from(i64::MIN)), max.min(i128::from(i64::MAX)));
-        if low > high {
-            return None;
-        }
-        let low = i64::try_from(low).ok().filter(|&low| low > i64::MIN);
-        let high = i64::try_from(high).ok().filter(|&high| high < i64::MAX);
-        Some((low, high))
-    }
-
-    pub(crate) fn contains(self, value: i128) -> bool {
-        let min = self.min.unwrap_or(i64::MIN);
-        let max = self.max.unwrap_or(i64::MAX);
-        (i128::from(min)..=i128::from(max)).contains(&value)
-    }
 }
 
 /// The storage behind a `Cache` handle.
@@ -268,18 +202,11 @@ impl Backend {
         }
     }
 
-    /// Adds `delta` atomically, refusing to leave `bounds`; a key without an
-    /// expiry (a new one) gets `ttl`, a key with one keeps it. Returns the new value.
-    pub(crate) async fn incr(
-        &self,
-        key: &str,
-        delta: i64,
-        bounds: Bounds,
-        ttl: Option<Duration>,
-    ) -> Result<i64> {
+    /// Runs one multi-step operation atomically.
+    pub(crate) async fn run<O: Atomic>(&self, op: &O) -> Result<O::Output> {
         match self {
-            Backend::Redis(redis) => redis.incr(key, delta, bounds, ttl).await,
-            Backend::Memory(memory) => memory.incr(key, delta, bounds, ttl),
+            Backend::Redis(redis) => redis.run(op).await,
+            Backend::Memory(memory) => memory.atomically(|store| op.in_memory(store)),
         }
     }
 }
@@ -287,9 +214,4 @@ impl Backend {
 /// The key a batch call names in its errors.
 fn first_key(keys: &[String]) -> &str {
     keys.first().map(String::as_str).unwrap_or_default()
-}
-
-/// A TTL in whole milliseconds, as both backends store it.
-pub(crate) fn ttl_millis(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
 }

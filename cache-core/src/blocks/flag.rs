@@ -2,16 +2,14 @@
 //! token is remembered exactly as long as it would have been valid.
 
 use std::borrow::Borrow;
-use std::fmt;
-use std::marker::PhantomData;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::Cache;
-use crate::backend::Backend;
-use crate::backend::memory::{Value, deadline};
+use super::{Scope, block_basics, block_key};
+use crate::backend::ops::flag::RaiseUntil;
 use crate::error::{Error, Result};
-use crate::key::{CacheKey, KeySpace};
-use crate::keyspace::Keyspace;
+use crate::key::CacheKey;
+use crate::keyspace::KeyspaceSettings;
+use crate::ttl::check_ttl;
 
 /// A set of flags per key, each raised until a point in time. Made by
 /// [`KeyspaceBuilder::flags`](crate::KeyspaceBuilder::flags).
@@ -28,26 +26,18 @@ use crate::keyspace::Keyspace;
 /// # Ok(()) }
 /// ```
 pub struct Flags<K: ?Sized> {
-    cache: Cache,
-    space: KeySpace,
-    types: PhantomData<fn(&K)>,
+    scope: Scope<K>,
 }
 
-impl<K: ?Sized> Clone for Flags<K> {
-    fn clone(&self) -> Self {
-        Flags {
-            cache: self.cache.clone(),
-            space: self.space.clone(),
-            types: PhantomData,
-        }
-    }
-}
-
-impl<K: ?Sized> fmt::Debug for Flags<K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Flags").field("keys", &self.space).finish()
-    }
-}
+block_basics!(Flags<K> {  });
+block_key!(Flags<K>
+    r#"```
+# fn main() -> cache_core::Result<()> {
+let revoked = cache_core::Cache::memory().keyspace("jwt").flags::<str>()?;
+assert_eq!(revoked.key("a"), "jwt:v1:a");
+# Ok(()) }
+```"#
+);
 
 fn unix_millis(time: SystemTime) -> Option<u64> {
     time.duration_since(UNIX_EPOCH)
@@ -56,11 +46,9 @@ fn unix_millis(time: SystemTime) -> Option<u64> {
 }
 
 impl<K: CacheKey + ?Sized> Flags<K> {
-    pub(crate) fn new(keyspace: Keyspace) -> Self {
+    pub(crate) fn new(keyspace: KeyspaceSettings) -> Self {
         Flags {
-            cache: keyspace.cache,
-            space: keyspace.space,
-            types: PhantomData,
+            scope: Scope::new(&keyspace),
         }
     }
 
@@ -86,34 +74,25 @@ impl<K: CacheKey + ?Sized> Flags<K> {
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.key(key);
+        let full_key = self.scope.key(key);
         let Ok(left) = until.duration_since(SystemTime::now()) else {
             return Ok(false);
         };
         if left < Duration::from_millis(1) {
             return Ok(false);
         }
-        crate::keyspace::check_ttl(left, Some(&full_key))?;
-        match self.cache.backend() {
-            Backend::Redis(redis) => {
-                let at = unix_millis(until).ok_or_else(|| Error::InvalidTtl {
-                    key: Some(full_key.clone()),
-                    ttl: left,
-                    reason: "the expiry time is out of range",
-                })?;
-                let cmd = redis::cmd("SET")
-                    .arg(&full_key)
-                    .arg("1")
-                    .arg("PXAT")
-                    .arg(at)
-                    .take();
-                let _: redis::Value = redis.query("SET", &full_key, cmd).await?;
-            }
-            Backend::Memory(memory) => memory.atomically(|store| {
-                let expires_at = deadline(store.now(), left);
-                store.insert(&full_key, Value::Bytes(b"1".to_vec()), Some(expires_at));
-            }),
-        }
+        check_ttl(left, Some(&full_key))?;
+        let at_unix_ms = unix_millis(until).ok_or_else(|| Error::InvalidTtl {
+            key: Some(full_key.clone()),
+            ttl: left,
+            reason: "the expiry time is out of range",
+        })?;
+        let raise = RaiseUntil {
+            key: &full_key,
+            at_unix_ms,
+            left,
+        };
+        self.scope.cache.backend().run(&raise).await?;
         Ok(true)
     }
 
@@ -136,9 +115,10 @@ impl<K: CacheKey + ?Sized> Flags<K> {
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.key(key);
-        crate::keyspace::check_ttl(ttl, Some(&full_key))?;
-        self.cache
+        let full_key = self.scope.key(key);
+        check_ttl(ttl, Some(&full_key))?;
+        self.scope
+            .cache
             .backend()
             .set(
                 &full_key,
@@ -167,7 +147,11 @@ impl<K: CacheKey + ?Sized> Flags<K> {
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        self.cache.backend().exists(&self.space.key(key)).await
+        self.scope
+            .cache
+            .backend()
+            .exists(&self.scope.key(key))
+            .await
     }
 
     /// Lowers the flag at `key`; returns whether it was raised.
@@ -186,22 +170,10 @@ impl<K: CacheKey + ?Sized> Flags<K> {
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        self.cache.backend().delete(&self.space.key(key)).await
-    }
-
-    /// The full Redis key of the flag at `key`.
-    ///
-    /// ```
-    /// # fn main() -> cache_core::Result<()> {
-    /// let revoked = cache_core::Cache::memory().keyspace("jwt").flags::<str>()?;
-    /// assert_eq!(revoked.key("a"), "jwt:v1:a");
-    /// # Ok(()) }
-    /// ```
-    pub fn key<Q>(&self, key: &Q) -> String
-    where
-        K: Borrow<Q>,
-        Q: CacheKey + ?Sized,
-    {
-        self.space.key(key)
+        self.scope
+            .cache
+            .backend()
+            .delete(&self.scope.key(key))
+            .await
     }
 }

@@ -2,43 +2,15 @@
 //! consumed by the first correct guess, and locked after too many wrong ones.
 
 use std::borrow::Borrow;
-use std::fmt;
-use std::marker::PhantomData;
-use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::Script;
-
-use crate::Cache;
-use crate::backend::memory::{Value, deadline};
-use crate::backend::{Backend, Retry, ttl_millis};
+use super::{Scope, block_basics};
+use crate::backend::ops::otp::{Issue, Verify};
 use crate::codec::check_size;
 use crate::error::{Error, Result};
-use crate::key::{CacheKey, KeySpace};
-use crate::keyspace::{Keyspace, check_ttl};
-
-/// KEYS: code, attempts. ARGV: guess, max attempts.
-/// Returns {outcome, attempts left}: 0 missing, 1 accepted, 2 rejected, 3 locked.
-static VERIFY: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local code = redis.call('GET', KEYS[1])
-if not code then return {0, 0} end
-local max = tonumber(ARGV[2])
-local attempts = tonumber(redis.call('GET', KEYS[2]) or '0')
-if attempts >= max then return {3, 0} end
-if code == ARGV[1] then
-  redis.call('DEL', KEYS[1], KEYS[2])
-  return {1, 0}
-end
-attempts = redis.call('INCR', KEYS[2])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
-if attempts >= max then return {3, 0} end
-return {2, max - attempts}
-",
-    )
-});
+use crate::key::CacheKey;
+use crate::keyspace::KeyspaceSettings;
+use crate::ttl::check_ttl;
 
 /// What [`OneTimeCodes::verify`] found.
 ///
@@ -84,49 +56,28 @@ pub enum Verification {
 /// # Ok(()) }
 /// ```
 pub struct OneTimeCodes<K: ?Sized> {
-    cache: Cache,
-    space: KeySpace,
+    scope: Scope<K>,
     max_attempts: u32,
-    types: PhantomData<fn(&K)>,
 }
 
-impl<K: ?Sized> Clone for OneTimeCodes<K> {
-    fn clone(&self) -> Self {
-        OneTimeCodes {
-            cache: self.cache.clone(),
-            space: self.space.clone(),
-            max_attempts: self.max_attempts,
-            types: PhantomData,
-        }
-    }
-}
-
-impl<K: ?Sized> fmt::Debug for OneTimeCodes<K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OneTimeCodes")
-            .field("keys", &self.space)
-            .field("max_attempts", &self.max_attempts)
-            .finish()
-    }
-}
+block_basics!(OneTimeCodes<K> { max_attempts }
+);
 
 impl<K: CacheKey + ?Sized> OneTimeCodes<K> {
-    pub(crate) fn new(keyspace: Keyspace, max_attempts: u32) -> Result<Self> {
+    pub(crate) fn new(keyspace: KeyspaceSettings, max_attempts: u32) -> Result<Self> {
         if max_attempts == 0 {
             return Err(Error::config(
                 "one_time_codes: max_attempts must be at least 1",
             ));
         }
         Ok(OneTimeCodes {
-            cache: keyspace.cache,
-            space: keyspace.space,
+            scope: Scope::new(&keyspace),
             max_attempts,
-            types: PhantomData,
         })
     }
 
     fn keys<Q: CacheKey + ?Sized>(&self, key: &Q) -> (String, String) {
-        let code_key = self.space.tagged_key(key);
+        let code_key = self.scope.layout.tagged_key(key);
         let attempts_key = format!("{code_key}:attempts");
         (code_key, attempts_key)
     }
@@ -159,34 +110,14 @@ impl<K: CacheKey + ?Sized> OneTimeCodes<K> {
             )));
         }
         check_ttl(ttl, Some(&code_key))?;
-        check_size(&code_key, code.len(), self.cache.max_value_size())?;
-        match self.cache.backend() {
-            Backend::Redis(redis) => {
-                let mut pipe = redis::pipe();
-                pipe.atomic()
-                    .cmd("SET")
-                    .arg(&code_key)
-                    .arg(code)
-                    .arg("PX")
-                    .arg(ttl_millis(ttl))
-                    .ignore()
-                    .cmd("DEL")
-                    .arg(&attempts_key)
-                    .ignore();
-                let () = redis
-                    .pipeline("SET", &code_key, pipe, Retry::Idempotent)
-                    .await?;
-            }
-            Backend::Memory(memory) => memory.atomically(|store| {
-                let expires_at = deadline(store.now(), ttl);
-                store.insert(
-                    &code_key,
-                    Value::Bytes(code.as_bytes().to_vec()),
-                    Some(expires_at),
-                );
-                store.remove(&attempts_key);
-            }),
-        }
+        check_size(&code_key, code.len(), self.scope.cache.max_value_size())?;
+        let issue = Issue {
+            code_key: &code_key,
+            attempts_key: &attempts_key,
+            code,
+            ttl,
+        };
+        self.scope.cache.backend().run(&issue).await?;
         Ok(())
     }
 
@@ -211,44 +142,13 @@ impl<K: CacheKey + ?Sized> OneTimeCodes<K> {
         Q: CacheKey + ?Sized,
     {
         let (code_key, attempts_key) = self.keys(key);
-        let max = self.max_attempts;
-        let (outcome, left): (u8, u32) = match self.cache.backend() {
-            Backend::Redis(redis) => {
-                let max = max.to_string();
-                redis
-                    .script(
-                        "verify code",
-                        &VERIFY,
-                        &[&code_key, &attempts_key],
-                        &[guess.as_bytes(), max.as_bytes()],
-                    )
-                    .await?
-            }
-            Backend::Memory(memory) => memory.atomically(|store| {
-                let Some(code) = store.bytes(&code_key, "GET")?.cloned() else {
-                    return Ok::<_, Error>((0, 0));
-                };
-                let attempts = store.integer(&attempts_key, "GET")?.unwrap_or(0);
-                let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
-                if attempts >= max {
-                    return Ok((3, 0));
-                }
-                if code == guess.as_bytes() {
-                    store.remove(&code_key);
-                    store.remove(&attempts_key);
-                    return Ok((1, 0));
-                }
-                let attempts = attempts + 1;
-                let expires_at = store.entry(&code_key).and_then(|entry| entry.expires_at);
-                let count = Value::Bytes(attempts.to_string().into_bytes());
-                store.insert(&attempts_key, count, expires_at);
-                Ok(if attempts >= max {
-                    (3, 0)
-                } else {
-                    (2, max - attempts)
-                })
-            })?,
+        let verify = Verify {
+            code_key: &code_key,
+            attempts_key: &attempts_key,
+            guess,
+            max_attempts: self.max_attempts,
         };
+        let (outcome, left) = self.scope.cache.backend().run(&verify).await?;
         Ok(match outcome {
             1 => Verification::Accepted,
             2 => Verification::Rejected {

@@ -19,182 +19,11 @@ use crate::cache::Cache;
 use crate::codec::ValueFormat;
 use crate::error::{BoxError, Error, Result};
 use crate::key::CacheKey;
-use crate::keyspace::check_ttl;
-use crate::local::LocalTier;
-use crate::lock::{LockGuard, try_acquire_at};
-use crate::random;
+use crate::lease::Lease;
 use crate::stats::bump;
 use crate::typed::TypedCache;
-
-/// What `get_or_load` does when Redis fails or times out.
-///
-/// ```
-/// use cache_core::{FailurePolicy, LoadPolicy};
-/// // A revoked-token check must not pass when Redis cannot answer.
-/// let blacklist = LoadPolicy::DEFAULT.on_failure(FailurePolicy::Closed);
-/// assert_eq!(LoadPolicy::DEFAULT, LoadPolicy::DEFAULT.on_failure(FailurePolicy::Open));
-/// # let _ = blacklist;
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FailurePolicy {
-    /// Count the error and treat it as a miss: the loader runs and its value is
-    /// returned; writing it back is best effort. Right for a price cache.
-    Open,
-    /// Return the error. Right where a stale or missing answer is unsafe.
-    Closed,
-}
-
-/// Single flight across processes: the loader of one process holds a short
-/// lock per key; the others re-read until the value is there, for at most `wait`.
-///
-/// ```
-/// use cache_core::LoadPolicy;
-/// use std::time::Duration;
-/// // Loads take under a second; wait up to two for another instance's load.
-/// let policy = LoadPolicy::DEFAULT.distributed(Duration::from_secs(5), Duration::from_secs(2));
-/// # let _ = policy;
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DistributedFlight {
-    /// How long the loading process holds the lock (longer than a load takes).
-    pub lease: Duration,
-    /// How long the others wait for its value before loading themselves.
-    pub wait: Duration,
-}
-
-/// How `get_or_load` behaves, per keyspace or per [`Cacheable`](crate::Cacheable) type.
-///
-/// ```
-/// use cache_core::{FailurePolicy, LoadPolicy};
-/// use std::time::Duration;
-///
-/// const PRICES: LoadPolicy = LoadPolicy::DEFAULT
-///     .negative_ttl(Duration::from_secs(30)) // cache "no such model" for 30 s
-///     .jitter(0.1)                           // spread expiry over the last 10% of the TTL
-///     .early_refresh(0.2)                    // refresh in the background in the last 20%
-///     .on_failure(FailurePolicy::Open);      // Redis down: serve from the loader
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct LoadPolicy {
-    pub(crate) negative_ttl: Option<Duration>,
-    pub(crate) jitter: f64,
-    pub(crate) early_refresh: Option<f64>,
-    pub(crate) failure: FailurePolicy,
-    pub(crate) distributed: Option<DistributedFlight>,
-}
-
-impl Default for LoadPolicy {
-    fn default() -> Self {
-        LoadPolicy::DEFAULT
-    }
-}
-
-impl LoadPolicy {
-    /// No negative caching, no jitter, no early refresh, fail-open, in-process
-    /// single flight only.
-    pub const DEFAULT: LoadPolicy = LoadPolicy {
-        negative_ttl: None,
-        jitter: 0.0,
-        early_refresh: None,
-        failure: FailurePolicy::Open,
-        distributed: None,
-    };
-
-    /// Caches a loader's "absent" (`None`) for `ttl`, so a hot missing key does
-    /// not reach the database on every read.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// let policy = cache_core::LoadPolicy::DEFAULT.negative_ttl(Duration::from_secs(30));
-    /// # let _ = policy;
-    /// ```
-    pub const fn negative_ttl(mut self, ttl: Duration) -> Self {
-        self.negative_ttl = Some(ttl);
-        self
-    }
-
-    /// Shortens each stored TTL by a random part of up to `fraction` (0 to 1),
-    /// so entries written together do not all expire together.
-    ///
-    /// ```
-    /// let policy = cache_core::LoadPolicy::DEFAULT.jitter(0.1);
-    /// # let _ = policy;
-    /// ```
-    pub const fn jitter(mut self, fraction: f64) -> Self {
-        self.jitter = fraction;
-        self
-    }
-
-    /// When a hit finds less than `fraction` (0 to 1) of the TTL left, serve it
-    /// and reload it in the background, one refresh per key at a time.
-    ///
-    /// ```
-    /// let policy = cache_core::LoadPolicy::DEFAULT.early_refresh(0.2);
-    /// # let _ = policy;
-    /// ```
-    pub const fn early_refresh(mut self, fraction: f64) -> Self {
-        self.early_refresh = Some(fraction);
-        self
-    }
-
-    /// What to do when Redis fails; see [`FailurePolicy`].
-    ///
-    /// ```
-    /// use cache_core::{FailurePolicy, LoadPolicy};
-    /// let policy = LoadPolicy::DEFAULT.on_failure(FailurePolicy::Closed);
-    /// # let _ = policy;
-    /// ```
-    pub const fn on_failure(mut self, policy: FailurePolicy) -> Self {
-        self.failure = policy;
-        self
-    }
-
-    /// Single flight across processes; see [`DistributedFlight`].
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// let policy = cache_core::LoadPolicy::DEFAULT.distributed(Duration::from_secs(5), Duration::from_secs(2));
-    /// # let _ = policy;
-    /// ```
-    pub const fn distributed(mut self, lease: Duration, wait: Duration) -> Self {
-        self.distributed = Some(DistributedFlight { lease, wait });
-        self
-    }
-
-    /// Checks the ranges; `prefix` names the keyspace in errors.
-    pub(crate) fn check(&self, prefix: &str) -> Result<()> {
-        if let Some(ttl) = self.negative_ttl {
-            check_ttl(ttl, None)?;
-        }
-        if !(0.0..1.0).contains(&self.jitter) {
-            return Err(Error::config(format!(
-                "jitter of `{prefix}` must be at least 0 and below 1, got {}",
-                self.jitter
-            )));
-        }
-        if let Some(fraction) = self.early_refresh
-            && !(fraction > 0.0 && fraction < 1.0)
-        {
-            return Err(Error::config(format!(
-                "early_refresh of `{prefix}` must be between 0 and 1, got {fraction}"
-            )));
-        }
-        if let Some(flight) = self.distributed {
-            check_ttl(flight.lease, None)?;
-        }
-        Ok(())
-    }
-
-    /// `ttl` shortened by the jitter.
-    pub(crate) fn jittered(&self, ttl: Duration) -> Duration {
-        if self.jitter <= 0.0 {
-            return ttl;
-        }
-        let unit = (random() % 1_000_000) as f64 / 1_000_000.0;
-        ttl.mul_f64(1.0 - self.jitter * unit)
-            .max(Duration::from_millis(1))
-    }
-}
+use crate::typed::local::LocalTier;
+use crate::typed::policy::{FailurePolicy, LoadPolicy};
 
 /// A finished load: the encoded value (`None` when the loader found nothing),
 /// or the failure every waiter shares.
@@ -320,7 +149,7 @@ impl LoadJob {
     /// distributed lock to release once the value is stored, and whether the
     /// outcome is new and needs storing. A failed Redis call on the way marks
     /// the job degraded and skips the rest of the distributed protocol.
-    async fn load<V, Fut, E>(&mut self, load: Fut) -> (Outcome, Option<LockGuard>, bool)
+    async fn load<V, Fut, E>(&mut self, load: Fut) -> (Outcome, Option<Lease>, bool)
     where
         V: Serialize,
         Fut: Future<Output = std::result::Result<Option<V>, E>>,
@@ -330,9 +159,9 @@ impl LoadJob {
         if let (false, Some(flight), Some(lock_key)) =
             (self.degraded, self.policy.distributed, &self.lock_key)
         {
-            match try_acquire_at(&self.cache, lock_key.clone(), flight.lease).await {
+            match Lease::acquire(&self.cache, lock_key.clone(), flight.lease).await {
                 // Another process may have loaded between our miss and the lock.
-                Ok(Some(held)) => match self.reread().await {
+                Ok(Some((held, _))) => match self.reread().await {
                     Ok(Some(found)) => {
                         bump(&self.cache.counters().coalesced_waits);
                         return (Ok(found), Some(held), false);
@@ -467,7 +296,7 @@ where
         Fut: Future<Output = std::result::Result<Option<V>, E>> + Send + 'static,
         E: Into<BoxError> + 'static,
     {
-        let full_key = self.space.key(key);
+        let full_key = self.layout.key(key);
         let counters = self.cache.counters();
         let (mut read_failed, mut heal) = (false, false);
         let backend = self.cache.backend();
@@ -550,7 +379,7 @@ where
             return Ok(Found::Value(bytes, ttl));
         }
         if self.load.negative_ttl.is_some() {
-            let absent_key = self.absent.key_of_full(full_key, &self.space);
+            let absent_key = self.absent.key_of_full(full_key, &self.layout);
             if backend.exists(&absent_key).await? {
                 return Ok(Found::Absent);
             }
@@ -605,7 +434,7 @@ where
             absent_key: self
                 .load
                 .negative_ttl
-                .map(|_| self.absent.key_of_full(&full_key, &self.space)),
+                .map(|_| self.absent.key_of_full(&full_key, &self.layout)),
             lock_key: self.load.distributed.map(|_| self.lock.tagged_key(key)),
             full_key,
             ttl: self.ttl,
@@ -618,7 +447,7 @@ where
         let span = tracing::debug_span!(
             "cache.load",
             namespace = self.cache.namespace().unwrap_or_default(),
-            prefix = self.space.prefix(),
+            prefix = self.layout.prefix(),
         );
         // A task of its own: a caller that gives up does not strand the waiters.
         tokio::spawn(

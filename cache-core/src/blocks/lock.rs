@@ -20,72 +20,15 @@
 
 use std::borrow::Borrow;
 use std::fmt;
-use std::marker::PhantomData;
-use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use redis::Script;
-
-use crate::backend::memory::{Value, deadline};
-use crate::backend::{Backend, ttl_millis};
+use super::{Scope, block_basics};
 use crate::error::{Error, Result};
-use crate::key::{CacheKey, KeySpace};
-use crate::keyspace::{Keyspace, check_ttl};
-use crate::{Cache, random};
-
-/// KEYS: the lock, its fencing counter. ARGV: owner token, lease (ms),
-/// how long the counter outlives the lease (ms).
-///
-/// The fencing token is the server's clock in microseconds, or one more than
-/// the last token when that is not below the clock (two acquisitions in one
-/// microsecond). So tokens keep increasing after Redis loses the counter, and
-/// the counter itself can expire. The counter is read and checked before
-/// anything is written, so a refused acquisition leaves both keys as they were.
-static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-local t = redis.call('TIME')
-local fence = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local last = redis.call('GET', KEYS[2])
-if last then
-  last = tonumber(last)
-  if not last then return redis.error_reply('ERR fencing counter is not an integer') end
-  if last >= fence then fence = last + 1 end
-end
-redis.call('SET', KEYS[2], string.format('%.0f', fence), 'PX', ARGV[3])
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return fence
-",
-    )
-});
-
-/// How much longer than the lease a fencing counter is kept. Tokens come
-/// from the clock, so the counter only has to bridge acquisitions that run
-/// ahead of it within a burst; it does not have to live forever.
-const FENCE_MARGIN: Duration = Duration::from_secs(10);
-
-static RELEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-",
-    )
-});
-
-static EXTEND: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-",
-    )
-});
+use crate::key::CacheKey;
+use crate::keyspace::KeyspaceSettings;
+use crate::lease::Lease;
+use crate::random::random;
 
 const FIRST_RETRY: Duration = Duration::from_millis(5);
 const MAX_RETRY: Duration = Duration::from_millis(100);
@@ -120,33 +63,16 @@ const MAX_RETRY: Duration = Duration::from_millis(100);
 /// # Ok(()) }
 /// ```
 pub struct Locks<K: ?Sized> {
-    cache: Cache,
-    space: KeySpace,
-    types: PhantomData<fn(&K)>,
+    scope: Scope<K>,
 }
 
-impl<K: ?Sized> Clone for Locks<K> {
-    fn clone(&self) -> Self {
-        Locks {
-            cache: self.cache.clone(),
-            space: self.space.clone(),
-            types: PhantomData,
-        }
-    }
-}
-
-impl<K: ?Sized> fmt::Debug for Locks<K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Locks").field("keys", &self.space).finish()
-    }
-}
+block_basics!(Locks<K> {  }
+);
 
 impl<K: CacheKey + ?Sized> Locks<K> {
-    pub(crate) fn new(keyspace: Keyspace) -> Self {
+    pub(crate) fn new(keyspace: KeyspaceSettings) -> Self {
         Locks {
-            cache: keyspace.cache,
-            space: keyspace.space,
-            types: PhantomData,
+            scope: Scope::new(&keyspace),
         }
     }
 
@@ -170,7 +96,14 @@ impl<K: CacheKey + ?Sized> Locks<K> {
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        try_acquire_at(&self.cache, self.space.tagged_key(name), lease).await
+        let key = self.scope.layout.tagged_key(name);
+        let acquired = Lease::acquire(&self.scope.cache, key, lease).await?;
+        Ok(acquired.map(|(held, fencing_token)| LockGuard {
+            held: Arc::new(held),
+            fencing_token,
+            released: false,
+            watchdog: None,
+        }))
     }
 
     /// Takes the lock `name` for `lease`, waiting up to `wait` for it to be free
@@ -203,7 +136,7 @@ impl<K: CacheKey + ?Sized> Locks<K> {
             let waited = started.elapsed();
             if waited >= wait {
                 return Err(Error::LockBusy {
-                    key: self.space.tagged_key(name),
+                    key: self.scope.layout.tagged_key(name),
                     waited,
                 });
             }
@@ -216,134 +149,11 @@ impl<K: CacheKey + ?Sized> Locks<K> {
     }
 }
 
-/// Takes the lock at the full key `key` (a tagged key) if it is free.
-pub(crate) async fn try_acquire_at(
-    cache: &Cache,
-    key: String,
-    lease: Duration,
-) -> Result<Option<LockGuard>> {
-    check_ttl(lease, Some(&key))?;
-    let fence_key = format!("{key}:fence");
-    let token = format!("{:016x}{:016x}", random(), random());
-    let fence_ttl = lease.saturating_add(FENCE_MARGIN);
-    let fencing_token = match cache.backend() {
-        Backend::Redis(redis) => {
-            let lease_ms = ttl_millis(lease).to_string();
-            let fence_ms = ttl_millis(fence_ttl).to_string();
-            redis
-                .script::<Option<u64>>(
-                    "lock acquire",
-                    &ACQUIRE,
-                    &[&key, &fence_key],
-                    &[token.as_bytes(), lease_ms.as_bytes(), fence_ms.as_bytes()],
-                )
-                .await?
-        }
-        Backend::Memory(memory) => memory.atomically(|store| {
-            if store.entry(&key).is_some() {
-                return Ok::<_, Error>(None);
-            }
-            let clock = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|since| i64::try_from(since.as_micros()).unwrap_or(i64::MAX))
-                .unwrap_or_default();
-            let fence = match store.integer(&fence_key, "GET")? {
-                Some(last) if last >= clock => last.saturating_add(1),
-                _ => clock,
-            };
-            let now = store.now();
-            store.insert(
-                &fence_key,
-                Value::Bytes(fence.to_string().into_bytes()),
-                Some(deadline(now, fence_ttl)),
-            );
-            store.insert(
-                &key,
-                Value::Bytes(token.clone().into_bytes()),
-                Some(deadline(now, lease)),
-            );
-            Ok(Some(u64::try_from(fence).unwrap_or_default()))
-        })?,
-    };
-    Ok(fencing_token.map(|fencing_token| LockGuard {
-        held: Arc::new(Held {
-            cache: cache.clone(),
-            key,
-            token,
-        }),
-        fencing_token,
-        released: false,
-        watchdog: None,
-    }))
-}
-
-/// What a guard and its watchdog share.
-struct Held {
-    cache: Cache,
-    key: String,
-    token: String,
-}
-
-impl Held {
-    async fn release(&self) -> Result<bool> {
-        match self.cache.backend() {
-            Backend::Redis(redis) => {
-                let removed: u64 = redis
-                    .script(
-                        "lock release",
-                        &RELEASE,
-                        &[&self.key],
-                        &[self.token.as_bytes()],
-                    )
-                    .await?;
-                Ok(removed > 0)
-            }
-            Backend::Memory(memory) => memory.atomically(|store| {
-                if store
-                    .bytes(&self.key, "GET")?
-                    .is_some_and(|v| *v == self.token.as_bytes())
-                {
-                    store.remove(&self.key);
-                    return Ok(true);
-                }
-                Ok(false)
-            }),
-        }
-    }
-
-    async fn extend(&self, lease: Duration) -> Result<bool> {
-        check_ttl(lease, Some(&self.key))?;
-        match self.cache.backend() {
-            Backend::Redis(redis) => {
-                let lease_ms = ttl_millis(lease).to_string();
-                let applied: u64 = redis
-                    .script(
-                        "lock extend",
-                        &EXTEND,
-                        &[&self.key],
-                        &[self.token.as_bytes(), lease_ms.as_bytes()],
-                    )
-                    .await?;
-                Ok(applied > 0)
-            }
-            Backend::Memory(memory) => memory.atomically(|store| {
-                if store
-                    .bytes(&self.key, "GET")?
-                    .is_some_and(|v| *v == self.token.as_bytes())
-                {
-                    return Ok(store.expire(&self.key, lease));
-                }
-                Ok(false)
-            }),
-        }
-    }
-}
-
 /// A held lock. Dropping it releases the lock (in the background, when a tokio
 /// runtime is there; otherwise the lease runs out).
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard {
-    held: Arc<Held>,
+    held: Arc<Lease>,
     fencing_token: u64,
     released: bool,
     watchdog: Option<tokio::task::JoinHandle<()>>,
@@ -352,7 +162,7 @@ pub struct LockGuard {
 impl fmt::Debug for LockGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LockGuard")
-            .field("key", &self.held.key)
+            .field("key", &self.held.key())
             .field("fencing_token", &self.fencing_token)
             .field("watchdog", &self.watchdog.is_some())
             .finish()
@@ -391,7 +201,7 @@ impl LockGuard {
     /// # Ok(()) }
     /// ```
     pub fn key(&self) -> &str {
-        &self.held.key
+        self.held.key()
     }
 
     /// Releases the lock if this guard still owns it; returns whether it did.

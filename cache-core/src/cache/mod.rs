@@ -13,11 +13,11 @@ use serde::de::DeserializeOwned;
 use crate::Cacheable;
 use crate::backend::{Backend, MemoryBackend, RedisBackend};
 use crate::error::{Error, Result, redact_url};
-use crate::keyspace::{Keyspace, KeyspaceBuilder};
-use crate::load::Flights;
-use crate::local::{LocalSettings, LocalTier};
+use crate::keyspace::{KeyspaceBuilder, KeyspaceSettings};
 use crate::stats::{CacheStats, Stats};
 use crate::typed::TypedCache;
+use crate::typed::load::Flights;
+use crate::typed::local::{LocalSettings, LocalTier};
 
 /// The URL `from_env` falls back to when its variable is unset.
 pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
@@ -189,7 +189,7 @@ impl Cache {
     where
         T: Cacheable + Serialize + DeserializeOwned,
     {
-        let mut keyspace = Keyspace::new(
+        let mut keyspace = KeyspaceSettings::new(
             self.clone(),
             T::PREFIX,
             T::VERSION,
@@ -246,7 +246,7 @@ impl Cache {
     /// ```
     pub async fn raw_set(&self, full_key: &str, bytes: &[u8], ttl: Option<Duration>) -> Result<()> {
         if let Some(ttl) = ttl {
-            crate::keyspace::check_ttl(ttl, Some(full_key))?;
+            crate::ttl::check_ttl(ttl, Some(full_key))?;
         }
         crate::codec::check_size(full_key, bytes.len(), self.max_value_size())?;
         self.backend()

@@ -1,4 +1,9 @@
-//! `TypedCache<K, V>`: typed keys and values over any backend.
+//! `TypedCache<K, V>`: typed keys and values over any backend, with
+//! cache-aside (`load`, `policy`) and an optional local tier (`local`).
+
+pub(crate) mod load;
+pub(crate) mod local;
+pub(crate) mod policy;
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -9,15 +14,16 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::backend::SetMode;
+use crate::backend::{Incr, SetMode};
 use crate::cache::Cache;
 use crate::codec::ValueFormat;
 use crate::error::{Error, Result};
-use crate::key::{CacheKey, KeySpace};
-use crate::keyspace::{Keyspace, check_ttl};
-use crate::load::LoadPolicy;
-use crate::local::{LocalSettings, LocalTier};
+use crate::key::{CacheKey, KeyLayout};
+use crate::keyspace::KeyspaceSettings;
 use crate::stats::bump;
+use crate::ttl::check_ttl;
+use crate::typed::local::{LocalSettings, LocalTier};
+use crate::typed::policy::LoadPolicy;
 use crate::{KeyedCacheable, Ttl};
 use tracing::Instrument;
 
@@ -47,14 +53,14 @@ use tracing::Instrument;
 /// ```
 pub struct TypedCache<K: ?Sized, V> {
     pub(crate) cache: Cache,
-    pub(crate) space: KeySpace,
+    pub(crate) layout: KeyLayout,
     pub(crate) ttl: Option<Duration>,
     pub(crate) format: ValueFormat,
     pub(crate) load: LoadPolicy,
     /// Where cached "absent" answers live (see `LoadPolicy::negative_ttl`).
-    pub(crate) absent: KeySpace,
+    pub(crate) absent: KeyLayout,
     /// Where distributed single-flight locks live.
-    pub(crate) lock: KeySpace,
+    pub(crate) lock: KeyLayout,
     /// The in-process tier in front of the backend, if configured.
     pub(crate) local: Option<Arc<LocalTier>>,
     types: PhantomData<fn(&K) -> V>,
@@ -64,7 +70,7 @@ impl<K: ?Sized, V> Clone for TypedCache<K, V> {
     fn clone(&self) -> Self {
         TypedCache {
             cache: self.cache.clone(),
-            space: self.space.clone(),
+            layout: self.layout.clone(),
             ttl: self.ttl,
             format: self.format,
             load: self.load,
@@ -79,7 +85,7 @@ impl<K: ?Sized, V> Clone for TypedCache<K, V> {
 impl<K: ?Sized, V> fmt::Debug for TypedCache<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TypedCache")
-            .field("keys", &self.space)
+            .field("keys", &self.layout)
             .field("ttl", &self.ttl)
             .field("codec", &self.format.codec)
             .field("integer_values", &self.format.integer.is_some())
@@ -92,17 +98,17 @@ where
     K: CacheKey + ?Sized,
     V: Serialize + DeserializeOwned,
 {
-    pub(crate) fn new(keyspace: Keyspace) -> Self {
+    pub(crate) fn new(keyspace: KeyspaceSettings) -> Self {
         let local = keyspace
             .local
-            .map(|settings| keyspace.cache.local_tier(keyspace.space.head(), settings));
+            .map(|settings| keyspace.cache.local_tier(keyspace.layout.head(), settings));
         TypedCache {
             local,
             format: ValueFormat::for_type::<V>(keyspace.codec),
-            absent: keyspace.space.companion("absent"),
-            lock: keyspace.space.companion("load"),
+            absent: keyspace.layout.companion("absent"),
+            lock: keyspace.layout.companion("load"),
             cache: keyspace.cache,
-            space: keyspace.space,
+            layout: keyspace.layout,
             ttl: keyspace.ttl,
             load: keyspace.load,
             types: PhantomData,
@@ -129,9 +135,9 @@ where
     /// ```
     pub fn with_local(&self, capacity: u64, ttl: Duration) -> Result<Self> {
         let settings = LocalSettings { capacity, ttl };
-        settings.check(self.space.prefix())?;
+        settings.check(self.layout.prefix())?;
         let mut copy = self.clone();
-        copy.local = Some(self.cache.local_tier(self.space.head(), settings));
+        copy.local = Some(self.cache.local_tier(self.layout.head(), settings));
         Ok(copy)
     }
 
@@ -174,7 +180,7 @@ where
     /// # Ok(()) }
     /// ```
     pub fn with_load_policy(&self, policy: LoadPolicy) -> Result<Self> {
-        policy.check(self.space.prefix())?;
+        policy.check(self.layout.prefix())?;
         let mut copy = self.clone();
         copy.load = policy;
         Ok(copy)
@@ -194,7 +200,7 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        self.space.key(key)
+        self.layout.key(key)
     }
 
     /// The TTL that [`set`](Self::set) applies, if any.
@@ -235,7 +241,7 @@ where
             "cache.op",
             operation,
             namespace = self.cache.namespace().unwrap_or_default(),
-            prefix = self.space.prefix(),
+            prefix = self.layout.prefix(),
         )
     }
 
@@ -284,7 +290,7 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.key(key);
+        let full_key = self.layout.key(key);
         if let Some(bytes) = self.local.as_ref().and_then(|local| local.get(&full_key)) {
             bump(&self.cache.counters().local_hits);
             return self.decode_read(&full_key, Some(bytes.to_vec()));
@@ -316,7 +322,7 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.key(key);
+        let full_key = self.layout.key(key);
         if let Some(ttl) = self.ttl {
             check_ttl(ttl, Some(&full_key))?;
         }
@@ -343,7 +349,7 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.key(key);
+        let full_key = self.layout.key(key);
         check_ttl(ttl, Some(&full_key))?;
         let bytes = self.encode(&full_key, value)?;
         self.write(&full_key, bytes, Some(ttl), "set").await
@@ -368,7 +374,7 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.key(key);
+        let full_key = self.layout.key(key);
         if let Some(ttl) = self.ttl {
             check_ttl(ttl, Some(&full_key))?;
         }
@@ -401,7 +407,7 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.key(key);
+        let full_key = self.layout.key(key);
         self.forget_local(&full_key);
         let backend = self.cache.backend();
         backend
@@ -431,7 +437,7 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        self.cache.backend().exists(&self.space.key(key)).await
+        self.cache.backend().exists(&self.layout.key(key)).await
     }
 
     /// The remaining time to live of `key`.
@@ -453,7 +459,7 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        self.cache.backend().ttl(&self.space.key(key)).await
+        self.cache.backend().ttl(&self.layout.key(key)).await
     }
 
     /// Sets `key` to expire after `ttl`; returns whether the key existed.
@@ -473,7 +479,7 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.key(key);
+        let full_key = self.layout.key(key);
         check_ttl(ttl, Some(&full_key))?;
         self.forget_local(&full_key);
         self.cache.backend().expire(&full_key, ttl).await
@@ -498,7 +504,7 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.key(key);
+        let full_key = self.layout.key(key);
         self.forget_local(&full_key);
         let take = self.cache.backend().take(&full_key);
         let bytes = take.instrument(self.span("take")).await?;
@@ -555,12 +561,12 @@ where
         if entries.is_empty() {
             return Err(Error::config(format!(
                 "set_many on `{}` needs at least one entry",
-                self.space.prefix()
+                self.layout.prefix()
             )));
         }
         let mut encoded = Vec::with_capacity(entries.len());
         for (key, value) in entries {
-            let full_key = self.space.key(*key);
+            let full_key = self.layout.key(*key);
             if let Some(ttl) = self.ttl {
                 check_ttl(ttl, Some(&full_key))?;
             }
@@ -675,10 +681,10 @@ where
         if keys.is_empty() {
             return Err(Error::config(format!(
                 "{operation} on `{}` needs at least one key",
-                self.space.prefix()
+                self.layout.prefix()
             )));
         }
-        Ok(keys.iter().map(|key| self.space.key(*key)).collect())
+        Ok(keys.iter().map(|key| self.layout.key(*key)).collect())
     }
 
     /// Adds `delta` to the integer at `key` atomically (a missing key counts as 0)
@@ -704,7 +710,7 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.key(key);
+        let full_key = self.layout.key(key);
         let Some(bounds) = self.format.integer else {
             return Err(Error::config(format!(
                 "incr on `{full_key}`: the value type {} is not an integer",
@@ -715,11 +721,13 @@ where
             check_ttl(ttl, Some(&full_key))?;
         }
         self.forget_local(&full_key);
-        let value = self
-            .cache
-            .backend()
-            .incr(&full_key, delta, bounds, self.ttl)
-            .await?;
+        let incr = Incr {
+            key: &full_key,
+            delta,
+            bounds,
+            ttl: self.ttl,
+        };
+        let value = self.cache.backend().run(&incr).await?;
         let bytes = value.to_string().into_bytes();
         self.decode(&full_key, Some(bytes))?
             .ok_or(Error::NotAnInteger { key: full_key })

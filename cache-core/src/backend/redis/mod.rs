@@ -4,51 +4,18 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use redis::{Cmd, FromRedisValue, Script};
 use tracing::Instrument;
 
-use super::{Bounds, SetMode, Ttl, ttl_millis};
+use super::SetMode;
+use super::ops::{Atomic, RedisForm};
 use crate::error::{Error, Result};
 use crate::stats::Stats;
-
-/// Bounded, TTL-aware increment in one atomic step, for every bound and
-/// every server from Redis 6.2 (no `PEXPIRE ... NX`, which needs 7.0).
-///
-/// The current value is checked against the range it may hold for the result
-/// to stay in bounds (ARGV[2] and ARGV[3], computed by the caller, empty for
-/// "no limit") before anything is written, so a refused increment changes
-/// nothing and nothing has to be undone. The comparison is on decimal strings,
-/// exact over the whole `i64` range, where Lua's doubles are not. INCRBY
-/// itself refuses to leave the `i64` range, also before writing.
-static INCR_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local function cmp(a, b)
-  local na, nb = a:sub(1, 1) == '-', b:sub(1, 1) == '-'
-  if na ~= nb then return na and -1 or 1 end
-  local r = 0
-  if #a ~= #b then r = #a < #b and -1 or 1 elseif a ~= b then r = a < b and -1 or 1 end
-  return na and -r or r
-end
-local cur = redis.call('GET', KEYS[1]) or '0'
-if cur ~= '0' and not string.match(cur, '^%-?[1-9]%d*$') then
-  return redis.error_reply('ERR value is not an integer or out of range')
-end
-if (ARGV[2] ~= '' and cmp(cur, ARGV[2]) < 0) or (ARGV[3] ~= '' and cmp(cur, ARGV[3]) > 0) then
-  return redis.error_reply('OVERFLOW counter would leave the range of its type')
-end
-redis.call('INCRBY', KEYS[1], ARGV[1])
-if ARGV[4] ~= '' and redis.call('PTTL', KEYS[1]) == -1 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
-end
-return redis.call('GET', KEYS[1])
-",
-    )
-});
+use crate::ttl::{Ttl, ttl_millis};
 
 /// Whether a call may be sent a second time after its connection dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -240,6 +207,26 @@ impl RedisBackend {
         .await
     }
 
+    /// Runs one multi-step operation in its Redis form.
+    pub(crate) async fn run<O: Atomic>(&self, op: &O) -> Result<O::Output> {
+        let keys = op.keys();
+        let reply: Result<O::Reply> = match op.redis() {
+            RedisForm::Script(script, args) => {
+                let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+                self.script(O::NAME, script, &keys, &args).await
+            }
+            RedisForm::Pipeline(pipe, retry) => {
+                let key = keys.first().copied().unwrap_or_default();
+                self.pipeline(O::NAME, key, pipe, retry).await
+            }
+            RedisForm::Command(cmd, retry) => {
+                let key = keys.first().copied().unwrap_or_default();
+                self.send(O::NAME, key, cmd, retry).await
+            }
+        };
+        op.decode(reply.map_err(|error| op.refine(error))?)
+    }
+
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.query("GET", key, redis::cmd("GET").arg(key).take())
             .await
@@ -314,36 +301,6 @@ impl RedisBackend {
         self.query_once("GETDEL", key, redis::cmd("GETDEL").arg(key).take())
             .await
     }
-
-    pub(crate) async fn incr(
-        &self,
-        key: &str,
-        delta: i64,
-        bounds: Bounds,
-        ttl: Option<Duration>,
-    ) -> Result<i64> {
-        if bounds.is_full_range() && ttl.is_none() {
-            // INCRBY alone refuses to overflow and changes nothing then.
-            let cmd = redis::cmd("INCRBY").arg(key).arg(delta).take();
-            let result = self.query_once("INCRBY", key, cmd).await;
-            return result.map_err(|err| overflow_or(err, key, delta));
-        }
-        let Some((low, high)) = bounds.current_range(delta) else {
-            return Err(Error::Overflow {
-                key: key.to_owned(),
-                delta,
-            });
-        };
-        let limit = |bound: Option<i64>| bound.map(|b| b.to_string()).unwrap_or_default();
-        let ttl = ttl.map(|t| ttl_millis(t).to_string()).unwrap_or_default();
-        let args = [delta.to_string(), limit(low), limit(high), ttl];
-        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        let result: Result<String> = self.script("INCRBY", &INCR_SCRIPT, &[key], &args).await;
-        let text = result.map_err(|err| overflow_or(err, key, delta))?;
-        text.parse().map_err(|_| Error::NotAnInteger {
-            key: key.to_owned(),
-        })
-    }
 }
 
 /// PTTL's answer: -2 missing, -1 no expiry, otherwise milliseconds left.
@@ -353,18 +310,4 @@ fn ttl_from_millis(millis: i64) -> Ttl {
         -1 => Ttl::Persistent,
         left => Ttl::Expires(Duration::from_millis(left.max(0).unsigned_abs())),
     }
-}
-
-/// Redis reports counter overflow as a plain error; give it its own variant.
-fn overflow_or(err: Error, key: &str, delta: i64) -> Error {
-    if let Error::Backend { source, .. } = &err {
-        let text = source.to_string();
-        if text.contains("OVERFLOW") || text.contains("would overflow") {
-            return Error::Overflow {
-                key: key.to_owned(),
-                delta,
-            };
-        }
-    }
-    err
 }

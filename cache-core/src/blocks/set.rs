@@ -7,46 +7,19 @@
 //! no key at all is missing.
 
 use std::borrow::Borrow;
-use std::collections::HashSet;
-use std::fmt;
 use std::marker::PhantomData;
-use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::Script;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::backend::memory::{Entry, Value, deadline};
-use crate::backend::{Backend, ttl_millis};
+use super::{Scope, block_basics, block_key};
+use crate::backend::ops::set::{Answer, MARKER, Query, SetQuery, Write};
 use crate::codec::{Codec, check_size};
 use crate::error::{Error, Result};
-use crate::key::{CacheKey, KeySpace};
-use crate::keyspace::{Keyspace, check_ttl};
-use crate::{Cache, Ttl};
-
-const MARKER: &[u8] = b"";
-
-/// KEYS: the set. ARGV: "1" to replace what is there, the TTL in ms (or
-/// empty), then the members. Returns how many members were new.
-///
-/// The marker goes in first: on a key of another type that fails before
-/// anything is written, so a refused write leaves the key (and its TTL) as it
-/// was. Members go in slices, since Lua's `unpack` has a stack limit.
-static WRITE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-if ARGV[1] == '1' then redis.call('DEL', KEYS[1]) end
-redis.call('SADD', KEYS[1], '')
-local added = 0
-for i = 3, #ARGV, 1000 do
-  added = added + redis.call('SADD', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
-end
-if ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return added
-",
-    )
-});
+use crate::key::CacheKey;
+use crate::keyspace::KeyspaceSettings;
+use crate::ttl::{Ttl, check_ttl};
 
 /// A typed set per key. Made by [`KeyspaceBuilder::typed_set`](crate::KeyspaceBuilder::typed_set).
 ///
@@ -72,32 +45,28 @@ return added
 /// # Ok(()) }
 /// ```
 pub struct TypedSet<K: ?Sized, M> {
-    cache: Cache,
-    space: KeySpace,
+    scope: Scope<K>,
     ttl: Option<Duration>,
     codec: Codec,
-    types: PhantomData<fn(&K) -> M>,
+    members: PhantomData<fn() -> M>,
 }
 
-impl<K: ?Sized, M> Clone for TypedSet<K, M> {
-    fn clone(&self) -> Self {
-        TypedSet {
-            cache: self.cache.clone(),
-            space: self.space.clone(),
-            ttl: self.ttl,
-            codec: self.codec,
-            types: PhantomData,
-        }
-    }
-}
+block_basics!(TypedSet<K, M> { ttl, codec, members });
+block_key!(
+    TypedSet < K,
+    M > r#"```
+# fn main() -> cache_core::Result<()> {
+let online = cache_core::Cache::memory().keyspace("online").typed_set::<str, u64>()?;
+assert_eq!(online.key("eu"), "online:v1:eu");
+# Ok(()) }
+```"#
+);
 
-impl<K: ?Sized, M> fmt::Debug for TypedSet<K, M> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TypedSet")
-            .field("keys", &self.space)
-            .field("ttl", &self.ttl)
-            .field("codec", &self.codec)
-            .finish()
+/// The count in an answer; a list answers with its length.
+fn count(answer: Answer) -> usize {
+    match answer {
+        Answer::Count(count) => count,
+        Answer::Members(members) => members.len(),
     }
 }
 
@@ -106,30 +75,13 @@ where
     K: CacheKey + ?Sized,
     M: Serialize + DeserializeOwned,
 {
-    pub(crate) fn new(keyspace: Keyspace) -> Self {
+    pub(crate) fn new(keyspace: KeyspaceSettings) -> Self {
         TypedSet {
-            cache: keyspace.cache,
-            space: keyspace.space,
+            scope: Scope::new(&keyspace),
             ttl: keyspace.ttl,
             codec: keyspace.codec,
-            types: PhantomData,
+            members: PhantomData,
         }
-    }
-
-    /// The full Redis key of the set at `key`.
-    ///
-    /// ```
-    /// # fn main() -> cache_core::Result<()> {
-    /// let online = cache_core::Cache::memory().keyspace("online").typed_set::<str, u64>()?;
-    /// assert_eq!(online.key("eu"), "online:v1:eu");
-    /// # Ok(()) }
-    /// ```
-    pub fn key<Q>(&self, key: &Q) -> String
-    where
-        K: Borrow<Q>,
-        Q: CacheKey + ?Sized,
-    {
-        self.space.key(key)
     }
 
     fn encode_members(
@@ -147,7 +99,7 @@ where
     }
 
     fn encode_all(&self, full_key: &str, members: &[M]) -> Result<Vec<Vec<u8>>> {
-        let max = self.cache.max_value_size();
+        let max = self.scope.cache.max_value_size();
         members
             .iter()
             .map(|member| {
@@ -205,10 +157,10 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.key(key);
+        let full_key = self.scope.key(key);
         let encoded = self.encode_members(&full_key, members, "add")?;
         let ttl = self.checked_ttl(&full_key)?;
-        self.write(&full_key, encoded, ttl, false).await
+        self.write(&full_key, &encoded, ttl, false).await
     }
 
     /// Replaces the whole set atomically (an empty slice caches "no members"),
@@ -230,57 +182,36 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.key(key);
+        let full_key = self.scope.key(key);
         let encoded = self.encode_all(&full_key, members)?;
         let ttl = self.checked_ttl(&full_key)?;
-        self.write(&full_key, encoded, ttl, true).await?;
+        self.write(&full_key, &encoded, ttl, true).await?;
         Ok(())
     }
 
     async fn write(
         &self,
         full_key: &str,
-        encoded: Vec<Vec<u8>>,
+        members: &[Vec<u8>],
         ttl: Option<Duration>,
         replace: bool,
     ) -> Result<usize> {
-        match self.cache.backend() {
-            Backend::Redis(redis) => {
-                let replace: &[u8] = if replace { b"1" } else { b"" };
-                let ttl = ttl
-                    .map(|ttl| ttl_millis(ttl).to_string())
-                    .unwrap_or_default();
-                let mut args = vec![replace, ttl.as_bytes()];
-                args.extend(encoded.iter().map(Vec::as_slice));
-                redis.script("SADD", &WRITE, &[full_key], &args).await
-            }
-            Backend::Memory(memory) => memory.atomically(|store| {
-                if replace {
-                    store.remove(full_key);
-                }
-                let expires_at = ttl.map(|ttl| deadline(store.now(), ttl));
-                if store.set(full_key, "SADD")?.is_none() {
-                    let fresh = HashSet::from([MARKER.to_vec()]);
-                    store.insert(full_key, Value::Set(fresh), None);
-                }
-                let entry = store
-                    .set(full_key, "SADD")?
-                    .ok_or_else(|| Error::WrongType {
-                        operation: "SADD",
-                        key: full_key.to_owned(),
-                    })?;
-                if expires_at.is_some() {
-                    entry.expires_at = expires_at;
-                }
-                let Value::Set(set) = &mut entry.value else {
-                    return Ok(0);
-                };
-                Ok(encoded
-                    .into_iter()
-                    .filter(|m| set.insert(m.clone()))
-                    .count())
-            }),
-        }
+        let write = Write {
+            key: full_key,
+            members,
+            ttl,
+            replace,
+        };
+        self.scope.cache.backend().run(&write).await
+    }
+
+    /// Runs `query` on the set at `full_key`.
+    async fn query(&self, full_key: &str, query: Query<'_>) -> Result<Answer> {
+        let query = SetQuery {
+            key: full_key,
+            query,
+        };
+        self.scope.cache.backend().run(&query).await
     }
 
     /// Removes members in one command; returns how many were there. The set
@@ -303,23 +234,9 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.key(key);
+        let full_key = self.scope.key(key);
         let encoded = self.encode_members(&full_key, members, "remove")?;
-        match self.cache.backend() {
-            Backend::Redis(redis) => {
-                let cmd = redis::cmd("SREM").arg(&full_key).arg(&encoded).take();
-                redis.query_once("SREM", &full_key, cmd).await
-            }
-            Backend::Memory(memory) => memory.atomically(|store| {
-                Ok(match store.set(&full_key, "SREM")? {
-                    Some(Entry {
-                        value: Value::Set(set),
-                        ..
-                    }) => encoded.iter().filter(|m| set.remove(*m)).count(),
-                    _ => 0,
-                })
-            }),
-        }
+        Ok(count(self.query(&full_key, Query::Remove(&encoded)).await?))
     }
 
     /// All members, `Some(vec![])` for a cached empty set, `None` when nothing
@@ -339,21 +256,10 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.key(key);
-        let raw: Vec<Vec<u8>> = match self.cache.backend() {
-            Backend::Redis(redis) => {
-                let cmd = redis::cmd("SMEMBERS").arg(&full_key).take();
-                redis.query("SMEMBERS", &full_key, cmd).await?
-            }
-            Backend::Memory(memory) => memory.atomically(|store| {
-                Ok::<_, Error>(match store.set(&full_key, "SMEMBERS")? {
-                    Some(Entry {
-                        value: Value::Set(set),
-                        ..
-                    }) => set.iter().cloned().collect(),
-                    _ => Vec::new(),
-                })
-            })?,
+        let full_key = self.scope.key(key);
+        let raw = match self.query(&full_key, Query::Members).await? {
+            Answer::Members(raw) => raw,
+            Answer::Count(_) => Vec::new(),
         };
         if raw.is_empty() {
             return Ok(None);
@@ -379,27 +285,16 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.key(key);
+        let full_key = self.scope.key(key);
         let encoded = self.codec.encode(member).map_err(|source| Error::Encode {
             key: full_key.clone(),
             source,
         })?;
-        match self.cache.backend() {
-            Backend::Redis(redis) => {
-                let cmd = redis::cmd("SISMEMBER").arg(&full_key).arg(&encoded).take();
-                let found: bool = redis.query("SISMEMBER", &full_key, cmd).await?;
-                Ok(found && !encoded.is_empty())
-            }
-            Backend::Memory(memory) => memory.atomically(|store| {
-                Ok(match store.set(&full_key, "SISMEMBER")? {
-                    Some(Entry {
-                        value: Value::Set(set),
-                        ..
-                    }) => !encoded.is_empty() && set.contains(&encoded),
-                    _ => false,
-                })
-            }),
+        // The marker is not a member, and nothing encodes to it.
+        if encoded.is_empty() {
+            return Ok(false);
         }
+        Ok(count(self.query(&full_key, Query::Contains(&encoded)).await?) > 0)
     }
 
     /// How many members the set has; `None` when nothing is cached at `key`.
@@ -420,22 +315,8 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.key(key);
-        let count: usize = match self.cache.backend() {
-            Backend::Redis(redis) => {
-                let cmd = redis::cmd("SCARD").arg(&full_key).take();
-                redis.query("SCARD", &full_key, cmd).await?
-            }
-            Backend::Memory(memory) => memory.atomically(|store| {
-                Ok::<_, Error>(match store.set(&full_key, "SCARD")? {
-                    Some(Entry {
-                        value: Value::Set(set),
-                        ..
-                    }) => set.len(),
-                    _ => 0,
-                })
-            })?,
-        };
+        let full_key = self.scope.key(key);
+        let count = count(self.query(&full_key, Query::Len).await?);
         // The marker is not a member.
         Ok(count.checked_sub(1))
     }
@@ -458,7 +339,11 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        self.cache.backend().delete(&self.space.key(key)).await
+        self.scope
+            .cache
+            .backend()
+            .delete(&self.scope.key(key))
+            .await
     }
 
     /// The remaining time to live of the set at `key`.
@@ -477,6 +362,6 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        self.cache.backend().ttl(&self.space.key(key)).await
+        self.scope.cache.backend().ttl(&self.scope.key(key)).await
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::keyspace::check_ttl;
+use crate::ttl::check_ttl;
 
 /// The longest local TTL: a local copy is meant to be short-lived.
 pub const MAX_LOCAL_TTL: Duration = Duration::from_secs(365 * 24 * 3600);

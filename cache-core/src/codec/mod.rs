@@ -1,12 +1,13 @@
 //! Serde codecs: how values become bytes.
 
+mod integer;
+mod lossless;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::backend::Bounds;
 use crate::error::{BoxError, Error, Result};
-use crate::integer;
-use crate::lossless;
 
 /// The serialization format of a typed cache's values.
 ///

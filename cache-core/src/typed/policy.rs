@@ -1,0 +1,178 @@
+//! How `get_or_load` behaves: negative caching, jitter, early refresh,
+//! failure policy and distributed single flight.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::random::random;
+use crate::ttl::check_ttl;
+
+/// What `get_or_load` does when Redis fails or times out.
+///
+/// ```
+/// use cache_core::{FailurePolicy, LoadPolicy};
+/// // A revoked-token check must not pass when Redis cannot answer.
+/// let blacklist = LoadPolicy::DEFAULT.on_failure(FailurePolicy::Closed);
+/// assert_eq!(LoadPolicy::DEFAULT, LoadPolicy::DEFAULT.on_failure(FailurePolicy::Open));
+/// # let _ = blacklist;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// Count the error and treat it as a miss: the loader runs and its value is
+    /// returned; writing it back is best effort. Right for a price cache.
+    Open,
+    /// Return the error. Right where a stale or missing answer is unsafe.
+    Closed,
+}
+
+/// Single flight across processes: the loader of one process holds a short
+/// lock per key; the others re-read until the value is there, for at most `wait`.
+///
+/// ```
+/// use cache_core::LoadPolicy;
+/// use std::time::Duration;
+/// // Loads take under a second; wait up to two for another instance's load.
+/// let policy = LoadPolicy::DEFAULT.distributed(Duration::from_secs(5), Duration::from_secs(2));
+/// # let _ = policy;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DistributedFlight {
+    /// How long the loading process holds the lock (longer than a load takes).
+    pub lease: Duration,
+    /// How long the others wait for its value before loading themselves.
+    pub wait: Duration,
+}
+
+/// How `get_or_load` behaves, per keyspace or per [`Cacheable`](crate::Cacheable) type.
+///
+/// ```
+/// use cache_core::{FailurePolicy, LoadPolicy};
+/// use std::time::Duration;
+///
+/// const PRICES: LoadPolicy = LoadPolicy::DEFAULT
+///     .negative_ttl(Duration::from_secs(30)) // cache "no such model" for 30 s
+///     .jitter(0.1)                           // spread expiry over the last 10% of the TTL
+///     .early_refresh(0.2)                    // refresh in the background in the last 20%
+///     .on_failure(FailurePolicy::Open);      // Redis down: serve from the loader
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LoadPolicy {
+    pub(crate) negative_ttl: Option<Duration>,
+    pub(crate) jitter: f64,
+    pub(crate) early_refresh: Option<f64>,
+    pub(crate) failure: FailurePolicy,
+    pub(crate) distributed: Option<DistributedFlight>,
+}
+
+impl Default for LoadPolicy {
+    fn default() -> Self {
+        LoadPolicy::DEFAULT
+    }
+}
+
+impl LoadPolicy {
+    /// No negative caching, no jitter, no early refresh, fail-open, in-process
+    /// single flight only.
+    pub const DEFAULT: LoadPolicy = LoadPolicy {
+        negative_ttl: None,
+        jitter: 0.0,
+        early_refresh: None,
+        failure: FailurePolicy::Open,
+        distributed: None,
+    };
+
+    /// Caches a loader's "absent" (`None`) for `ttl`, so a hot missing key does
+    /// not reach the database on every read.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let policy = cache_core::LoadPolicy::DEFAULT.negative_ttl(Duration::from_secs(30));
+    /// # let _ = policy;
+    /// ```
+    pub const fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = Some(ttl);
+        self
+    }
+
+    /// Shortens each stored TTL by a random part of up to `fraction` (0 to 1),
+    /// so entries written together do not all expire together.
+    ///
+    /// ```
+    /// let policy = cache_core::LoadPolicy::DEFAULT.jitter(0.1);
+    /// # let _ = policy;
+    /// ```
+    pub const fn jitter(mut self, fraction: f64) -> Self {
+        self.jitter = fraction;
+        self
+    }
+
+    /// When a hit finds less than `fraction` (0 to 1) of the TTL left, serve it
+    /// and reload it in the background, one refresh per key at a time.
+    ///
+    /// ```
+    /// let policy = cache_core::LoadPolicy::DEFAULT.early_refresh(0.2);
+    /// # let _ = policy;
+    /// ```
+    pub const fn early_refresh(mut self, fraction: f64) -> Self {
+        self.early_refresh = Some(fraction);
+        self
+    }
+
+    /// What to do when Redis fails; see [`FailurePolicy`].
+    ///
+    /// ```
+    /// use cache_core::{FailurePolicy, LoadPolicy};
+    /// let policy = LoadPolicy::DEFAULT.on_failure(FailurePolicy::Closed);
+    /// # let _ = policy;
+    /// ```
+    pub const fn on_failure(mut self, policy: FailurePolicy) -> Self {
+        self.failure = policy;
+        self
+    }
+
+    /// Single flight across processes; see [`DistributedFlight`].
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let policy = cache_core::LoadPolicy::DEFAULT.distributed(Duration::from_secs(5), Duration::from_secs(2));
+    /// # let _ = policy;
+    /// ```
+    pub const fn distributed(mut self, lease: Duration, wait: Duration) -> Self {
+        self.distributed = Some(DistributedFlight { lease, wait });
+        self
+    }
+
+    /// Checks the ranges; `prefix` names the keyspace in errors.
+    pub(crate) fn check(&self, prefix: &str) -> Result<()> {
+        if let Some(ttl) = self.negative_ttl {
+            check_ttl(ttl, None)?;
+        }
+        if !(0.0..1.0).contains(&self.jitter) {
+            return Err(Error::config(format!(
+                "jitter of `{prefix}` must be at least 0 and below 1, got {}",
+                self.jitter
+            )));
+        }
+        if let Some(fraction) = self.early_refresh
+            && !(fraction > 0.0 && fraction < 1.0)
+        {
+            return Err(Error::config(format!(
+                "early_refresh of `{prefix}` must be between 0 and 1, got {fraction}"
+            )));
+        }
+        if let Some(flight) = self.distributed {
+            check_ttl(flight.lease, None)?;
+        }
+        Ok(())
+    }
+
+    /// `ttl` shortened by the jitter.
+    pub(crate) fn jittered(&self, ttl: Duration) -> Duration {
+        if self.jitter <= 0.0 {
+            return ttl;
+        }
+        let unit = (random() % 1_000_000) as f64 / 1_000_000.0;
+        ttl.mul_f64(1.0 - self.jitter * unit)
+            .max(Duration::from_millis(1))
+    }
+}
