@@ -41,6 +41,9 @@ impl Entry {
     }
 }
 
+/// A set's members and its expiry, both writable.
+pub(crate) type SetEntry<'a> = (&'a mut HashSet<Vec<u8>>, &'a mut Option<Instant>);
+
 /// The map as seen by one atomic operation, with the time fixed at its start.
 #[derive(Debug)]
 pub(crate) struct Store {
@@ -135,7 +138,7 @@ impl Store {
         &mut self,
         key: &str,
         operation: &'static str,
-    ) -> Result<Option<(&mut HashSet<Vec<u8>>, &mut Option<Instant>)>> {
+    ) -> Result<Option<SetEntry<'_>>> {
         match self.entry(key) {
             None => Ok(None),
             Some(Entry {
