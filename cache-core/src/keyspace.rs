@@ -129,7 +129,7 @@ impl KeyspaceBuilder {
     /// # Errors
     /// [`Error::Config`] for a prefix that is empty or holds characters other than
     /// `A-Z a-z 0-9 . _ -`, or a version of zero; [`Error::InvalidTtl`] for a TTL
-    /// of zero or beyond [`MAX_TTL`].
+    /// of zero or beyond [`MAX_TTL`](crate::MAX_TTL).
     ///
     /// ```
     /// # let cache = cache_core::Cache::memory();

@@ -38,6 +38,7 @@ mod stats;
 mod ttl;
 mod typed;
 
+pub use crate::backend::RedisConnection;
 pub use crate::blocks::flag::Flags;
 pub use crate::blocks::lock::{LockGuard, Locks};
 pub use crate::blocks::otp::{OneTimeCodes, Verification};

@@ -39,7 +39,8 @@ pub(crate) fn budget(timeout: Duration) -> Duration {
 pub(crate) use self::memory::MemoryBackend;
 pub(crate) use self::ops::Atomic;
 pub(crate) use self::ops::counter::{Bounds, Incr};
-pub(crate) use self::redis::{RedisBackend, Retry};
+pub use self::redis::RedisConnection;
+pub(crate) use self::redis::{ConnectOptions, RedisBackend, Retry};
 
 /// Whether a write replaces an existing value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,13 +1,18 @@
-//! Standalone Redis through redis-rs' `ConnectionManager`: one multiplexed
-//! connection per handle, reconnected after failures, every call bounded by the
-//! configured timeout.
+//! The Redis backend: every call bounded by the operation's timeout, retried
+//! only where that is safe, with errors that name the key. The transport (a
+//! standalone server today) is chosen in `connect` and hidden behind one
+//! `Connection`.
+
+mod connect;
+
+pub use self::connect::RedisConnection;
+pub(crate) use self::connect::{ConnectOptions, Connection};
 
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::{Cmd, FromRedisValue, Script};
 use tracing::Instrument;
 
@@ -36,7 +41,7 @@ fn is_connection_loss(err: &redis::RedisError) -> bool {
 }
 
 pub(crate) struct RedisBackend {
-    connection: ConnectionManager,
+    connection: Connection,
     timeout: Duration,
     redacted_url: String,
     stats: Arc<Stats>,
@@ -53,7 +58,7 @@ impl fmt::Debug for RedisBackend {
 
 impl RedisBackend {
     pub(crate) fn new(
-        connection: ConnectionManager,
+        connection: Connection,
         timeout: Duration,
         redacted_url: String,
         stats: Arc<Stats>,
@@ -70,7 +75,7 @@ impl RedisBackend {
         self.timeout
     }
 
-    pub(crate) fn connection(&self) -> ConnectionManager {
+    pub(crate) fn connection(&self) -> Connection {
         self.connection.clone()
     }
 

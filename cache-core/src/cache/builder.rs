@@ -1,0 +1,254 @@
+//! `CacheBuilder`: the settings of a handle, checked and connected by `build`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Cache, DEFAULT_MAX_VALUE_SIZE, DEFAULT_TIMEOUT, DEFAULT_URL};
+use crate::backend::{Backend, ConnectOptions, MemoryBackend, RedisBackend};
+use crate::error::{Error, Result, redact_url};
+use crate::stats::Stats;
+
+/// Configures and connects a [`Cache`]. Nothing is checked or connected until
+/// [`build`](CacheBuilder::build).
+///
+/// ```no_run
+/// # async fn demo() -> cache_core::Result<()> {
+/// use std::time::Duration;
+///
+/// let cache = cache_core::Cache::builder()
+///     .from_env("BURNCLOUD_REDIS_URL")
+///     .namespace("gateway")
+///     .timeout(Duration::from_millis(250))
+///     .build()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[must_use]
+#[derive(Clone)]
+pub struct CacheBuilder {
+    url: UrlSource,
+    namespace: Option<String>,
+    timeout: Duration,
+    max_value_size: usize,
+    lazy: bool,
+    tls_root: Option<Vec<u8>>,
+}
+
+#[derive(Clone)]
+enum UrlSource {
+    Given(String),
+    Env(String),
+}
+
+impl Default for CacheBuilder {
+    fn default() -> Self {
+        CacheBuilder {
+            url: UrlSource::Given(DEFAULT_URL.to_owned()),
+            namespace: None,
+            timeout: DEFAULT_TIMEOUT,
+            max_value_size: DEFAULT_MAX_VALUE_SIZE,
+            lazy: false,
+            tls_root: None,
+        }
+    }
+}
+
+impl fmt::Debug for CacheBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = match &self.url {
+            UrlSource::Given(url) => redact_url(url),
+            UrlSource::Env(var) => format!("${var}"),
+        };
+        f.debug_struct("CacheBuilder")
+            .field("url", &url)
+            .field("namespace", &self.namespace)
+            .field("timeout", &self.timeout)
+            .field("max_value_size", &self.max_value_size)
+            .field("lazy", &self.lazy)
+            .field("tls_root", &self.tls_root.as_ref().map(|_| "custom"))
+            .finish()
+    }
+}
+
+impl CacheBuilder {
+    /// Trusts this CA (PEM) for `rediss://` instead of the system's roots, for
+    /// servers with a private certificate authority. Needs the `tls` feature.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cache_core::Result<()> {
+    /// let ca = std::fs::read("/etc/redis/ca.crt").map_err(|e| cache_core::Error::config(e.to_string()))?;
+    /// let cache = cache_core::Cache::builder()
+    ///     .url("rediss://:secret@redis.internal:6380")
+    ///     .tls_root_certificate(ca)
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root = Some(pem.into());
+        self
+    }
+
+    /// Connects on first use instead of in [`build`](Self::build), so a service
+    /// can start while Redis is down; until it is up, calls fail (each within
+    /// the timeout) and fail-open loads still serve from the loader. Default off.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// // Nothing listens on port 1, yet building succeeds.
+    /// let cache = cache_core::Cache::builder()
+    ///     .url("redis://127.0.0.1:1")
+    ///     .timeout(std::time::Duration::from_millis(200))
+    ///     .lazy_connect(true)
+    ///     .build()
+    ///     .await?;
+    /// assert!(cache.keyspace("x").typed::<u8, u8>()?.get(&1).await.is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn lazy_connect(mut self, lazy: bool) -> Self {
+        self.lazy = lazy;
+        self
+    }
+
+    /// The server: `redis://[user[:password]@]host[:port][/db]`,
+    /// `rediss://...` (TLS, with the `tls` feature; without it, [`Error::Config`])
+    /// or `redis+unix:///path?db=N`. Defaults to [`DEFAULT_URL`].
+    ///
+    /// ```
+    /// let builder = cache_core::Cache::builder().url("redis://:secret@10.0.0.5:6380/2");
+    /// assert!(!format!("{builder:?}").contains("secret"));
+    /// ```
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = UrlSource::Given(url.into());
+        self
+    }
+
+    /// Reads the URL from the environment variable `var` when building; when it is
+    /// unset, uses [`DEFAULT_URL`].
+    ///
+    /// ```
+    /// let builder = cache_core::Cache::builder().from_env("BURNCLOUD_REDIS_URL");
+    /// ```
+    pub fn from_env(mut self, var: impl Into<String>) -> Self {
+        self.url = UrlSource::Env(var.into());
+        self
+    }
+
+    /// A namespace put in front of every key, e.g. the service's name.
+    ///
+    /// ```
+    /// let builder = cache_core::Cache::builder().namespace("gateway");
+    /// ```
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// The bound on connecting and on every operation (default 1 s). An operation
+    /// that takes longer returns [`Error::Timeout`].
+    ///
+    /// ```
+    /// let builder = cache_core::Cache::builder().timeout(std::time::Duration::from_millis(200));
+    /// ```
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The largest encoded value a write accepts (default 16 MiB); larger values
+    /// give [`Error::ValueTooLarge`] and are not sent.
+    ///
+    /// ```
+    /// let builder = cache_core::Cache::builder().max_value_size(1 << 20);
+    /// ```
+    pub fn max_value_size(mut self, bytes: usize) -> Self {
+        self.max_value_size = bytes;
+        self
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.namespace.as_deref() == Some("") {
+            return Err(Error::config("namespace must not be empty"));
+        }
+        if self.timeout.is_zero() {
+            return Err(Error::config("timeout must be greater than zero"));
+        }
+        if self.max_value_size == 0 {
+            return Err(Error::config("max_value_size must be greater than zero"));
+        }
+        Ok(())
+    }
+
+    /// Builds a cache on the embedded memory backend with this configuration
+    /// (the URL and timeout are not used).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an empty namespace or a zero limit.
+    ///
+    /// ```
+    /// # fn main() -> cache_core::Result<()> {
+    /// let cache = cache_core::Cache::builder().namespace("test").build_memory()?;
+    /// assert_eq!(cache.namespace(), Some("test"));
+    /// # Ok(()) }
+    /// ```
+    pub fn build_memory(self) -> Result<Cache> {
+        self.check()?;
+        Ok(Cache::from_parts(
+            Backend::Memory(MemoryBackend::default()),
+            self.namespace,
+            self.max_value_size,
+            Arc::default(),
+        ))
+    }
+
+    /// Connects to Redis and checks the connection with `PING`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a URL that does not parse (shown with its password
+    /// redacted) or an empty namespace; [`Error::Connection`] when the server
+    /// refuses or fails the handshake; [`Error::Timeout`] when it does not answer
+    /// within the timeout.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let err = cache_core::Cache::builder()
+    ///     .url("redis://:hunter2@bad host")
+    ///     .build()
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(err.is_config());
+    /// assert!(!err.to_string().contains("hunter2"));
+    /// # }
+    /// ```
+    pub async fn build(self) -> Result<Cache> {
+        self.check()?;
+        let url = match &self.url {
+            UrlSource::Given(url) => url.clone(),
+            UrlSource::Env(var) => match std::env::var(var) {
+                Ok(url) => url,
+                Err(std::env::VarError::NotPresent) => DEFAULT_URL.to_owned(),
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    return Err(Error::config(format!(
+                        "environment variable {var} is not valid UTF-8"
+                    )));
+                }
+            },
+        };
+        let stats = Arc::<Stats>::default();
+        let options = ConnectOptions {
+            url,
+            timeout: self.timeout,
+            lazy: self.lazy,
+            tls_root: self.tls_root,
+        };
+        let redis = RedisBackend::connect(options, Arc::clone(&stats)).await?;
+        Ok(Cache::from_parts(
+            Backend::Redis(redis),
+            self.namespace,
+            self.max_value_size,
+            stats,
+        ))
+    }
+}
