@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::codec::Codec;
 use crate::key::CacheKey;
+use crate::typed::local::LocalSettings;
 use crate::typed::policy::LoadPolicy;
 
 /// A type that knows how it is cached: its key type, key prefix, schema version,
@@ -75,11 +76,11 @@ pub trait Cacheable {
     /// How `get_or_load` behaves for this type; see [`LoadPolicy`].
     const LOAD: LoadPolicy = LoadPolicy::DEFAULT;
 
-    /// A local in-process tier: capacity and TTL; see
+    /// A local in-process tier; see
     /// [`KeyspaceBuilder::local`](crate::KeyspaceBuilder::local). A TTL beyond
     /// [`MAX_LOCAL_TTL`](crate::MAX_LOCAL_TTL) is cut to it; a capacity of 0
     /// means no local tier.
-    const LOCAL: Option<(u64, Duration)> = None;
+    const LOCAL: Option<LocalSettings> = None;
 }
 
 /// A [`Cacheable`] type that carries its own key, so that

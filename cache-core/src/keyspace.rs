@@ -141,7 +141,7 @@ impl KeyspaceBuilder {
         K: CacheKey + ?Sized,
         V: Serialize + DeserializeOwned,
     {
-        Ok(TypedCache::new(self.check()?))
+        TypedCache::new(self.check()?)
     }
 
     /// Checks the settings and returns a typed set per key; see [`TypedSet`].

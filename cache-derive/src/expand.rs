@@ -36,10 +36,9 @@ pub(crate) fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
     };
     let load = load_policy(krate, &settings.load);
     let local = match settings.local {
-        Some((capacity, ms)) => quote!(::core::option::Option::Some((
-            #capacity,
-            ::core::time::Duration::from_millis(#ms)
-        ))),
+        Some((capacity, ms)) => quote!(::core::option::Option::Some(
+            #krate::LocalSettings::new(#capacity, ::core::time::Duration::from_millis(#ms))
+        )),
         None => quote!(::core::option::Option::None),
     };
     let key_ty = match &settings.key {
@@ -74,7 +73,7 @@ pub(crate) fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
             const TTL: ::core::option::Option<::core::time::Duration> = #ttl;
             const CODEC: #krate::Codec = #codec;
             const LOAD: #krate::LoadPolicy = #load;
-            const LOCAL: ::core::option::Option<(u64, ::core::time::Duration)> = #local;
+            const LOCAL: ::core::option::Option<#krate::LocalSettings> = #local;
         }
         #keyed
     })

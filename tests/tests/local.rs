@@ -149,4 +149,22 @@ async fn bad_local_settings_are_refused(env: Env) {
         .local(10, cache_core::MAX_LOCAL_TTL + Duration::from_secs(1))
         .typed::<String, String>();
     assert!(too_long.is_err());
+
+    // Views of one keyspace share one tier: other settings are an error, not ignored.
+    let first = env.cache.keyspace("y").local(10, Duration::from_secs(5));
+    let first = first.typed::<String, String>().unwrap();
+    let same = env.cache.keyspace("y").local(10, Duration::from_secs(5));
+    let same = same.typed::<String, String>().unwrap();
+    first.set("a", &"ada".to_owned()).await.unwrap();
+    assert_eq!(same.local_entries(), Some(1), "the tier is shared");
+    let other = env.cache.keyspace("y").local(20, Duration::from_secs(5));
+    let err = other.typed::<String, String>().unwrap_err();
+    assert!(err.is_config() && err.to_string().contains("`y`"), "{err}");
+    let plain = env.cache.keyspace("y").typed::<String, String>().unwrap();
+    assert!(
+        plain
+            .with_local(10, Duration::from_secs(1))
+            .unwrap_err()
+            .is_config()
+    );
 }

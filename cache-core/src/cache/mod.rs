@@ -14,12 +14,13 @@ use serde::de::DeserializeOwned;
 
 use crate::Cacheable;
 use crate::backend::{Backend, MemoryBackend, RedisConnection};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::key::KeyLayout;
 use crate::keyspace::{KeyspaceBuilder, KeyspaceSettings};
 use crate::stats::{CacheStats, Stats};
 use crate::typed::TypedCache;
 use crate::typed::load::Flights;
-use crate::typed::local::{LocalSettings, LocalTier};
+use crate::typed::local::{LocalCopy, LocalSettings, LocalTier};
 
 /// The URL `from_env` falls back to when its variable is unset.
 pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
@@ -143,19 +144,40 @@ impl Cache {
 
     /// The local tier of the keyspace `head`, made with `settings` if it is the
     /// first one asked for (later settings for the same keyspace are ignored).
-    pub(crate) fn local_tier(&self, head: &str, settings: LocalSettings) -> Arc<LocalTier> {
+    /// The local tier of `layout`'s keyspace on this handle, made with
+    /// `settings` when it is the first. Views of one keyspace share one tier;
+    /// when `settings` differ from its, the tier comes with the error that
+    /// says so.
+    pub(crate) fn local_tier(
+        &self,
+        layout: &KeyLayout,
+        settings: LocalSettings,
+    ) -> (Arc<LocalTier>, Result<()>) {
         let mut locals = self
             .inner
             .locals
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(
-            locals
-                .entry(head.to_owned())
-                .or_insert_with(|| Arc::new(LocalTier::new(settings))),
-        )
+        let tier = locals
+            .entry(layout.head().to_owned())
+            .or_insert_with(|| Arc::new(LocalTier::new(settings)));
+        let existing = tier.settings();
+        let agreed = if existing == settings {
+            Ok(())
+        } else {
+            Err(Error::config(format!(
+                "keyspace `{}` already has a local tier on this handle with capacity {} and \
+                 TTL {:?}; asked for capacity {} and TTL {:?}. Views of one keyspace share one \
+                 local tier: give them the same settings",
+                layout.prefix(),
+                existing.capacity,
+                existing.ttl,
+                settings.capacity,
+                settings.ttl,
+            )))
+        };
+        (Arc::clone(tier), agreed)
     }
-
     /// Starts a typed view of the keys under `prefix`:
     /// `{namespace}:{prefix}:v{version}:{key}`.
     ///
@@ -200,13 +222,24 @@ impl Cache {
             T::LOAD,
         );
         // The derive checked these; a hand-written impl is made safe instead.
-        keyspace.local = T::LOCAL
-            .filter(|(capacity, _)| *capacity > 0)
-            .map(|(capacity, ttl)| LocalSettings {
-                capacity,
-                ttl: ttl.clamp(Duration::from_millis(1), crate::MAX_LOCAL_TTL),
+        let settings = T::LOCAL
+            .filter(|local| local.capacity > 0)
+            .map(|local| LocalSettings {
+                capacity: local.capacity,
+                ttl: local
+                    .ttl
+                    .clamp(Duration::from_millis(1), crate::MAX_LOCAL_TTL),
             });
-        TypedCache::new(keyspace)
+        let local = settings.map(|settings| {
+            let (tier, agreed) = self.local_tier(&keyspace.layout, settings);
+            if let Err(error) = agreed {
+                // This constructor cannot fail; the first settings stay.
+                tracing::warn!(prefix = T::PREFIX, %error, "conflicting local tier settings");
+            }
+            tier
+        });
+        keyspace.local = None;
+        TypedCache::with_local_copy(keyspace, LocalCopy::new(local))
     }
 
     /// The global namespace every key starts with, if one was set.

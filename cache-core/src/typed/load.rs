@@ -22,7 +22,7 @@ use crate::key::CacheKey;
 use crate::lease::Lease;
 use crate::stats::bump;
 use crate::typed::TypedCache;
-use crate::typed::local::LocalTier;
+use crate::typed::local::LocalCopy;
 use crate::typed::policy::{FailurePolicy, LoadPolicy};
 
 /// A finished load: the encoded value (`None` when the loader found nothing),
@@ -85,7 +85,7 @@ struct LoadJob {
     ttl: Option<Duration>,
     policy: LoadPolicy,
     format: ValueFormat,
-    local: Option<Arc<LocalTier>>,
+    local: LocalCopy,
     /// A Redis call of this operation failed (the read before the load, or
     /// one during it): make no further Redis call before answering, and
     /// store afterwards, best effort. Otherwise store first, so a caller's
@@ -112,8 +112,8 @@ impl LoadJob {
                 let stored = backend
                     .set(&self.full_key, bytes.clone(), ttl, SetMode::Always)
                     .await;
-                if let (Ok(_), Some(local)) = (&stored, &self.local) {
-                    local.put(&self.full_key, bytes);
+                if stored.is_ok() {
+                    self.local.written(&self.full_key, Some(bytes));
                 }
                 stored
             }
@@ -313,9 +313,7 @@ where
                     // Old schema, foreign writer or corruption: heal by reloading.
                     bump(&counters.decode_errors);
                     tracing::debug!(error = %source, "undecodable value, reloading");
-                    if let Some(local) = &self.local {
-                        local.forget(&full_key);
-                    }
+                    self.local.written(&full_key, None);
                     heal = true;
                 }
             },
@@ -361,7 +359,7 @@ where
     }
 
     async fn read_for_load(&self, full_key: &str) -> Result<Found> {
-        if let Some(bytes) = self.local.as_ref().and_then(|local| local.get(full_key)) {
+        if let Some(bytes) = self.local.get(full_key) {
             bump(&self.cache.counters().local_hits);
             // Early refresh is driven by the backend's TTL, seen on backend reads.
             return Ok(Found::Value(bytes.to_vec(), Ttl::Persistent));

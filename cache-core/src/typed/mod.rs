@@ -8,7 +8,6 @@ pub(crate) mod policy;
 use std::borrow::Borrow;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -22,7 +21,7 @@ use crate::key::{CacheKey, KeyLayout};
 use crate::keyspace::KeyspaceSettings;
 use crate::stats::bump;
 use crate::ttl::check_ttl;
-use crate::typed::local::{LocalSettings, LocalTier};
+use crate::typed::local::{LocalCopy, LocalSettings};
 use crate::typed::policy::LoadPolicy;
 use crate::{KeyedCacheable, Ttl};
 use tracing::Instrument;
@@ -62,7 +61,7 @@ pub struct TypedCache<K: ?Sized, V> {
     /// Where distributed single-flight locks live.
     pub(crate) lock: KeyLayout,
     /// The in-process tier in front of the backend, if configured.
-    pub(crate) local: Option<Arc<LocalTier>>,
+    pub(crate) local: LocalCopy,
     types: PhantomData<fn(&K) -> V>,
 }
 
@@ -98,10 +97,22 @@ where
     K: CacheKey + ?Sized,
     V: Serialize + DeserializeOwned,
 {
-    pub(crate) fn new(keyspace: KeyspaceSettings) -> Self {
-        let local = keyspace
-            .local
-            .map(|settings| keyspace.cache.local_tier(keyspace.layout.head(), settings));
+    /// # Errors
+    /// [`Error::Config`] when the keyspace already has a local tier with
+    /// other settings on this handle.
+    pub(crate) fn new(keyspace: KeyspaceSettings) -> Result<Self> {
+        let local = match keyspace.local {
+            Some(settings) => {
+                let (tier, agreed) = keyspace.cache.local_tier(&keyspace.layout, settings);
+                agreed?;
+                Some(tier)
+            }
+            None => None,
+        };
+        Ok(TypedCache::with_local_copy(keyspace, LocalCopy::new(local)))
+    }
+
+    pub(crate) fn with_local_copy(keyspace: KeyspaceSettings, local: LocalCopy) -> Self {
         TypedCache {
             local,
             format: ValueFormat::for_type::<V>(keyspace.codec),
@@ -120,8 +131,10 @@ where
     /// view of the same keyspace on this handle shares one local tier.
     ///
     /// # Errors
-    /// [`Error::Config`] for a capacity of zero, [`Error::InvalidTtl`] for a
-    /// zero TTL or one beyond [`MAX_LOCAL_TTL`](crate::MAX_LOCAL_TTL).
+    /// [`Error::Config`] for a capacity of zero, or when this keyspace already
+    /// has a local tier with other settings on this handle;
+    /// [`Error::InvalidTtl`] for a zero TTL or one beyond
+    /// [`MAX_LOCAL_TTL`](crate::MAX_LOCAL_TTL).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
@@ -137,7 +150,9 @@ where
         let settings = LocalSettings { capacity, ttl };
         settings.check(self.layout.prefix())?;
         let mut copy = self.clone();
-        copy.local = Some(self.cache.local_tier(self.layout.head(), settings));
+        let (tier, agreed) = self.cache.local_tier(&self.layout, settings);
+        agreed?;
+        copy.local = LocalCopy::new(Some(tier));
         Ok(copy)
     }
 
@@ -153,14 +168,7 @@ where
     /// # Ok(()) }
     /// ```
     pub fn local_entries(&self) -> Option<u64> {
-        self.local.as_ref().map(|local| local.len())
-    }
-
-    /// Drops the local copy of `full_key`, after a write that changed it.
-    fn forget_local(&self, full_key: &str) {
-        if let Some(local) = &self.local {
-            local.forget(full_key);
-        }
+        self.local.len()
     }
 
     /// A copy of this cache with another [`LoadPolicy`] for `get_or_load`.
@@ -291,14 +299,14 @@ where
         Q: CacheKey + ?Sized,
     {
         let full_key = self.layout.key(key);
-        if let Some(bytes) = self.local.as_ref().and_then(|local| local.get(&full_key)) {
+        if let Some(bytes) = self.local.get(&full_key) {
             bump(&self.cache.counters().local_hits);
             return self.decode_read(&full_key, Some(bytes.to_vec()));
         }
         let read = self.cache.backend().get(&full_key);
         let bytes = read.instrument(self.span("get")).await?;
-        if let (Some(local), Some(bytes)) = (&self.local, &bytes) {
-            local.put(&full_key, bytes);
+        if let Some(bytes) = &bytes {
+            self.local.fetched(&full_key, bytes);
         }
         self.decode_read(&full_key, bytes)
     }
@@ -381,7 +389,7 @@ where
         let bytes = self.encode(&full_key, value)?;
         let ttl = self.ttl.map(|ttl| self.load.jittered(ttl));
         // Either way the local copy may be stale: drop it.
-        self.forget_local(&full_key);
+        self.local.written(&full_key, None);
         self.cache
             .backend()
             .set(&full_key, bytes, ttl, SetMode::IfAbsent)
@@ -408,7 +416,7 @@ where
         Q: CacheKey + ?Sized,
     {
         let full_key = self.layout.key(key);
-        self.forget_local(&full_key);
+        self.local.written(&full_key, None);
         let backend = self.cache.backend();
         backend
             .within(async {
@@ -481,7 +489,7 @@ where
     {
         let full_key = self.layout.key(key);
         check_ttl(ttl, Some(&full_key))?;
-        self.forget_local(&full_key);
+        self.local.written(&full_key, None);
         self.cache.backend().expire(&full_key, ttl).await
     }
 
@@ -505,7 +513,7 @@ where
         Q: CacheKey + ?Sized,
     {
         let full_key = self.layout.key(key);
-        self.forget_local(&full_key);
+        self.local.written(&full_key, None);
         let take = self.cache.backend().take(&full_key);
         let bytes = take.instrument(self.span("take")).await?;
         self.decode_read(&full_key, bytes)
@@ -575,7 +583,7 @@ where
             encoded.push((full_key, bytes, ttl));
         }
         for (full_key, _, _) in &encoded {
-            self.forget_local(full_key);
+            self.local.written(full_key, None);
         }
         let write = self.cache.backend().set_many(encoded);
         write.instrument(self.span("set_many")).await
@@ -601,7 +609,7 @@ where
     {
         let full_keys = self.full_keys(keys, "delete_many")?;
         for full_key in &full_keys {
-            self.forget_local(full_key);
+            self.local.written(full_key, None);
         }
         let backend = self.cache.backend();
         backend
@@ -624,26 +632,27 @@ where
         ttl: Option<Duration>,
         operation: &'static str,
     ) -> Result<()> {
-        let local_copy = self.local.as_ref().map(|_| bytes.clone());
+        let local_copy = self.local.is_on().then(|| bytes.clone());
         // Drop the old copy first: if the write fails, nothing stale is left.
-        self.forget_local(full_key);
+        self.local.written(full_key, None);
         let write = self
             .cache
             .backend()
             .set(full_key, bytes, ttl, SetMode::Always);
         write.instrument(self.span(operation)).await?;
-        if let (Some(local), Some(bytes)) = (&self.local, local_copy) {
-            local.put(full_key, &bytes);
+        if let Some(bytes) = local_copy {
+            self.local.written(full_key, Some(&bytes));
         }
         Ok(())
     }
 
     /// Many reads: local copies first, one MGET for the rest.
     async fn get_many_bytes(&self, full_keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
-        let Some(local) = &self.local else {
+        if !self.local.is_on() {
             let read = self.cache.backend().get_many(full_keys);
             return read.instrument(self.span("get_many")).await;
-        };
+        }
+        let local = &self.local;
         let mut found: Vec<Option<Vec<u8>>> = full_keys
             .iter()
             .map(|key| local.get(key).map(|bytes| bytes.to_vec()))
@@ -666,7 +675,7 @@ where
             if slot.is_none() {
                 *slot = fetched.next().flatten();
                 if let Some(bytes) = slot {
-                    local.put(key, bytes);
+                    local.fetched(key, bytes);
                 }
             }
         }
@@ -720,7 +729,7 @@ where
         if let Some(ttl) = self.ttl {
             check_ttl(ttl, Some(&full_key))?;
         }
-        self.forget_local(&full_key);
+        self.local.written(&full_key, None);
         let incr = Incr {
             key: &full_key,
             delta,

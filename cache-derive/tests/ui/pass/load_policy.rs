@@ -25,6 +25,6 @@ fn main() {
         .on_failure(FailurePolicy::Closed)
         .distributed(Duration::from_secs(5), Duration::from_secs(2));
     assert_eq!(ModelPrice::LOAD, expected);
-    assert_eq!(ModelPrice::LOCAL, Some((10_000, Duration::from_secs(5))));
+    assert_eq!(ModelPrice::LOCAL, Some(cache_core::LocalSettings::new(10_000, Duration::from_secs(5))));
     let _ = ModelPrice { model: String::new() }.model;
 }
