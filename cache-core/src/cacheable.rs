@@ -32,6 +32,50 @@ use crate::typed::policy::LoadPolicy;
 /// # Ok(()) }
 /// ```
 ///
+/// # The derive's attributes
+///
+/// All go in `#[cache(...)]` on the type, except `key`, which goes on a field.
+/// Every value is checked at compile time, and every mistake is reported at
+/// once, at the offending token.
+///
+/// | attribute | example | meaning | default |
+/// | --- | --- | --- | --- |
+/// | `prefix` | `prefix = "price"` | key prefix, `A-Z a-z 0-9 . _ -` | the type name in snake_case |
+/// | `ttl` | `ttl = 300`, `ttl = "5m"` | default expiry (`ms`, `s`, `m`, `h`, `d`; a bare number is seconds) | never expires |
+/// | `version` | `version = 2` | schema version, part of every key | 1 |
+/// | `codec` | `codec = "msgpack"` | `json`, `bincode` or `msgpack` (the feature is checked) | `json` |
+/// | `key` (field) | `#[cache(key)] model: String` | the key type, and `put(&value)` stores under it | |
+/// | `key_type` | `key_type = "u64"` | the key type when no field is the key | `String` |
+/// | `crate` | `crate = "my_facade::cache_core"` | where cache-core is, for facade crates | `::cache_core` |
+/// | `negative_ttl` | `negative_ttl = "30s"` | cache a loader's "absent" this long | not cached |
+/// | `jitter` | `jitter = 0.1` | shorten each stored TTL by up to this fraction | 0 |
+/// | `early_refresh` | `early_refresh = 0.2` | reload in the background in the TTL's last fraction | off |
+/// | `on_failure` | `on_failure = "closed"` | `get_or_load` on a Redis error: `"open"` loads, `"closed"` errs | `"open"` |
+/// | `distributed` | `distributed(lease = "5s", wait = "2s")` | single flight across processes | in-process only |
+/// | `local` | `local(capacity = 10000, ttl = "5s")` | a local in-process tier | none |
+///
+/// ```
+/// use cache_core::{Cacheable, Codec, FailurePolicy, LocalSettings};
+/// use std::time::Duration;
+///
+/// #[derive(serde::Serialize, serde::Deserialize, Cacheable)]
+/// #[cache(prefix = "price", ttl = "5m", version = 2, codec = "json",
+///         negative_ttl = "30s", jitter = 0.1, early_refresh = 0.2, on_failure = "open",
+///         distributed(lease = "5s", wait = "2s"), local(capacity = 10000, ttl = "5s"))]
+/// struct ModelPrice { #[cache(key)] model: String, input_per_1k: f64 }
+///
+/// #[derive(serde::Serialize, serde::Deserialize, Cacheable)]
+/// #[cache(key_type = "u64", crate = "cache_core")]
+/// struct MessageSeq(i64);
+///
+/// assert_eq!(ModelPrice::PREFIX, "price");
+/// assert_eq!(ModelPrice::TTL, Some(Duration::from_secs(300)));
+/// assert_eq!(ModelPrice::VERSION, 2);
+/// assert_eq!(ModelPrice::CODEC, Codec::Json);
+/// assert_eq!(ModelPrice::LOCAL, Some(LocalSettings::new(10_000, Duration::from_secs(5))));
+/// assert_eq!(MessageSeq::PREFIX, "message_seq");
+/// ```
+///
 /// A hand-written impl sets the same items; only `Key` and `PREFIX` are required.
 /// The prefix is escaped like any key part, and a zero TTL is refused on write.
 ///

@@ -1,6 +1,7 @@
 //! Reading `#[cache(...)]` attributes, without judging their values yet.
 
 use proc_macro2::Span;
+use syn::meta::ParseNestedMeta;
 use syn::spanned::Spanned;
 use syn::{Attribute, Data, DeriveInput, Fields, Lit, LitStr, Member, Path, Type};
 
@@ -62,6 +63,51 @@ pub(crate) struct KeyField {
     pub(crate) unnamed: bool,
 }
 
+/// The value after `name =`, which must be a string literal. Any other value
+/// is an error here, and reading goes on, so that the attribute's other
+/// mistakes are reported too.
+fn string(
+    meta: &ParseNestedMeta,
+    name: &syn::Ident,
+    errors: &mut Errors,
+) -> syn::Result<Option<LitStr>> {
+    let expected = format!("`{name}` takes a string, e.g. {name} = \"...\"");
+    match value_of(meta, &expected, errors)? {
+        Some(Lit::Str(value)) => Ok(Some(value)),
+        Some(other) => {
+            errors.push(other.span(), expected);
+            Ok(None)
+        }
+        None => Ok(None),
+    }
+}
+
+/// The value after `name =`, which must be a literal (any kind; `valid`
+/// judges it). Any other expression is an error here, and reading goes on.
+fn literal(
+    meta: &ParseNestedMeta,
+    name: &syn::Ident,
+    errors: &mut Errors,
+) -> syn::Result<Option<Lit>> {
+    value_of(meta, &format!("`{name}` takes a literal value"), errors)
+}
+
+/// The literal after `=`; any other expression is the error `expected`.
+fn value_of(
+    meta: &ParseNestedMeta,
+    expected: &str,
+    errors: &mut Errors,
+) -> syn::Result<Option<Lit>> {
+    let value: syn::Expr = meta.value()?.parse()?;
+    match value {
+        syn::Expr::Lit(syn::ExprLit { lit, .. }) => Ok(Some(lit)),
+        other => {
+            errors.push(other.span(), expected);
+            Ok(None)
+        }
+    }
+}
+
 /// Sets `slot` once; a second occurrence is an error at the repeated name.
 fn set_once<T>(slot: &mut Option<T>, value: T, name: &syn::Ident, errors: &mut Errors) {
     if slot.is_some() {
@@ -85,50 +131,62 @@ pub(crate) fn container(input: &DeriveInput, errors: &mut Errors) -> Container {
             };
             match name.to_string().as_str() {
                 "prefix" => {
-                    let value: LitStr = meta.value()?.parse()?;
-                    set_once(&mut container.prefix, value, &name, errors);
+                    if let Some(value) = string(&meta, &name, errors)? {
+                        set_once(&mut container.prefix, value, &name, errors);
+                    }
                 }
                 "ttl" => {
-                    let value: Lit = meta.value()?.parse()?;
-                    set_once(&mut container.ttl, value, &name, errors);
+                    if let Some(value) = literal(&meta, &name, errors)? {
+                        set_once(&mut container.ttl, value, &name, errors);
+                    }
                 }
                 "version" => {
-                    let value: Lit = meta.value()?.parse()?;
-                    set_once(&mut container.version, value, &name, errors);
+                    if let Some(value) = literal(&meta, &name, errors)? {
+                        set_once(&mut container.version, value, &name, errors);
+                    }
                 }
                 "codec" => {
-                    let value: LitStr = meta.value()?.parse()?;
-                    set_once(&mut container.codec, value, &name, errors);
+                    if let Some(value) = string(&meta, &name, errors)? {
+                        set_once(&mut container.codec, value, &name, errors);
+                    }
                 }
                 "crate" => {
-                    let value: LitStr = meta.value()?.parse()?;
+                    let Some(value) = string(&meta, &name, errors)? else {
+                        return Ok(());
+                    };
                     match value.parse::<Path>() {
                         Ok(path) => set_once(&mut container.krate, (path, value.span()), &name, errors),
                         Err(_) => errors.push(value.span(), "`crate` must be a path, e.g. \"my::cache_core\""),
                     }
                 }
                 "key_type" => {
-                    let value: LitStr = meta.value()?.parse()?;
+                    let Some(value) = string(&meta, &name, errors)? else {
+                        return Ok(());
+                    };
                     match value.parse::<Type>() {
                         Ok(ty) => set_once(&mut container.key_type, (ty, value.span()), &name, errors),
                         Err(_) => errors.push(value.span(), "`key_type` must be a type, e.g. \"u64\""),
                     }
                 }
                 "negative_ttl" => {
-                    let value: Lit = meta.value()?.parse()?;
-                    set_once(&mut container.negative_ttl, value, &name, errors);
+                    if let Some(value) = literal(&meta, &name, errors)? {
+                        set_once(&mut container.negative_ttl, value, &name, errors);
+                    }
                 }
                 "jitter" => {
-                    let value: Lit = meta.value()?.parse()?;
-                    set_once(&mut container.jitter, value, &name, errors);
+                    if let Some(value) = literal(&meta, &name, errors)? {
+                        set_once(&mut container.jitter, value, &name, errors);
+                    }
                 }
                 "early_refresh" => {
-                    let value: Lit = meta.value()?.parse()?;
-                    set_once(&mut container.early_refresh, value, &name, errors);
+                    if let Some(value) = literal(&meta, &name, errors)? {
+                        set_once(&mut container.early_refresh, value, &name, errors);
+                    }
                 }
                 "on_failure" => {
-                    let value: LitStr = meta.value()?.parse()?;
-                    set_once(&mut container.on_failure, value, &name, errors);
+                    if let Some(value) = string(&meta, &name, errors)? {
+                        set_once(&mut container.on_failure, value, &name, errors);
+                    }
                 }
                 "distributed" => {
                     let (mut lease, mut wait) = (None, None);

@@ -8,13 +8,42 @@ use syn::DeriveInput;
 use crate::attr::{self, Errors};
 use crate::valid::{self, Codec, Key};
 
-pub(crate) fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
+/// The impls, or the errors plus a stand-in impl: so that a user sees only
+/// the real errors, not a follow-on "`Cacheable` is not implemented" at
+/// every use of the type (thiserror does the same).
+pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
     let mut errors = Errors::default();
     let container = attr::container(input, &mut errors);
     let key_fields = attr::key_fields(input, &mut errors);
     let settings = valid::check(input, container, key_fields, &mut errors);
-    errors.finish()?;
+    match errors.finish() {
+        Ok(()) => impls(input, &settings),
+        Err(error) => {
+            let errors = error.into_compile_error();
+            let fallback = fallback(input, &settings.krate);
+            quote!(#errors #fallback)
+        }
+    }
+}
 
+/// A `Cacheable` impl with only the required items, for a type whose
+/// attributes had errors. Unions get none: nothing can use them as a value.
+fn fallback(input: &DeriveInput, krate: &syn::Path) -> TokenStream {
+    if matches!(input.data, syn::Data::Union(_)) {
+        return TokenStream::new();
+    }
+    let name = &input.ident;
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics #krate::Cacheable for #name #ty_generics #where_clause {
+            type Key = ::std::string::String;
+            const PREFIX: &'static str = "invalid";
+        }
+    }
+}
+
+fn impls(input: &DeriveInput, settings: &valid::Settings) -> TokenStream {
     let krate = &settings.krate;
     let name = &input.ident;
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
@@ -64,7 +93,7 @@ pub(crate) fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
         Key::Type(_) => TokenStream::new(),
     };
 
-    Ok(quote! {
+    quote! {
         #[automatically_derived]
         impl #impl_generics #krate::Cacheable for #name #ty_generics #where_clause {
             type Key = #key_ty;
@@ -76,7 +105,7 @@ pub(crate) fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
             const LOCAL: ::core::option::Option<#krate::LocalSettings> = #local;
         }
         #keyed
-    })
+    }
 }
 
 fn load_policy(krate: &syn::Path, load: &valid::Load) -> TokenStream {

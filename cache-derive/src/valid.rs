@@ -46,6 +46,14 @@ pub(crate) enum Key {
     Type(Type),
 }
 
+/// The first character a prefix may not hold (the rule of
+/// `cache_core::is_valid_prefix`, checked to agree by a test).
+fn first_bad_prefix_char(prefix: &str) -> Option<char> {
+    prefix
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+}
+
 pub(crate) fn check(
     input: &DeriveInput,
     container: Container,
@@ -69,10 +77,7 @@ pub(crate) fn check(
             let prefix = lit.value();
             if prefix.is_empty() {
                 errors.push(lit.span(), "`prefix` must not be empty");
-            } else if let Some(bad) = prefix
-                .chars()
-                .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-            {
+            } else if let Some(bad) = first_bad_prefix_char(&prefix) {
                 errors.push(
                     lit.span(),
                     format!("`prefix` may only hold A-Z a-z 0-9 . _ - (found {bad:?})"),
@@ -371,6 +376,7 @@ impl Unraw for syn::Ident {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn snake_cases_type_names() {
@@ -391,5 +397,24 @@ mod tests {
         assert!(ms(quote::quote!("5y")).is_err());
         assert!(ms(quote::quote!("5")).is_err());
         assert!(ms(quote::quote!("99999999999999999d")).is_err());
+    }
+
+    /// The derive checks at compile time what cache-core checks at run time;
+    /// the copies of the rules must agree.
+    #[test]
+    fn the_rules_copied_from_cache_core_agree_with_it() {
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap();
+        assert_eq!(MAX_TTL_MS, millis(cache_core::MAX_TTL));
+        assert_eq!(MAX_LOCAL_TTL_MS, millis(cache_core::MAX_LOCAL_TTL));
+        for prefix in [
+            "price", "a.b_c-D9", "", " ", "a:b", "a{b}", "ü", "x*", "a b", "a%", "_", "-", ".",
+        ] {
+            let derive_accepts = !prefix.is_empty() && first_bad_prefix_char(prefix).is_none();
+            assert_eq!(
+                derive_accepts,
+                cache_core::is_valid_prefix(prefix),
+                "{prefix:?}"
+            );
+        }
     }
 }
