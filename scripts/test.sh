@@ -34,12 +34,15 @@ if ! command -v openssl >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; t
 fi
 echo "using $("${CACHE_TEST_REDIS_SERVER:-redis-server}" --version)"
 
+# Where cargo puts the example binaries (it honours CARGO_TARGET_DIR).
+examples_dir="${CARGO_TARGET_DIR:-target}/debug/examples"
+
 # Runs an example binary; an empty REDIS_URL means the memory backend.
 run_example() {
     if [ -z "${REDIS_URL:-}" ]; then
-        env -u REDIS_URL "target/debug/examples/$1"
+        env -u REDIS_URL "$examples_dir/$1"
     else
-        "target/debug/examples/$1"
+        "$examples_dir/$1"
     fi
 }
 
@@ -76,7 +79,7 @@ if [ "$status" -eq 0 ]; then
     fi
     # The bench must keep running and writing its JSON (its numbers in a
     # debug build mean nothing; the README's come from a release run).
-    if target/debug/examples/bench --quick --json "$work/bench.json" >"$work/example.log" 2>&1 \
+    if "$examples_dir/bench" --quick --json "$work/bench.json" >"$work/example.log" 2>&1 \
         && [ "$(grep -c '"name"' "$work/bench.json")" -eq 13 ]; then
         echo "example bench --quick ... ok"
         examples_passed=$((examples_passed + 1))

@@ -11,6 +11,24 @@
 //! - [`Error`]: one error type; every error about an entry names its key, and
 //!   URLs are shown with their password redacted.
 //!
+//! # Map of the crate
+//!
+//! | module | holds |
+//! | --- | --- |
+//! | `cache` | the [`Cache`] handle and its [`CacheBuilder`] |
+//! | `keyspace` | [`KeyspaceBuilder`]: prefix, version, TTL, codec, policies |
+//! | `key`, `ttl` | the key layout and escaping; the TTL rules |
+//! | `typed` | [`TypedCache`]; `load`: `get_or_load`; `policy`: [`LoadPolicy`]; `local`: the local tier |
+//! | `blocks` | [`Flags`], [`Locks`], [`OneTimeCodes`], [`RateLimiter`], [`Sequences`], [`TypedSet`] |
+//! | `lease` | leases with fencing tokens, under both locks and distributed loads |
+//! | `codec` | serde codecs, the integer form, the lossless check |
+//! | `backend` | the one seam to storage: `memory`, `redis` (transport in `redis::connect`), and `ops`: each multi-step operation once, as a script and its in-memory twin |
+//! | `cacheable` | the [`Cacheable`] trait behind `#[derive(Cacheable)]` |
+//! | `error`, `stats` | [`Error`]; the counters of [`CacheStats`] |
+//!
+//! Only `backend` knows which storage is in use; everything above it is
+//! written once.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
 //! use cache_core::Cache;
