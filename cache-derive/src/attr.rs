@@ -108,6 +108,31 @@ fn value_of(
     }
 }
 
+/// The two named values of a nested attribute such as
+/// `distributed(lease = "5s", wait = "2s")`; anything else inside is an error.
+fn pair(
+    meta: &ParseNestedMeta,
+    names: [&str; 2],
+    errors: &mut Errors,
+) -> syn::Result<(Option<Lit>, Option<Lit>)> {
+    let (mut first, mut second) = (None, None);
+    meta.parse_nested_meta(|inner| {
+        if inner.path.is_ident(names[0]) {
+            first = Some(inner.value()?.parse()?);
+        } else if inner.path.is_ident(names[1]) {
+            second = Some(inner.value()?.parse()?);
+        } else {
+            let [a, b] = names;
+            errors.push(
+                inner.path.span(),
+                format!("expected `{a} = ...` or `{b} = ...`"),
+            );
+        }
+        Ok(())
+    })?;
+    Ok((first, second))
+}
+
 /// Sets `slot` once; a second occurrence is an error at the repeated name.
 fn set_once<T>(slot: &mut Option<T>, value: T, name: &syn::Ident, errors: &mut Errors) {
     if slot.is_some() {
@@ -189,31 +214,11 @@ pub(crate) fn container(input: &DeriveInput, errors: &mut Errors) -> Container {
                     }
                 }
                 "distributed" => {
-                    let (mut lease, mut wait) = (None, None);
-                    meta.parse_nested_meta(|inner| {
-                        if inner.path.is_ident("lease") {
-                            lease = Some(inner.value()?.parse()?);
-                        } else if inner.path.is_ident("wait") {
-                            wait = Some(inner.value()?.parse()?);
-                        } else {
-                            errors.push(inner.path.span(), "expected `lease = ...` or `wait = ...`");
-                        }
-                        Ok(())
-                    })?;
+                    let (lease, wait) = pair(&meta, ["lease", "wait"], errors)?;
                     set_once(&mut container.distributed, (lease, wait, name.span()), &name, errors);
                 }
                 "local" => {
-                    let (mut capacity, mut ttl) = (None, None);
-                    meta.parse_nested_meta(|inner| {
-                        if inner.path.is_ident("capacity") {
-                            capacity = Some(inner.value()?.parse()?);
-                        } else if inner.path.is_ident("ttl") {
-                            ttl = Some(inner.value()?.parse()?);
-                        } else {
-                            errors.push(inner.path.span(), "expected `capacity = ...` or `ttl = ...`");
-                        }
-                        Ok(())
-                    })?;
+                    let (capacity, ttl) = pair(&meta, ["capacity", "ttl"], errors)?;
                     set_once(&mut container.local, (capacity, ttl, name.span()), &name, errors);
                 }
                 "key" => errors.push(

@@ -260,7 +260,7 @@ impl Cache {
     /// ```
     pub fn redis_connection(&self) -> Option<RedisConnection> {
         match &self.inner.backend {
-            Backend::Redis(redis) => Some(RedisConnection(redis.connection())),
+            Backend::Redis(redis) => Some(redis.connection()),
             Backend::Memory(_) => None,
         }
     }

@@ -2,36 +2,13 @@
 //! `struct Seq(i64)`, `#[serde(transparent)]` wrappers) are stored, so that a
 //! value written by `INCR` and a value written by `set` are the same bytes.
 
-use std::fmt;
-
 use serde::de::{self, DeserializeOwned, Visitor};
 use serde::ser::{self, Impossible, Serialize};
 
 use crate::backend::Bounds;
 
 /// Why a value could not be handled in integer form.
-#[derive(Debug)]
-pub(crate) struct IntegerError(String);
-
-impl fmt::Display for IntegerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for IntegerError {}
-
-impl ser::Error for IntegerError {
-    fn custom<T: fmt::Display>(msg: T) -> Self {
-        IntegerError(msg.to_string())
-    }
-}
-
-impl de::Error for IntegerError {
-    fn custom<T: fmt::Display>(msg: T) -> Self {
-        IntegerError(msg.to_string())
-    }
-}
+pub(crate) type IntegerError = super::SerdeMessage;
 
 /// The range of `V` when it deserializes from a single integer of at most 64
 /// bits, `None` for every other shape.
@@ -54,9 +31,9 @@ pub(crate) fn to_i64<V: Serialize + ?Sized>(value: &V) -> Result<i64, IntegerErr
 /// Parses a decimal integer as stored by Redis into `V`.
 pub(crate) fn from_decimal<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, IntegerError> {
     let text = std::str::from_utf8(bytes)
-        .map_err(|_| IntegerError("stored value is not a decimal integer".into()))?;
+        .map_err(|_| super::SerdeMessage("stored value is not a decimal integer".into()))?;
     let number: i64 = text.parse().map_err(|_| {
-        IntegerError(format!(
+        super::SerdeMessage(format!(
             "stored value `{text:.32}` is not a decimal integer"
         ))
     })?;
@@ -68,7 +45,7 @@ struct ShapeProbe<'a> {
 }
 
 fn refuse() -> IntegerError {
-    IntegerError("shape probe".into())
+    super::SerdeMessage("shape probe".into())
 }
 
 macro_rules! probe_integers {
@@ -143,11 +120,20 @@ impl<'de> de::Deserializer<'de> for FromI64 {
 struct ToI64;
 
 fn not_integer() -> IntegerError {
-    IntegerError("value is not a single integer".into())
+    super::SerdeMessage("value is not a single integer".into())
 }
 
 fn out_of_range() -> IntegerError {
-    IntegerError("integer is outside the range of a Redis integer (i64)".into())
+    super::SerdeMessage("integer is outside the range of a Redis integer (i64)".into())
+}
+
+/// Integer types that always fit in an `i64`.
+macro_rules! widen {
+    ($($method:ident: $ty:ty),*) => {$(
+        fn $method(self, v: $ty) -> Result<i64, IntegerError> {
+            Ok(v.into())
+        }
+    )*};
 }
 
 macro_rules! refuse_serialize {
@@ -169,27 +155,15 @@ impl ser::Serializer for ToI64 {
     type SerializeStruct = Impossible<i64, IntegerError>;
     type SerializeStructVariant = Impossible<i64, IntegerError>;
 
-    fn serialize_i8(self, v: i8) -> Result<i64, IntegerError> {
-        Ok(v.into())
-    }
-    fn serialize_i16(self, v: i16) -> Result<i64, IntegerError> {
-        Ok(v.into())
-    }
-    fn serialize_i32(self, v: i32) -> Result<i64, IntegerError> {
-        Ok(v.into())
-    }
-    fn serialize_i64(self, v: i64) -> Result<i64, IntegerError> {
-        Ok(v)
-    }
-    fn serialize_u8(self, v: u8) -> Result<i64, IntegerError> {
-        Ok(v.into())
-    }
-    fn serialize_u16(self, v: u16) -> Result<i64, IntegerError> {
-        Ok(v.into())
-    }
-    fn serialize_u32(self, v: u32) -> Result<i64, IntegerError> {
-        Ok(v.into())
-    }
+    widen!(
+        serialize_i8: i8,
+        serialize_i16: i16,
+        serialize_i32: i32,
+        serialize_i64: i64,
+        serialize_u8: u8,
+        serialize_u16: u16,
+        serialize_u32: u32
+    );
     fn serialize_u64(self, v: u64) -> Result<i64, IntegerError> {
         i64::try_from(v).map_err(|_| out_of_range())
     }

@@ -6,8 +6,6 @@
 //! run it only when their output holds a null, so the common value costs one
 //! byte scan.
 
-use std::fmt;
-
 use serde::Serialize;
 use serde::ser::{self, Impossible};
 
@@ -22,32 +20,24 @@ pub(crate) enum Format {
 }
 
 /// Why a value would not round-trip.
-#[derive(Debug)]
-pub(crate) struct Lossy(String);
+pub(crate) type Lossy = super::SerdeMessage;
 
-impl fmt::Display for Lossy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+/// When `needed`, an error naming the first part of `value` that `format`
+/// would not give back unchanged.
+pub(crate) fn check_if<V: Serialize + ?Sized>(
+    needed: bool,
+    value: &V,
+    format: Format,
+) -> Result<(), Lossy> {
+    if !needed {
+        return Ok(());
     }
-}
-
-impl std::error::Error for Lossy {}
-
-impl ser::Error for Lossy {
-    fn custom<T: fmt::Display>(msg: T) -> Self {
-        Lossy(msg.to_string())
-    }
-}
-
-/// Returns an error naming the first part of `value` that `format` would not
-/// give back unchanged.
-pub(crate) fn check<V: Serialize + ?Sized>(value: &V, format: Format) -> Result<(), Lossy> {
     value.serialize(Walk(format))
 }
 
 fn non_finite(format: Format, value: f64) -> Result<(), Lossy> {
     if format == Format::Json && !value.is_finite() {
-        return Err(Lossy(format!(
+        return Err(super::SerdeMessage(format!(
             "{value} cannot be stored as JSON (it would read back as null); \
              use another codec or a finite value"
         )));
@@ -62,7 +52,7 @@ struct Walk(Format);
 impl Walk {
     fn some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Lossy> {
         if value.serialize(NullLike(self.0)).unwrap_or(false) {
-            return Err(Lossy(
+            return Err(super::SerdeMessage(
                 "`Some` of a null-like value (`None`, `()`, a unit struct) is stored \
                  like `None` and would read back as `None`"
                     .into(),
@@ -72,9 +62,19 @@ impl Walk {
     }
 }
 
-macro_rules! accept {
-    ($($method:ident($ty:ty)),* $(,)?) => {$(
-        fn $method(self, _: $ty) -> Result<(), Lossy> { Ok(()) }
+/// The scalar methods that answer `$answer` whatever the value: the same
+/// list for both walkers.
+macro_rules! scalars {
+    ($ok:ty, $answer:expr) => {
+        scalars!(@each $ok, $answer;
+            serialize_bool(bool), serialize_i8(i8), serialize_i16(i16), serialize_i32(i32),
+            serialize_i64(i64), serialize_i128(i128), serialize_u8(u8), serialize_u16(u16),
+            serialize_u32(u32), serialize_u64(u64), serialize_u128(u128), serialize_char(char),
+            serialize_str(&str), serialize_bytes(&[u8])
+        );
+    };
+    (@each $ok:ty, $answer:expr; $($method:ident($ty:ty)),*) => {$(
+        fn $method(self, _: $ty) -> Result<$ok, Lossy> { Ok($answer) }
     )*};
 }
 
@@ -89,23 +89,11 @@ impl ser::Serializer for Walk {
     type SerializeStruct = Self;
     type SerializeStructVariant = Self;
 
-    accept!(
-        serialize_bool(bool),
-        serialize_i8(i8),
-        serialize_i16(i16),
-        serialize_i32(i32),
-        serialize_i64(i64),
-        serialize_i128(i128),
-        serialize_u8(u8),
-        serialize_u16(u16),
-        serialize_u32(u32),
-        serialize_u64(u64),
-        serialize_u128(u128),
-        serialize_char(char),
-        serialize_str(&str),
-        serialize_bytes(&[u8]),
-        serialize_unit_struct(&'static str),
-    );
+    scalars!((), ());
+
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Lossy> {
+        Ok(())
+    }
 
     fn serialize_f32(self, v: f32) -> Result<(), Lossy> {
         non_finite(self.0, f64::from(v))
@@ -221,14 +209,8 @@ impl ser::SerializeMap for Walk {
 #[derive(Clone, Copy)]
 struct NullLike(Format);
 
-macro_rules! not_null {
-    ($($method:ident($($arg:ty),*)),* $(,)?) => {$(
-        fn $method(self $(, _: $arg)*) -> Result<bool, Lossy> { Ok(false) }
-    )*};
-}
-
 fn compound<T>() -> Result<T, Lossy> {
-    Err(Lossy("compound".into()))
+    Err(super::SerdeMessage("compound".into()))
 }
 
 impl ser::Serializer for NullLike {
@@ -242,23 +224,16 @@ impl ser::Serializer for NullLike {
     type SerializeStruct = Impossible<bool, Lossy>;
     type SerializeStructVariant = Impossible<bool, Lossy>;
 
-    not_null!(
-        serialize_bool(bool),
-        serialize_i8(i8),
-        serialize_i16(i16),
-        serialize_i32(i32),
-        serialize_i64(i64),
-        serialize_i128(i128),
-        serialize_u8(u8),
-        serialize_u16(u16),
-        serialize_u32(u32),
-        serialize_u64(u64),
-        serialize_u128(u128),
-        serialize_char(char),
-        serialize_str(&str),
-        serialize_bytes(&[u8]),
-        serialize_unit_variant(&'static str, u32, &'static str),
-    );
+    scalars!(bool, false);
+
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+    ) -> Result<bool, Lossy> {
+        Ok(false)
+    }
 
     fn serialize_f32(self, v: f32) -> Result<bool, Lossy> {
         Ok(self.0 == Format::Json && !v.is_finite())

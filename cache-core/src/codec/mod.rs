@@ -143,9 +143,7 @@ impl Codec {
             Codec::Json => {
                 let bytes = serde_json::to_vec(value)?;
                 // Only a value written with a `null` can have lost something.
-                if contains(&bytes, b"null") {
-                    lossless::check(value, lossless::Format::Json)?;
-                }
+                lossless::check_if(contains(&bytes, b"null"), value, lossless::Format::Json)?;
                 Ok(bytes)
             }
             #[cfg(feature = "bincode")]
@@ -157,9 +155,7 @@ impl Codec {
             Codec::MsgPack => {
                 let bytes = rmp_serde::to_vec_named(value)?;
                 // 0xc0 is MessagePack's nil.
-                if bytes.contains(&0xc0) {
-                    lossless::check(value, lossless::Format::MsgPack)?;
-                }
+                lossless::check_if(bytes.contains(&0xc0), value, lossless::Format::MsgPack)?;
                 Ok(bytes)
             }
         }
@@ -188,6 +184,31 @@ impl Codec {
             #[cfg(feature = "msgpack")]
             Codec::MsgPack => Ok(rmp_serde::from_slice(bytes)?),
         }
+    }
+}
+
+/// A message-only error for the codec's own serde walkers (the integer form,
+/// the lossless check).
+#[derive(Debug)]
+pub(crate) struct SerdeMessage(pub(crate) String);
+
+impl std::fmt::Display for SerdeMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SerdeMessage {}
+
+impl serde::ser::Error for SerdeMessage {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        SerdeMessage(msg.to_string())
+    }
+}
+
+impl serde::de::Error for SerdeMessage {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        SerdeMessage(msg.to_string())
     }
 }
 

@@ -253,6 +253,19 @@ where
         )
     }
 
+    /// The bytes and TTL of a write with the default TTL (jittered), checked.
+    fn encode_with_default_ttl(
+        &self,
+        full_key: &str,
+        value: &V,
+    ) -> Result<(Vec<u8>, Option<Duration>)> {
+        if let Some(ttl) = self.ttl {
+            check_ttl(ttl, Some(full_key))?;
+        }
+        let bytes = self.encode(full_key, value)?;
+        Ok((bytes, self.ttl.map(|ttl| self.load.jittered(ttl))))
+    }
+
     fn encode(&self, full_key: &str, value: &V) -> Result<Vec<u8>> {
         self.format
             .encode_for(full_key, value, self.cache.max_value_size())
@@ -331,11 +344,7 @@ where
         Q: CacheKey + ?Sized,
     {
         let full_key = self.layout.key(key);
-        if let Some(ttl) = self.ttl {
-            check_ttl(ttl, Some(&full_key))?;
-        }
-        let bytes = self.encode(&full_key, value)?;
-        let ttl = self.ttl.map(|ttl| self.load.jittered(ttl));
+        let (bytes, ttl) = self.encode_with_default_ttl(&full_key, value)?;
         self.write(&full_key, bytes, ttl, "set").await
     }
 
@@ -383,11 +392,7 @@ where
         Q: CacheKey + ?Sized,
     {
         let full_key = self.layout.key(key);
-        if let Some(ttl) = self.ttl {
-            check_ttl(ttl, Some(&full_key))?;
-        }
-        let bytes = self.encode(&full_key, value)?;
-        let ttl = self.ttl.map(|ttl| self.load.jittered(ttl));
+        let (bytes, ttl) = self.encode_with_default_ttl(&full_key, value)?;
         // Either way the local copy may be stale: drop it.
         self.local.written(&full_key, None);
         self.cache
@@ -575,11 +580,7 @@ where
         let mut encoded = Vec::with_capacity(entries.len());
         for (key, value) in entries {
             let full_key = self.layout.key(*key);
-            if let Some(ttl) = self.ttl {
-                check_ttl(ttl, Some(&full_key))?;
-            }
-            let bytes = self.encode(&full_key, value)?;
-            let ttl = self.ttl.map(|ttl| self.load.jittered(ttl));
+            let (bytes, ttl) = self.encode_with_default_ttl(&full_key, value)?;
             encoded.push((full_key, bytes, ttl));
         }
         for (full_key, _, _) in &encoded {

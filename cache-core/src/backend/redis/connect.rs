@@ -19,37 +19,11 @@ pub(crate) struct ConnectOptions {
     pub(crate) tls_root: Option<Vec<u8>>,
 }
 
-/// The connection a handle sends its commands on. Cheap to clone: clones
-/// share one multiplexed connection.
+/// The transports a handle can use.
 #[derive(Clone)]
 pub(crate) enum Connection {
     /// One server, reconnected after failures by redis-rs' manager.
     Standalone(ConnectionManager),
-}
-
-impl ConnectionLike for Connection {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Connection::Standalone(manager) => manager.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Connection::Standalone(manager) => manager.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Connection::Standalone(manager) => manager.get_db(),
-        }
-    }
 }
 
 impl RedisBackend {
@@ -94,7 +68,7 @@ impl RedisBackend {
                 Err(_elapsed) => return Err(connect_timeout(redacted)),
             }
         };
-        let connection = Connection::Standalone(manager);
+        let connection = RedisConnection(Connection::Standalone(manager));
         Ok(RedisBackend::new(connection, timeout, redacted, stats))
     }
 }
@@ -170,7 +144,9 @@ impl std::fmt::Debug for RedisConnection {
 
 impl ConnectionLike for RedisConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        self.0.req_packed_command(cmd)
+        match &mut self.0 {
+            Connection::Standalone(manager) => manager.req_packed_command(cmd),
+        }
     }
 
     fn req_packed_commands<'a>(
@@ -179,10 +155,14 @@ impl ConnectionLike for RedisConnection {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        self.0.req_packed_commands(pipeline, offset, count)
+        match &mut self.0 {
+            Connection::Standalone(manager) => manager.req_packed_commands(pipeline, offset, count),
+        }
     }
 
     fn get_db(&self) -> i64 {
-        self.0.get_db()
+        match &self.0 {
+            Connection::Standalone(manager) => manager.get_db(),
+        }
     }
 }

@@ -5,8 +5,8 @@
 
 mod connect;
 
+pub(crate) use self::connect::ConnectOptions;
 pub use self::connect::RedisConnection;
-pub(crate) use self::connect::{ConnectOptions, Connection};
 
 use std::fmt;
 use std::future::Future;
@@ -41,7 +41,7 @@ fn is_connection_loss(err: &redis::RedisError) -> bool {
 }
 
 pub(crate) struct RedisBackend {
-    connection: Connection,
+    connection: RedisConnection,
     timeout: Duration,
     redacted_url: String,
     stats: Arc<Stats>,
@@ -58,7 +58,7 @@ impl fmt::Debug for RedisBackend {
 
 impl RedisBackend {
     pub(crate) fn new(
-        connection: Connection,
+        connection: RedisConnection,
         timeout: Duration,
         redacted_url: String,
         stats: Arc<Stats>,
@@ -75,7 +75,7 @@ impl RedisBackend {
         self.timeout
     }
 
-    pub(crate) fn connection(&self) -> Connection {
+    pub(crate) fn connection(&self) -> RedisConnection {
         self.connection.clone()
     }
 
