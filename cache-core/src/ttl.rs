@@ -49,6 +49,24 @@ pub enum Ttl {
 }
 
 impl Ttl {
+    /// From PTTL's answer: -2 missing, -1 no expiry, otherwise milliseconds left.
+    pub(crate) fn from_millis(millis: i64) -> Ttl {
+        match millis {
+            -2 => Ttl::Missing,
+            -1 => Ttl::Persistent,
+            left => Ttl::Expires(Duration::from_millis(left.max(0).unsigned_abs())),
+        }
+    }
+
+    /// PTTL's answer for this TTL.
+    pub(crate) fn millis(self) -> i64 {
+        match self {
+            Ttl::Missing => -2,
+            Ttl::Persistent => -1,
+            Ttl::Expires(left) => i64::try_from(left.as_millis()).unwrap_or(i64::MAX),
+        }
+    }
+
     /// The remaining time, when the key exists and expires.
     ///
     /// ```

@@ -36,6 +36,14 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// The bytes it holds, if it holds bytes.
+    pub(crate) fn into_bytes(self) -> Option<Vec<u8>> {
+        match self.value {
+            Value::Bytes(bytes) => Some(bytes),
+            _ => None,
+        }
+    }
+
     fn is_live(&self, now: Instant) -> bool {
         self.expires_at.is_none_or(|at| at > now)
     }
@@ -223,10 +231,6 @@ impl MemoryBackend {
         self.atomically(|store| store.entries.len())
     }
 
-    pub(crate) fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.atomically(|store| Ok(store.bytes(key, "GET")?.cloned()))
-    }
-
     pub(crate) fn set(
         &self,
         key: &str,
@@ -241,32 +245,6 @@ impl MemoryBackend {
             let expires_at = ttl.map(|ttl| deadline(store.now(), ttl));
             store.insert(key, Value::Bytes(value), expires_at);
             Ok(true)
-        })
-    }
-
-    pub(crate) fn delete(&self, key: &str) -> Result<bool> {
-        self.atomically(|store| Ok(store.remove(key).is_some()))
-    }
-
-    pub(crate) fn exists(&self, key: &str) -> Result<bool> {
-        self.atomically(|store| Ok(store.entry(key).is_some()))
-    }
-
-    pub(crate) fn ttl(&self, key: &str) -> Result<Ttl> {
-        self.atomically(|store| Ok(store.ttl(key)))
-    }
-
-    pub(crate) fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
-        self.atomically(|store| Ok(store.expire(key, ttl)))
-    }
-
-    pub(crate) fn take(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.atomically(|store| {
-            store.bytes(key, "GETDEL")?;
-            Ok(store.remove(key).and_then(|entry| match entry.value {
-                Value::Bytes(bytes) => Some(bytes),
-                _ => None,
-            }))
         })
     }
 }

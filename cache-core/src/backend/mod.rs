@@ -11,6 +11,9 @@ pub(crate) mod redis;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use ::redis::FromRedisValue;
+
+use self::memory::{Entry, Store};
 use crate::error::Result;
 use crate::ttl::{Ttl, ttl_millis};
 
@@ -65,11 +68,63 @@ impl Backend {
         }
     }
 
-    pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+    /// One command on one key: `name key [args]` on Redis, `in_memory` on
+    /// the memory backend. Every single-key command is described here once.
+    async fn command<T: FromRedisValue>(
+        &self,
+        name: &'static str,
+        key: &str,
+        args: &[u64],
+        retry: Retry,
+        in_memory: impl FnOnce(&mut Store) -> Result<T>,
+    ) -> Result<T> {
         match self {
-            Backend::Redis(redis) => redis.get(key).await,
-            Backend::Memory(memory) => memory.get(key),
+            Backend::Redis(redis) => {
+                let cmd = ::redis::cmd(name).arg(key).arg(args).take();
+                redis.send(name, key, cmd, retry).await
+            }
+            Backend::Memory(memory) => memory.atomically(in_memory),
         }
+    }
+
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let read = |store: &mut Store| Ok(store.bytes(key, "GET")?.cloned());
+        self.command("GET", key, &[], Retry::Idempotent, read).await
+    }
+
+    /// Reads and removes the value at `key` (GETDEL); never sent twice.
+    pub(crate) async fn take(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let take = |store: &mut Store| {
+            store.bytes(key, "GETDEL")?;
+            Ok(store.remove(key).and_then(Entry::into_bytes))
+        };
+        self.command("GETDEL", key, &[], Retry::Never, take).await
+    }
+
+    pub(crate) async fn delete(&self, key: &str) -> Result<bool> {
+        let delete = |store: &mut Store| Ok(store.remove(key).is_some());
+        self.command("DEL", key, &[], Retry::Idempotent, delete)
+            .await
+    }
+
+    pub(crate) async fn exists(&self, key: &str) -> Result<bool> {
+        let exists = |store: &mut Store| Ok(store.entry(key).is_some());
+        self.command("EXISTS", key, &[], Retry::Idempotent, exists)
+            .await
+    }
+
+    pub(crate) async fn ttl(&self, key: &str) -> Result<Ttl> {
+        let read = |store: &mut Store| Ok(store.ttl(key).millis());
+        let millis = self.command("PTTL", key, &[], Retry::Idempotent, read);
+        Ok(Ttl::from_millis(millis.await?))
+    }
+
+    /// Sets `key` to expire after `ttl`; returns whether it exists.
+    pub(crate) async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
+        let expire = |store: &mut Store| Ok(store.expire(key, ttl));
+        let args = [ttl_millis(ttl)];
+        self.command("PEXPIRE", key, &args, Retry::Idempotent, expire)
+            .await
     }
 
     pub(crate) async fn set(
@@ -93,34 +148,6 @@ impl Backend {
                 let bytes = store.bytes(key, "GET")?.cloned();
                 Ok(bytes.map(|bytes| (bytes, store.ttl(key))))
             }),
-        }
-    }
-
-    pub(crate) async fn delete(&self, key: &str) -> Result<bool> {
-        match self {
-            Backend::Redis(redis) => redis.delete(key).await,
-            Backend::Memory(memory) => memory.delete(key),
-        }
-    }
-
-    pub(crate) async fn exists(&self, key: &str) -> Result<bool> {
-        match self {
-            Backend::Redis(redis) => redis.exists(key).await,
-            Backend::Memory(memory) => memory.exists(key),
-        }
-    }
-
-    pub(crate) async fn ttl(&self, key: &str) -> Result<Ttl> {
-        match self {
-            Backend::Redis(redis) => redis.ttl(key).await,
-            Backend::Memory(memory) => memory.ttl(key),
-        }
-    }
-
-    pub(crate) async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
-        match self {
-            Backend::Redis(redis) => redis.expire(key, ttl).await,
-            Backend::Memory(memory) => memory.expire(key, ttl),
         }
     }
 
@@ -193,13 +220,6 @@ impl Backend {
                     .filter(|key| store.remove(key).is_some())
                     .count()
             })),
-        }
-    }
-
-    pub(crate) async fn take(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        match self {
-            Backend::Redis(redis) => redis.take(key).await,
-            Backend::Memory(memory) => memory.take(key),
         }
     }
 

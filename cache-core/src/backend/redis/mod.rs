@@ -144,18 +144,7 @@ impl RedisBackend {
         self.send(operation, key, cmd, Retry::Idempotent).await
     }
 
-    /// Sends one command that counts or consumes (INCR, GETDEL, SET NX):
-    /// never twice.
-    pub(crate) async fn query_once<T: FromRedisValue>(
-        &self,
-        operation: &'static str,
-        key: &str,
-        cmd: Cmd,
-    ) -> Result<T> {
-        self.send(operation, key, cmd, Retry::Never).await
-    }
-
-    async fn send<T: FromRedisValue>(
+    pub(crate) async fn send<T: FromRedisValue>(
         &self,
         operation: &'static str,
         key: &str,
@@ -232,17 +221,12 @@ impl RedisBackend {
         op.decode(reply.map_err(|error| op.refine(error))?)
     }
 
-    pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.query("GET", key, redis::cmd("GET").arg(key).take())
-            .await
-    }
-
     pub(crate) async fn get_with_ttl(&self, key: &str) -> Result<Option<(Vec<u8>, Ttl)>> {
         let mut pipe = redis::pipe();
         pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
         let (bytes, millis): (Option<Vec<u8>>, i64) =
             self.pipeline("GET", key, pipe, Retry::Idempotent).await?;
-        Ok(bytes.map(|bytes| (bytes, ttl_from_millis(millis))))
+        Ok(bytes.map(|bytes| (bytes, Ttl::from_millis(millis))))
     }
 
     pub(crate) async fn set(
@@ -273,46 +257,5 @@ impl RedisBackend {
         };
         let reply: redis::Value = self.send("SET", key, cmd, retry).await?;
         Ok(reply != redis::Value::Nil)
-    }
-
-    pub(crate) async fn delete(&self, key: &str) -> Result<bool> {
-        let removed: u64 = self
-            .query("DEL", key, redis::cmd("DEL").arg(key).take())
-            .await?;
-        Ok(removed > 0)
-    }
-
-    pub(crate) async fn exists(&self, key: &str) -> Result<bool> {
-        let found: u64 = self
-            .query("EXISTS", key, redis::cmd("EXISTS").arg(key).take())
-            .await?;
-        Ok(found > 0)
-    }
-
-    pub(crate) async fn ttl(&self, key: &str) -> Result<Ttl> {
-        let millis: i64 = self
-            .query("PTTL", key, redis::cmd("PTTL").arg(key).take())
-            .await?;
-        Ok(ttl_from_millis(millis))
-    }
-
-    pub(crate) async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
-        let cmd = redis::cmd("PEXPIRE").arg(key).arg(ttl_millis(ttl)).take();
-        let applied: u64 = self.query("PEXPIRE", key, cmd).await?;
-        Ok(applied > 0)
-    }
-
-    pub(crate) async fn take(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.query_once("GETDEL", key, redis::cmd("GETDEL").arg(key).take())
-            .await
-    }
-}
-
-/// PTTL's answer: -2 missing, -1 no expiry, otherwise milliseconds left.
-fn ttl_from_millis(millis: i64) -> Ttl {
-    match millis {
-        -2 => Ttl::Missing,
-        -1 => Ttl::Persistent,
-        left => Ttl::Expires(Duration::from_millis(left.max(0).unsigned_abs())),
     }
 }
