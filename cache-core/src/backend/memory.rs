@@ -12,7 +12,6 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::SetMode;
 use crate::error::{Error, Result};
 use crate::ttl::Ttl;
 
@@ -229,22 +228,5 @@ impl MemoryBackend {
     /// Entries held, live or expired but not yet swept: what the map costs in memory.
     pub(crate) fn stored_entries(&self) -> usize {
         self.atomically(|store| store.entries.len())
-    }
-
-    pub(crate) fn set(
-        &self,
-        key: &str,
-        value: Vec<u8>,
-        ttl: Option<Duration>,
-        mode: SetMode,
-    ) -> Result<bool> {
-        self.atomically(|store| {
-            if mode == SetMode::IfAbsent && store.entry(key).is_some() {
-                return Ok(false);
-            }
-            let expires_at = ttl.map(|ttl| deadline(store.now(), ttl));
-            store.insert(key, Value::Bytes(value), expires_at);
-            Ok(true)
-        })
     }
 }

@@ -68,8 +68,35 @@ impl Backend {
         }
     }
 
-    /// One command on one key: `name key [args]` on Redis, `in_memory` on
-    /// the memory backend. Every single-key command is described here once.
+    /// Runs one multi-step operation atomically.
+    pub(crate) async fn run<O: Atomic>(&self, op: &O) -> Result<O::Output> {
+        match self {
+            Backend::Redis(redis) => redis.run(op).await,
+            Backend::Memory(memory) => memory.atomically(|store| op.in_memory(store)),
+        }
+    }
+
+    /// One exchange with storage: `wire` on Redis (built only there),
+    /// `in_memory` on the memory backend. Every plain command is described
+    /// here once, both ways side by side.
+    async fn exchange<T: FromRedisValue>(
+        &self,
+        name: &'static str,
+        key: &str,
+        retry: Retry,
+        wire: impl FnOnce() -> Wire,
+        in_memory: impl FnOnce(&mut Store) -> Result<T>,
+    ) -> Result<T> {
+        match self {
+            Backend::Redis(redis) => match wire() {
+                Wire::Command(cmd) => redis.send(name, key, cmd, retry).await,
+                Wire::Pipeline(pipe) => redis.pipeline(name, key, pipe, retry).await,
+            },
+            Backend::Memory(memory) => memory.atomically(in_memory),
+        }
+    }
+
+    /// `name key [args]` on Redis.
     async fn command<T: FromRedisValue>(
         &self,
         name: &'static str,
@@ -78,13 +105,8 @@ impl Backend {
         retry: Retry,
         in_memory: impl FnOnce(&mut Store) -> Result<T>,
     ) -> Result<T> {
-        match self {
-            Backend::Redis(redis) => {
-                let cmd = ::redis::cmd(name).arg(key).arg(args).take();
-                redis.send(name, key, cmd, retry).await
-            }
-            Backend::Memory(memory) => memory.atomically(in_memory),
-        }
+        let wire = || Wire::Command(::redis::cmd(name).arg(key).arg(args).take());
+        self.exchange(name, key, retry, wire, in_memory).await
     }
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
@@ -127,6 +149,9 @@ impl Backend {
             .await
     }
 
+    /// Writes `value` (only where `key` holds nothing, with `IfAbsent`);
+    /// returns whether it was written. SET NX is never sent twice: a second
+    /// try would find the first one's value.
     pub(crate) async fn set(
         &self,
         key: &str,
@@ -134,21 +159,49 @@ impl Backend {
         ttl: Option<Duration>,
         mode: SetMode,
     ) -> Result<bool> {
-        match self {
-            Backend::Redis(redis) => redis.set(key, value, ttl, mode).await,
-            Backend::Memory(memory) => memory.set(key, value, ttl, mode),
-        }
+        let wire = || {
+            let mut cmd = ::redis::cmd("SET");
+            cmd.arg(key).arg(&value);
+            if let Some(ttl) = ttl {
+                cmd.arg("PX").arg(ttl_millis(ttl));
+            }
+            if mode == SetMode::IfAbsent {
+                cmd.arg("NX");
+            }
+            Wire::Command(cmd)
+        };
+        let write = |store: &mut Store| {
+            if mode == SetMode::IfAbsent && store.entry(key).is_some() {
+                return Ok(None);
+            }
+            let expires_at = ttl.map(|ttl| memory::deadline(store.now(), ttl));
+            store.insert(key, memory::Value::Bytes(value.clone()), expires_at);
+            Ok(Some(()))
+        };
+        let retry = match mode {
+            SetMode::Always => Retry::Idempotent,
+            SetMode::IfAbsent => Retry::Never,
+        };
+        // SET answers OK, or nil when NX found the key present.
+        let written: Option<()> = self.exchange("SET", key, retry, wire, write).await?;
+        Ok(written.is_some())
     }
 
     /// The value and its remaining TTL, in one round trip.
     pub(crate) async fn get_with_ttl(&self, key: &str) -> Result<Option<(Vec<u8>, Ttl)>> {
-        match self {
-            Backend::Redis(redis) => redis.get_with_ttl(key).await,
-            Backend::Memory(memory) => memory.atomically(|store| {
-                let bytes = store.bytes(key, "GET")?.cloned();
-                Ok(bytes.map(|bytes| (bytes, store.ttl(key))))
-            }),
-        }
+        let wire = || {
+            let mut pipe = ::redis::pipe();
+            pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
+            Wire::Pipeline(pipe)
+        };
+        let read = |store: &mut Store| {
+            let bytes = store.bytes(key, "GET")?.cloned();
+            Ok((bytes, store.ttl(key).millis()))
+        };
+        let (bytes, millis): (Option<Vec<u8>>, i64) = self
+            .exchange("GET", key, Retry::Idempotent, wire, read)
+            .await?;
+        Ok(bytes.map(|bytes| (bytes, Ttl::from_millis(millis))))
     }
 
     /// Many values in one round trip (MGET), in the order of `keys`.
@@ -156,17 +209,16 @@ impl Backend {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        match self {
-            Backend::Redis(redis) => {
-                let cmd = ::redis::cmd("MGET").arg(keys).take();
-                redis.query("MGET", first_key(keys), cmd).await
-            }
-            Backend::Memory(memory) => memory.atomically(|store| {
-                keys.iter()
-                    .map(|key| Ok(store.bytes(key, "MGET")?.cloned()))
-                    .collect()
-            }),
-        }
+        let wire = || Wire::Command(::redis::cmd("MGET").arg(keys).take());
+        let read = |store: &mut Store| {
+            let each = keys
+                .iter()
+                .map(|key| Ok(store.bytes(key, "MGET")?.cloned()));
+            each.collect()
+        };
+        let first = first_key(keys);
+        self.exchange("MGET", first, Retry::Idempotent, wire, read)
+            .await
     }
 
     /// Many writes in one atomic round trip (MULTI/EXEC of SETs).
@@ -177,32 +229,27 @@ impl Backend {
         let Some((first, _, _)) = entries.first() else {
             return Ok(());
         };
-        match self {
-            Backend::Redis(redis) => {
-                let mut pipe = ::redis::pipe();
-                pipe.atomic();
-                for (key, value, ttl) in &entries {
-                    pipe.cmd("SET").arg(key).arg(value);
-                    if let Some(ttl) = ttl {
-                        pipe.arg("PX").arg(ttl_millis(*ttl));
-                    }
-                    pipe.ignore();
+        let wire = || {
+            let mut pipe = ::redis::pipe();
+            pipe.atomic();
+            for (key, value, ttl) in &entries {
+                pipe.cmd("SET").arg(key).arg(value);
+                if let Some(ttl) = ttl {
+                    pipe.arg("PX").arg(ttl_millis(*ttl));
                 }
-                let () = redis
-                    .pipeline("SET", first, pipe, Retry::Idempotent)
-                    .await?;
-                Ok(())
+                pipe.ignore();
             }
-            Backend::Memory(memory) => {
-                memory.atomically(|store| {
-                    for (key, value, ttl) in entries {
-                        let expires_at = ttl.map(|ttl| memory::deadline(store.now(), ttl));
-                        store.insert(&key, memory::Value::Bytes(value), expires_at);
-                    }
-                });
-                Ok(())
+            Wire::Pipeline(pipe)
+        };
+        let write = |store: &mut Store| {
+            for (key, value, ttl) in &entries {
+                let expires_at = ttl.map(|ttl| memory::deadline(store.now(), ttl));
+                store.insert(key, memory::Value::Bytes(value.clone()), expires_at);
             }
-        }
+            Ok(())
+        };
+        self.exchange("SET", first, Retry::Idempotent, wire, write)
+            .await
     }
 
     /// Removes many keys in one command; returns how many existed.
@@ -210,26 +257,23 @@ impl Backend {
         if keys.is_empty() {
             return Ok(0);
         }
-        match self {
-            Backend::Redis(redis) => {
-                let cmd = ::redis::cmd("DEL").arg(keys).take();
-                redis.query("DEL", first_key(keys), cmd).await
-            }
-            Backend::Memory(memory) => Ok(memory.atomically(|store| {
-                keys.iter()
-                    .filter(|key| store.remove(key).is_some())
-                    .count()
-            })),
-        }
+        let wire = || Wire::Command(::redis::cmd("DEL").arg(keys).take());
+        let delete = |store: &mut Store| {
+            Ok(keys
+                .iter()
+                .filter(|key| store.remove(key).is_some())
+                .count())
+        };
+        let first = first_key(keys);
+        self.exchange("DEL", first, Retry::Idempotent, wire, delete)
+            .await
     }
+}
 
-    /// Runs one multi-step operation atomically.
-    pub(crate) async fn run<O: Atomic>(&self, op: &O) -> Result<O::Output> {
-        match self {
-            Backend::Redis(redis) => redis.run(op).await,
-            Backend::Memory(memory) => memory.atomically(|store| op.in_memory(store)),
-        }
-    }
+/// What goes over the wire for one exchange.
+enum Wire {
+    Command(::redis::Cmd),
+    Pipeline(::redis::Pipeline),
 }
 
 /// The key a batch call names in its errors.

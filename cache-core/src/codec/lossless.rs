@@ -7,7 +7,7 @@
 //! byte scan.
 
 use serde::Serialize;
-use serde::ser::{self, Impossible};
+use serde::ser;
 
 /// Which losses a codec has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,6 +17,17 @@ pub(crate) enum Format {
     /// `nil` for every null-like `Some`; floats are kept bit for bit.
     #[cfg(feature = "msgpack")]
     MsgPack,
+}
+
+impl Format {
+    /// Whether the codec writes `value` as its null, as it writes `None`.
+    fn writes_as_null<T: Serialize + ?Sized>(self, value: &T) -> bool {
+        match self {
+            Format::Json => serde_json::to_vec(value).is_ok_and(|bytes| bytes == b"null"),
+            #[cfg(feature = "msgpack")]
+            Format::MsgPack => rmp_serde::to_vec_named(value).is_ok_and(|bytes| bytes == [0xc0]),
+        }
+    }
 }
 
 /// Why a value would not round-trip.
@@ -51,7 +62,7 @@ struct Walk(Format);
 
 impl Walk {
     fn some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Lossy> {
-        if value.serialize(NullLike(self.0)).unwrap_or(false) {
+        if self.0.writes_as_null(value) {
             return Err(super::SerdeMessage(
                 "`Some` of a null-like value (`None`, `()`, a unit struct) is stored \
                  like `None` and would read back as `None`"
@@ -62,8 +73,7 @@ impl Walk {
     }
 }
 
-/// The scalar methods that answer `$answer` whatever the value: the same
-/// list for both walkers.
+/// The scalar methods, which accept any value.
 macro_rules! scalars {
     ($ok:ty, $answer:expr) => {
         scalars!(@each $ok, $answer;
@@ -201,109 +211,5 @@ impl ser::SerializeMap for Walk {
     }
     fn end(self) -> Result<(), Lossy> {
         Ok(())
-    }
-}
-
-/// Whether a value is written as `null`/`nil`: `Ok(true)` if so; anything
-/// else (including an error for compound values) means no.
-#[derive(Clone, Copy)]
-struct NullLike(Format);
-
-fn compound<T>() -> Result<T, Lossy> {
-    Err(super::SerdeMessage("compound".into()))
-}
-
-impl ser::Serializer for NullLike {
-    type Ok = bool;
-    type Error = Lossy;
-    type SerializeSeq = Impossible<bool, Lossy>;
-    type SerializeTuple = Impossible<bool, Lossy>;
-    type SerializeTupleStruct = Impossible<bool, Lossy>;
-    type SerializeTupleVariant = Impossible<bool, Lossy>;
-    type SerializeMap = Impossible<bool, Lossy>;
-    type SerializeStruct = Impossible<bool, Lossy>;
-    type SerializeStructVariant = Impossible<bool, Lossy>;
-
-    scalars!(bool, false);
-
-    fn serialize_unit_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-    ) -> Result<bool, Lossy> {
-        Ok(false)
-    }
-
-    fn serialize_f32(self, v: f32) -> Result<bool, Lossy> {
-        Ok(self.0 == Format::Json && !v.is_finite())
-    }
-    fn serialize_f64(self, v: f64) -> Result<bool, Lossy> {
-        Ok(self.0 == Format::Json && !v.is_finite())
-    }
-    fn serialize_none(self) -> Result<bool, Lossy> {
-        Ok(true)
-    }
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<bool, Lossy> {
-        value.serialize(self)
-    }
-    fn serialize_unit(self) -> Result<bool, Lossy> {
-        Ok(true)
-    }
-    fn serialize_unit_struct(self, _: &'static str) -> Result<bool, Lossy> {
-        Ok(true)
-    }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<bool, Lossy> {
-        value.serialize(self)
-    }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<bool, Lossy> {
-        Ok(false)
-    }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Lossy> {
-        compound()
-    }
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Lossy> {
-        compound()
-    }
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct, Lossy> {
-        compound()
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, Lossy> {
-        compound()
-    }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Lossy> {
-        compound()
-    }
-    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, Lossy> {
-        compound()
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, Lossy> {
-        compound()
     }
 }

@@ -69,6 +69,20 @@ enum Found {
     Missing,
 }
 
+/// A loader as the internals take it: called once, in a task of its own,
+/// with its error already boxed.
+trait Load<V>: FnOnce() -> Self::Loading + Send + 'static {
+    type Loading: Future<Output = std::result::Result<Option<V>, BoxError>> + Send + 'static;
+}
+
+impl<V, F, Fut> Load<V> for F
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = std::result::Result<Option<V>, BoxError>> + Send + 'static,
+{
+    type Loading = Fut;
+}
+
 /// How the read before a load went.
 #[derive(Clone, Copy, Debug, Default)]
 struct JobState {
@@ -285,16 +299,14 @@ where
         E: Into<BoxError> + 'static,
     {
         let span = self.span("get_or_load");
+        let loader = move || async move { loader().await.map_err(Into::into) };
         self.get_or_load_inner(key, loader).instrument(span).await
     }
 
-    async fn get_or_load_inner<Q, F, Fut, E>(&self, key: &Q, loader: F) -> Result<Option<V>>
+    async fn get_or_load_inner<Q, L: Load<V>>(&self, key: &Q, loader: L) -> Result<Option<V>>
     where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = std::result::Result<Option<V>, E>> + Send + 'static,
-        E: Into<BoxError> + 'static,
     {
         let full_key = self.layout.key(key);
         let counters = self.cache.counters();
@@ -393,13 +405,10 @@ where
     }
 
     /// Starts a background reload unless one is already running for the key.
-    fn refresh<Q, F, Fut, E>(&self, key: &Q, full_key: &str, loader: F)
+    fn refresh<Q, L: Load<V>>(&self, key: &Q, full_key: &str, loader: L)
     where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = std::result::Result<Option<V>, E>> + Send + 'static,
-        E: Into<BoxError> + 'static,
     {
         if let Joined::Leader(sender, _) = self.cache.flights().join(full_key) {
             bump(&self.cache.counters().refreshes);
@@ -413,19 +422,16 @@ where
         }
     }
 
-    fn spawn_load<Q, F, Fut, E>(
+    fn spawn_load<Q, L: Load<V>>(
         &self,
         key: &Q,
         full_key: String,
-        loader: F,
+        loader: L,
         sender: watch::Sender<Option<Outcome>>,
         state: JobState,
     ) where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = std::result::Result<Option<V>, E>> + Send + 'static,
-        E: Into<BoxError> + 'static,
     {
         let mut job = LoadJob {
             cache: self.cache.clone(),
@@ -450,8 +456,7 @@ where
         // A task of its own: a caller that gives up does not strand the waiters.
         tokio::spawn(
             async move {
-                let load = async move { loader().await.map_err(Into::<BoxError>::into) };
-                let (outcome, guard, fresh) = job.load(load).await;
+                let (outcome, guard, fresh) = job.load(loader()).await;
                 if job.degraded {
                     // Degraded: answer now; callers arriving during the
                     // write-back still join this flight and share the answer.

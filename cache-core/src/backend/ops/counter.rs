@@ -107,15 +107,11 @@ impl Atomic for Incr<'_> {
     type Reply = redis::Value;
     const NAME: &'static str = "INCRBY";
 
-    fn keys(&self) -> Vec<&str> {
-        vec![self.key]
-    }
-
-    fn redis(&self) -> RedisForm {
+    fn redis(&self) -> RedisForm<'_> {
         if self.bounds.is_full_range() && self.ttl.is_none() {
             // INCRBY alone refuses to overflow and changes nothing then.
             let cmd = redis::cmd("INCRBY").arg(self.key).arg(self.delta).take();
-            return RedisForm::Command(cmd, Retry::Never);
+            return RedisForm::Command(self.key, cmd, Retry::Never);
         }
         // An empty range refuses every current value: the script reports it.
         let (low, high) = self
@@ -128,7 +124,11 @@ impl Atomic for Incr<'_> {
             .map(|t| ttl_millis(t).to_string())
             .unwrap_or_default();
         let args = [self.delta.to_string(), limit(low), limit(high), ttl];
-        RedisForm::Script(&INCR_SCRIPT, args.map(String::into_bytes).to_vec())
+        RedisForm::Script(
+            &INCR_SCRIPT,
+            vec![self.key],
+            args.map(String::into_bytes).to_vec(),
+        )
     }
 
     fn decode(&self, reply: redis::Value) -> Result<i64> {

@@ -20,18 +20,14 @@ impl Atomic for RaiseUntil<'_> {
     type Reply = redis::Value;
     const NAME: &'static str = "SET";
 
-    fn keys(&self) -> Vec<&str> {
-        vec![self.key]
-    }
-
-    fn redis(&self) -> RedisForm {
+    fn redis(&self) -> RedisForm<'_> {
         let cmd = redis::cmd("SET")
             .arg(self.key)
             .arg("1")
             .arg("PXAT")
             .arg(self.at_unix_ms)
             .take();
-        RedisForm::Command(cmd, Retry::Idempotent)
+        RedisForm::Command(self.key, cmd, Retry::Idempotent)
     }
 
     fn decode(&self, _: redis::Value) -> Result<()> {

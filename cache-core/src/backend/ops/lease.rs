@@ -58,15 +58,11 @@ impl Atomic for Acquire<'_> {
     type Reply = Option<u64>;
     const NAME: &'static str = "lock acquire";
 
-    fn keys(&self) -> Vec<&str> {
-        vec![self.key, self.fence_key]
-    }
-
-    fn redis(&self) -> RedisForm {
+    fn redis(&self) -> RedisForm<'_> {
         let lease = ttl_millis(self.lease).to_string();
         let fence = ttl_millis(self.lease.saturating_add(FENCE_MARGIN)).to_string();
         let parts = [self.token.as_bytes(), lease.as_bytes(), fence.as_bytes()];
-        RedisForm::Script(&ACQUIRE, args(parts))
+        RedisForm::Script(&ACQUIRE, vec![self.key, self.fence_key], args(parts))
     }
 
     fn decode(&self, reply: Option<u64>) -> Result<Option<u64>> {
@@ -136,17 +132,15 @@ impl Atomic for Owned<'_> {
     type Reply = u64;
     const NAME: &'static str = "lock release";
 
-    fn keys(&self) -> Vec<&str> {
-        vec![self.key]
-    }
-
-    fn redis(&self) -> RedisForm {
+    fn redis(&self) -> RedisForm<'_> {
         match self.change {
-            Change::Release => RedisForm::Script(&RELEASE, args([self.token.as_bytes()])),
+            Change::Release => {
+                RedisForm::Script(&RELEASE, vec![self.key], args([self.token.as_bytes()]))
+            }
             Change::Extend(lease) => {
                 let lease = ttl_millis(lease).to_string();
                 let parts = [self.token.as_bytes(), lease.as_bytes()];
-                RedisForm::Script(&EXTEND, args(parts))
+                RedisForm::Script(&EXTEND, vec![self.key], args(parts))
             }
         }
     }

@@ -22,14 +22,16 @@ use super::Retry;
 use super::memory::Store;
 use crate::error::{Error, Result};
 
-/// How an operation is sent to Redis.
-pub(crate) enum RedisForm {
-    /// A Lua script (EVALSHA, EVAL after a script-cache loss); never sent twice.
-    Script(&'static Script, Vec<Vec<u8>>),
-    /// A pipeline, atomic when built with `.atomic()`.
-    Pipeline(Pipeline, Retry),
-    /// One command.
-    Command(Cmd, Retry),
+/// How an operation is sent to Redis, with the keys it declares (the first
+/// names it in errors).
+pub(crate) enum RedisForm<'a> {
+    /// A Lua script (EVALSHA, EVAL after a script-cache loss), its keys and
+    /// arguments; never sent twice.
+    Script(&'static Script, Vec<&'a str>, Vec<Vec<u8>>),
+    /// A pipeline on one key's slot, atomic when built with `.atomic()`.
+    Pipeline(&'a str, Pipeline, Retry),
+    /// One command on one key.
+    Command(&'a str, Cmd, Retry),
 }
 
 /// One operation that must happen atomically.
@@ -41,11 +43,8 @@ pub(crate) trait Atomic {
     /// The name in errors and spans.
     const NAME: &'static str;
 
-    /// Every key the operation touches; the first names it in errors.
-    fn keys(&self) -> Vec<&str>;
-
     /// How it runs on Redis.
-    fn redis(&self) -> RedisForm;
+    fn redis(&self) -> RedisForm<'_>;
 
     /// Turns Redis' answer into the output.
     fn decode(&self, reply: Self::Reply) -> Result<Self::Output>;

@@ -48,11 +48,7 @@ impl Atomic for Issue<'_> {
     type Reply = ();
     const NAME: &'static str = "SET";
 
-    fn keys(&self) -> Vec<&str> {
-        vec![self.code_key, self.attempts_key]
-    }
-
-    fn redis(&self) -> RedisForm {
+    fn redis(&self) -> RedisForm<'_> {
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("SET")
@@ -64,7 +60,7 @@ impl Atomic for Issue<'_> {
             .cmd("DEL")
             .arg(self.attempts_key)
             .ignore();
-        RedisForm::Pipeline(pipe, Retry::Idempotent)
+        RedisForm::Pipeline(self.code_key, pipe, Retry::Idempotent)
     }
 
     fn decode(&self, (): ()) -> Result<()> {
@@ -94,13 +90,13 @@ impl Atomic for Verify<'_> {
     type Reply = (u8, u32);
     const NAME: &'static str = "verify code";
 
-    fn keys(&self) -> Vec<&str> {
-        vec![self.code_key, self.attempts_key]
-    }
-
-    fn redis(&self) -> RedisForm {
+    fn redis(&self) -> RedisForm<'_> {
         let max = self.max_attempts.to_string();
-        RedisForm::Script(&VERIFY, args([self.guess.as_bytes(), max.as_bytes()]))
+        RedisForm::Script(
+            &VERIFY,
+            vec![self.code_key, self.attempts_key],
+            args([self.guess.as_bytes(), max.as_bytes()]),
+        )
     }
 
     fn decode(&self, reply: (u8, u32)) -> Result<(u8, u32)> {

@@ -121,15 +121,15 @@ impl Atomic for Hit<'_> {
     type Reply = (u8, u64, i64);
     const NAME: &'static str = "rate limit";
 
-    fn keys(&self) -> Vec<&str> {
-        vec![self.key]
-    }
-
-    fn redis(&self) -> RedisForm {
+    fn redis(&self) -> RedisForm<'_> {
         let limit = self.limit.to_string();
         let window = ttl_millis(self.window).to_string();
         let script = if self.sliding { &SLIDING } else { &FIXED };
-        RedisForm::Script(script, args([limit.as_bytes(), window.as_bytes()]))
+        RedisForm::Script(
+            script,
+            vec![self.key],
+            args([limit.as_bytes(), window.as_bytes()]),
+        )
     }
 
     fn decode(&self, (allowed, count, reset): (u8, u64, i64)) -> Result<Self::Output> {

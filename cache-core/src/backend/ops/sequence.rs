@@ -122,14 +122,14 @@ impl Atomic for Next<'_> {
     type Reply = Vec<(i64, i64, u8)>;
     const NAME: &'static str = "sequence next";
 
-    fn keys(&self) -> Vec<&str> {
-        self.keys.iter().map(String::as_str).collect()
-    }
-
-    fn redis(&self) -> RedisForm {
+    fn redis(&self) -> RedisForm<'_> {
         let step = self.step.to_string();
         let limit = MAX_SEQUENCE.to_string();
-        RedisForm::Script(&NEXT, args([step.as_bytes(), limit.as_bytes()]))
+        RedisForm::Script(
+            &NEXT,
+            self.keys.iter().map(String::as_str).collect(),
+            args([step.as_bytes(), limit.as_bytes()]),
+        )
     }
 
     fn decode(&self, rows: Vec<(i64, i64, u8)>) -> Result<Vec<Numbered>> {
@@ -199,13 +199,9 @@ impl Atomic for Seed<'_> {
     type Reply = u8;
     const NAME: &'static str = "sequence seed";
 
-    fn keys(&self) -> Vec<&str> {
-        vec![self.key]
-    }
-
-    fn redis(&self) -> RedisForm {
+    fn redis(&self) -> RedisForm<'_> {
         let seed = self.persisted_max.to_string();
-        RedisForm::Script(&SEED, args([seed.as_bytes()]))
+        RedisForm::Script(&SEED, vec![self.key], args([seed.as_bytes()]))
     }
 
     fn decode(&self, changed: u8) -> Result<bool> {
@@ -239,13 +235,9 @@ impl Atomic for Current<'_> {
     type Reply = Option<i64>;
     const NAME: &'static str = "HGET";
 
-    fn keys(&self) -> Vec<&str> {
-        vec![self.key]
-    }
-
-    fn redis(&self) -> RedisForm {
+    fn redis(&self) -> RedisForm<'_> {
         let cmd = redis::cmd("HGET").arg(self.key).arg("cur").take();
-        RedisForm::Command(cmd, Retry::Idempotent)
+        RedisForm::Command(self.key, cmd, Retry::Idempotent)
     }
 
     fn decode(&self, current: Option<i64>) -> Result<Option<i64>> {

@@ -52,11 +52,7 @@ impl Atomic for Write<'_> {
     type Reply = usize;
     const NAME: &'static str = "SADD";
 
-    fn keys(&self) -> Vec<&str> {
-        vec![self.key]
-    }
-
-    fn redis(&self) -> RedisForm {
+    fn redis(&self) -> RedisForm<'_> {
         let replace = if self.replace {
             b"1".to_vec()
         } else {
@@ -68,7 +64,7 @@ impl Atomic for Write<'_> {
             .unwrap_or_default();
         let mut args = vec![replace, ttl.into_bytes()];
         args.extend(self.members.iter().cloned());
-        RedisForm::Script(&WRITE, args)
+        RedisForm::Script(&WRITE, vec![self.key], args)
     }
 
     fn decode(&self, added: usize) -> Result<usize> {
@@ -127,11 +123,7 @@ impl Atomic for SetQuery<'_> {
     type Reply = redis::Value;
     const NAME: &'static str = "set";
 
-    fn keys(&self) -> Vec<&str> {
-        vec![self.key]
-    }
-
-    fn redis(&self) -> RedisForm {
+    fn redis(&self) -> RedisForm<'_> {
         let (cmd, retry) = match self.query {
             Query::Remove(members) => (
                 redis::cmd("SREM").arg(self.key).arg(members).take(),
@@ -147,7 +139,7 @@ impl Atomic for SetQuery<'_> {
             ),
             Query::Len => (redis::cmd("SCARD").arg(self.key).take(), Retry::Idempotent),
         };
-        RedisForm::Command(cmd, retry)
+        RedisForm::Command(self.key, cmd, retry)
     }
 
     fn decode(&self, reply: redis::Value) -> Result<Answer> {

@@ -16,11 +16,9 @@ use std::time::Duration;
 use redis::{Cmd, FromRedisValue, Script};
 use tracing::Instrument;
 
-use super::SetMode;
 use super::ops::{Atomic, RedisForm};
 use crate::error::{Error, Result};
 use crate::stats::Stats;
-use crate::ttl::{Ttl, ttl_millis};
 
 /// Whether a call may be sent a second time after its connection dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,16 +132,6 @@ impl RedisBackend {
         }
     }
 
-    /// Sends one idempotent command (safe to send twice), bounded by the timeout.
-    pub(crate) async fn query<T: FromRedisValue>(
-        &self,
-        operation: &'static str,
-        key: &str,
-        cmd: Cmd,
-    ) -> Result<T> {
-        self.send(operation, key, cmd, Retry::Idempotent).await
-    }
-
     pub(crate) async fn send<T: FromRedisValue>(
         &self,
         operation: &'static str,
@@ -203,59 +191,14 @@ impl RedisBackend {
 
     /// Runs one multi-step operation in its Redis form.
     pub(crate) async fn run<O: Atomic>(&self, op: &O) -> Result<O::Output> {
-        let keys = op.keys();
         let reply: Result<O::Reply> = match op.redis() {
-            RedisForm::Script(script, args) => {
+            RedisForm::Script(script, keys, args) => {
                 let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
                 self.script(O::NAME, script, &keys, &args).await
             }
-            RedisForm::Pipeline(pipe, retry) => {
-                let key = keys.first().copied().unwrap_or_default();
-                self.pipeline(O::NAME, key, pipe, retry).await
-            }
-            RedisForm::Command(cmd, retry) => {
-                let key = keys.first().copied().unwrap_or_default();
-                self.send(O::NAME, key, cmd, retry).await
-            }
+            RedisForm::Pipeline(key, pipe, retry) => self.pipeline(O::NAME, key, pipe, retry).await,
+            RedisForm::Command(key, cmd, retry) => self.send(O::NAME, key, cmd, retry).await,
         };
         op.decode(reply.map_err(|error| op.refine(error))?)
-    }
-
-    pub(crate) async fn get_with_ttl(&self, key: &str) -> Result<Option<(Vec<u8>, Ttl)>> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
-        let (bytes, millis): (Option<Vec<u8>>, i64) =
-            self.pipeline("GET", key, pipe, Retry::Idempotent).await?;
-        Ok(bytes.map(|bytes| (bytes, Ttl::from_millis(millis))))
-    }
-
-    pub(crate) async fn set(
-        &self,
-        key: &str,
-        value: Vec<u8>,
-        ttl: Option<Duration>,
-        mode: SetMode,
-    ) -> Result<bool> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(key).arg(value);
-        if let Some(ttl) = ttl {
-            let millis = ttl_millis(ttl);
-            if millis.is_multiple_of(1000) {
-                cmd.arg("EX").arg(millis / 1000);
-            } else {
-                cmd.arg("PX").arg(millis);
-            }
-        }
-        if mode == SetMode::IfAbsent {
-            cmd.arg("NX");
-        }
-        // SET answers OK, or nil when NX found the key present. SET NX is not
-        // sent twice: a second try would find the first one's value.
-        let retry = match mode {
-            SetMode::Always => Retry::Idempotent,
-            SetMode::IfAbsent => Retry::Never,
-        };
-        let reply: redis::Value = self.send("SET", key, cmd, retry).await?;
-        Ok(reply != redis::Value::Nil)
     }
 }
