@@ -154,27 +154,33 @@ pub(crate) fn container(input: &DeriveInput, errors: &mut Errors) -> Container {
                 errors.push(meta.path.span(), "unknown cache attribute");
                 return Ok(());
             };
-            match name.to_string().as_str() {
-                "prefix" => {
-                    if let Some(value) = string(&meta, &name, errors)? {
-                        set_once(&mut container.prefix, value, &name, errors);
-                    }
+            let word = name.to_string();
+            // Attributes that take a string, and those that take any literal.
+            let strings = [
+                ("prefix", &mut container.prefix),
+                ("codec", &mut container.codec),
+                ("on_failure", &mut container.on_failure),
+            ];
+            if let Some((_, slot)) = strings.into_iter().find(|(known, _)| *known == word) {
+                if let Some(value) = string(&meta, &name, errors)? {
+                    set_once(slot, value, &name, errors);
                 }
-                "ttl" => {
-                    if let Some(value) = literal(&meta, &name, errors)? {
-                        set_once(&mut container.ttl, value, &name, errors);
-                    }
+                return Ok(());
+            }
+            let literals = [
+                ("ttl", &mut container.ttl),
+                ("version", &mut container.version),
+                ("negative_ttl", &mut container.negative_ttl),
+                ("jitter", &mut container.jitter),
+                ("early_refresh", &mut container.early_refresh),
+            ];
+            if let Some((_, slot)) = literals.into_iter().find(|(known, _)| *known == word) {
+                if let Some(value) = literal(&meta, &name, errors)? {
+                    set_once(slot, value, &name, errors);
                 }
-                "version" => {
-                    if let Some(value) = literal(&meta, &name, errors)? {
-                        set_once(&mut container.version, value, &name, errors);
-                    }
-                }
-                "codec" => {
-                    if let Some(value) = string(&meta, &name, errors)? {
-                        set_once(&mut container.codec, value, &name, errors);
-                    }
-                }
+                return Ok(());
+            }
+            match word.as_str() {
                 "crate" => {
                     let Some(value) = string(&meta, &name, errors)? else {
                         return Ok(());
@@ -191,26 +197,6 @@ pub(crate) fn container(input: &DeriveInput, errors: &mut Errors) -> Container {
                     match value.parse::<Type>() {
                         Ok(ty) => set_once(&mut container.key_type, (ty, value.span()), &name, errors),
                         Err(_) => errors.push(value.span(), "`key_type` must be a type, e.g. \"u64\""),
-                    }
-                }
-                "negative_ttl" => {
-                    if let Some(value) = literal(&meta, &name, errors)? {
-                        set_once(&mut container.negative_ttl, value, &name, errors);
-                    }
-                }
-                "jitter" => {
-                    if let Some(value) = literal(&meta, &name, errors)? {
-                        set_once(&mut container.jitter, value, &name, errors);
-                    }
-                }
-                "early_refresh" => {
-                    if let Some(value) = literal(&meta, &name, errors)? {
-                        set_once(&mut container.early_refresh, value, &name, errors);
-                    }
-                }
-                "on_failure" => {
-                    if let Some(value) = string(&meta, &name, errors)? {
-                        set_once(&mut container.on_failure, value, &name, errors);
                     }
                 }
                 "distributed" => {

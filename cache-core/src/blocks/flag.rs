@@ -4,7 +4,7 @@
 use std::borrow::Borrow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{Scope, block_basics, block_key};
+use super::{Scope, block_basics, block_key, on_one_key};
 use crate::backend::ops::flag::RaiseUntil;
 use crate::error::{Error, Result};
 use crate::key::CacheKey;
@@ -130,50 +130,34 @@ impl<K: CacheKey + ?Sized> Flags<K> {
         Ok(())
     }
 
-    /// Whether the flag at `key` is raised now: one round trip.
-    ///
-    /// # Errors
-    /// Backend or timeout errors. A check that must fail closed (a revoked-token
-    /// check) should treat an error as "raised".
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
-    /// let revoked = cache_core::Cache::memory().keyspace("jwt").flags::<str>()?;
-    /// assert!(!revoked.is_raised("jti").await?);
-    /// # Ok(()) }
-    /// ```
-    pub async fn is_raised<Q>(&self, key: &Q) -> Result<bool>
-    where
-        K: Borrow<Q>,
-        Q: CacheKey + ?Sized,
-    {
-        self.scope
-            .cache
-            .backend()
-            .exists(&self.scope.key(key))
-            .await
+    on_one_key! {
+        /// Whether the flag at `key` is raised now: one round trip.
+        ///
+        /// # Errors
+        /// Backend or timeout errors. A check that must fail closed (a revoked-token
+        /// check) should treat an error as "raised".
+        ///
+        /// ```
+        /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+        /// let revoked = cache_core::Cache::memory().keyspace("jwt").flags::<str>()?;
+        /// assert!(!revoked.is_raised("jti").await?);
+        /// # Ok(()) }
+        /// ```
+        pub async fn is_raised -> bool = exists
     }
 
-    /// Lowers the flag at `key`; returns whether it was raised.
-    ///
-    /// # Errors
-    /// Backend or timeout errors.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
-    /// let revoked = cache_core::Cache::memory().keyspace("jwt").flags::<str>()?;
-    /// assert!(!revoked.lower("jti").await?);
-    /// # Ok(()) }
-    /// ```
-    pub async fn lower<Q>(&self, key: &Q) -> Result<bool>
-    where
-        K: Borrow<Q>,
-        Q: CacheKey + ?Sized,
-    {
-        self.scope
-            .cache
-            .backend()
-            .delete(&self.scope.key(key))
-            .await
+    on_one_key! {
+        /// Lowers the flag at `key`; returns whether it was raised.
+        ///
+        /// # Errors
+        /// Backend or timeout errors.
+        ///
+        /// ```
+        /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+        /// let revoked = cache_core::Cache::memory().keyspace("jwt").flags::<str>()?;
+        /// assert!(!revoked.lower("jti").await?);
+        /// # Ok(()) }
+        /// ```
+        pub async fn lower -> bool = delete
     }
 }

@@ -13,8 +13,10 @@ use std::borrow::Borrow;
 use std::marker::PhantomData;
 
 use crate::cache::Cache;
+use crate::error::Result;
 use crate::key::{CacheKey, KeyLayout};
 use crate::keyspace::KeyspaceSettings;
+use crate::ttl::Ttl;
 
 /// Where a block's keys live: the handle and the keyspace's layout, for keys
 /// of type `K`.
@@ -51,6 +53,48 @@ impl<K: CacheKey + ?Sized> Scope<K> {
     {
         self.layout.key(key)
     }
+
+    /// Whether `key` holds anything.
+    pub(crate) async fn exists<Q>(&self, key: &Q) -> Result<bool>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        self.cache.backend().exists(&self.key(key)).await
+    }
+
+    /// Removes `key`; returns whether it held anything.
+    pub(crate) async fn delete<Q>(&self, key: &Q) -> Result<bool>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        self.cache.backend().delete(&self.key(key)).await
+    }
+
+    /// The remaining time to live of `key`.
+    pub(crate) async fn ttl<Q>(&self, key: &Q) -> Result<Ttl>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        self.cache.backend().ttl(&self.key(key)).await
+    }
+}
+
+/// A block's method that does one thing to one key through the scope
+/// (`exists`, `delete`, `ttl`), under the block's own name and docs.
+macro_rules! on_one_key {
+    ($(#[$doc:meta])* pub async fn $name:ident -> $out:ty = $action:ident) => {
+        $(#[$doc])*
+        pub async fn $name<Q>(&self, key: &Q) -> $crate::Result<$out>
+        where
+            K: std::borrow::Borrow<Q>,
+            Q: $crate::CacheKey + ?Sized,
+        {
+            self.scope.$action(key).await
+        }
+    };
 }
 
 /// `Clone` and `Debug` for a block `$name<K>` made of a `scope` and the
@@ -97,4 +141,4 @@ macro_rules! block_key {
     };
 }
 
-pub(crate) use {block_basics, block_key};
+pub(crate) use {block_basics, block_key, on_one_key};

@@ -206,11 +206,7 @@ impl<K: CacheKey + ?Sized> RateLimiter<K> {
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        self.scope
-            .cache
-            .backend()
-            .delete(&self.scope.key(key))
-            .await?;
+        self.scope.delete(key).await?;
         Ok(())
     }
 }

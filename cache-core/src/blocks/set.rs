@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Scope, block_basics, block_key};
+use super::{Scope, block_basics, block_key, on_one_key};
 use crate::backend::ops::set::{Answer, MARKER, Query, SetQuery, Write};
 use crate::codec::{Codec, check_size};
 use crate::error::{Error, Result};
@@ -321,47 +321,35 @@ where
         Ok(count.checked_sub(1))
     }
 
-    /// Removes the whole set; returns whether it existed.
-    ///
-    /// # Errors
-    /// Backend or timeout errors.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
-    /// let online = cache_core::Cache::memory().keyspace("online").typed_set::<str, u64>()?;
-    /// online.add("eu", &[1]).await?;
-    /// assert!(online.delete("eu").await?);
-    /// assert_eq!(online.members("eu").await?, None);
-    /// # Ok(()) }
-    /// ```
-    pub async fn delete<Q>(&self, key: &Q) -> Result<bool>
-    where
-        K: Borrow<Q>,
-        Q: CacheKey + ?Sized,
-    {
-        self.scope
-            .cache
-            .backend()
-            .delete(&self.scope.key(key))
-            .await
+    on_one_key! {
+        /// Removes the whole set; returns whether it existed.
+        ///
+        /// # Errors
+        /// Backend or timeout errors.
+        ///
+        /// ```
+        /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+        /// let online = cache_core::Cache::memory().keyspace("online").typed_set::<str, u64>()?;
+        /// online.add("eu", &[1]).await?;
+        /// assert!(online.delete("eu").await?);
+        /// assert_eq!(online.members("eu").await?, None);
+        /// # Ok(()) }
+        /// ```
+        pub async fn delete -> bool = delete
     }
 
-    /// The remaining time to live of the set at `key`.
-    ///
-    /// # Errors
-    /// Backend or timeout errors.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
-    /// let online = cache_core::Cache::memory().keyspace("online").typed_set::<str, u64>()?;
-    /// assert_eq!(online.ttl("eu").await?, cache_core::Ttl::Missing);
-    /// # Ok(()) }
-    /// ```
-    pub async fn ttl<Q>(&self, key: &Q) -> Result<Ttl>
-    where
-        K: Borrow<Q>,
-        Q: CacheKey + ?Sized,
-    {
-        self.scope.cache.backend().ttl(&self.scope.key(key)).await
+    on_one_key! {
+        /// The remaining time to live of the set at `key`.
+        ///
+        /// # Errors
+        /// Backend or timeout errors.
+        ///
+        /// ```
+        /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+        /// let online = cache_core::Cache::memory().keyspace("online").typed_set::<str, u64>()?;
+        /// assert_eq!(online.ttl("eu").await?, cache_core::Ttl::Missing);
+        /// # Ok(()) }
+        /// ```
+        pub async fn ttl -> Ttl = ttl
     }
 }

@@ -79,13 +79,7 @@ impl<'de> de::Deserializer<'de> for ShapeProbe<'_> {
         deserialize_u64: u64
     );
 
-    fn deserialize_newtype_struct<W: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: W,
-    ) -> Result<W::Value, Self::Error> {
-        visitor.visit_newtype_struct(self)
-    }
+    see_through_newtypes!();
 
     serde::forward_to_deserialize_any! {
         bool i128 u128 f32 f64 char str string bytes byte_buf option unit unit_struct
@@ -102,13 +96,7 @@ impl<'de> de::Deserializer<'de> for FromI64 {
         visitor.visit_i64(self.0)
     }
 
-    fn deserialize_newtype_struct<W: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: W,
-    ) -> Result<W::Value, Self::Error> {
-        visitor.visit_newtype_struct(self)
-    }
+    see_through_newtypes!();
 
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
@@ -118,6 +106,10 @@ impl<'de> de::Deserializer<'de> for FromI64 {
 }
 
 struct ToI64;
+
+fn refuse_compound<T>(_: ToI64) -> Result<T, IntegerError> {
+    Err(not_integer())
+}
 
 fn not_integer() -> IntegerError {
     super::SerdeMessage("value is not a single integer".into())
@@ -200,47 +192,7 @@ impl ser::Serializer for ToI64 {
     ) -> Result<i64, IntegerError> {
         Err(not_integer())
     }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, IntegerError> {
-        Err(not_integer())
-    }
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, IntegerError> {
-        Err(not_integer())
-    }
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct, IntegerError> {
-        Err(not_integer())
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, IntegerError> {
-        Err(not_integer())
-    }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, IntegerError> {
-        Err(not_integer())
-    }
-    fn serialize_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStruct, IntegerError> {
-        Err(not_integer())
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, IntegerError> {
-        Err(not_integer())
-    }
+    compound_methods!(refuse_compound);
 }
 
 #[cfg(test)]

@@ -139,39 +139,7 @@ impl ser::Serializer for Walk {
     ) -> Result<(), Lossy> {
         value.serialize(self)
     }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self, Lossy> {
-        Ok(self)
-    }
-    fn serialize_tuple(self, _: usize) -> Result<Self, Lossy> {
-        Ok(self)
-    }
-    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self, Lossy> {
-        Ok(self)
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self, Lossy> {
-        Ok(self)
-    }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self, Lossy> {
-        Ok(self)
-    }
-    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, Lossy> {
-        Ok(self)
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self, Lossy> {
-        Ok(self)
-    }
+    compound_methods!(Ok);
 }
 
 /// The compound forms all walk their parts the same way.

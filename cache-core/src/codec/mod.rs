@@ -1,5 +1,66 @@
 //! Serde codecs: how values become bytes.
 
+/// The seven compound `serialize_*` methods of a serde serializer, each
+/// answering `$answer(self)`: the codec's walkers differ only in that.
+macro_rules! compound_methods {
+    ($answer:path) => {
+        fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Self::Error> {
+            $answer(self)
+        }
+        fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Self::Error> {
+            $answer(self)
+        }
+        fn serialize_tuple_struct(
+            self,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleStruct, Self::Error> {
+            $answer(self)
+        }
+        fn serialize_tuple_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleVariant, Self::Error> {
+            $answer(self)
+        }
+        fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Self::Error> {
+            $answer(self)
+        }
+        fn serialize_struct(
+            self,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeStruct, Self::Error> {
+            $answer(self)
+        }
+        fn serialize_struct_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeStructVariant, Self::Error> {
+            $answer(self)
+        }
+    };
+}
+
+/// A deserializer's `deserialize_newtype_struct` that sees through the newtype.
+macro_rules! see_through_newtypes {
+    () => {
+        fn deserialize_newtype_struct<W: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            visitor: W,
+        ) -> Result<W::Value, Self::Error> {
+            visitor.visit_newtype_struct(self)
+        }
+    };
+}
+
 mod integer;
 mod lossless;
 
@@ -58,11 +119,11 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 fn bincode_decode<V: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<V, BoxError> {
     use bincode::config::standard;
     macro_rules! decode_within {
-        ($($limit:expr),*) => {{
+        ($($bits:literal),*) => {{
             let needed = bytes.len().saturating_mul(16);
             $(
-                if needed <= $limit {
-                    let config = standard().with_limit::<{ $limit }>();
+                if needed <= 1 << $bits {
+                    let config = standard().with_limit::<{ 1 << $bits }>();
                     bincode::serde::decode_from_slice(bytes, config)
                 } else
             )* {
@@ -73,28 +134,9 @@ fn bincode_decode<V: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<V, B
     }
     // Redis strings stop at 512 MiB, so the last step is never passed.
     #[cfg(target_pointer_width = "64")]
-    let decoded = decode_within!(
-        1 << 16,
-        1 << 18,
-        1 << 20,
-        1 << 22,
-        1 << 24,
-        1 << 26,
-        1 << 28,
-        1 << 30,
-        1 << 32,
-        1 << 34
-    );
+    let decoded = decode_within!(16, 18, 20, 22, 24, 26, 28, 30, 32, 34);
     #[cfg(not(target_pointer_width = "64"))]
-    let decoded = decode_within!(
-        1 << 16,
-        1 << 18,
-        1 << 20,
-        1 << 22,
-        1 << 24,
-        1 << 26,
-        1 << 28
-    );
+    let decoded = decode_within!(16, 18, 20, 22, 24, 26, 28);
     let (value, read) = decoded?;
     if read != bytes.len() {
         return Err(format!("{} trailing bytes", bytes.len() - read).into());

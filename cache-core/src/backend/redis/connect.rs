@@ -16,6 +16,8 @@ pub(crate) struct ConnectOptions {
     pub(crate) url: String,
     pub(crate) timeout: Duration,
     pub(crate) lazy: bool,
+    /// A private CA for `rediss://`; read only with the `tls` feature.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub(crate) tls_root: Option<Vec<u8>>,
 }
 
