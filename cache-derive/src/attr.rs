@@ -82,6 +82,26 @@ fn string(
     }
 }
 
+/// The string after `name =` parsed as Rust syntax (a path, a type), with
+/// the string's span; `hint` is the error when it does not parse.
+fn parsed<T: syn::parse::Parse>(
+    meta: &ParseNestedMeta,
+    name: &syn::Ident,
+    hint: &str,
+    errors: &mut Errors,
+) -> syn::Result<Option<(T, Span)>> {
+    let Some(value) = string(meta, name, errors)? else {
+        return Ok(None);
+    };
+    match value.parse::<T>() {
+        Ok(parsed) => Ok(Some((parsed, value.span()))),
+        Err(_) => {
+            errors.push(value.span(), hint);
+            Ok(None)
+        }
+    }
+}
+
 /// The value after `name =`, which must be a literal (any kind; `valid`
 /// judges it). Any other expression is an error here, and reading goes on.
 fn literal(
@@ -182,21 +202,15 @@ pub(crate) fn container(input: &DeriveInput, errors: &mut Errors) -> Container {
             }
             match word.as_str() {
                 "crate" => {
-                    let Some(value) = string(&meta, &name, errors)? else {
-                        return Ok(());
-                    };
-                    match value.parse::<Path>() {
-                        Ok(path) => set_once(&mut container.krate, (path, value.span()), &name, errors),
-                        Err(_) => errors.push(value.span(), "`crate` must be a path, e.g. \"my::cache_core\""),
+                    let hint = "`crate` must be a path, e.g. \"my::cache_core\"";
+                    if let Some(path) = parsed::<Path>(&meta, &name, hint, errors)? {
+                        set_once(&mut container.krate, path, &name, errors);
                     }
                 }
                 "key_type" => {
-                    let Some(value) = string(&meta, &name, errors)? else {
-                        return Ok(());
-                    };
-                    match value.parse::<Type>() {
-                        Ok(ty) => set_once(&mut container.key_type, (ty, value.span()), &name, errors),
-                        Err(_) => errors.push(value.span(), "`key_type` must be a type, e.g. \"u64\""),
+                    let hint = "`key_type` must be a type, e.g. \"u64\"";
+                    if let Some(ty) = parsed::<Type>(&meta, &name, hint, errors)? {
+                        set_once(&mut container.key_type, ty, &name, errors);
                     }
                 }
                 "distributed" => {

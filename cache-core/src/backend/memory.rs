@@ -115,13 +115,37 @@ impl Store {
         key: &str,
         operation: &'static str,
     ) -> Result<Option<&mut Vec<u8>>> {
+        self.of_kind(key, operation, |value| match value {
+            Value::Bytes(bytes) => Some(bytes),
+            _ => None,
+        })
+    }
+
+    /// The hash at `key`, or a wrong-type error if it holds something else.
+    pub(crate) fn hash(
+        &mut self,
+        key: &str,
+        operation: &'static str,
+    ) -> Result<Option<&mut HashMap<String, i64>>> {
+        self.of_kind(key, operation, |value| match value {
+            Value::Hash(fields) => Some(fields),
+            _ => None,
+        })
+    }
+
+    /// What `kind` finds in the value at `key`: `None` when missing, a
+    /// wrong-type error when the value is of another kind.
+    fn of_kind<'a, T>(
+        &'a mut self,
+        key: &str,
+        operation: &'static str,
+        kind: impl FnOnce(&'a mut Value) -> Option<T>,
+    ) -> Result<Option<T>> {
         match self.entry(key) {
             None => Ok(None),
-            Some(Entry {
-                value: Value::Bytes(bytes),
-                ..
-            }) => Ok(Some(bytes)),
-            Some(_) => Err(wrong_type(operation, key)),
+            Some(entry) => kind(&mut entry.value)
+                .map(Some)
+                .ok_or_else(|| wrong_type(operation, key)),
         }
     }
 

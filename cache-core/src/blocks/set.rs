@@ -84,18 +84,25 @@ where
         }
     }
 
-    fn encode_members(
+    /// The full key and the encoded members of an `add` or `remove`.
+    fn encode_members<Q>(
         &self,
-        full_key: &str,
+        key: &Q,
         members: &[M],
         operation: &str,
-    ) -> Result<Vec<Vec<u8>>> {
+    ) -> Result<(String, Vec<Vec<u8>>)>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        let full_key = self.scope.key(key);
         if members.is_empty() {
             return Err(Error::config(format!(
                 "{operation} on `{full_key}` needs at least one member"
             )));
         }
-        self.encode_all(full_key, members)
+        let encoded = self.encode_all(&full_key, members)?;
+        Ok((full_key, encoded))
     }
 
     fn encode_all(&self, full_key: &str, members: &[M]) -> Result<Vec<Vec<u8>>> {
@@ -157,8 +164,7 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.scope.key(key);
-        let encoded = self.encode_members(&full_key, members, "add")?;
+        let (full_key, encoded) = self.encode_members(key, members, "add")?;
         let ttl = self.checked_ttl(&full_key)?;
         self.write(&full_key, &encoded, ttl, false).await
     }
@@ -234,8 +240,7 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.scope.key(key);
-        let encoded = self.encode_members(&full_key, members, "remove")?;
+        let (full_key, encoded) = self.encode_members(key, members, "remove")?;
         Ok(count(self.query(&full_key, Query::Remove(&encoded)).await?))
     }
 

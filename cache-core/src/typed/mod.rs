@@ -571,12 +571,7 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        if entries.is_empty() {
-            return Err(Error::config(format!(
-                "set_many on `{}` needs at least one entry",
-                self.layout.prefix()
-            )));
-        }
+        self.not_empty(entries.len(), "set_many", "entry")?;
         let mut encoded = Vec::with_capacity(entries.len());
         for (key, value) in entries {
             let full_key = self.layout.key(*key);
@@ -683,17 +678,23 @@ where
         Ok(found)
     }
 
+    /// A batch call needs at least one `item`.
+    fn not_empty(&self, len: usize, operation: &str, item: &str) -> Result<()> {
+        if len == 0 {
+            return Err(Error::config(format!(
+                "{operation} on `{}` needs at least one {item}",
+                self.layout.prefix()
+            )));
+        }
+        Ok(())
+    }
+
     fn full_keys<Q>(&self, keys: &[&Q], operation: &str) -> Result<Vec<String>>
     where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        if keys.is_empty() {
-            return Err(Error::config(format!(
-                "{operation} on `{}` needs at least one key",
-                self.layout.prefix()
-            )));
-        }
+        self.not_empty(keys.len(), operation, "key")?;
         Ok(keys.iter().map(|key| self.layout.key(*key)).collect())
     }
 

@@ -8,7 +8,7 @@ use redis::Script;
 
 use super::{Atomic, RedisForm, args};
 use crate::backend::Retry;
-use crate::backend::memory::{Entry, Store, Value};
+use crate::backend::memory::{Store, Value};
 use crate::error::{Error, Result};
 
 /// The largest number a sequence hands out or reserves: 2^53, below which
@@ -101,22 +101,6 @@ fn wrong_type(operation: &'static str, key: &str) -> Error {
     }
 }
 
-/// The hash at `key`: its fields, or `None` when missing.
-fn hash<'a>(
-    store: &'a mut Store,
-    key: &str,
-    operation: &'static str,
-) -> Result<Option<&'a mut HashMap<String, i64>>> {
-    match store.entry(key) {
-        None => Ok(None),
-        Some(Entry {
-            value: Value::Hash(fields),
-            ..
-        }) => Ok(Some(fields)),
-        Some(_) => Err(wrong_type(operation, key)),
-    }
-}
-
 impl Atomic for Next<'_> {
     type Output = Vec<Numbered>;
     type Reply = Vec<(i64, i64, u8)>;
@@ -153,7 +137,7 @@ impl Atomic for Next<'_> {
         for key in self.keys {
             let (cur, max) = match state.get(key.as_str()) {
                 Some(&known) => known,
-                None => match hash(store, key, "HMGET")? {
+                None => match store.hash(key, "HMGET")? {
                     None => (0, 0),
                     Some(fields) => (
                         fields.get("cur").copied().unwrap_or(0),
@@ -209,11 +193,13 @@ impl Atomic for Seed<'_> {
     }
 
     fn in_memory(&self, store: &mut Store) -> Result<bool> {
-        let fields = match hash(store, self.key, "HSET")? {
+        let fields = match store.hash(self.key, "HSET")? {
             Some(fields) => fields,
             None => {
                 store.insert(self.key, Value::Hash(HashMap::new()), None);
-                hash(store, self.key, "HSET")?.ok_or_else(|| wrong_type("HSET", self.key))?
+                store
+                    .hash(self.key, "HSET")?
+                    .ok_or_else(|| wrong_type("HSET", self.key))?
             }
         };
         if fields.get("cur").copied().unwrap_or(0) >= self.persisted_max {
@@ -245,6 +231,8 @@ impl Atomic for Current<'_> {
     }
 
     fn in_memory(&self, store: &mut Store) -> Result<Option<i64>> {
-        Ok(hash(store, self.key, Self::NAME)?.and_then(|fields| fields.get("cur").copied()))
+        Ok(store
+            .hash(self.key, Self::NAME)?
+            .and_then(|fields| fields.get("cur").copied()))
     }
 }

@@ -89,7 +89,7 @@ impl RedisBackend {
         call: F,
     ) -> Result<T>
     where
-        F: Fn() -> Fut,
+        F: Fn(RedisConnection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         // Operation only: keys can hold personal data and values never appear.
@@ -105,7 +105,7 @@ impl RedisBackend {
                 break self.timeout_error(operation, key, Retry::Idempotent);
             }
             attempts -= 1;
-            let attempt = tokio::time::timeout_at(deadline, call());
+            let attempt = tokio::time::timeout_at(deadline, call(self.connection.clone()));
             match attempt.instrument(span.clone()).await {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(err)) if attempts > 0 && is_connection_loss(&err) => continue,
@@ -139,12 +139,9 @@ impl RedisBackend {
         cmd: Cmd,
         retry: Retry,
     ) -> Result<T> {
-        self.bounded(operation, key, retry, || {
-            let mut connection = self.connection.clone();
-            let cmd = cmd.clone();
-            async move { cmd.query_async(&mut connection).await }
-        })
-        .await
+        let cmd = &cmd;
+        let send = |mut connection| async move { cmd.query_async(&mut connection).await };
+        self.bounded(operation, key, retry, send).await
     }
 
     /// Runs `script` on `keys` with `args` (EVALSHA, falling back to EVAL when
@@ -165,12 +162,9 @@ impl RedisBackend {
             invocation.arg(*arg);
         }
         let main_key = keys.first().copied().unwrap_or_default();
-        self.bounded(operation, main_key, Retry::Never, || {
-            let mut connection = self.connection.clone();
-            let invocation = &invocation;
-            async move { invocation.invoke_async(&mut connection).await }
-        })
-        .await
+        let invocation = &invocation;
+        let run = |mut connection| async move { invocation.invoke_async(&mut connection).await };
+        self.bounded(operation, main_key, Retry::Never, run).await
     }
 
     /// Runs `pipe` (atomic when built with `.atomic()`) in one round trip.
@@ -181,12 +175,9 @@ impl RedisBackend {
         pipe: redis::Pipeline,
         retry: Retry,
     ) -> Result<T> {
-        self.bounded(operation, key, retry, || {
-            let mut connection = self.connection.clone();
-            let pipe = &pipe;
-            async move { pipe.query_async(&mut connection).await }
-        })
-        .await
+        let pipe = &pipe;
+        let send = |mut connection| async move { pipe.query_async(&mut connection).await };
+        self.bounded(operation, key, retry, send).await
     }
 
     /// Runs one multi-step operation in its Redis form.
