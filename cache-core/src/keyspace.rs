@@ -69,9 +69,11 @@ impl KeyspaceBuilder {
     /// # let cache = cache_core::Cache::memory();
     /// let builder = cache.keyspace("price").ttl(std::time::Duration::from_secs(300));
     /// ```
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = Some(ttl);
-        self
+    pub fn ttl(self, ttl: Duration) -> Self {
+        KeyspaceBuilder {
+            ttl: Some(ttl),
+            ..self
+        }
     }
 
     /// The schema version in the key (default 1). Bump it when the value type
@@ -81,9 +83,8 @@ impl KeyspaceBuilder {
     /// # let cache = cache_core::Cache::memory();
     /// let builder = cache.keyspace("price").version(3);
     /// ```
-    pub fn version(mut self, version: u32) -> Self {
-        self.version = version;
-        self
+    pub fn version(self, version: u32) -> Self {
+        KeyspaceBuilder { version, ..self }
     }
 
     /// The value codec (default JSON).
@@ -92,9 +93,8 @@ impl KeyspaceBuilder {
     /// # let cache = cache_core::Cache::memory();
     /// let builder = cache.keyspace("price").codec(cache_core::Codec::Json);
     /// ```
-    pub fn codec(mut self, codec: Codec) -> Self {
-        self.codec = codec;
-        self
+    pub fn codec(self, codec: Codec) -> Self {
+        KeyspaceBuilder { codec, ..self }
     }
 
     /// How `get_or_load` behaves (negative caching, jitter, early refresh,
@@ -105,9 +105,11 @@ impl KeyspaceBuilder {
     /// use cache_core::LoadPolicy;
     /// let builder = cache.keyspace("price").load_policy(LoadPolicy::DEFAULT.jitter(0.1));
     /// ```
-    pub fn load_policy(mut self, policy: LoadPolicy) -> Self {
-        self.load = policy;
-        self
+    pub fn load_policy(self, policy: LoadPolicy) -> Self {
+        KeyspaceBuilder {
+            load: policy,
+            ..self
+        }
     }
 
     /// Keeps up to `capacity` recently read values in this process for `ttl`,
@@ -119,9 +121,11 @@ impl KeyspaceBuilder {
     /// # let cache = cache_core::Cache::memory();
     /// let builder = cache.keyspace("price").local(10_000, std::time::Duration::from_secs(5));
     /// ```
-    pub fn local(mut self, capacity: u64, ttl: Duration) -> Self {
-        self.local = Some(LocalSettings { capacity, ttl });
-        self
+    pub fn local(self, capacity: u64, ttl: Duration) -> Self {
+        KeyspaceBuilder {
+            local: Some(LocalSettings { capacity, ttl }),
+            ..self
+        }
     }
 
     /// Checks the settings and returns the typed cache.

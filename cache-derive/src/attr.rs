@@ -82,24 +82,24 @@ fn string(
     }
 }
 
-/// The string after `name =` parsed as Rust syntax (a path, a type), with
-/// the string's span; `hint` is the error when it does not parse.
-fn parsed<T: syn::parse::Parse>(
+/// Sets `slot` (once) to the string after `name =` parsed as Rust syntax (a
+/// path, a type), with the string's span; `hint` is the error when it does
+/// not parse.
+fn parse_into<T: syn::parse::Parse>(
+    slot: &mut Option<(T, Span)>,
     meta: &ParseNestedMeta,
     name: &syn::Ident,
     hint: &str,
     errors: &mut Errors,
-) -> syn::Result<Option<(T, Span)>> {
+) -> syn::Result<()> {
     let Some(value) = string(meta, name, errors)? else {
-        return Ok(None);
+        return Ok(());
     };
     match value.parse::<T>() {
-        Ok(parsed) => Ok(Some((parsed, value.span()))),
-        Err(_) => {
-            errors.push(value.span(), hint);
-            Ok(None)
-        }
+        Ok(parsed) => set_once(slot, (parsed, value.span()), name, errors),
+        Err(_) => errors.push(value.span(), hint),
     }
+    Ok(())
 }
 
 /// The value after `name =`, which must be a literal (any kind; `valid`
@@ -203,15 +203,11 @@ pub(crate) fn container(input: &DeriveInput, errors: &mut Errors) -> Container {
             match word.as_str() {
                 "crate" => {
                     let hint = "`crate` must be a path, e.g. \"my::cache_core\"";
-                    if let Some(path) = parsed::<Path>(&meta, &name, hint, errors)? {
-                        set_once(&mut container.krate, path, &name, errors);
-                    }
+                    parse_into(&mut container.krate, &meta, &name, hint, errors)?;
                 }
                 "key_type" => {
                     let hint = "`key_type` must be a type, e.g. \"u64\"";
-                    if let Some(ty) = parsed::<Type>(&meta, &name, hint, errors)? {
-                        set_once(&mut container.key_type, ty, &name, errors);
-                    }
+                    parse_into(&mut container.key_type, &meta, &name, hint, errors)?;
                 }
                 "distributed" => {
                     let (lease, wait) = pair(&meta, ["lease", "wait"], errors)?;

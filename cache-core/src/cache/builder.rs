@@ -86,9 +86,11 @@ impl CacheBuilder {
     /// # Ok(()) }
     /// ```
     #[cfg(feature = "tls")]
-    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.tls_root = Some(pem.into());
-        self
+    pub fn tls_root_certificate(self, pem: impl Into<Vec<u8>>) -> Self {
+        CacheBuilder {
+            tls_root: Some(pem.into()),
+            ..self
+        }
     }
 
     /// Connects on first use instead of in [`build`](Self::build), so a service
@@ -107,9 +109,8 @@ impl CacheBuilder {
     /// assert!(cache.keyspace("x").typed::<u8, u8>()?.get(&1).await.is_err());
     /// # Ok(()) }
     /// ```
-    pub fn lazy_connect(mut self, lazy: bool) -> Self {
-        self.lazy = lazy;
-        self
+    pub fn lazy_connect(self, lazy: bool) -> Self {
+        CacheBuilder { lazy, ..self }
     }
 
     /// The server: `redis://[user[:password]@]host[:port][/db]`,
@@ -120,9 +121,11 @@ impl CacheBuilder {
     /// let builder = cache_core::Cache::builder().url("redis://:secret@10.0.0.5:6380/2");
     /// assert!(!format!("{builder:?}").contains("secret"));
     /// ```
-    pub fn url(mut self, url: impl Into<String>) -> Self {
-        self.url = UrlSource::Given(url.into());
-        self
+    pub fn url(self, url: impl Into<String>) -> Self {
+        CacheBuilder {
+            url: UrlSource::Given(url.into()),
+            ..self
+        }
     }
 
     /// Reads the URL from the environment variable `var` when building; when it is
@@ -131,9 +134,11 @@ impl CacheBuilder {
     /// ```
     /// let builder = cache_core::Cache::builder().from_env("BURNCLOUD_REDIS_URL");
     /// ```
-    pub fn from_env(mut self, var: impl Into<String>) -> Self {
-        self.url = UrlSource::Env(var.into());
-        self
+    pub fn from_env(self, var: impl Into<String>) -> Self {
+        CacheBuilder {
+            url: UrlSource::Env(var.into()),
+            ..self
+        }
     }
 
     /// A namespace put in front of every key, e.g. the service's name.
@@ -141,9 +146,11 @@ impl CacheBuilder {
     /// ```
     /// let builder = cache_core::Cache::builder().namespace("gateway");
     /// ```
-    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = Some(namespace.into());
-        self
+    pub fn namespace(self, namespace: impl Into<String>) -> Self {
+        CacheBuilder {
+            namespace: Some(namespace.into()),
+            ..self
+        }
     }
 
     /// The bound on connecting and on every operation (default 1 s). An operation
@@ -152,9 +159,8 @@ impl CacheBuilder {
     /// ```
     /// let builder = cache_core::Cache::builder().timeout(std::time::Duration::from_millis(200));
     /// ```
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
+    pub fn timeout(self, timeout: Duration) -> Self {
+        CacheBuilder { timeout, ..self }
     }
 
     /// The largest encoded value a write accepts (default 16 MiB); larger values
@@ -163,9 +169,11 @@ impl CacheBuilder {
     /// ```
     /// let builder = cache_core::Cache::builder().max_value_size(1 << 20);
     /// ```
-    pub fn max_value_size(mut self, bytes: usize) -> Self {
-        self.max_value_size = bytes;
-        self
+    pub fn max_value_size(self, bytes: usize) -> Self {
+        CacheBuilder {
+            max_value_size: bytes,
+            ..self
+        }
     }
 
     fn check(&self) -> Result<()> {

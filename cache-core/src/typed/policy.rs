@@ -89,9 +89,11 @@ impl LoadPolicy {
     /// let policy = cache_core::LoadPolicy::DEFAULT.negative_ttl(Duration::from_secs(30));
     /// # let _ = policy;
     /// ```
-    pub const fn negative_ttl(mut self, ttl: Duration) -> Self {
-        self.negative_ttl = Some(ttl);
-        self
+    pub const fn negative_ttl(self, ttl: Duration) -> Self {
+        LoadPolicy {
+            negative_ttl: Some(ttl),
+            ..self
+        }
     }
 
     /// Shortens each stored TTL by a random part of up to `fraction` (0 to 1),
@@ -101,9 +103,11 @@ impl LoadPolicy {
     /// let policy = cache_core::LoadPolicy::DEFAULT.jitter(0.1);
     /// # let _ = policy;
     /// ```
-    pub const fn jitter(mut self, fraction: f64) -> Self {
-        self.jitter = fraction;
-        self
+    pub const fn jitter(self, fraction: f64) -> Self {
+        LoadPolicy {
+            jitter: fraction,
+            ..self
+        }
     }
 
     /// When a hit finds less than `fraction` (0 to 1) of the TTL left, serve it
@@ -113,9 +117,11 @@ impl LoadPolicy {
     /// let policy = cache_core::LoadPolicy::DEFAULT.early_refresh(0.2);
     /// # let _ = policy;
     /// ```
-    pub const fn early_refresh(mut self, fraction: f64) -> Self {
-        self.early_refresh = Some(fraction);
-        self
+    pub const fn early_refresh(self, fraction: f64) -> Self {
+        LoadPolicy {
+            early_refresh: Some(fraction),
+            ..self
+        }
     }
 
     /// What to do when Redis fails; see [`FailurePolicy`].
@@ -125,9 +131,11 @@ impl LoadPolicy {
     /// let policy = LoadPolicy::DEFAULT.on_failure(FailurePolicy::Closed);
     /// # let _ = policy;
     /// ```
-    pub const fn on_failure(mut self, policy: FailurePolicy) -> Self {
-        self.failure = policy;
-        self
+    pub const fn on_failure(self, policy: FailurePolicy) -> Self {
+        LoadPolicy {
+            failure: policy,
+            ..self
+        }
     }
 
     /// Single flight across processes; see [`DistributedFlight`].
@@ -137,9 +145,11 @@ impl LoadPolicy {
     /// let policy = cache_core::LoadPolicy::DEFAULT.distributed(Duration::from_secs(5), Duration::from_secs(2));
     /// # let _ = policy;
     /// ```
-    pub const fn distributed(mut self, lease: Duration, wait: Duration) -> Self {
-        self.distributed = Some(DistributedFlight { lease, wait });
-        self
+    pub const fn distributed(self, lease: Duration, wait: Duration) -> Self {
+        LoadPolicy {
+            distributed: Some(DistributedFlight { lease, wait }),
+            ..self
+        }
     }
 
     /// Checks the ranges; `prefix` names the keyspace in errors.
