@@ -9,12 +9,14 @@ pub(crate) mod ops;
 pub(crate) mod redis;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ::redis::FromRedisValue;
 
 use self::memory::{Entry, Store};
 use crate::error::Result;
+use crate::stats::Stats;
 use crate::ttl::{Ttl, ttl_millis};
 
 tokio::task_local! {
@@ -60,6 +62,32 @@ pub(crate) enum Backend {
 }
 
 impl Backend {
+    /// Connects to Redis (or, lazily, prepares to) as `options` say.
+    pub(crate) async fn connect(options: ConnectOptions, stats: Arc<Stats>) -> Result<Self> {
+        Ok(Backend::Redis(RedisBackend::connect(options, stats).await?))
+    }
+
+    /// The embedded in-process store.
+    pub(crate) fn memory() -> Self {
+        Backend::Memory(MemoryBackend::default())
+    }
+
+    /// The handle's Redis connection; `None` on the memory backend.
+    pub(crate) fn redis_connection(&self) -> Option<RedisConnection> {
+        match self {
+            Backend::Redis(redis) => Some(redis.connection()),
+            Backend::Memory(_) => None,
+        }
+    }
+
+    /// Entries the memory backend holds (live or not yet purged); `None` on Redis.
+    pub(crate) fn memory_entries(&self) -> Option<usize> {
+        match self {
+            Backend::Memory(memory) => Some(memory.stored_entries()),
+            Backend::Redis(_) => None,
+        }
+    }
+
     /// Runs one public operation: all its Redis calls share one timeout.
     pub(crate) async fn within<F: Future>(&self, operation: F) -> F::Output {
         match self {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Cache, DEFAULT_MAX_VALUE_SIZE, DEFAULT_TIMEOUT, DEFAULT_URL};
-use crate::backend::{Backend, ConnectOptions, MemoryBackend, RedisBackend};
+use crate::backend::{Backend, ConnectOptions};
 use crate::error::{Error, Result, redact_url};
 use crate::stats::Stats;
 
@@ -204,7 +204,7 @@ impl CacheBuilder {
     pub fn build_memory(self) -> Result<Cache> {
         self.check()?;
         Ok(Cache::from_parts(
-            Backend::Memory(MemoryBackend::default()),
+            Backend::memory(),
             self.namespace,
             self.max_value_size,
             Arc::default(),
@@ -251,9 +251,9 @@ impl CacheBuilder {
             lazy: self.lazy,
             tls_root: self.tls_root,
         };
-        let redis = RedisBackend::connect(options, Arc::clone(&stats)).await?;
+        let backend = Backend::connect(options, Arc::clone(&stats)).await?;
         Ok(Cache::from_parts(
-            Backend::Redis(redis),
+            backend,
             self.namespace,
             self.max_value_size,
             stats,

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::Cacheable;
-use crate::backend::{Backend, MemoryBackend, RedisConnection};
+use crate::backend::{Backend, RedisConnection};
 use crate::error::{Error, Result};
 use crate::key::KeyLayout;
 use crate::keyspace::{KeyspaceBuilder, KeyspaceSettings};
@@ -100,7 +100,7 @@ impl Cache {
     /// ```
     pub fn memory() -> Self {
         Cache::from_parts(
-            Backend::Memory(MemoryBackend::default()),
+            Backend::memory(),
             None,
             DEFAULT_MAX_VALUE_SIZE,
             Arc::default(),
@@ -259,10 +259,7 @@ impl Cache {
     /// assert!(cache_core::Cache::memory().redis_connection().is_none());
     /// ```
     pub fn redis_connection(&self) -> Option<RedisConnection> {
-        match &self.inner.backend {
-            Backend::Redis(redis) => Some(redis.connection()),
-            Backend::Memory(_) => None,
-        }
+        self.inner.backend.redis_connection()
     }
 
     /// Writes `bytes` at the full key `full_key` as they are, with no codec,
@@ -317,10 +314,7 @@ impl Cache {
     /// assert_eq!(cache_core::Cache::memory().memory_entries(), Some(0));
     /// ```
     pub fn memory_entries(&self) -> Option<usize> {
-        match &self.inner.backend {
-            Backend::Memory(memory) => Some(memory.stored_entries()),
-            Backend::Redis(_) => None,
-        }
+        self.inner.backend.memory_entries()
     }
 
     pub(crate) fn backend(&self) -> &Backend {
