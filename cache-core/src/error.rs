@@ -362,6 +362,18 @@ impl Error {
     }
 }
 
+/// The nodes of a cluster as errors name them: each URL with its password
+/// redacted, comma-separated.
+///
+/// ```
+/// let nodes = ["redis://:pw@a:7000".to_owned(), "redis://b:7001".to_owned()];
+/// assert_eq!(cache_core::redact_nodes(&nodes), "redis://:***@a:7000, redis://b:7001");
+/// ```
+pub fn redact_nodes(nodes: &[String]) -> String {
+    let redacted: Vec<String> = nodes.iter().map(|url| redact_url(url)).collect();
+    redacted.join(", ")
+}
+
 /// Returns `url` with any password (in the user-info part or a `pass`/`password`
 /// query parameter) replaced by `***`, for use in messages.
 ///

@@ -66,7 +66,7 @@ pub use crate::blocks::set::TypedSet;
 pub use crate::cache::{Cache, CacheBuilder, DEFAULT_MAX_VALUE_SIZE, DEFAULT_TIMEOUT, DEFAULT_URL};
 pub use crate::cacheable::{Cacheable, KeyedCacheable};
 pub use crate::codec::Codec;
-pub use crate::error::{BoxError, Error, Result, redact_url};
+pub use crate::error::{BoxError, Error, Result, redact_nodes, redact_url};
 pub use crate::key::{CacheKey, MAX_KEY_PART_LEN, escape_into, is_valid_prefix};
 pub use crate::keyspace::KeyspaceBuilder;
 pub use crate::stats::CacheStats;

@@ -17,6 +17,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cache_core::Cache;
 
+mod cluster;
+
+pub use cluster::{NODE_TIMEOUT, TestCluster};
+
 /// How long a spawned server may take to answer its first PING.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -374,7 +378,7 @@ impl SpawnedServer {
     }
 }
 
-fn redis_server_binary() -> PathBuf {
+pub(crate) fn redis_server_binary() -> PathBuf {
     std::env::var_os("CACHE_TEST_REDIS_SERVER")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("redis-server"))
@@ -393,6 +397,8 @@ pub struct Env {
     pub cache: Cache,
     /// The spawned server, on the Redis backend.
     pub redis: Option<TestRedis>,
+    /// The shared cluster, on the cluster backend.
+    pub cluster: Option<&'static TestCluster>,
 }
 
 impl Env {
@@ -402,7 +408,11 @@ impl Env {
             .namespace(unique_namespace(test))
             .build_memory()
             .unwrap_or_else(|err| panic!("memory cache: {err}"));
-        Env { cache, redis: None }
+        Env {
+            cache,
+            redis: None,
+            cluster: None,
+        }
     }
 
     /// A spawned redis-server.
@@ -412,6 +422,31 @@ impl Env {
         Env {
             cache,
             redis: Some(redis),
+            cluster: None,
+        }
+    }
+
+    /// The local 6-node cluster shared by this test binary, under a
+    /// namespace of its own.
+    pub async fn cluster(test: &str) -> Self {
+        let cluster = TestCluster::shared();
+        let cache = cluster.cache(test, Duration::from_secs(2)).await;
+        Env {
+            cache,
+            redis: None,
+            cluster: Some(cluster),
+        }
+    }
+
+    /// A builder for another handle on the same store and namespace (a
+    /// second connection); `None` on the memory backend.
+    pub fn another_handle(&self) -> Option<cache_core::CacheBuilder> {
+        let namespace = self.cache.namespace().unwrap_or_default().to_owned();
+        let builder = Cache::builder().namespace(namespace);
+        match (&self.redis, self.cluster) {
+            (Some(redis), _) => Some(builder.url(redis.url())),
+            (None, Some(cluster)) => Some(builder.cluster_nodes(cluster.urls())),
+            (None, None) => None,
         }
     }
 
@@ -425,7 +460,8 @@ impl Env {
 }
 
 /// Runs each named `async fn(Env)` once on the memory backend (module
-/// `memory`) and once on a spawned Redis (module `redis_server`).
+/// `memory`), once on a spawned Redis (module `redis_server`) and once on the
+/// shared local cluster (module `cluster`).
 #[macro_export]
 macro_rules! backend_suite {
     ($($name:ident),* $(,)?) => {
@@ -442,6 +478,14 @@ macro_rules! backend_suite {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name($crate::Env::redis(stringify!($name)).await).await;
+                }
+            )*
+        }
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Env::cluster(stringify!($name)).await).await;
                 }
             )*
         }

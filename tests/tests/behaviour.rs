@@ -646,14 +646,8 @@ async fn invalid_ttls_are_refused_before_sending(env: Env) {
 }
 
 async fn oversized_values_are_refused_before_sending(env: Env) {
-    let small = match &env.redis {
-        Some(redis) => Cache::builder()
-            .url(redis.url())
-            .namespace(redis.namespace())
-            .max_value_size(1024)
-            .build()
-            .await
-            .unwrap(),
+    let small = match env.another_handle() {
+        Some(builder) => builder.max_value_size(1024).build().await.unwrap(),
         None => Cache::builder()
             .max_value_size(1024)
             .build_memory()

@@ -45,7 +45,7 @@ pub(crate) use self::memory::MemoryBackend;
 pub(crate) use self::ops::Atomic;
 pub(crate) use self::ops::counter::{Bounds, Incr};
 pub use self::redis::RedisConnection;
-pub(crate) use self::redis::{ConnectOptions, RedisBackend, Retry};
+pub(crate) use self::redis::{ConnectOptions, RedisBackend, Retry, Target};
 
 /// Whether a write replaces an existing value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -249,18 +249,50 @@ impl Backend {
             .await
     }
 
-    /// Many writes in one atomic round trip (MULTI/EXEC of SETs).
+    /// The positions of `keys` grouped by what can go in one command: all
+    /// together, except on a cluster, where each group is one hash slot (in
+    /// the order first seen; positions keep the callers' order).
+    pub(crate) fn slot_groups<'k>(&self, keys: impl Iterator<Item = &'k str>) -> Vec<Vec<usize>> {
+        match self {
+            Backend::Redis(redis) if redis.is_cluster() => {
+                let mut groups: Vec<(::redis::cluster_routing::Slot, Vec<usize>)> = Vec::new();
+                for (position, key) in keys.enumerate() {
+                    let slot = ::redis::cluster_routing::Slot::for_key(key);
+                    match groups.iter_mut().find(|(known, _)| *known == slot) {
+                        Some((_, positions)) => positions.push(position),
+                        None => groups.push((slot, vec![position])),
+                    }
+                }
+                groups.into_iter().map(|(_, positions)| positions).collect()
+            }
+            _ => vec![(0..keys.count()).collect()],
+        }
+    }
+
+    /// Many writes in one round trip per group of [`slot_groups`](Self::slot_groups),
+    /// each an atomic MULTI/EXEC of SETs; the groups go concurrently.
     pub(crate) async fn set_many(
         &self,
         entries: Vec<(String, Vec<u8>, Option<Duration>)>,
     ) -> Result<()> {
+        let groups = self.slot_groups(entries.iter().map(|(key, _, _)| key.as_str()));
+        let writes = groups.iter().map(|positions| {
+            let group: Vec<_> = positions.iter().filter_map(|&at| entries.get(at)).collect();
+            self.set_group(group)
+        });
+        futures_util::future::try_join_all(writes).await?;
+        Ok(())
+    }
+
+    /// One atomic MULTI/EXEC of SETs.
+    async fn set_group(&self, entries: Vec<&(String, Vec<u8>, Option<Duration>)>) -> Result<()> {
         let Some((first, _, _)) = entries.first() else {
             return Ok(());
         };
         let wire = || {
             let mut pipe = ::redis::pipe();
             pipe.atomic();
-            for (key, value, ttl) in &entries {
+            for (key, value, ttl) in entries.iter().copied() {
                 pipe.cmd("SET").arg(key).arg(value);
                 if let Some(ttl) = ttl {
                     pipe.arg("PX").arg(ttl_millis(*ttl));
@@ -270,7 +302,7 @@ impl Backend {
             Wire::Pipeline(pipe)
         };
         let write = |store: &mut Store| {
-            for (key, value, ttl) in &entries {
+            for (key, value, ttl) in entries.iter().copied() {
                 let expires_at = ttl.map(|ttl| memory::deadline(store.now(), ttl));
                 store.insert(key, memory::Value::Bytes(value.clone()), expires_at);
             }

@@ -153,20 +153,42 @@ impl<K: CacheKey + ?Sized> Sequences<K> {
         Ok(keys.iter().cloned().zip(allocations).collect())
     }
 
+    /// One script per group of keys that can share one (all keys, or on a
+    /// cluster one hash slot each), concurrently; results in the callers' order.
     async fn allocate(&self, full_keys: &[String]) -> Result<Vec<Allocation>> {
-        let next = Next {
-            keys: full_keys,
-            step: self.step,
-        };
-        let numbers = self.scope.cache.backend().run(&next).await?;
-        Ok(numbers
+        let backend = self.scope.cache.backend();
+        let groups = backend.slot_groups(full_keys.iter().map(String::as_str));
+        let runs = groups.iter().map(|positions| async move {
+            let keys: Vec<String> = positions
+                .iter()
+                .filter_map(|&at| full_keys.get(at).cloned())
+                .collect();
+            let next = Next {
+                keys: &keys,
+                step: self.step,
+            };
+            backend.run(&next).await
+        });
+        let answers = futures_util::future::try_join_all(runs).await?;
+        let mut allocations = vec![None; full_keys.len()];
+        for (positions, numbers) in groups.iter().zip(answers) {
+            for (&at, (value, reserved_max, crossed)) in positions.iter().zip(numbers) {
+                if let Some(slot) = allocations.get_mut(at) {
+                    *slot = Some(Allocation {
+                        value,
+                        reserved_max,
+                        crossed,
+                    });
+                }
+            }
+        }
+        allocations
             .into_iter()
-            .map(|(value, reserved_max, crossed)| Allocation {
-                value,
-                reserved_max,
-                crossed,
+            .map(|allocation| {
+                allocation
+                    .ok_or_else(|| Error::config("a sequence script answered too few numbers"))
             })
-            .collect())
+            .collect()
     }
 
     /// The last number handed out for `key`, if any.

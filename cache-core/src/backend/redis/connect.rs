@@ -1,19 +1,31 @@
-//! Reaching a Redis server: URL checks, TLS, the connection and its first
-//! PING. Which transport a handle uses is decided here and nowhere else.
+//! Reaching Redis: URL checks, TLS, the connection (one server, or a cluster)
+//! and its first PING. Which transport a handle uses is decided here and
+//! nowhere else.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
+use tokio::sync::OnceCell;
 
 use super::RedisBackend;
-use crate::error::{Error, Result, redact_url};
+use crate::error::{Error, Result, redact_nodes, redact_url};
 use crate::stats::Stats;
+
+/// Where a handle's data lives.
+pub(crate) enum Target {
+    /// One server, by URL.
+    Standalone(String),
+    /// A Redis Cluster, through any of these node URLs.
+    Cluster(Vec<String>),
+}
 
 /// What a handle needs to reach its server.
 pub(crate) struct ConnectOptions {
-    pub(crate) url: String,
+    pub(crate) target: Target,
     pub(crate) timeout: Duration,
     pub(crate) lazy: bool,
     /// A private CA for `rediss://`; read only with the `tls` feature.
@@ -26,40 +38,47 @@ pub(crate) struct ConnectOptions {
 pub(crate) enum Connection {
     /// One server, reconnected after failures by redis-rs' manager.
     Standalone(ConnectionManager),
+    /// A cluster: redis-rs' cluster connection, which follows MOVED and ASK
+    /// and refreshes its slot map by itself, made on first use.
+    Cluster(Arc<Cluster>),
+}
+
+/// A cluster connection, made on first use (and again after a failed try).
+pub(crate) struct Cluster {
+    client: ClusterClient,
+    connection: OnceCell<ClusterConnection>,
+}
+
+impl Cluster {
+    pub(crate) async fn connection(&self) -> redis::RedisResult<ClusterConnection> {
+        let connect = || self.client.get_async_connection();
+        self.connection.get_or_try_init(connect).await.cloned()
+    }
 }
 
 impl RedisBackend {
     /// Connects (or, lazily, prepares to) and checks the server with PING.
     pub(crate) async fn connect(options: ConnectOptions, stats: Arc<Stats>) -> Result<Self> {
-        let redacted = redact_url(&options.url);
-        let client = client(&options, &redacted)?;
         let timeout = options.timeout;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            // One timer per call: ours.
-            .set_response_timeout(None)
-            .set_number_of_retries(2);
-        let manager = if options.lazy {
-            ConnectionManager::new_lazy_with_config(client, config).map_err(|source| {
-                Error::Connection {
-                    url: redacted.clone(),
-                    source,
-                }
-            })?
-        } else {
-            let connect = async {
-                let mut manager = ConnectionManager::new_with_config(client, config).await?;
-                redis::cmd("PING")
-                    .query_async::<String>(&mut manager)
-                    .await?;
-                Ok::<_, redis::RedisError>(manager)
-            };
+        let (connection, redacted) = match &options.target {
+            Target::Standalone(url) => {
+                let redacted = redact_url(url);
+                (standalone(url, &options, &redacted)?, redacted)
+            }
+            Target::Cluster(nodes) => {
+                let redacted = redact_nodes(nodes);
+                (cluster(nodes, &options, &redacted)?, redacted)
+            }
+        };
+        let mut connection = RedisConnection(connection);
+        if !options.lazy {
+            let ping = redis::cmd("PING");
             let connect_timeout = |url| Error::ConnectTimeout {
                 url,
                 after: timeout,
             };
-            match tokio::time::timeout(timeout, connect).await {
-                Ok(Ok(manager)) => manager,
+            match tokio::time::timeout(timeout, ping.query_async::<String>(&mut connection)).await {
+                Ok(Ok(_)) => {}
                 Ok(Err(err)) if err.is_timeout() => return Err(connect_timeout(redacted)),
                 Ok(Err(source)) => {
                     return Err(Error::Connection {
@@ -69,22 +88,89 @@ impl RedisBackend {
                 }
                 Err(_elapsed) => return Err(connect_timeout(redacted)),
             }
-        };
-        let connection = RedisConnection(Connection::Standalone(manager));
+        }
         Ok(RedisBackend::new(connection, timeout, redacted, stats))
     }
 }
 
+/// A standalone server's connection manager; it connects in the background.
+fn standalone(url: &str, options: &ConnectOptions, redacted: &str) -> Result<Connection> {
+    let client = client(url, options, redacted)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(options.timeout))
+        // One timer per call: ours.
+        .set_response_timeout(None)
+        .set_number_of_retries(2);
+    let manager = ConnectionManager::new_lazy_with_config(client, config).map_err(|source| {
+        Error::Connection {
+            url: redacted.to_owned(),
+            source,
+        }
+    })?;
+    Ok(Connection::Standalone(manager))
+}
+
+/// A cluster client for `nodes`, with TLS settings when they are `rediss://`.
+fn cluster(nodes: &[String], options: &ConnectOptions, redacted: &str) -> Result<Connection> {
+    let invalid = |err: redis::RedisError| {
+        Error::config(format!(
+            "invalid Redis Cluster nodes `{redacted}`: {}",
+            describe(&err)
+        ))
+    };
+    let tls = nodes.iter().any(|node| node.starts_with("rediss://"));
+    let mut builder = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
+        .connection_timeout(options.timeout)
+        .response_timeout(options.timeout);
+    if tls {
+        builder = cluster_tls(builder, options, redacted)?;
+    }
+    let client = builder.build().map_err(invalid)?;
+    Ok(Connection::Cluster(Arc::new(Cluster {
+        client,
+        connection: OnceCell::new(),
+    })))
+}
+
+#[cfg(feature = "tls")]
+fn cluster_tls(
+    builder: ClusterClientBuilder,
+    options: &ConnectOptions,
+    _redacted: &str,
+) -> Result<ClusterClientBuilder> {
+    // rustls needs a crypto provider; an application may have set its own.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let builder = builder.tls(redis::cluster::TlsMode::Secure);
+    Ok(match &options.tls_root {
+        Some(pem) => builder.certs(redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem.clone()),
+        }),
+        None => builder,
+    })
+}
+
+#[cfg(not(feature = "tls"))]
+fn cluster_tls(
+    _builder: ClusterClientBuilder,
+    _options: &ConnectOptions,
+    redacted: &str,
+) -> Result<ClusterClientBuilder> {
+    Err(Error::config(format!(
+        "`{redacted}` asks for TLS: enable the `tls` feature of cache-core"
+    )))
+}
+
 /// The redis-rs client for the URL, with TLS settings for `rediss://`.
-fn client(options: &ConnectOptions, redacted: &str) -> Result<redis::Client> {
+fn client(url: &str, options: &ConnectOptions, redacted: &str) -> Result<redis::Client> {
     let invalid = |err: redis::RedisError| {
         Error::config(format!(
             "invalid Redis URL `{redacted}`: {}",
             describe(&err)
         ))
     };
-    if !options.url.starts_with("rediss://") {
-        return redis::Client::open(options.url.as_str()).map_err(invalid);
+    if !url.starts_with("rediss://") {
+        return redis::Client::open(url).map_err(invalid);
     }
     #[cfg(feature = "tls")]
     {
@@ -96,9 +182,9 @@ fn client(options: &ConnectOptions, redacted: &str) -> Result<redis::Client> {
                     client_tls: None,
                     root_cert: Some(pem.clone()),
                 };
-                redis::Client::build_with_tls(options.url.as_str(), certificates).map_err(invalid)
+                redis::Client::build_with_tls(url, certificates).map_err(invalid)
             }
-            None => redis::Client::open(options.url.as_str()).map_err(invalid),
+            None => redis::Client::open(url).map_err(invalid),
         }
     }
     #[cfg(not(feature = "tls"))]
@@ -133,10 +219,17 @@ fn describe(err: &redis::RedisError) -> String {
 #[derive(Clone)]
 pub struct RedisConnection(pub(crate) Connection);
 
+impl RedisConnection {
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self.0, Connection::Cluster(_))
+    }
+}
+
 impl std::fmt::Debug for RedisConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let transport = match self.0 {
             Connection::Standalone(_) => "standalone",
+            Connection::Cluster(_) => "cluster",
         };
         f.debug_struct("RedisConnection")
             .field("transport", &transport)
@@ -148,6 +241,10 @@ impl ConnectionLike for RedisConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match &mut self.0 {
             Connection::Standalone(manager) => manager.req_packed_command(cmd),
+            Connection::Cluster(cluster) => Box::pin(async move {
+                let mut connection = cluster.connection().await?;
+                connection.req_packed_command(cmd).await
+            }),
         }
     }
 
@@ -159,12 +256,20 @@ impl ConnectionLike for RedisConnection {
     ) -> RedisFuture<'a, Vec<Value>> {
         match &mut self.0 {
             Connection::Standalone(manager) => manager.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(cluster) => Box::pin(async move {
+                let mut connection = cluster.connection().await?;
+                connection
+                    .req_packed_commands(pipeline, offset, count)
+                    .await
+            }),
         }
     }
 
     fn get_db(&self) -> i64 {
         match &self.0 {
             Connection::Standalone(manager) => manager.get_db(),
+            // A cluster has only database 0.
+            Connection::Cluster(_) => 0,
         }
     }
 }

@@ -5,8 +5,8 @@
 
 mod connect;
 
-pub(crate) use self::connect::ConnectOptions;
 pub use self::connect::RedisConnection;
+pub(crate) use self::connect::{ConnectOptions, Target};
 
 use std::fmt;
 use std::future::Future;
@@ -67,6 +67,12 @@ impl RedisBackend {
             redacted_url,
             stats,
         }
+    }
+
+    /// Whether the transport is a cluster, where keys of different hash
+    /// slots cannot share one command.
+    pub(crate) fn is_cluster(&self) -> bool {
+        self.connection.is_cluster()
     }
 
     pub(crate) fn timeout(&self) -> Duration {
