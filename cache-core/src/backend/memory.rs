@@ -103,6 +103,20 @@ impl Store {
         self.note_write();
     }
 
+    /// Removes every live key that starts with one of `heads`; returns how many.
+    pub(crate) fn remove_under(&mut self, heads: &[String]) -> u64 {
+        let now = self.now;
+        let mut live_removed = 0;
+        self.entries.retain(|key, entry| {
+            let doomed = heads.iter().any(|head| key.starts_with(head.as_str()));
+            if doomed && entry.is_live(now) {
+                live_removed += 1;
+            }
+            !doomed
+        });
+        live_removed
+    }
+
     /// Removes `key`; returns the entry if it was live.
     pub(crate) fn remove(&mut self, key: &str) -> Option<Entry> {
         let now = self.now;

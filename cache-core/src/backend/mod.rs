@@ -96,6 +96,15 @@ impl Backend {
         }
     }
 
+    /// Removes every key that starts with one of `heads` (keyspace heads such
+    /// as `ns:price:v1:`); returns how many there were. Never KEYS or FLUSHDB.
+    pub(crate) async fn clear(&self, heads: &[String]) -> Result<u64> {
+        match self {
+            Backend::Redis(redis) => redis.clear(heads).await,
+            Backend::Memory(memory) => Ok(memory.atomically(|store| store.remove_under(heads))),
+        }
+    }
+
     /// Runs one multi-step operation atomically.
     pub(crate) async fn run<O: Atomic>(&self, op: &O) -> Result<O::Output> {
         match self {

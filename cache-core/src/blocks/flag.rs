@@ -161,3 +161,25 @@ impl<K: CacheKey + ?Sized> Flags<K> {
         pub async fn lower -> bool = delete
     }
 }
+
+impl<K: CacheKey + ?Sized> Flags<K> {
+    /// Removes every key of this keyspace (SCAN and UNLINK in batches, on
+    /// every primary of a cluster; never KEYS or FLUSHDB); returns how many
+    /// there were. Other keyspaces stay.
+    ///
+    /// # Errors
+    /// Backend or timeout errors; what was removed before stays removed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// # use std::time::Duration;
+    /// let revoked = cache_core::Cache::memory().keyspace("jwt").flags::<str>()?;
+    /// revoked.raise_for("t1", Duration::from_secs(60)).await?;
+    /// assert_eq!(revoked.clear().await?, 1);
+    /// assert!(!revoked.is_raised("t1").await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn clear(&self) -> Result<u64> {
+        self.scope.clear().await
+    }
+}

@@ -54,6 +54,12 @@ impl<K: CacheKey + ?Sized> Scope<K> {
         self.layout.key(key)
     }
 
+    /// Removes every key of this keyspace; returns how many there were.
+    pub(crate) async fn clear(&self) -> Result<u64> {
+        let heads = [self.layout.head().to_owned()];
+        self.cache.backend().clear(&heads).await
+    }
+
     /// Whether `key` holds anything.
     pub(crate) async fn exists<Q>(&self, key: &Q) -> Result<bool>
     where

@@ -159,3 +159,24 @@ impl<K: CacheKey + ?Sized> OneTimeCodes<K> {
         })
     }
 }
+
+impl<K: CacheKey + ?Sized> OneTimeCodes<K> {
+    /// Removes every key of this keyspace (SCAN and UNLINK in batches, on
+    /// every primary of a cluster; never KEYS or FLUSHDB); returns how many
+    /// there were. Other keyspaces stay.
+    ///
+    /// # Errors
+    /// Backend or timeout errors; what was removed before stays removed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// # use std::time::Duration;
+    /// let codes = cache_core::Cache::memory().keyspace("otp").one_time_codes::<str>(3)?;
+    /// codes.issue("ada", "123456", Duration::from_secs(60)).await?;
+    /// assert_eq!(codes.clear().await?, 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn clear(&self) -> Result<u64> {
+        self.scope.clear().await
+    }
+}

@@ -210,3 +210,28 @@ impl<K: CacheKey + ?Sized> RateLimiter<K> {
         Ok(())
     }
 }
+
+impl<K: CacheKey + ?Sized> RateLimiter<K> {
+    /// Removes every key of this keyspace (SCAN and UNLINK in batches, on
+    /// every primary of a cluster; never KEYS or FLUSHDB); returns how many
+    /// there were. Other keyspaces stay.
+    ///
+    /// # Errors
+    /// Backend or timeout errors; what was removed before stays removed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// # use std::time::Duration;
+    /// use cache_core::RateLimit;
+    /// let calls = cache_core::Cache::memory()
+    ///     .keyspace("calls")
+    ///     .rate_limiter::<u64>(RateLimit::fixed_window(1, Duration::from_secs(60)))?;
+    /// calls.hit(&1).await?;
+    /// assert_eq!(calls.clear().await?, 1);
+    /// assert!(calls.hit(&1).await?.allowed);
+    /// # Ok(()) }
+    /// ```
+    pub async fn clear(&self) -> Result<u64> {
+        self.scope.clear().await
+    }
+}

@@ -358,3 +358,24 @@ where
         pub async fn ttl -> Ttl = ttl
     }
 }
+
+impl<K: CacheKey + ?Sized, M> TypedSet<K, M> {
+    /// Removes every key of this keyspace (SCAN and UNLINK in batches, on
+    /// every primary of a cluster; never KEYS or FLUSHDB); returns how many
+    /// there were. Other keyspaces stay.
+    ///
+    /// # Errors
+    /// Backend or timeout errors; what was removed before stays removed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let online = cache_core::Cache::memory().keyspace("online").typed_set::<str, u64>()?;
+    /// online.add("eu", &[1]).await?;
+    /// assert_eq!(online.clear().await?, 1);
+    /// assert_eq!(online.members("eu").await?, None);
+    /// # Ok(()) }
+    /// ```
+    pub async fn clear(&self) -> Result<u64> {
+        self.scope.clear().await
+    }
+}

@@ -128,6 +128,13 @@ impl LocalCopy {
         }
     }
 
+    /// Drops every local copy (after a clear of the whole keyspace).
+    pub(crate) fn clear(&self) {
+        if let Some(tier) = &self.0 {
+            tier.entries.invalidate_all();
+        }
+    }
+
     /// How many values it holds; `None` without a tier.
     pub(crate) fn len(&self) -> Option<u64> {
         self.0.as_ref().map(|tier| {

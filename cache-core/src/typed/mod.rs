@@ -620,6 +620,38 @@ where
             .await
     }
 
+    /// Removes every entry of this keyspace (namespace, prefix and version),
+    /// with its cached "absent" answers and local copies; returns how many
+    /// keys it removed (entries and "absent" answers). Keys of other prefixes, versions and namespaces
+    /// stay. On Redis this is SCAN with an escaped pattern and UNLINK in
+    /// batches (on every primary of a cluster), never KEYS or FLUSHDB, so
+    /// Redis keeps serving meanwhile; each round trip is bounded by the
+    /// timeout, the whole clear takes as long as the keys do.
+    ///
+    /// # Errors
+    /// Backend or timeout errors; what was removed before stays removed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let cache = cache_core::Cache::memory();
+    /// let prices = cache.keyspace("price").typed::<String, f64>()?;
+    /// let others = cache.keyspace("prices").typed::<String, f64>()?;
+    /// prices.set("gpt-4", &0.03).await?;
+    /// others.set("gpt-4", &0.5).await?;
+    /// assert_eq!(prices.clear().await?, 1);
+    /// assert_eq!(prices.get("gpt-4").await?, None);
+    /// assert_eq!(others.get("gpt-4").await?, Some(0.5));
+    /// # Ok(()) }
+    /// ```
+    pub async fn clear(&self) -> Result<u64> {
+        self.local.clear();
+        let heads = [self.layout.head().to_owned(), self.absent.head().to_owned()];
+        let removed = self.cache.backend().clear(&heads).await;
+        // Reads that raced the clear may have kept a copy: drop them again.
+        self.local.clear();
+        removed
+    }
+
     /// One write, then the local copy updated to what was written.
     async fn write(
         &self,

@@ -8,7 +8,8 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, Value};
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Value};
 use tokio::sync::OnceCell;
 
 use super::RedisBackend;
@@ -219,9 +220,69 @@ fn describe(err: &redis::RedisError) -> String {
 #[derive(Clone)]
 pub struct RedisConnection(pub(crate) Connection);
 
+/// A cluster node by address.
+pub(crate) type Node = (String, u16);
+
 impl RedisConnection {
     pub(crate) fn is_cluster(&self) -> bool {
         matches!(self.0, Connection::Cluster(_))
+    }
+
+    /// The nodes a keyspace walk must visit: `None`, the one server, or every
+    /// primary of a cluster (from CLUSTER SLOTS).
+    pub(crate) async fn primaries(&self) -> redis::RedisResult<Vec<Option<Node>>> {
+        let Connection::Cluster(cluster) = &self.0 else {
+            return Ok(vec![None]);
+        };
+        let mut connection = cluster.connection().await?;
+        let ranges: Vec<redis::Value> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query_async(&mut connection)
+            .await?;
+        let mut nodes: Vec<Option<Node>> = Vec::new();
+        for range in ranges {
+            // [start, end, [host, port, id, ...], replicas...]
+            let parts: Vec<redis::Value> = redis::FromRedisValue::from_redis_value(range)?;
+            let Some(primary) = parts.into_iter().nth(2) else {
+                continue;
+            };
+            let (host, port): (String, u16) = match primary {
+                redis::Value::Array(items) => {
+                    let mut items = items.into_iter();
+                    let host = items.next().map(String::from_redis_value).transpose()?;
+                    let port = items.next().map(u16::from_redis_value).transpose()?;
+                    match (host, port) {
+                        (Some(host), Some(port)) => (host, port),
+                        _ => continue,
+                    }
+                }
+                _ => continue,
+            };
+            if !nodes.contains(&Some((host.clone(), port))) {
+                nodes.push(Some((host, port)));
+            }
+        }
+        Ok(nodes)
+    }
+
+    /// Sends `cmd` to `node` (a cluster node by address), or as usual.
+    pub(crate) async fn on_node<T: FromRedisValue>(
+        mut self,
+        node: Option<&Node>,
+        cmd: &Cmd,
+    ) -> redis::RedisResult<T> {
+        match (&self.0, node) {
+            (Connection::Cluster(cluster), Some((host, port))) => {
+                let mut connection = cluster.connection().await?;
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                    host: host.clone(),
+                    port: *port,
+                });
+                let value = connection.route_command(cmd.clone(), routing).await?;
+                Ok(T::from_redis_value(value)?)
+            }
+            _ => cmd.query_async(&mut self).await,
+        }
     }
 }
 

@@ -38,6 +38,21 @@ fn is_connection_loss(err: &redis::RedisError) -> bool {
     err.is_connection_dropped() || err.is_io_error()
 }
 
+/// A cluster's answer that the command was not executed and should go again
+/// (ASK, MOVED, TRYAGAIN, CLUSTERDOWN, MASTERDOWN). redis-rs follows MOVED and
+/// ASK itself, but under concurrent traffic during a slot migration an ASK can
+/// still reach the caller.
+fn is_not_executed(err: &redis::RedisError) -> bool {
+    err.is_cluster_error()
+        || err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::MasterDown)
+}
+
+/// How many keys one SCAN step asks for while clearing.
+const CLEAR_BATCH: u64 = 1_000;
+
+/// How long to wait before sending again a command a cluster did not execute.
+const CLUSTER_RETRY_PAUSE: Duration = Duration::from_millis(20);
+
 pub(crate) struct RedisBackend {
     connection: RedisConnection,
     timeout: Duration,
@@ -115,6 +130,13 @@ impl RedisBackend {
             match attempt.instrument(span.clone()).await {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(err)) if attempts > 0 && is_connection_loss(&err) => continue,
+                // Not executed: a slot moving or a failover under way. Any
+                // command may go again, after a pause, within the budget.
+                Ok(Err(err)) if is_not_executed(&err) && tokio::time::Instant::now() < deadline => {
+                    attempts += 1;
+                    tokio::time::sleep(CLUSTER_RETRY_PAUSE).await;
+                    continue;
+                }
                 Ok(Err(err)) if err.is_timeout() => {
                     break self.timeout_error(operation, key, retry);
                 }
@@ -184,6 +206,44 @@ impl RedisBackend {
         let pipe = &pipe;
         let send = |mut connection| async move { pipe.query_async(&mut connection).await };
         self.bounded(operation, key, retry, send).await
+    }
+
+    /// Removes every key that starts with one of `heads`: SCAN with the head
+    /// as a pattern (heads are escaped, so they hold no glob characters) and
+    /// UNLINK in batches, on every primary of a cluster. Each round trip is
+    /// bounded by the timeout; the whole clear takes as long as the keys do.
+    pub(crate) async fn clear(&self, heads: &[String]) -> Result<u64> {
+        let nodes = self.connection.primaries().await;
+        let nodes = nodes.map_err(|err| Error::from_redis("CLUSTER SLOTS", None, err, false))?;
+        let mut removed = 0;
+        for node in &nodes {
+            for head in heads {
+                let mut cursor = 0_u64;
+                loop {
+                    let mut scan = redis::cmd("SCAN");
+                    scan.arg(cursor).arg("MATCH").arg(format!("{head}*"));
+                    scan.arg("COUNT").arg(CLEAR_BATCH);
+                    let scan = &scan;
+                    let on_node = |connection: RedisConnection| async move {
+                        connection.on_node(node.as_ref(), scan).await
+                    };
+                    let (next, keys): (u64, Vec<String>) = self
+                        .bounded("SCAN", head, Retry::Idempotent, on_node)
+                        .await?;
+                    if !keys.is_empty() {
+                        let unlink = redis::cmd("UNLINK").arg(&keys).take();
+                        let count: u64 =
+                            self.send("UNLINK", head, unlink, Retry::Idempotent).await?;
+                        removed += count;
+                    }
+                    cursor = next;
+                    if cursor == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// Runs one multi-step operation in its Redis form.
