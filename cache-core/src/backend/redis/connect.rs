@@ -163,6 +163,7 @@ fn cluster_tls(
 }
 
 /// The redis-rs client for the URL, with TLS settings for `rediss://`.
+#[cfg_attr(not(feature = "tls"), allow(unused_variables))]
 fn client(url: &str, options: &ConnectOptions, redacted: &str) -> Result<redis::Client> {
     let invalid = |err: redis::RedisError| {
         Error::config(format!(
