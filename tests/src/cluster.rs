@@ -99,10 +99,11 @@ impl TestCluster {
         .join(" ");
         // The watchdog: run the node, stop it when the test process is gone.
         let script = format!(
-            "cd '{dir}' && '{server}' {args} & node=$!; echo $node > pid; \
+            "cd '{dir}' || exit 1; '{server}' {args} & node=$!; echo $node > pid; \
              while kill -0 {parent} 2>/dev/null && kill -0 $node 2>/dev/null; do sleep 0.5; done; \
-             kill -9 $node 2>/dev/null",
+             kill -9 $node 2>/dev/null; cd / && rm -rf '{dir}'; rmdir '{cluster}' 2>/dev/null",
             dir = node_dir.display(),
+            cluster = self.dir.display(),
             server = server.display(),
             parent = std::process::id(),
         );
@@ -200,8 +201,8 @@ impl TestCluster {
             .collect()
     }
 
-    /// The port of the master that serves `key`'s slot now.
-    pub fn master_of(&self, key: &str) -> u16 {
+    /// The hash slot of `key`, as the cluster computes it.
+    pub fn slot_of(&self, key: &str) -> u16 {
         let Some(slot) = self
             .live_ports()
             .first()
@@ -209,10 +210,14 @@ impl TestCluster {
         else {
             panic!("no live node answers CLUSTER KEYSLOT");
         };
-        let slot: u16 = slot
-            .trim()
+        slot.trim()
             .parse()
-            .unwrap_or_else(|_| panic!("bad slot {slot}"));
+            .unwrap_or_else(|_| panic!("bad slot {slot}"))
+    }
+
+    /// The port of the master that serves `key`'s slot now.
+    pub fn master_of(&self, key: &str) -> u16 {
+        let slot = self.slot_of(key);
         for port in self.master_ports() {
             let Some(nodes) = cli(port, &["CLUSTER", "NODES"]) else {
                 continue;

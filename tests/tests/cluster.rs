@@ -1,0 +1,305 @@
+//! What only a real Redis Cluster can show: one MGET per hash slot, a master
+//! killed under traffic (failover), and a slot moved between masters under
+//! traffic (resharding). Each test gets a 6-node cluster of its own.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use cache_core::redis::cluster_routing::Slot;
+use cache_core::{Cache, TypedCache};
+use cache_tests::{NODE_TIMEOUT, TestCluster};
+
+/// How far past its timeout a call may return (scheduling on a busy machine).
+const MARGIN: Duration = Duration::from_millis(700);
+
+/// The total of `cmdstat_<command>` calls over the cluster's masters.
+fn calls(cluster: &TestCluster, command: &str) -> u64 {
+    let field = format!("cmdstat_{command}:calls=");
+    cluster
+        .master_ports()
+        .iter()
+        .filter_map(|&port| cluster.cli(port, &["INFO", "commandstats"]))
+        .filter_map(|info| {
+            let line = info.lines().find(|line| line.starts_with(&field))?;
+            line[field.len()..].split(',').next()?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+fn reset_stats(cluster: &TestCluster) {
+    for port in cluster.master_ports() {
+        cluster.cli(port, &["CONFIG", "RESETSTAT"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_many_sends_one_mget_per_slot_touched_and_set_many_one_multi() {
+    let cluster = TestCluster::start();
+    let cache = cluster.cache("mget", Duration::from_secs(5)).await;
+    let values = cache.keyspace("v").typed::<u32, u32>().unwrap();
+    let keys: Vec<u32> = (0..1_000).collect();
+    let entries: Vec<(&u32, &u32)> = keys.iter().map(|k| (k, k)).collect();
+    let slots: HashSet<Slot> = keys.iter().map(|k| Slot::for_key(values.key(k))).collect();
+
+    reset_stats(&cluster);
+    values.set_many(&entries).await.unwrap();
+    assert_eq!(
+        calls(&cluster, "multi"),
+        slots.len() as u64,
+        "one MULTI per slot"
+    );
+
+    reset_stats(&cluster);
+    let wanted: Vec<&u32> = keys.iter().collect();
+    let got = values.get_many(&wanted).await.unwrap();
+    assert_eq!(
+        calls(&cluster, "mget"),
+        slots.len() as u64,
+        "one MGET per slot"
+    );
+    // In the caller's order.
+    let expected: Vec<Option<u32>> = keys.iter().map(|&k| Some(k)).collect();
+    assert_eq!(got, expected);
+    assert_eq!(values.delete_many(&wanted).await.unwrap(), 1_000);
+}
+
+/// A test key served by each master, and the handle's typed view.
+fn probe_keys(values: &TypedCache<String, u64>, cluster: &TestCluster) -> Vec<String> {
+    let mut by_master = std::collections::HashMap::new();
+    for i in 0.. {
+        let key = format!("k{i}");
+        let port = cluster.master_of(&values.key(&key));
+        by_master.entry(port).or_insert(key);
+        if by_master.len() == 3 {
+            break;
+        }
+    }
+    by_master.into_values().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_master_fails_over_and_the_same_handle_recovers() {
+    let cluster = TestCluster::start();
+    let timeout = Duration::from_millis(500);
+    let cache = cluster.cache("failover", timeout).await;
+    let values = cache.keyspace("w").typed::<String, u64>().unwrap();
+    let locks = cache.keyspace("lock").locks::<str>().unwrap();
+    let keys = probe_keys(&values, &cluster);
+    let victim = cluster.master_of(&values.key(&keys[0]));
+    let guard = locks
+        .try_acquire("job", Duration::from_secs(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let token_before = guard.fencing_token();
+    drop(guard);
+
+    // Traffic on every master while one dies: each call answers in time.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for key in keys.clone() {
+        let (values, stop) = (values.clone(), Arc::clone(&stop));
+        writers.push(tokio::spawn(async move {
+            let (mut acknowledged, mut failed, mut i) = (Vec::new(), 0_u64, 0_u64);
+            while !stop.load(Ordering::SeqCst) {
+                i += 1;
+                let started = Instant::now();
+                let result = values.set(&format!("{key}-{i}"), &i).await;
+                let took = started.elapsed();
+                assert!(took <= timeout + MARGIN, "a write took {took:?}");
+                match result {
+                    Ok(()) => acknowledged.push((format!("{key}-{i}"), i)),
+                    Err(err) => {
+                        assert!(
+                            err.is_timeout()
+                                || err.is_connection()
+                                || matches!(err, cache_core::Error::Backend { .. }),
+                            "{err:?}"
+                        );
+                        failed += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+            (acknowledged, failed)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.kill(victim);
+    let killed = Instant::now();
+    assert!(
+        !cluster.live_ports().contains(&victim),
+        "the master on {victim} still answers"
+    );
+
+    // The same handle serves reads and writes again within the node timeout + 3 s.
+    let limit = NODE_TIMEOUT + Duration::from_secs(3);
+    loop {
+        let probe = format!("{}-probe", keys[0]);
+        if values.set(&probe, &1).await.is_ok() && values.get(&probe).await.ok() == Some(Some(1)) {
+            break;
+        }
+        assert!(killed.elapsed() < limit, "no recovery within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let recovered_after = killed.elapsed();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::SeqCst);
+
+    let (mut acknowledged, mut failed) = (Vec::new(), 0);
+    for writer in writers {
+        let (ok, errors) = writer.await.unwrap();
+        acknowledged.extend(ok);
+        failed += errors;
+    }
+    // Replication is asynchronous: a write acknowledged just before the kill
+    // may be lost by Redis itself. Count them rather than hide them.
+    let mut lost = 0;
+    for (key, value) in &acknowledged {
+        match values.get(key).await.unwrap() {
+            Some(found) => assert_eq!(found, *value),
+            None => lost += 1,
+        }
+    }
+    println!(
+        "failover: recovered after {recovered_after:?}; {} acknowledged writes, {failed} failed, {lost} lost by replication",
+        acknowledged.len()
+    );
+    assert!(acknowledged.len() > 100, "too little traffic");
+    assert!(
+        lost <= acknowledged.len() / 10,
+        "{lost} of {} lost",
+        acknowledged.len()
+    );
+
+    // Scripts work on the promoted replica, and fencing tokens never go back.
+    let guard = locks
+        .try_acquire("job", Duration::from_secs(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(guard.fencing_token() > token_before);
+    assert!(guard.release().await.unwrap());
+}
+
+/// `count` keys of `values` whose full keys share one hash slot.
+fn keys_in_one_slot(values: &TypedCache<String, u64>, count: usize) -> (Slot, Vec<String>) {
+    let slot = Slot::for_key(values.key("seed"));
+    let mut keys = vec!["seed".to_owned()];
+    let mut i = 0_u64;
+    while keys.len() < count {
+        let key = format!("s{i}");
+        if Slot::for_key(values.key(&key)) == slot {
+            keys.push(key);
+        }
+        i += 1;
+    }
+    (slot, keys)
+}
+
+fn node_id(cluster: &TestCluster, port: u16) -> String {
+    let nodes = cluster.cli(port, &["CLUSTER", "NODES"]).unwrap_or_default();
+    let line = nodes
+        .lines()
+        .find(|line| line.contains("myself"))
+        .unwrap_or_default();
+    line.split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_moved_under_traffic_loses_nothing_and_shows_no_error() {
+    let cluster = TestCluster::start();
+    let cache: Cache = cluster.cache("reshard", Duration::from_secs(2)).await;
+    let values = cache.keyspace("r").typed::<String, u64>().unwrap();
+    let (slot, keys) = keys_in_one_slot(&values, 20);
+    for key in &keys {
+        values.set(key, &0).await.unwrap();
+    }
+    let source = cluster.master_of(&values.key(&keys[0]));
+    let target = cluster
+        .master_ports()
+        .into_iter()
+        .find(|&port| port != source)
+        .unwrap();
+    let (source_id, target_id) = (node_id(&cluster, source), node_id(&cluster, target));
+
+    // Counters in the moving slot, bumped all the while.
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for key in keys.clone() {
+        let (values, stop, done) = (values.clone(), Arc::clone(&stop), Arc::clone(&done));
+        tasks.push(tokio::spawn(async move {
+            let mut last = 0;
+            while !stop.load(Ordering::SeqCst) {
+                last = values.incr(&key, 1).await.unwrap();
+                // Only this task writes this key.
+                assert_eq!(values.get(&key).await.unwrap(), Some(last));
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+            (key, last)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let slot_text = cluster.slot_of(&values.key(&keys[0])).to_string();
+    let _ = slot;
+    let cli = |port: u16, args: &[&str]| {
+        let answer = cluster.cli(port, args);
+        assert!(answer.is_some(), "redis-cli -p {port} {args:?} failed");
+        answer.unwrap_or_default()
+    };
+    cli(
+        target,
+        &["CLUSTER", "SETSLOT", &slot_text, "IMPORTING", &source_id],
+    );
+    cli(
+        source,
+        &["CLUSTER", "SETSLOT", &slot_text, "MIGRATING", &target_id],
+    );
+    loop {
+        let batch = cli(source, &["CLUSTER", "GETKEYSINSLOT", &slot_text, "10"]);
+        let batch: Vec<&str> = batch.lines().filter(|line| !line.is_empty()).collect();
+        if batch.is_empty() {
+            break;
+        }
+        let target_port = target.to_string();
+        let mut args = vec![
+            "MIGRATE",
+            "127.0.0.1",
+            &target_port,
+            "",
+            "0",
+            "5000",
+            "KEYS",
+        ];
+        args.extend(batch);
+        cli(source, &args);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for port in cluster.master_ports() {
+        cli(
+            port,
+            &["CLUSTER", "SETSLOT", &slot_text, "NODE", &target_id],
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+
+    assert_eq!(
+        cluster.master_of(&values.key(&keys[0])),
+        target,
+        "the slot moved"
+    );
+    for task in tasks {
+        let (key, last) = task.await.unwrap();
+        // Every acknowledged increment is there: nothing lost in the move.
+        assert_eq!(values.get(&key).await.unwrap(), Some(last), "{key}");
+    }
+    assert!(done.load(Ordering::SeqCst) > 100, "too little traffic");
+}
