@@ -14,6 +14,11 @@
 //! Throughput is Redis commands per second: a SET EX + GET pair counts two,
 //! an INCR one; the batch cases count keys read. Without `REDIS_URL` a redis-server is spawned on a free port.
 
+mod support;
+
+#[path = "support/bench_cluster.rs"]
+mod cluster;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -300,6 +305,8 @@ fn median(values: &mut [f64]) -> f64 {
 
 struct Options {
     quick: bool,
+    /// Spawn a local 6-node cluster and run the cluster cases on it.
+    cluster: bool,
     json: Option<String>,
     /// Only these cases (by name), e.g. for profiling one pair.
     cases: Option<Vec<String>>,
@@ -308,6 +315,7 @@ struct Options {
 fn options() -> Result<Options, String> {
     let mut options = Options {
         quick: false,
+        cluster: false,
         json: None,
         cases: None,
     };
@@ -315,6 +323,7 @@ fn options() -> Result<Options, String> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => options.quick = true,
+            "--cluster" => options.cluster = true,
             "--json" => options.json = Some(args.next().ok_or("--json needs a path")?),
             "--cases" => {
                 let list = args.next().ok_or("--cases needs a comma-separated list")?;
@@ -322,7 +331,7 @@ fn options() -> Result<Options, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown argument {other:?}; expected --quick, --json PATH or --cases A,B"
+                    "unknown argument {other:?}; expected --quick, --cluster, --json PATH or --cases A,B"
                 ));
             }
         }
@@ -358,6 +367,20 @@ async fn main() -> BenchResult<()> {
     } else {
         (7, Duration::from_secs(2))
     };
+
+    // A cluster named by REDIS_CLUSTER_NODES (or spawned with --cluster)
+    // gets the cluster cases instead.
+    if options.cluster || support::cluster_nodes().is_some() {
+        let spawned_cluster;
+        let nodes = match support::cluster_nodes() {
+            Some(nodes) => nodes,
+            None => {
+                spawned_cluster = cache_tests::TestCluster::start();
+                spawned_cluster.urls()
+            }
+        };
+        return cluster::run(&nodes, rounds, per_case, options.json.as_deref()).await;
+    }
 
     // Keep the spawned server alive for the whole run.
     let spawned;

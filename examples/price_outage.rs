@@ -69,6 +69,12 @@ async fn serve_prices(
 
 #[tokio::main]
 async fn main() -> cache_core::Result<()> {
+    // This example kills and restarts its server, so it always spawns its own,
+    // whatever REDIS_URL or REDIS_CLUSTER_NODES say.
+    if std::env::var_os("REDIS_CLUSTER_NODES").is_some() || std::env::var_os("REDIS_URL").is_some()
+    {
+        println!("note: price_outage spawns its own redis-server, since it kills it");
+    }
     let mut redis = cache_tests::TestRedis::start("price-outage");
     let timeout = Duration::from_millis(250);
     let cache = Cache::builder()

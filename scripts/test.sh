@@ -99,6 +99,31 @@ if [ "$status" -eq 0 ]; then
             fi
         done
     done
+    # And on a local 6-node Redis Cluster, named by REDIS_CLUSTER_NODES. The
+    # helper keeps it up while its input (a fifo held open here) stays open.
+    cargo build -p cache-tests --bin test-cluster --locked -q
+    mkfifo "$work/cluster.in"
+    "${CARGO_TARGET_DIR:-target}/debug/test-cluster" <"$work/cluster.in" >"$work/cluster.nodes" 2>"$work/cluster.log" &
+    cluster_pid=$!
+    exec 3>"$work/cluster.in"
+    for _ in $(seq 600); do [ -s "$work/cluster.nodes" ] && break; sleep 0.1; done
+    nodes="$(head -n 1 "$work/cluster.nodes")"
+    cluster_runs="quickstart model_prices chat_sequences bench"
+    for example in $cluster_runs; do
+        label="example $example on a cluster"
+        args=""
+        [ "$example" = bench ] && args="--quick"
+        if [ -n "$nodes" ] && env -u REDIS_URL REDIS_CLUSTER_NODES="$nodes" \
+            "$examples_dir/$example" $args >"$work/example.log" 2>&1; then
+            echo "$label ... ok"
+            examples_passed=$((examples_passed + 1))
+        else
+            echo "$label ... FAILED"; cat "$work/example.log" "$work/cluster.log"
+            examples_failed=$((examples_failed + 1))
+        fi
+    done
+    exec 3>&-
+    wait "$cluster_pid" 2>/dev/null || true
 fi
 
 # cargo ends on its last (often empty) doc-test crate; print the grand total.

@@ -1,19 +1,43 @@
-//! What every example shares: connect to Redis when `REDIS_URL` is set,
-//! otherwise use the embedded memory backend.
+//! What every example shares: a Redis Cluster when `REDIS_CLUSTER_NODES` is
+//! set (comma-separated node URLs), one Redis server when `REDIS_URL` is set,
+//! otherwise the embedded memory backend.
 
 use cache_core::Cache;
 
-/// A cache under `namespace`: Redis at `REDIS_URL`, or in memory.
+/// A cache under `namespace` on the backend the environment names.
+#[allow(dead_code)] // The bench connects its own way.
 pub(crate) async fn connect(namespace: &str) -> cache_core::Result<Cache> {
     let builder = Cache::builder().namespace(namespace);
+    if let Some(nodes) = cluster_nodes() {
+        println!(
+            "backend: Redis Cluster at {}",
+            cache_core::redact_nodes(&nodes)
+        );
+        return builder.cluster_nodes(nodes).build().await;
+    }
     match std::env::var("REDIS_URL") {
-        Ok(url) => {
+        Ok(url) if !url.is_empty() => {
             println!("backend: Redis at {}", cache_core::redact_url(&url));
             builder.url(url).build().await
         }
-        Err(_) => {
-            println!("backend: embedded memory (set REDIS_URL to use Redis)");
+        _ => {
+            println!(
+                "backend: embedded memory (set REDIS_URL or REDIS_CLUSTER_NODES to use Redis)"
+            );
             builder.build_memory()
         }
     }
+}
+
+/// The node URLs in `REDIS_CLUSTER_NODES`, if it names any.
+#[allow(dead_code)] // Not every example that includes this module asks directly.
+pub(crate) fn cluster_nodes() -> Option<Vec<String>> {
+    let nodes: Vec<String> = std::env::var("REDIS_CLUSTER_NODES")
+        .ok()?
+        .split(',')
+        .map(str::trim)
+        .filter(|node| !node.is_empty())
+        .map(str::to_owned)
+        .collect();
+    (!nodes.is_empty()).then_some(nodes)
 }

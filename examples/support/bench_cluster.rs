@@ -1,0 +1,144 @@
+//! The bench's cluster cases: the typed layer against raw redis-rs
+//! `ClusterConnection` at 64 tasks (SET EX then GET, as the standalone
+//! cases), and `get_many` of 100 keys spread over slots against 100
+//! sequential gets. Interleaved rounds, medians, ratios in one run.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use cache_core::{Cache, TypedCache};
+use redis::cluster_async::ClusterConnection;
+
+use super::{BenchResult, ModelPrice, TTL_SECS, median, raw_set_get, sample_price};
+
+const CASES: [&str; 4] = [
+    "cluster_raw_c64",
+    "cluster_typed_c64",
+    "cluster_get_many_100",
+    "cluster_sequential_get_100",
+];
+
+struct Fixture {
+    raw: ClusterConnection,
+    raw_value: Vec<u8>,
+    price: ModelPrice,
+    typed: TypedCache<String, ModelPrice>,
+    batch_keys: Vec<String>,
+}
+
+async fn step(case: &str, fx: &Fixture, task: usize, i: usize) -> BenchResult<u64> {
+    let slot = i % 100;
+    match case {
+        "cluster_raw_c64" => {
+            let key = format!("bench-raw:{task}:{slot}");
+            raw_set_get(&mut fx.raw.clone(), &key, &fx.raw_value).await
+        }
+        "cluster_typed_c64" => {
+            let key = format!("{task}:{slot}");
+            fx.typed.set(&key, &fx.price).await?;
+            let _ = fx.typed.get(&key).await?;
+            Ok(2)
+        }
+        "cluster_get_many_100" => {
+            let keys: Vec<&str> = fx.batch_keys.iter().map(String::as_str).collect();
+            Ok(fx.typed.get_many(&keys).await?.len() as u64)
+        }
+        _ => {
+            for key in &fx.batch_keys {
+                let _ = fx.typed.get(key).await?;
+            }
+            Ok(fx.batch_keys.len() as u64)
+        }
+    }
+}
+
+async fn measure(case: &'static str, fx: &Arc<Fixture>, duration: Duration) -> BenchResult<f64> {
+    let tasks = if case.ends_with("c64") { 64 } else { 1 };
+    let commands = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut running = Vec::new();
+    for task in 0..tasks {
+        let (fx, commands) = (Arc::clone(fx), Arc::clone(&commands));
+        running.push(tokio::spawn(async move {
+            let mut i = 0;
+            while Instant::now() < deadline {
+                commands.fetch_add(step(case, &fx, task, i).await?, Ordering::Relaxed);
+                i += 1;
+            }
+            BenchResult::Ok(())
+        }));
+    }
+    for task in running {
+        task.await??;
+    }
+    Ok(commands.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Runs the cluster cases on the cluster at `nodes` and prints the ratios.
+pub(crate) async fn run(
+    nodes: &[String],
+    rounds: usize,
+    per_case: Duration,
+    json: Option<&str>,
+) -> BenchResult<()> {
+    let client = redis::cluster::ClusterClient::new(nodes.iter().map(String::as_str))?;
+    let raw = client.get_async_connection().await?;
+    let cache = Cache::builder()
+        .cluster_nodes(nodes.to_vec())
+        .namespace("bench")
+        .timeout(Duration::from_secs(5))
+        .build()
+        .await?;
+    let price = sample_price();
+    let typed = cache.typed::<ModelPrice>();
+    let batch_keys: Vec<String> = (0..100).map(|i| format!("batch-{i}")).collect();
+    for key in &batch_keys {
+        typed.set(key, &price).await?;
+    }
+    let fx = Arc::new(Fixture {
+        raw,
+        raw_value: cache_core::Codec::Json.encode(&price)?,
+        price,
+        typed,
+        batch_keys,
+    });
+    println!(
+        "redis cluster at {} (ttl {TTL_SECS} s); {rounds} rounds x {per_case:?} per case, interleaved",
+        cache_core::redact_nodes(nodes)
+    );
+    for case in CASES {
+        measure(case, &fx, Duration::from_millis(100)).await?;
+    }
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); CASES.len()];
+    for _round in 0..rounds {
+        for (i, case) in CASES.into_iter().enumerate() {
+            samples[i].push(measure(case, &fx, per_case).await?);
+        }
+    }
+    let medians: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
+    let typed_ratio = medians[1] / medians[0];
+    let batch_ratio = medians[2] / medians[3];
+    println!("\n{:<28} {:>12}", "case", "ops/s");
+    for (case, value) in CASES.iter().zip(&medians) {
+        println!("{case:<28} {value:>12.0}");
+    }
+    println!("\ncluster_typed_c64 / cluster_raw_c64: {typed_ratio:.3} (goal >= 0.95)");
+    println!("cluster_get_many_100 / cluster_sequential_get_100 (keys/s): {batch_ratio:.3}");
+    if let Some(path) = json {
+        let cases: Vec<serde_json::Value> = CASES
+            .iter()
+            .zip(&medians)
+            .map(|(name, ops)| serde_json::json!({ "name": name, "ops_per_s": ops.round() }))
+            .collect();
+        let report = serde_json::json!({
+            "cases": cases,
+            "cluster_typed_vs_raw": typed_ratio,
+            "cluster_get_many_vs_sequential": batch_ratio,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+        println!("\nwrote {path}");
+    }
+    Ok(())
+}
