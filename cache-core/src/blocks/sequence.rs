@@ -122,7 +122,10 @@ impl<K: CacheKey + ?Sized> Sequences<K> {
     }
 
     /// The next number for each key in one round trip (one atomic script),
-    /// paired with its key. A key listed twice gets two numbers.
+    /// paired with its key. A key listed twice gets two numbers. On a
+    /// cluster: one script per hash slot, concurrently, each atomic; a refused
+    /// key stops the keys of its slot, while other slots' keys may have moved
+    /// (numbers can skip, never repeat).
     ///
     /// # Errors
     /// [`Error::Config`] for an empty list, and as [`next`](Self::next); a

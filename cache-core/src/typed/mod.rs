@@ -525,7 +525,8 @@ where
     }
 
     /// Reads many keys in one round trip (`MGET`); the results are in the order
-    /// of `keys`, `None` where nothing is stored.
+    /// of `keys`, `None` where nothing is stored. On a cluster: one MGET per
+    /// hash slot, concurrently.
     ///
     /// # Errors
     /// [`Error::Config`] for an empty slice, [`Error::Decode`] naming the first
@@ -554,6 +555,8 @@ where
     }
 
     /// Writes many entries in one atomic round trip, each with the default TTL.
+    /// On a cluster: one MULTI per hash slot, concurrently; all-or-nothing
+    /// within a slot, not across slots.
     ///
     /// # Errors
     /// [`Error::Config`] for an empty slice; encode, size and TTL errors before
@@ -586,7 +589,8 @@ where
     }
 
     /// Removes many keys in one command (and their cached "absent" answers,
-    /// with negative caching on); returns how many values existed.
+    /// with negative caching on); returns how many values existed. On a
+    /// cluster: one DEL per hash slot.
     ///
     /// # Errors
     /// [`Error::Config`] for an empty slice, backend or timeout errors.
