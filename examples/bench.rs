@@ -276,23 +276,37 @@ fn concurrency(case: Case) -> usize {
 
 /// Runs `case` for `duration` and returns commands per second.
 async fn measure(case: Case, fx: &Arc<Fixture>, duration: Duration) -> BenchResult<f64> {
+    let fx = Arc::clone(fx);
+    let step = move |task, i| {
+        let fx = Arc::clone(&fx);
+        async move { step(case, &fx, task, i).await }
+    };
+    run_tasks(concurrency(case), duration, step).await
+}
+
+/// Runs `tasks` tasks calling `step(task, i)` for `duration`; returns the
+/// commands (as counted by `step`) per second.
+async fn run_tasks<F, Fut>(tasks: usize, duration: Duration, step: F) -> BenchResult<f64>
+where
+    F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = BenchResult<u64>> + Send,
+{
     let commands = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + duration;
-    let mut tasks = Vec::new();
-    for task in 0..concurrency(case) {
-        let fx = Arc::clone(fx);
-        let commands = Arc::clone(&commands);
-        tasks.push(tokio::spawn(async move {
+    let mut running = Vec::new();
+    for task in 0..tasks {
+        let (step, commands) = (step.clone(), Arc::clone(&commands));
+        running.push(tokio::spawn(async move {
             let mut i = 0;
             while Instant::now() < deadline {
-                commands.fetch_add(step(case, &fx, task, i).await?, Ordering::Relaxed);
+                commands.fetch_add(step(task, i).await?, Ordering::Relaxed);
                 i += 1;
             }
             BenchResult::Ok(())
         }));
     }
-    for task in tasks {
+    for task in running {
         task.await??;
     }
     Ok(commands.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())

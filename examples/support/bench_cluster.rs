@@ -4,13 +4,12 @@
 //! sequential gets. Interleaved rounds, medians, ratios in one run.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cache_core::{Cache, TypedCache};
 use redis::cluster_async::ClusterConnection;
 
-use super::{BenchResult, ModelPrice, TTL_SECS, median, raw_set_get, sample_price};
+use super::{BenchResult, ModelPrice, TTL_SECS, median, raw_set_get, run_tasks, sample_price};
 
 const CASES: [&str; 4] = [
     "cluster_raw_c64",
@@ -55,25 +54,12 @@ async fn step(case: &str, fx: &Fixture, task: usize, i: usize) -> BenchResult<u6
 
 async fn measure(case: &'static str, fx: &Arc<Fixture>, duration: Duration) -> BenchResult<f64> {
     let tasks = if case.ends_with("c64") { 64 } else { 1 };
-    let commands = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let deadline = started + duration;
-    let mut running = Vec::new();
-    for task in 0..tasks {
-        let (fx, commands) = (Arc::clone(fx), Arc::clone(&commands));
-        running.push(tokio::spawn(async move {
-            let mut i = 0;
-            while Instant::now() < deadline {
-                commands.fetch_add(step(case, &fx, task, i).await?, Ordering::Relaxed);
-                i += 1;
-            }
-            BenchResult::Ok(())
-        }));
-    }
-    for task in running {
-        task.await??;
-    }
-    Ok(commands.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+    let fx = Arc::clone(fx);
+    let step = move |task, i| {
+        let fx = Arc::clone(&fx);
+        async move { step(case, &fx, task, i).await }
+    };
+    run_tasks(tasks, duration, step).await
 }
 
 /// Runs the cluster cases on the cluster at `nodes` and prints the ratios.

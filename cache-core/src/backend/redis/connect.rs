@@ -40,8 +40,10 @@ pub(crate) enum Connection {
     /// One server, reconnected after failures by redis-rs' manager.
     Standalone(ConnectionManager),
     /// A cluster: redis-rs' cluster connection, which follows MOVED and ASK
-    /// and refreshes its slot map by itself, made on first use.
-    Cluster(Arc<Cluster>),
+    /// and refreshes its slot map by itself.
+    Cluster(ClusterConnection),
+    /// A cluster not reached yet (`lazy_connect`): connected on first use.
+    LazyCluster(Arc<Cluster>),
 }
 
 /// A cluster connection, made on first use (and again after a failed try).
@@ -73,6 +75,25 @@ impl RedisBackend {
         };
         let mut connection = RedisConnection(connection);
         if !options.lazy {
+            // Connected now, a cluster needs no first-use check per call.
+            if let Connection::LazyCluster(cluster) = &connection.0 {
+                let connected = tokio::time::timeout(timeout, cluster.connection()).await;
+                match connected {
+                    Ok(Ok(ready)) => connection = RedisConnection(Connection::Cluster(ready)),
+                    Ok(Err(source)) => {
+                        return Err(Error::Connection {
+                            url: redacted,
+                            source,
+                        });
+                    }
+                    Err(_elapsed) => {
+                        return Err(Error::ConnectTimeout {
+                            url: redacted,
+                            after: timeout,
+                        });
+                    }
+                }
+            }
             let ping = redis::cmd("PING");
             let connect_timeout = |url| Error::ConnectTimeout {
                 url,
@@ -127,7 +148,7 @@ fn cluster(nodes: &[String], options: &ConnectOptions, redacted: &str) -> Result
         builder = cluster_tls(builder, options, redacted)?;
     }
     let client = builder.build().map_err(invalid)?;
-    Ok(Connection::Cluster(Arc::new(Cluster {
+    Ok(Connection::LazyCluster(Arc::new(Cluster {
         client,
         connection: OnceCell::new(),
     })))
@@ -226,16 +247,25 @@ pub(crate) type Node = (String, u16);
 
 impl RedisConnection {
     pub(crate) fn is_cluster(&self) -> bool {
-        matches!(self.0, Connection::Cluster(_))
+        matches!(self.0, Connection::Cluster(_) | Connection::LazyCluster(_))
+    }
+
+    /// The cluster connection, connecting a lazy one; `None` on one server.
+    async fn cluster(&self) -> Option<redis::RedisResult<ClusterConnection>> {
+        match &self.0 {
+            Connection::Standalone(_) => None,
+            Connection::Cluster(connection) => Some(Ok(connection.clone())),
+            Connection::LazyCluster(cluster) => Some(cluster.connection().await),
+        }
     }
 
     /// The nodes a keyspace walk must visit: `None`, the one server, or every
     /// primary of a cluster (from CLUSTER SLOTS).
     pub(crate) async fn primaries(&self) -> redis::RedisResult<Vec<Option<Node>>> {
-        let Connection::Cluster(cluster) = &self.0 else {
+        let Some(connection) = self.cluster().await else {
             return Ok(vec![None]);
         };
-        let mut connection = cluster.connection().await?;
+        let mut connection = connection?;
         let ranges: Vec<redis::Value> = redis::cmd("CLUSTER")
             .arg("SLOTS")
             .query_async(&mut connection)
@@ -272,9 +302,9 @@ impl RedisConnection {
         node: Option<&Node>,
         cmd: &Cmd,
     ) -> redis::RedisResult<T> {
-        match (&self.0, node) {
-            (Connection::Cluster(cluster), Some((host, port))) => {
-                let mut connection = cluster.connection().await?;
+        match (self.cluster().await, node) {
+            (Some(connection), Some((host, port))) => {
+                let mut connection = connection?;
                 let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
                     host: host.clone(),
                     port: *port,
@@ -291,7 +321,7 @@ impl std::fmt::Debug for RedisConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let transport = match self.0 {
             Connection::Standalone(_) => "standalone",
-            Connection::Cluster(_) => "cluster",
+            Connection::Cluster(_) | Connection::LazyCluster(_) => "cluster",
         };
         f.debug_struct("RedisConnection")
             .field("transport", &transport)
@@ -303,7 +333,8 @@ impl ConnectionLike for RedisConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match &mut self.0 {
             Connection::Standalone(manager) => manager.req_packed_command(cmd),
-            Connection::Cluster(cluster) => Box::pin(async move {
+            Connection::Cluster(connection) => connection.req_packed_command(cmd),
+            Connection::LazyCluster(cluster) => Box::pin(async move {
                 let mut connection = cluster.connection().await?;
                 connection.req_packed_command(cmd).await
             }),
@@ -318,7 +349,10 @@ impl ConnectionLike for RedisConnection {
     ) -> RedisFuture<'a, Vec<Value>> {
         match &mut self.0 {
             Connection::Standalone(manager) => manager.req_packed_commands(pipeline, offset, count),
-            Connection::Cluster(cluster) => Box::pin(async move {
+            Connection::Cluster(connection) => {
+                connection.req_packed_commands(pipeline, offset, count)
+            }
+            Connection::LazyCluster(cluster) => Box::pin(async move {
                 let mut connection = cluster.connection().await?;
                 connection
                     .req_packed_commands(pipeline, offset, count)
@@ -331,7 +365,7 @@ impl ConnectionLike for RedisConnection {
         match &self.0 {
             Connection::Standalone(manager) => manager.get_db(),
             // A cluster has only database 0.
-            Connection::Cluster(_) => 0,
+            Connection::Cluster(_) | Connection::LazyCluster(_) => 0,
         }
     }
 }
