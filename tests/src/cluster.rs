@@ -29,6 +29,8 @@ pub const NODE_TIMEOUT: Duration = Duration::from_millis(2_000);
 pub struct TestCluster {
     ports: Vec<u16>,
     dir: PathBuf,
+    /// The nodes' `requirepass`, if any.
+    password: Option<String>,
 }
 
 static SHARED: OnceLock<TestCluster> = OnceLock::new();
@@ -42,6 +44,11 @@ impl TestCluster {
 
     /// A cluster of its own, for tests that kill or reshape nodes.
     pub fn start() -> TestCluster {
+        Self::start_with_password(None)
+    }
+
+    /// A cluster of its own whose nodes require `password`.
+    pub fn start_with_password(password: Option<&str>) -> TestCluster {
         let dir = std::env::temp_dir().join(format!("cache-cluster-{}", unique_namespace("c")));
         if let Err(err) = std::fs::create_dir_all(&dir) {
             panic!("cannot create {}: {err}", dir.display());
@@ -52,6 +59,7 @@ impl TestCluster {
             let cluster = TestCluster {
                 ports: ports.clone(),
                 dir: dir.clone(),
+                password: password.map(str::to_owned),
             };
             for &port in &ports {
                 cluster.spawn_node(port);
@@ -71,6 +79,10 @@ impl TestCluster {
             panic!("cannot create {}: {err}", node_dir.display());
         }
         let server = crate::redis_server_binary();
+        let auth = match &self.password {
+            Some(password) => format!("'--requirepass' '{password}' '--masterauth' '{password}' "),
+            None => String::new(),
+        };
         let args = [
             "--port",
             &port.to_string(),
@@ -97,6 +109,7 @@ impl TestCluster {
         ]
         .map(|arg| format!("'{arg}'"))
         .join(" ");
+        let args = format!("{auth}{args}");
         // The watchdog: run the node, stop it when the test process is gone.
         let script = format!(
             "cd '{dir}' || exit 1; '{server}' {args} & node=$!; echo $node > pid; \
@@ -120,7 +133,7 @@ impl TestCluster {
 
     fn form(&self) -> Result<(), String> {
         for &port in &self.ports {
-            wait_for_ping(port)?;
+            self.wait_for_ping(port)?;
         }
         let nodes: Vec<String> = self
             .ports
@@ -128,6 +141,7 @@ impl TestCluster {
             .map(|p| format!("127.0.0.1:{p}"))
             .collect();
         let output = Command::new(redis_cli())
+            .args(self.auth_args())
             .arg("--cluster")
             .arg("create")
             .args(&nodes)
@@ -154,7 +168,7 @@ impl TestCluster {
         let started = Instant::now();
         loop {
             let healthy = self.live_ports().iter().all(|&port| {
-                cli(port, &["CLUSTER", "INFO"])
+                self.cli(port, &["CLUSTER", "INFO"])
                     .is_some_and(|info| info.contains("cluster_state:ok"))
             }) && self.replicas_in_sync();
             if healthy {
@@ -171,21 +185,43 @@ impl TestCluster {
         let replicas: Vec<u16> = self
             .live_ports()
             .into_iter()
-            .filter(|&port| cli(port, &["ROLE"]).is_some_and(|role| role.starts_with("slave")))
+            .filter(|&port| {
+                self.cli(port, &["ROLE"])
+                    .is_some_and(|role| role.starts_with("slave"))
+            })
             .collect();
         replicas.len() >= 3
             && replicas.iter().all(|&port| {
-                cli(port, &["INFO", "replication"])
+                self.cli(port, &["INFO", "replication"])
                     .is_some_and(|info| info.contains("master_link_status:up"))
             })
     }
 
-    /// The nodes' URLs, as `Cache::builder().cluster_nodes(..)` takes them.
+    /// The nodes' URLs (with the password), as `Cache::builder().cluster_nodes(..)` takes them.
     pub fn urls(&self) -> Vec<String> {
+        let auth = self
+            .password
+            .as_ref()
+            .map(|password| format!(":{password}@"))
+            .unwrap_or_default();
         self.ports
             .iter()
-            .map(|port| format!("redis://127.0.0.1:{port}"))
+            .map(|port| format!("redis://{auth}127.0.0.1:{port}"))
             .collect()
+    }
+
+    fn wait_for_ping(&self, port: u16) -> Result<(), String> {
+        let started = Instant::now();
+        while started.elapsed() < FORM_TIMEOUT {
+            if self
+                .cli(port, &["PING"])
+                .is_some_and(|pong| pong.trim() == "PONG")
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!("node on port {port} did not answer PING"))
     }
 
     /// Every node's port.
@@ -197,7 +233,10 @@ impl TestCluster {
     pub fn master_ports(&self) -> Vec<u16> {
         self.live_ports()
             .into_iter()
-            .filter(|&port| cli(port, &["ROLE"]).is_some_and(|role| role.starts_with("master")))
+            .filter(|&port| {
+                self.cli(port, &["ROLE"])
+                    .is_some_and(|role| role.starts_with("master"))
+            })
             .collect()
     }
 
@@ -206,7 +245,7 @@ impl TestCluster {
         let Some(slot) = self
             .live_ports()
             .first()
-            .and_then(|&port| cli(port, &["CLUSTER", "KEYSLOT", key]))
+            .and_then(|&port| self.cli(port, &["CLUSTER", "KEYSLOT", key]))
         else {
             panic!("no live node answers CLUSTER KEYSLOT");
         };
@@ -219,7 +258,7 @@ impl TestCluster {
     pub fn master_of(&self, key: &str) -> u16 {
         let slot = self.slot_of(key);
         for port in self.master_ports() {
-            let Some(nodes) = cli(port, &["CLUSTER", "NODES"]) else {
+            let Some(nodes) = self.cli(port, &["CLUSTER", "NODES"]) else {
                 continue;
             };
             for line in nodes
@@ -276,13 +315,24 @@ impl TestCluster {
         self.ports
             .iter()
             .copied()
-            .filter(|&port| cli(port, &["PING"]).is_some_and(|pong| pong.trim() == "PONG"))
+            .filter(|&port| {
+                self.cli(port, &["PING"])
+                    .is_some_and(|pong| pong.trim() == "PONG")
+            })
             .collect()
     }
 
     /// Runs `redis-cli -p port args...` and returns its output.
     pub fn cli(&self, port: u16, args: &[&str]) -> Option<String> {
-        cli(port, args)
+        cli(&self.auth_args(), port, args)
+    }
+
+    /// redis-cli's arguments for the password, if there is one.
+    fn auth_args(&self) -> Vec<String> {
+        match &self.password {
+            Some(password) => vec!["--no-auth-warning".into(), "-a".into(), password.clone()],
+            None => Vec::new(),
+        }
     }
 }
 
@@ -301,8 +351,9 @@ fn redis_cli() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("redis-cli"))
 }
 
-fn cli(port: u16, args: &[&str]) -> Option<String> {
+fn cli(auth: &[String], port: u16, args: &[&str]) -> Option<String> {
     let output = Command::new(redis_cli())
+        .args(auth)
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(args)
         .stdin(Stdio::null())
@@ -313,17 +364,6 @@ fn cli(port: u16, args: &[&str]) -> Option<String> {
         .status
         .success()
         .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
-}
-
-fn wait_for_ping(port: u16) -> Result<(), String> {
-    let started = Instant::now();
-    while started.elapsed() < FORM_TIMEOUT {
-        if cli(port, &["PING"]).is_some_and(|pong| pong.trim() == "PONG") {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Err(format!("node on port {port} did not answer PING"))
 }
 
 /// `count` ports below 55535 whose cluster bus port (port + 10000) is free too.

@@ -316,3 +316,45 @@ async fn a_slot_moved_under_traffic_loses_nothing_and_shows_no_error() {
     }
     assert!(done.load(Ordering::SeqCst) > 100, "too little traffic");
 }
+
+/// Passwords work as on one server, and errors name the nodes without them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_protected_cluster_connects_and_errors_hide_the_password() {
+    let cluster = TestCluster::start_with_password(Some("s3cret-pw"));
+    let cache = cluster.cache("auth", Duration::from_secs(2)).await;
+    let names = cache.keyspace("n").typed::<String, String>().unwrap();
+    names.set("a", &"ada".to_owned()).await.unwrap();
+    assert_eq!(names.get("a").await.unwrap().as_deref(), Some("ada"));
+
+    let wrong: Vec<String> = cluster
+        .ports()
+        .iter()
+        .map(|port| format!("redis://:not-the-pw@127.0.0.1:{port}"))
+        .collect();
+    let started = Instant::now();
+    let err = Cache::builder()
+        .cluster_nodes(wrong)
+        .timeout(Duration::from_secs(1))
+        .build()
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(!text.contains("not-the-pw"), "{text}");
+    assert!(text.contains("127.0.0.1:"), "{text}");
+    assert!(started.elapsed() <= Duration::from_secs(1) + MARGIN);
+
+    // Nothing listening: an error within the timeout, naming the node.
+    let started = Instant::now();
+    let err = Cache::builder()
+        .cluster_nodes(["redis://:pw@127.0.0.1:1"])
+        .timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() <= Duration::from_millis(500) + MARGIN,
+        "{err}"
+    );
+    assert!(err.is_connection() || err.is_timeout(), "{err:?}");
+    assert!(!err.to_string().contains(":pw@"), "{err}");
+}
