@@ -355,3 +355,30 @@ async fn idempotent_calls_are_retried_once_after_a_restart() {
         assert!(names(&first).exists("b").await.unwrap());
     }
 }
+
+/// Fail-open batch cache-aside with the server frozen: the values come from
+/// the loader within the timeout plus a small margin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_server_leaves_batch_loads_answering_from_the_loader() {
+    let redis = TestRedis::start("sigstop-many");
+    let timeout = Duration::from_millis(500);
+    let cache = handle(&redis, timeout).await;
+    let prices = cache
+        .keyspace("price")
+        .ttl(Duration::from_secs(60))
+        .typed::<String, f64>()
+        .unwrap();
+    let models: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
+    redis.pause();
+    let started = Instant::now();
+    let got = prices
+        .get_or_load_many(&models, |missing: Vec<String>| async move {
+            missing.into_iter().map(|m| (m, 0.5)).collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    redis.resume();
+    assert_eq!(got, vec![Some(0.5); 100]);
+    assert!(took <= timeout + MARGIN, "took {took:?}");
+}

@@ -27,7 +27,8 @@ use crate::typed::policy::{FailurePolicy, LoadPolicy};
 
 /// A finished load: the encoded value (`None` when the loader found nothing),
 /// or the failure every waiter shares.
-type Outcome = std::result::Result<Option<Vec<u8>>, Arc<dyn std::error::Error + Send + Sync>>;
+pub(crate) type Outcome =
+    std::result::Result<Option<Vec<u8>>, Arc<dyn std::error::Error + Send + Sync>>;
 
 /// Loads in flight in this process, by full key.
 #[derive(Debug, Default)]
@@ -35,7 +36,7 @@ pub(crate) struct Flights {
     map: Mutex<HashMap<String, watch::Receiver<Option<Outcome>>>>,
 }
 
-enum Joined {
+pub(crate) enum Joined {
     Leader(
         watch::Sender<Option<Outcome>>,
         watch::Receiver<Option<Outcome>>,
@@ -44,7 +45,7 @@ enum Joined {
 }
 
 impl Flights {
-    fn join(&self, key: &str) -> Joined {
+    pub(crate) fn join(&self, key: &str) -> Joined {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(receiver) = map.get(key) {
             return Joined::Waiter(receiver.clone());
@@ -54,7 +55,7 @@ impl Flights {
         Joined::Leader(sender, receiver)
     }
 
-    fn finish(&self, key: &str) {
+    pub(crate) fn finish(&self, key: &str) {
         self.map
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -480,7 +481,7 @@ where
     }
 }
 
-async fn wait(mut receiver: watch::Receiver<Option<Outcome>>) -> Outcome {
+pub(crate) async fn wait(mut receiver: watch::Receiver<Option<Outcome>>) -> Outcome {
     match receiver.wait_for(Option::is_some).await {
         Ok(outcome) => outcome.clone().unwrap_or(Ok(None)),
         Err(_) => Err(Arc::from(BoxError::from(

@@ -2,6 +2,7 @@
 //! cache-aside (`load`, `policy`) and an optional local tier (`local`).
 
 pub(crate) mod load;
+mod load_many;
 pub(crate) mod local;
 pub(crate) mod policy;
 

@@ -1,0 +1,426 @@
+//! Batch cache-aside: `get_or_load_many`, one read round trip for every key,
+//! one loader call for the keys that are missing, single flight per key.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use super::load::{Joined, Outcome, wait};
+use super::policy::FailurePolicy;
+use crate::error::{BoxError, Error, Result};
+use crate::key::CacheKey;
+use crate::stats::bump;
+use crate::typed::TypedCache;
+
+/// What the one read found for a distinct key.
+enum Read<V> {
+    /// The value, and its bytes (to decode again for a repeated key).
+    Hit(V, Vec<u8>),
+    Absent,
+    /// Missing; `true` when what was there did not decode (heal it).
+    Missing(bool),
+}
+
+/// A distinct key's answer: known now, or the flight to wait for.
+enum Answer<V> {
+    Ready(Option<V>, Option<Vec<u8>>),
+    Pending(watch::Receiver<Option<Outcome>>),
+}
+
+/// The keys this call loads itself: their key, full key, sender, and
+/// whether an undecodable value must be healed.
+struct Leader<K> {
+    key: K,
+    full_key: String,
+    sender: watch::Sender<Option<Outcome>>,
+    heal: bool,
+}
+
+impl<K, V> TypedCache<K, V>
+where
+    K: CacheKey + Clone + Eq + Hash + Send + Sync + 'static,
+    V: Serialize + DeserializeOwned + Send + 'static,
+{
+    /// Reads many keys in one round trip; calls `loader` once with the keys
+    /// that are missing (and that no concurrent load, of this or a
+    /// `get_or_load` call, is already loading: those are awaited), stores what
+    /// it returns in one round trip with the keyspace's TTL and jitter, and
+    /// returns every value in the order of `keys`.
+    ///
+    /// - A key listed twice is read and loaded once, and answered at both places.
+    /// - `loader` gets each missing key once, and returns what it found as
+    ///   `(key, value)` pairs (a `HashMap` will do); keys it does not return are
+    ///   absent (cached as such with a
+    ///   [`negative_ttl`](crate::LoadPolicy::negative_ttl)); pairs for keys it
+    ///   was not asked for are ignored.
+    /// - The local tier is consulted first and filled; values that no longer
+    ///   decode are reloaded and replaced (removed when the loader finds
+    ///   nothing); every key counts as a hit, miss, negative hit or coalesced
+    ///   wait, and each loader call as one load.
+    /// - Redis errors follow the [`FailurePolicy`]: fail-open (the default)
+    ///   treats every key as missing, answers from the loader and writes back
+    ///   afterwards, best effort; fail-closed returns the error.
+    /// - Without a loader call when every key is found, and without any call
+    ///   for an empty `keys`. On a cluster the read and the write-back are one
+    ///   command per hash slot.
+    /// - Single flight is per process; the `distributed` policy is not applied
+    ///   to batches (its lease is per key).
+    ///
+    /// # Errors
+    /// With fail-closed, backend and timeout errors of the read. Always:
+    /// [`Error::Load`] naming the first key whose load failed (the loader's
+    /// error, shared with every caller waiting for those keys and never
+    /// cached), or whose loaded value cannot be stored.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// use std::collections::HashMap;
+    /// let prices = cache_core::Cache::memory().keyspace("price").typed::<String, f64>()?;
+    /// prices.set("gpt-4", &0.03).await?;
+    /// let models = ["gpt-4".to_owned(), "gpt-4o".to_owned(), "nope".to_owned()];
+    /// let got = prices
+    ///     .get_or_load_many(&models, |missing| async move {
+    ///         assert_eq!(missing, ["gpt-4o".to_owned(), "nope".to_owned()]);
+    ///         // SELECT model, price FROM prices WHERE model = ANY($1)
+    ///         HashMap::from([("gpt-4o".to_owned(), 0.005)])
+    ///     })
+    ///     .await?;
+    /// assert_eq!(got, [Some(0.03), Some(0.005), None]);
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_or_load_many<F, Fut, I>(&self, keys: &[K], loader: F) -> Result<Vec<Option<V>>>
+    where
+        F: FnOnce(Vec<K>) -> Fut + Send + 'static,
+        Fut: Future<Output = I> + Send + 'static,
+        I: IntoIterator<Item = (K, V)> + Send + 'static,
+    {
+        let loader =
+            move |keys| async move { Ok::<_, std::convert::Infallible>(loader(keys).await) };
+        self.try_get_or_load_many(keys, loader).await
+    }
+
+    /// [`get_or_load_many`](Self::get_or_load_many) with a loader that can
+    /// fail: its error is returned as [`Error::Load`] to this caller and to
+    /// every caller waiting for one of its keys, and nothing is cached.
+    ///
+    /// # Errors
+    /// As [`get_or_load_many`](Self::get_or_load_many).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let prices = cache_core::Cache::memory().keyspace("price").typed::<String, f64>()?;
+    /// let err = prices
+    ///     .try_get_or_load_many(&["gpt-4".to_owned()], |_| async {
+    ///         Err::<Vec<(String, f64)>, _>("database down")
+    ///     })
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("database down"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn try_get_or_load_many<F, Fut, I, E>(
+        &self,
+        keys: &[K],
+        loader: F,
+    ) -> Result<Vec<Option<V>>>
+    where
+        F: FnOnce(Vec<K>) -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<I, E>> + Send + 'static,
+        I: IntoIterator<Item = (K, V)> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let span = self.span("get_or_load_many");
+        self.load_many(keys, loader).instrument(span).await
+    }
+
+    async fn load_many<F, Fut, I, E>(&self, keys: &[K], loader: F) -> Result<Vec<Option<V>>>
+    where
+        F: FnOnce(Vec<K>) -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<I, E>> + Send + 'static,
+        I: IntoIterator<Item = (K, V)> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        // Distinct keys, in first-seen order; `place[i]` is key i's distinct index.
+        let mut distinct: Vec<(K, String)> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut place = Vec::with_capacity(keys.len());
+        for key in keys {
+            let full_key = self.layout.key(key);
+            let next = distinct.len();
+            let at = *index.entry(full_key.clone()).or_insert(next);
+            if at == next {
+                distinct.push((key.clone(), full_key));
+            }
+            place.push(at);
+        }
+        let (reads, degraded) = self.read_many(&distinct).await?;
+
+        let counters = self.cache.counters();
+        let mut answers: Vec<Answer<V>> = Vec::with_capacity(distinct.len());
+        let mut leaders = Vec::new();
+        for ((key, full_key), read) in distinct.iter().zip(reads) {
+            let heal = match read {
+                Read::Hit(value, bytes) => {
+                    bump(&counters.hits);
+                    answers.push(Answer::Ready(Some(value), Some(bytes)));
+                    continue;
+                }
+                Read::Absent => {
+                    bump(&counters.negative_hits);
+                    answers.push(Answer::Ready(None, None));
+                    continue;
+                }
+                Read::Missing(heal) => heal,
+            };
+            bump(&counters.misses);
+            match self.cache.flights().join(full_key) {
+                Joined::Leader(sender, receiver) => {
+                    leaders.push(Leader {
+                        key: key.clone(),
+                        full_key: full_key.clone(),
+                        sender,
+                        heal,
+                    });
+                    answers.push(Answer::Pending(receiver));
+                }
+                Joined::Waiter(receiver) => {
+                    bump(&counters.coalesced_waits);
+                    answers.push(Answer::Pending(receiver));
+                }
+            }
+        }
+        if !leaders.is_empty() {
+            self.spawn_load_many(leaders, loader, degraded);
+        }
+        let mut ready = Vec::with_capacity(answers.len());
+        for ((_, full_key), answer) in distinct.iter().zip(answers) {
+            ready.push(match answer {
+                Answer::Ready(value, bytes) => (value, bytes),
+                Answer::Pending(receiver) => match wait(receiver).await {
+                    Ok(Some(bytes)) => (self.decode(full_key, Some(bytes.clone()))?, Some(bytes)),
+                    Ok(None) => (None, None),
+                    Err(source) => {
+                        return Err(Error::Load {
+                            key: full_key.clone(),
+                            source,
+                        });
+                    }
+                },
+            });
+        }
+        // Each caller's position gets its distinct key's value; a key listed
+        // more than once is decoded again for its earlier places (V need not
+        // be Clone), its last place takes the decoded value.
+        let mut left = vec![0_usize; distinct.len()];
+        for &at in &place {
+            if let Some(count) = left.get_mut(at) {
+                *count += 1;
+            }
+        }
+        let mut out = Vec::with_capacity(place.len());
+        for &at in &place {
+            let (Some(count), Some((value, bytes)), Some((_, full_key))) =
+                (left.get_mut(at), ready.get_mut(at), distinct.get(at))
+            else {
+                out.push(None);
+                continue;
+            };
+            *count -= 1;
+            out.push(match (*count, bytes) {
+                (0, _) => value.take(),
+                (_, Some(bytes)) => self.decode(full_key, Some(bytes.clone()))?,
+                (_, None) => None,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The one read: local copies first, then one MGET (per slot on a
+    /// cluster) of the rest and, with negative caching, of their "absent"
+    /// markers. Returns what each key holds, and whether Redis failed.
+    async fn read_many(&self, distinct: &[(K, String)]) -> Result<(Vec<Read<V>>, bool)> {
+        let counters = self.cache.counters();
+        let mut reads: Vec<Option<Read<V>>> = Vec::with_capacity(distinct.len());
+        let mut wanted = Vec::new();
+        for (_, full_key) in distinct {
+            let local = self.local.get(full_key);
+            match local.map(|bytes| (self.format.decode::<V>(&bytes), bytes)) {
+                Some((Ok(value), bytes)) => {
+                    bump(&counters.local_hits);
+                    reads.push(Some(Read::Hit(value, bytes.to_vec())));
+                }
+                _ => {
+                    wanted.push(full_key.clone());
+                    reads.push(None);
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok((reads.into_iter().flatten().collect(), false));
+        }
+        let negative = self.load.negative_ttl.is_some();
+        let mut read_keys = wanted.clone();
+        if negative {
+            read_keys.extend(
+                wanted
+                    .iter()
+                    .map(|key| self.absent.key_of_full(key, &self.layout)),
+            );
+        }
+        let backend = self.cache.backend();
+        let (found, degraded) = match backend.within(backend.get_many(&read_keys)).await {
+            Ok(found) => (found, false),
+            Err(error) if self.load.failure == FailurePolicy::Closed => return Err(error),
+            // Fail-open: the error is counted; every key is a miss.
+            Err(_) => (vec![None; read_keys.len()], true),
+        };
+        let (values, markers) = found.split_at(wanted.len().min(found.len()));
+        let mut fetched = values.iter().zip(&wanted).enumerate();
+        for slot in reads.iter_mut().filter(|slot| slot.is_none()) {
+            let Some((at, (bytes, full_key))) = fetched.next() else {
+                break;
+            };
+            *slot = Some(match bytes {
+                Some(bytes) => match self.format.decode::<V>(bytes) {
+                    Ok(value) => {
+                        self.local.fetched(full_key, bytes);
+                        Read::Hit(value, bytes.clone())
+                    }
+                    Err(_) => {
+                        bump(&counters.decode_errors);
+                        self.local.written(full_key, None);
+                        Read::Missing(true)
+                    }
+                },
+                None if negative && markers.get(at).is_some_and(Option::is_some) => Read::Absent,
+                None => Read::Missing(false),
+            });
+        }
+        let reads = reads
+            .into_iter()
+            .map(|read| read.unwrap_or(Read::Missing(false)));
+        Ok((reads.collect(), degraded))
+    }
+
+    /// Runs the loader once for `leaders` in a task of its own (a caller that
+    /// gives up does not strand the others), stores what it found and
+    /// answers every key's flight.
+    fn spawn_load_many<F, Fut, I, E>(&self, leaders: Vec<Leader<K>>, loader: F, degraded: bool)
+    where
+        F: FnOnce(Vec<K>) -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<I, E>> + Send + 'static,
+        I: IntoIterator<Item = (K, V)> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        let this = self.clone();
+        let span = tracing::debug_span!(
+            "cache.load",
+            namespace = self.cache.namespace().unwrap_or_default(),
+            prefix = self.layout.prefix(),
+        );
+        tokio::spawn(
+            async move {
+                let counters = this.cache.counters();
+                bump(&counters.loads);
+                let asked: Vec<K> = leaders.iter().map(|leader| leader.key.clone()).collect();
+                let outcomes = match loader(asked).await {
+                    Ok(found) => this.encode_found(&leaders, found),
+                    Err(error) => {
+                        bump(&counters.load_errors);
+                        let shared: Arc<dyn std::error::Error + Send + Sync> =
+                            Arc::from(error.into());
+                        leaders.iter().map(|_| Err(Arc::clone(&shared))).collect()
+                    }
+                };
+                if degraded {
+                    // Redis failed: answer now, store afterwards, best effort.
+                    for (leader, outcome) in leaders.iter().zip(&outcomes) {
+                        let _ = leader.sender.send(Some(outcome.clone()));
+                    }
+                }
+                this.store_many(&leaders, &outcomes).await;
+                for (leader, outcome) in leaders.iter().zip(outcomes) {
+                    this.cache.flights().finish(&leader.full_key);
+                    if !degraded {
+                        let _ = leader.sender.send(Some(outcome));
+                    }
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    /// Each leader's outcome: its value encoded (checked as `set` checks),
+    /// or absent; pairs for keys nobody asked for are ignored.
+    fn encode_found<I>(&self, leaders: &[Leader<K>], found: I) -> Vec<Outcome>
+    where
+        I: IntoIterator<Item = (K, V)>,
+    {
+        let mut found: HashMap<K, V> = found.into_iter().collect();
+        let max = self.cache.max_value_size();
+        leaders
+            .iter()
+            .map(|leader| match found.remove(&leader.key) {
+                Some(value) => self
+                    .format
+                    .encode_for(&leader.full_key, &value, max)
+                    .map(Some)
+                    .map_err(|error| Arc::new(error) as Arc<dyn std::error::Error + Send + Sync>),
+                None => Ok(None),
+            })
+            .collect()
+    }
+
+    /// Writes back what was loaded in one round trip (per slot on a
+    /// cluster): values with the keyspace's TTL and jitter, "absent" markers
+    /// with the negative TTL, and removes healed keys the loader did not find.
+    async fn store_many(&self, leaders: &[Leader<K>], outcomes: &[Outcome]) {
+        let mut writes: Vec<(String, Vec<u8>, Option<Duration>)> = Vec::new();
+        let mut removals = Vec::new();
+        for (leader, outcome) in leaders.iter().zip(outcomes) {
+            match outcome {
+                Ok(Some(bytes)) => {
+                    let ttl = self.ttl.map(|ttl| self.load.jittered(ttl));
+                    writes.push((leader.full_key.clone(), bytes.clone(), ttl));
+                }
+                Ok(None) => {
+                    if leader.heal {
+                        removals.push(leader.full_key.clone());
+                    }
+                    if let Some(ttl) = self.load.negative_ttl {
+                        let marker = self.absent.key_of_full(&leader.full_key, &self.layout);
+                        writes.push((marker, b"1".to_vec(), Some(self.load.jittered(ttl))));
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+        let backend = self.cache.backend();
+        if !removals.is_empty()
+            && let Err(error) = backend.delete_many(&removals).await
+        {
+            tracing::debug!(%error, "removing undecodable values failed");
+        }
+        if writes.is_empty() {
+            return;
+        }
+        match backend.set_many(writes.clone()).await {
+            Ok(()) => {
+                for (full_key, bytes, _) in &writes {
+                    self.local.written(full_key, Some(bytes));
+                }
+            }
+            Err(error) => tracing::debug!(%error, "write-back after load failed"),
+        }
+    }
+}
