@@ -22,6 +22,7 @@ cache_tests::backend_suite!(
     get_or_load_many_loads_only_the_missing_keys_in_one_call,
     overlapping_batches_and_single_loads_load_each_key_once,
     get_or_load_many_caches_absence_heals_and_handles_duplicates,
+    get_or_load_many_refreshes_only_the_keys_near_expiry_in_one_call,
 );
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Cacheable)]
@@ -560,4 +561,37 @@ async fn get_or_load_many_caches_absence_heals_and_handles_duplicates(env: Env) 
         "{err}"
     );
     assert_eq!(prices.get("c").await.unwrap(), None);
+}
+
+async fn get_or_load_many_refreshes_only_the_keys_near_expiry_in_one_call(env: Env) {
+    let policy = LoadPolicy::DEFAULT.early_refresh(0.5);
+    let prices = prices(&env, policy, Duration::from_secs(2));
+    prices.set("old", &price("old", 1.0)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    prices.set("fresh", &price("fresh", 1.0)).await.unwrap();
+    let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keys = ["old".to_owned(), "fresh".to_owned()];
+    let got = prices
+        .get_or_load_many(&keys, recording_loader(&calls, Duration::ZERO))
+        .await
+        .unwrap();
+    // Served at once from the cache, old value included.
+    let served: Vec<Option<f64>> = got
+        .iter()
+        .map(|p| p.as_ref().map(|p| p.input_per_1k))
+        .collect();
+    assert_eq!(served, [Some(1.0), Some(1.0)]);
+    // One background call, with only the key near its expiry.
+    let started = Instant::now();
+    while calls.lock().unwrap().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(2), "no refresh");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(calls.lock().unwrap().clone(), [vec!["old".to_owned()]]);
+    assert_eq!(
+        prices.get("old").await.unwrap().map(|p| p.input_per_1k),
+        Some(3.0)
+    );
+    assert!(env.cache.stats().refreshes >= 1);
 }

@@ -278,6 +278,48 @@ impl Backend {
         }
     }
 
+    /// Many values with their remaining TTL: one pipeline of GET and PTTL
+    /// per group of [`slot_groups`](Self::slot_groups), concurrently; in the
+    /// order of `keys`.
+    pub(crate) async fn get_many_with_ttl(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<Option<(Vec<u8>, Ttl)>>> {
+        let groups = self.slot_groups(keys.iter().map(String::as_str));
+        let reads = groups.iter().map(|positions| async move {
+            let group: Vec<&String> = positions.iter().filter_map(|&at| keys.get(at)).collect();
+            let wire = || {
+                let mut pipe = ::redis::pipe();
+                for key in &group {
+                    pipe.cmd("GET").arg(*key).cmd("PTTL").arg(*key);
+                }
+                Wire::Pipeline(pipe)
+            };
+            let read = |store: &mut Store| {
+                let mut pairs = Vec::with_capacity(group.len());
+                for key in &group {
+                    let bytes = store.bytes(key, "GET")?.cloned();
+                    pairs.push((bytes, store.ttl(key).millis()));
+                }
+                Ok(pairs)
+            };
+            let first = group.first().map(|key| key.as_str()).unwrap_or_default();
+            let pairs: Vec<(Option<Vec<u8>>, i64)> = self
+                .exchange("GET", first, Retry::Idempotent, wire, read)
+                .await?;
+            Ok::<_, crate::error::Error>((positions, pairs))
+        });
+        let mut found = vec![None; keys.len()];
+        for (positions, pairs) in futures_util::future::try_join_all(reads).await? {
+            for (&at, (bytes, millis)) in positions.iter().zip(pairs) {
+                if let (Some(slot), Some(bytes)) = (found.get_mut(at), bytes) {
+                    *slot = Some((bytes, Ttl::from_millis(millis)));
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// Many writes in one round trip per group of [`slot_groups`](Self::slot_groups),
     /// each an atomic MULTI/EXEC of SETs; the groups go concurrently.
     pub(crate) async fn set_many(

@@ -398,7 +398,7 @@ where
         Ok(Found::Missing)
     }
 
-    fn wants_refresh(&self, left: Ttl) -> bool {
+    pub(crate) fn wants_refresh(&self, left: Ttl) -> bool {
         match (self.load.early_refresh, self.ttl, left) {
             (Some(fraction), Some(ttl), Ttl::Expires(left)) => left < ttl.mul_f64(fraction),
             _ => false,

@@ -17,12 +17,14 @@ use super::policy::FailurePolicy;
 use crate::error::{BoxError, Error, Result};
 use crate::key::CacheKey;
 use crate::stats::bump;
+use crate::ttl::Ttl;
 use crate::typed::TypedCache;
 
 /// What the one read found for a distinct key.
 enum Read<V> {
-    /// The value, and its bytes (to decode again for a repeated key).
-    Hit(V, Vec<u8>),
+    /// The value, its bytes (to decode again for a repeated key) and its
+    /// remaining TTL (`Persistent` when not read).
+    Hit(V, Vec<u8>, Ttl),
     Absent,
     /// Missing; `true` when what was there did not decode (heal it).
     Missing(bool),
@@ -67,8 +69,12 @@ where
     /// - Redis errors follow the [`FailurePolicy`]: fail-open (the default)
     ///   treats every key as missing, answers from the loader and writes back
     ///   afterwards, best effort; fail-closed returns the error.
-    /// - Without a loader call when every key is found, and without any call
-    ///   for an empty `keys`. On a cluster the read and the write-back are one
+    /// - With [`early_refresh`](crate::LoadPolicy::early_refresh), keys found
+    ///   with little of their TTL left are served, and reloaded in the
+    ///   background in the same single loader call as the missing keys (the
+    ///   read is then one pipeline of GET and PTTL per slot).
+    /// - No loader call when every key is found fresh, and no call at all for
+    ///   an empty `keys`. On a cluster the read and the write-back are one
     ///   command per hash slot.
     /// - Single flight is per process; the `distributed` policy is not applied
     ///   to batches (its lease is per key).
@@ -170,9 +176,22 @@ where
         let mut leaders = Vec::new();
         for ((key, full_key), read) in distinct.iter().zip(reads) {
             let heal = match read {
-                Read::Hit(value, bytes) => {
+                Read::Hit(value, bytes, ttl) => {
                     bump(&counters.hits);
                     answers.push(Answer::Ready(Some(value), Some(bytes)));
+                    // Served now; reloaded in the same loader call, in the
+                    // background, unless a load of it is already running.
+                    if self.wants_refresh(ttl)
+                        && let Joined::Leader(sender, _) = self.cache.flights().join(full_key)
+                    {
+                        bump(&counters.refreshes);
+                        leaders.push(Leader {
+                            key: key.clone(),
+                            full_key: full_key.clone(),
+                            sender,
+                            heal: false,
+                        });
+                    }
                     continue;
                 }
                 Read::Absent => {
@@ -257,7 +276,8 @@ where
             match local.map(|bytes| (self.format.decode::<V>(&bytes), bytes)) {
                 Some((Ok(value), bytes)) => {
                     bump(&counters.local_hits);
-                    reads.push(Some(Read::Hit(value, bytes.to_vec())));
+                    // Early refresh is driven by the backend's TTL, seen on backend reads.
+                    reads.push(Some(Read::Hit(value, bytes.to_vec(), Ttl::Persistent)));
                 }
                 _ => {
                     wanted.push(full_key.clone());
@@ -278,7 +298,7 @@ where
             );
         }
         let backend = self.cache.backend();
-        let (found, degraded) = match backend.within(backend.get_many(&read_keys)).await {
+        let (found, degraded) = match backend.within(self.fetch_many(&wanted, &read_keys)).await {
             Ok(found) => (found, false),
             Err(error) if self.load.failure == FailurePolicy::Closed => return Err(error),
             // Fail-open: the error is counted; every key is a miss.
@@ -287,14 +307,14 @@ where
         let (values, markers) = found.split_at(wanted.len().min(found.len()));
         let mut fetched = values.iter().zip(&wanted).enumerate();
         for slot in reads.iter_mut().filter(|slot| slot.is_none()) {
-            let Some((at, (bytes, full_key))) = fetched.next() else {
+            let Some((at, (read, full_key))) = fetched.next() else {
                 break;
             };
-            *slot = Some(match bytes {
-                Some(bytes) => match self.format.decode::<V>(bytes) {
+            *slot = Some(match read {
+                Some((bytes, ttl)) => match self.format.decode::<V>(bytes) {
                     Ok(value) => {
                         self.local.fetched(full_key, bytes);
-                        Read::Hit(value, bytes.clone())
+                        Read::Hit(value, bytes.clone(), *ttl)
                     }
                     Err(_) => {
                         bump(&counters.decode_errors);
@@ -310,6 +330,35 @@ where
             .into_iter()
             .map(|read| read.unwrap_or(Read::Missing(false)));
         Ok((reads.collect(), degraded))
+    }
+
+    /// Values (with their TTL when early refresh needs it) of `wanted`, and
+    /// after them "absent" markers for the rest of `read_keys`, as (bytes,
+    /// TTL) pairs: one MGET (per slot on a cluster), or with early refresh
+    /// one pipeline of GET and PTTL per slot next to one MGET of the markers.
+    async fn fetch_many(
+        &self,
+        wanted: &[String],
+        read_keys: &[String],
+    ) -> Result<Vec<Option<(Vec<u8>, Ttl)>>> {
+        let backend = self.cache.backend();
+        let with_ttl = |found: Vec<Option<Vec<u8>>>| {
+            found
+                .into_iter()
+                .map(|bytes| bytes.map(|bytes| (bytes, Ttl::Persistent)))
+                .collect::<Vec<_>>()
+        };
+        if self.load.early_refresh.is_none() {
+            return Ok(with_ttl(backend.get_many(read_keys).await?));
+        }
+        let markers = read_keys.get(wanted.len()..).unwrap_or_default();
+        let (mut values, markers) = futures_util::future::try_join(
+            backend.get_many_with_ttl(wanted),
+            backend.get_many(markers),
+        )
+        .await?;
+        values.extend(with_ttl(markers));
+        Ok(values)
     }
 
     /// Runs the loader once for `leaders` in a task of its own (a caller that
