@@ -63,10 +63,13 @@ enum Case {
     GetMany100,
     SequentialGet100,
     L1HitC64,
+    GetOrLoadMany100,
+    SequentialGetOrLoad100,
+    GetOrLoadMany100Miss10,
 }
 
 impl Case {
-    const ALL: [Case; 13] = [
+    const ALL: [Case; 16] = [
         Case::RawC1,
         Case::RawC64,
         Case::RawManagerC64,
@@ -80,6 +83,9 @@ impl Case {
         Case::GetMany100,
         Case::SequentialGet100,
         Case::L1HitC64,
+        Case::GetOrLoadMany100,
+        Case::SequentialGetOrLoad100,
+        Case::GetOrLoadMany100Miss10,
     ];
 
     fn name(self) -> &'static str {
@@ -97,6 +103,9 @@ impl Case {
             Case::GetMany100 => "get_many_100",
             Case::SequentialGet100 => "sequential_get_100",
             Case::L1HitC64 => "l1_hit_c64",
+            Case::GetOrLoadMany100 => "get_or_load_many_100",
+            Case::SequentialGetOrLoad100 => "sequential_get_or_load_100",
+            Case::GetOrLoadMany100Miss10 => "get_or_load_many_100_miss10",
         }
     }
 
@@ -104,7 +113,11 @@ impl Case {
     /// concurrency, or for `get_many_100`, the same keys read one by one.
     fn raw(self) -> Case {
         match self {
-            Case::GetMany100 | Case::SequentialGet100 => Case::SequentialGet100,
+            Case::GetMany100
+            | Case::SequentialGet100
+            | Case::GetOrLoadMany100
+            | Case::SequentialGetOrLoad100
+            | Case::GetOrLoadMany100Miss10 => Case::SequentialGet100,
             Case::RawC1 | Case::TypedJsonC1 | Case::ConnPerCallC1 | Case::SharedHandleC1 => {
                 Case::RawC1
             }
@@ -128,6 +141,11 @@ struct Fixture {
     counters: TypedCache<u64, i64>,
     /// 100 stored keys for the batch cases.
     batch_keys: Vec<String>,
+    /// For the 10%-miss case: a counter for fresh keys, the loader calls
+    /// and the batches.
+    fresh: AtomicU64,
+    loader_calls: Arc<AtomicU64>,
+    batches: AtomicU64,
     /// The same values behind a local in-process tier.
     local: TypedCache<String, ModelPrice>,
     peer: cached::AsyncRedisCache<String, ModelPrice>,
@@ -179,6 +197,9 @@ impl Fixture {
             price: sample_price(),
             json,
             batch_keys,
+            fresh: AtomicU64::new(0),
+            loader_calls: Arc::default(),
+            batches: AtomicU64::new(0),
             local,
             msgpack: with_codec(Codec::MsgPack)?,
             bincode: with_codec(Codec::Bincode)?,
@@ -205,6 +226,11 @@ async fn raw_set_get(
         .await?;
     let _: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(conn).await?;
     Ok(2)
+}
+
+/// The loader of an all-hit batch: never called.
+async fn no_load(_: Vec<String>) -> Vec<(String, ModelPrice)> {
+    Vec::new()
 }
 
 /// One task's loop body: how many commands it issued in this step.
@@ -259,6 +285,35 @@ async fn step(case: Case, fx: &Fixture, task: usize, i: usize) -> BenchResult<u6
                 let _ = fx.json.get(key).await?;
             }
             Ok(fx.batch_keys.len() as u64)
+        }
+        Case::GetOrLoadMany100 => {
+            let got = fx.json.get_or_load_many(&fx.batch_keys, no_load).await?;
+            Ok(got.len() as u64)
+        }
+        Case::SequentialGetOrLoad100 => {
+            for key in &fx.batch_keys {
+                let _ = fx.json.get_or_load(key, || async { None }).await?;
+            }
+            Ok(fx.batch_keys.len() as u64)
+        }
+        Case::GetOrLoadMany100Miss10 => {
+            // 90 stored keys and 10 never seen before.
+            let fresh = fx.fresh.fetch_add(1, Ordering::Relaxed);
+            let mut keys = fx.batch_keys[..90].to_vec();
+            keys.extend((0..10).map(|i| format!("fresh-{fresh}-{i}")));
+            let (calls, price) = (Arc::clone(&fx.loader_calls), fx.price.clone());
+            let got = fx
+                .json
+                .get_or_load_many(&keys, move |missing: Vec<String>| async move {
+                    calls.fetch_add(1, Ordering::Relaxed);
+                    missing
+                        .into_iter()
+                        .map(|k| (k, price.clone()))
+                        .collect::<Vec<_>>()
+                })
+                .await?;
+            fx.batches.fetch_add(1, Ordering::Relaxed);
+            Ok(got.len() as u64)
         }
         Case::L1HitC64 => {
             let _ = fx.local.get(&fx.batch_keys[slot]).await?;
@@ -502,6 +557,22 @@ async fn main() -> BenchResult<()> {
         "get_many_100 / sequential_get_100 (keys/s)",
         ratio(Case::GetMany100, Case::SequentialGet100),
         1.0,
+    );
+    target(
+        "get_or_load_many_100 / get_many_100",
+        ratio(Case::GetOrLoadMany100, Case::GetMany100),
+        0.9,
+    );
+    target(
+        "get_or_load_many_100 / sequential_get_or_load_100",
+        ratio(Case::GetOrLoadMany100, Case::SequentialGetOrLoad100),
+        30.0,
+    );
+    let batches = fx.batches.load(Ordering::Relaxed);
+    let calls = fx.loader_calls.load(Ordering::Relaxed);
+    println!(
+        "  loader calls per 10%-miss batch: {calls} / {batches} = {:.3} (must be 1)",
+        calls as f64 / batches.max(1) as f64
     );
     target(
         "shared_handle_c1 / conn_per_call_c1",

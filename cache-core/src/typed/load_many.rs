@@ -157,19 +157,29 @@ where
         E: Into<BoxError> + 'static,
     {
         // Distinct keys, in first-seen order; `place[i]` is key i's distinct index.
-        let mut distinct: Vec<(K, String)> = Vec::new();
-        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut full_keys: Vec<Option<String>> =
+            keys.iter().map(|key| Some(self.layout.key(key))).collect();
+        let mut firsts = Vec::with_capacity(keys.len());
         let mut place = Vec::with_capacity(keys.len());
-        for key in keys {
-            let full_key = self.layout.key(key);
-            let next = distinct.len();
-            let at = *index.entry(full_key.clone()).or_insert(next);
-            if at == next {
-                distinct.push((key.clone(), full_key));
+        {
+            let mut index: HashMap<&str, usize> = HashMap::with_capacity(keys.len());
+            for (i, full_key) in full_keys.iter().enumerate() {
+                let next = firsts.len();
+                let at = *index
+                    .entry(full_key.as_deref().unwrap_or_default())
+                    .or_insert(next);
+                if at == next {
+                    firsts.push(i);
+                }
+                place.push(at);
             }
-            place.push(at);
         }
-        let (reads, degraded) = self.read_many(&distinct).await?;
+        let repeated = firsts.len() < keys.len();
+        let distinct: Vec<(K, String)> = firsts
+            .iter()
+            .filter_map(|&i| Some((keys.get(i)?.clone(), full_keys.get_mut(i)?.take()?)))
+            .collect();
+        let (reads, degraded) = self.read_many(&distinct, repeated).await?;
 
         let counters = self.cache.counters();
         let mut answers: Vec<Answer<V>> = Vec::with_capacity(distinct.len());
@@ -226,7 +236,10 @@ where
             ready.push(match answer {
                 Answer::Ready(value, bytes) => (value, bytes),
                 Answer::Pending(receiver) => match wait(receiver).await {
-                    Ok(Some(bytes)) => (self.decode(full_key, Some(bytes.clone()))?, Some(bytes)),
+                    Ok(Some(bytes)) if repeated => {
+                        (self.decode(full_key, Some(bytes.clone()))?, Some(bytes))
+                    }
+                    Ok(Some(bytes)) => (self.decode(full_key, Some(bytes))?, None),
                     Ok(None) => (None, None),
                     Err(source) => {
                         return Err(Error::Load {
@@ -236,6 +249,9 @@ where
                     }
                 },
             });
+        }
+        if !repeated {
+            return Ok(ready.into_iter().map(|(value, _)| value).collect());
         }
         // Each caller's position gets its distinct key's value; a key listed
         // more than once is decoded again for its earlier places (V need not
@@ -267,45 +283,53 @@ where
     /// The one read: local copies first, then one MGET (per slot on a
     /// cluster) of the rest and, with negative caching, of their "absent"
     /// markers. Returns what each key holds, and whether Redis failed.
-    async fn read_many(&self, distinct: &[(K, String)]) -> Result<(Vec<Read<V>>, bool)> {
+    async fn read_many(
+        &self,
+        distinct: &[(K, String)],
+        repeated: bool,
+    ) -> Result<(Vec<Read<V>>, bool)> {
         let counters = self.cache.counters();
+        // Bytes are kept only to decode a repeated key again.
+        let keep = |bytes: &[u8]| if repeated { bytes.to_vec() } else { Vec::new() };
         let mut reads: Vec<Option<Read<V>>> = Vec::with_capacity(distinct.len());
-        let mut wanted = Vec::new();
+        let mut read_keys = Vec::new();
         for (_, full_key) in distinct {
             let local = self.local.get(full_key);
             match local.map(|bytes| (self.format.decode::<V>(&bytes), bytes)) {
                 Some((Ok(value), bytes)) => {
                     bump(&counters.local_hits);
                     // Early refresh is driven by the backend's TTL, seen on backend reads.
-                    reads.push(Some(Read::Hit(value, bytes.to_vec(), Ttl::Persistent)));
+                    reads.push(Some(Read::Hit(value, keep(&bytes), Ttl::Persistent)));
                 }
                 _ => {
-                    wanted.push(full_key.clone());
+                    read_keys.push(full_key.clone());
                     reads.push(None);
                 }
             }
         }
-        if wanted.is_empty() {
+        if read_keys.is_empty() {
             return Ok((reads.into_iter().flatten().collect(), false));
         }
+        let wanted_len = read_keys.len();
         let negative = self.load.negative_ttl.is_some();
-        let mut read_keys = wanted.clone();
         if negative {
-            read_keys.extend(
-                wanted
-                    .iter()
-                    .map(|key| self.absent.key_of_full(key, &self.layout)),
-            );
+            for at in 0..wanted_len {
+                let marker = read_keys
+                    .get(at)
+                    .map(|key| self.absent.key_of_full(key, &self.layout));
+                read_keys.extend(marker);
+            }
         }
+        let wanted = read_keys.get(..wanted_len).unwrap_or_default();
         let backend = self.cache.backend();
-        let (found, degraded) = match backend.within(self.fetch_many(&wanted, &read_keys)).await {
+        let (found, degraded) = match backend.within(self.fetch_many(wanted, &read_keys)).await {
             Ok(found) => (found, false),
             Err(error) if self.load.failure == FailurePolicy::Closed => return Err(error),
             // Fail-open: the error is counted; every key is a miss.
             Err(_) => (vec![None; read_keys.len()], true),
         };
-        let (values, markers) = found.split_at(wanted.len().min(found.len()));
-        let mut fetched = values.iter().zip(&wanted).enumerate();
+        let (values, markers) = found.split_at(wanted_len.min(found.len()));
+        let mut fetched = values.iter().zip(wanted).enumerate();
         for slot in reads.iter_mut().filter(|slot| slot.is_none()) {
             let Some((at, (read, full_key))) = fetched.next() else {
                 break;
@@ -314,7 +338,7 @@ where
                 Some((bytes, ttl)) => match self.format.decode::<V>(bytes) {
                     Ok(value) => {
                         self.local.fetched(full_key, bytes);
-                        Read::Hit(value, bytes.clone(), *ttl)
+                        Read::Hit(value, keep(bytes), *ttl)
                     }
                     Err(_) => {
                         bump(&counters.decode_errors);
