@@ -382,3 +382,55 @@ async fn a_frozen_server_leaves_batch_loads_answering_from_the_loader() {
     assert_eq!(got, vec![Some(0.5); 100]);
     assert!(took <= timeout + MARGIN, "took {took:?}");
 }
+
+/// With the distributed policy, overlapping batches on four handles (four
+/// service instances) load each key once across all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distributed_batches_load_each_key_once_across_four_handles() {
+    let redis = TestRedis::start("distributed-many");
+    let policy = LoadPolicy::DEFAULT.distributed(Duration::from_secs(5), Duration::from_secs(5));
+    let loads = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
+        String,
+        usize,
+    >::new()));
+    let mut tasks = Vec::new();
+    for instance in 0..4_usize {
+        let prices = handle(&redis, Duration::from_secs(2))
+            .await
+            .keyspace("price")
+            .ttl(Duration::from_secs(60))
+            .load_policy(policy)
+            .typed::<String, f64>()
+            .unwrap();
+        for batch in 0..4_usize {
+            let prices = prices.clone();
+            let loads = Arc::clone(&loads);
+            tasks.push(tokio::spawn(async move {
+                let start = (instance * 4 + batch) * 5;
+                let keys: Vec<String> = (start..start + 30)
+                    .map(|i| format!("m{}", i % 60))
+                    .collect();
+                let got = prices
+                    .get_or_load_many(&keys, move |missing: Vec<String>| async move {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        let mut loads = loads.lock().unwrap();
+                        for key in &missing {
+                            *loads.entry(key.clone()).or_default() += 1;
+                        }
+                        missing.into_iter().map(|k| (k, 1.0)).collect::<Vec<_>>()
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(got, vec![Some(1.0); 30]);
+            }));
+        }
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let loads = loads.lock().unwrap();
+    assert_eq!(loads.len(), 60, "every key loaded");
+    for (key, count) in loads.iter() {
+        assert_eq!(*count, 1, "{key} loaded {count} times across handles");
+    }
+}

@@ -76,8 +76,10 @@ where
     /// - No loader call when every key is found fresh, and no call at all for
     ///   an empty `keys`. On a cluster the read and the write-back are one
     ///   command per hash slot.
-    /// - Single flight is per process; the `distributed` policy is not applied
-    ///   to batches (its lease is per key).
+    /// - Single flight is per process, and with the `distributed` policy
+    ///   across processes too: each missing key's lease is taken as
+    ///   `get_or_load` takes it; keys another process is loading are awaited
+    ///   (up to the policy's `wait`) instead of loaded.
     ///
     /// # Errors
     /// With fail-closed, backend and timeout errors of the read. Always:
@@ -404,24 +406,50 @@ where
         tokio::spawn(
             async move {
                 let counters = this.cache.counters();
-                bump(&counters.loads);
-                let asked: Vec<K> = leaders.iter().map(|leader| leader.key.clone()).collect();
-                let outcomes = match loader(asked).await {
-                    Ok(found) => this.encode_found(&leaders, found),
-                    Err(error) => {
-                        bump(&counters.load_errors);
-                        let shared: Arc<dyn std::error::Error + Send + Sync> =
-                            Arc::from(error.into());
-                        leaders.iter().map(|_| Err(Arc::clone(&shared))).collect()
-                    }
-                };
+                // Across processes: keys another process is loading are
+                // waited for, not loaded (with the distributed policy).
+                let mut degraded = degraded;
+                let mut shared: Vec<Option<Outcome>> = vec![None; leaders.len()];
+                let mut leases = Vec::new();
+                if let (Some(flight), false) = (this.load.distributed, degraded) {
+                    let split = this.share_flights(&leaders, flight, &mut shared, &mut leases);
+                    degraded = split.await.is_err();
+                }
+                let mine: Vec<&Leader<K>> = leaders
+                    .iter()
+                    .zip(&shared)
+                    .filter(|(_, found)| found.is_none())
+                    .map(|(leader, _)| leader)
+                    .collect();
+                let mut loaded: Vec<Outcome> = Vec::new();
+                if !mine.is_empty() {
+                    bump(&counters.loads);
+                    let asked: Vec<K> = mine.iter().map(|leader| leader.key.clone()).collect();
+                    loaded = match loader(asked).await {
+                        Ok(found) => this.encode_found(&mine, found),
+                        Err(error) => {
+                            bump(&counters.load_errors);
+                            let failure: Arc<dyn std::error::Error + Send + Sync> =
+                                Arc::from(error.into());
+                            mine.iter().map(|_| Err(Arc::clone(&failure))).collect()
+                        }
+                    };
+                }
+                let mut fresh = loaded.iter();
+                let outcomes: Vec<Outcome> = shared
+                    .into_iter()
+                    .map(|found| found.or_else(|| fresh.next().cloned()).unwrap_or(Ok(None)))
+                    .collect();
                 if degraded {
                     // Redis failed: answer now, store afterwards, best effort.
                     for (leader, outcome) in leaders.iter().zip(&outcomes) {
                         let _ = leader.sender.send(Some(outcome.clone()));
                     }
                 }
-                this.store_many(&leaders, &outcomes).await;
+                this.store_many(&mine, &loaded).await;
+                for lease in leases {
+                    let _ = lease.release().await;
+                }
                 for (leader, outcome) in leaders.iter().zip(outcomes) {
                     this.cache.flights().finish(&leader.full_key);
                     if !degraded {
@@ -433,9 +461,89 @@ where
         );
     }
 
+    /// Distributed single flight for a batch: takes each key's lease (as
+    /// `get_or_load` does); keys whose lease another process holds, and keys
+    /// that turn out to be stored by now, get their answer from Redis (polled
+    /// until the policy's `wait`); what is still missing then is this
+    /// process's to load. Held leases go to `leases`, to release after the
+    /// write-back. An error means Redis failed: load the rest without it.
+    async fn share_flights(
+        &self,
+        leaders: &[Leader<K>],
+        flight: crate::DistributedFlight,
+        shared: &mut [Option<Outcome>],
+        leases: &mut Vec<crate::lease::Lease>,
+    ) -> Result<()> {
+        let acquire = leaders.iter().map(|leader| {
+            let key = self.lock.tagged_key(&leader.key);
+            crate::lease::Lease::acquire(&self.cache, key, flight.lease)
+        });
+        let mut waiting = Vec::new();
+        for (at, acquired) in futures_util::future::try_join_all(acquire)
+            .await?
+            .into_iter()
+            .enumerate()
+        {
+            match acquired {
+                Some((lease, _)) => leases.push(lease),
+                None => waiting.push(at),
+            }
+        }
+        // Another process may have loaded between our miss and the lease.
+        let mut pending: Vec<usize> = (0..leaders.len()).collect();
+        let deadline = std::time::Instant::now() + flight.wait;
+        loop {
+            let keys: Vec<&str> = pending
+                .iter()
+                .filter_map(|&at| leaders.get(at).map(|leader| leader.full_key.as_str()))
+                .collect();
+            let found = self.reread(&keys).await?;
+            for (&at, found) in pending.iter().zip(found) {
+                if let (Some(found), Some(slot)) = (found, shared.get_mut(at)) {
+                    bump(&self.cache.counters().coalesced_waits);
+                    *slot = Some(Ok(found));
+                }
+            }
+            // Keys whose lease we hold are ours to load; wait for the others.
+            pending = waiting
+                .iter()
+                .copied()
+                .filter(|&at| shared.get(at).is_some_and(Option::is_none))
+                .collect();
+            if pending.is_empty() || std::time::Instant::now() >= deadline {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// What Redis holds now for each full key: `Some(Some(bytes))` a value,
+    /// `Some(None)` a cached absence, `None` nothing yet.
+    async fn reread(&self, full_keys: &[&str]) -> Result<Vec<Option<Option<Vec<u8>>>>> {
+        let mut read_keys: Vec<String> = full_keys.iter().map(|key| (*key).to_owned()).collect();
+        let negative = self.load.negative_ttl.is_some();
+        if negative {
+            let markers = full_keys
+                .iter()
+                .map(|key| self.absent.key_of_full(key, &self.layout));
+            read_keys.extend(markers.collect::<Vec<_>>());
+        }
+        let found = self.cache.backend().get_many(&read_keys).await?;
+        let (values, markers) = found.split_at(full_keys.len().min(found.len()));
+        Ok(values
+            .iter()
+            .enumerate()
+            .map(|(at, value)| match value {
+                Some(bytes) => Some(Some(bytes.clone())),
+                None if negative && markers.get(at).is_some_and(Option::is_some) => Some(None),
+                None => None,
+            })
+            .collect())
+    }
+
     /// Each leader's outcome: its value encoded (checked as `set` checks),
     /// or absent; pairs for keys nobody asked for are ignored.
-    fn encode_found<I>(&self, leaders: &[Leader<K>], found: I) -> Vec<Outcome>
+    fn encode_found<I>(&self, leaders: &[&Leader<K>], found: I) -> Vec<Outcome>
     where
         I: IntoIterator<Item = (K, V)>,
     {
@@ -457,7 +565,7 @@ where
     /// Writes back what was loaded in one round trip (per slot on a
     /// cluster): values with the keyspace's TTL and jitter, "absent" markers
     /// with the negative TTL, and removes healed keys the loader did not find.
-    async fn store_many(&self, leaders: &[Leader<K>], outcomes: &[Outcome]) {
+    async fn store_many(&self, leaders: &[&Leader<K>], outcomes: &[Outcome]) {
         let mut writes: Vec<(String, Vec<u8>, Option<Duration>)> = Vec::new();
         let mut removals = Vec::new();
         for (leader, outcome) in leaders.iter().zip(outcomes) {
