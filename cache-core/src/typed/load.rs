@@ -449,11 +449,7 @@ where
             degraded: state.degraded,
             heal: state.heal,
         };
-        let span = tracing::debug_span!(
-            "cache.load",
-            namespace = self.cache.namespace().unwrap_or_default(),
-            prefix = self.layout.prefix(),
-        );
+        let span = self.load_span();
         // A task of its own: a caller that gives up does not strand the waiters.
         tokio::spawn(
             async move {

@@ -398,11 +398,7 @@ where
         E: Into<BoxError> + 'static,
     {
         let this = self.clone();
-        let span = tracing::debug_span!(
-            "cache.load",
-            namespace = self.cache.namespace().unwrap_or_default(),
-            prefix = self.layout.prefix(),
-        );
+        let span = self.load_span();
         tokio::spawn(
             async move {
                 let counters = this.cache.counters();

@@ -254,6 +254,15 @@ where
         )
     }
 
+    /// The span of a load task, with the keyspace but no key or value.
+    pub(crate) fn load_span(&self) -> tracing::Span {
+        tracing::debug_span!(
+            "cache.load",
+            namespace = self.cache.namespace().unwrap_or_default(),
+            prefix = self.layout.prefix(),
+        )
+    }
+
     /// The bytes and TTL of a write with the default TTL (jittered), checked.
     fn encode_with_default_ttl(
         &self,
