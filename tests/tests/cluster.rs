@@ -14,6 +14,11 @@ use cache_tests::{NODE_TIMEOUT, TestCluster};
 /// How far past its timeout a call may return (scheduling on a busy machine).
 const MARGIN: Duration = Duration::from_millis(700);
 
+/// One cluster test at a time: each runs six servers of its own, and the
+/// failover and resharding tests measure what callers see, which two more
+/// clusters on the same two cores would distort.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The total of `cmdstat_<command>` calls over the cluster's masters.
 fn calls(cluster: &TestCluster, command: &str) -> u64 {
     let field = format!("cmdstat_{command}:calls=");
@@ -36,6 +41,7 @@ fn reset_stats(cluster: &TestCluster) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_many_sends_one_mget_per_slot_touched_and_set_many_one_multi() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let cluster = TestCluster::start();
     let cache = cluster.cache("mget", Duration::from_secs(5)).await;
     let values = cache.keyspace("v").typed::<u32, u32>().unwrap();
@@ -81,6 +87,7 @@ fn probe_keys(values: &TypedCache<String, u64>, cluster: &TestCluster) -> Vec<St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_master_fails_over_and_the_same_handle_recovers() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let cluster = TestCluster::start();
     let timeout = Duration::from_millis(500);
     let cache = cluster.cache("failover", timeout).await;
@@ -226,6 +233,7 @@ fn node_id(cluster: &TestCluster, port: u16) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slot_moved_under_traffic_loses_nothing_and_shows_no_error() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let cluster = TestCluster::start();
     let cache: Cache = cluster.cache("reshard", Duration::from_secs(2)).await;
     let values = cache.keyspace("r").typed::<String, u64>().unwrap();
@@ -320,6 +328,7 @@ async fn a_slot_moved_under_traffic_loses_nothing_and_shows_no_error() {
 /// Passwords work as on one server, and errors name the nodes without them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_protected_cluster_connects_and_errors_hide_the_password() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let cluster = TestCluster::start_with_password(Some("s3cret-pw"));
     let cache = cluster.cache("auth", Duration::from_secs(2)).await;
     let names = cache.keyspace("n").typed::<String, String>().unwrap();
