@@ -68,7 +68,13 @@ async fn get_many_sends_one_mget_per_slot_touched_and_set_many_one_multi() {
     // In the caller's order.
     let expected: Vec<Option<u32>> = keys.iter().map(|&k| Some(k)).collect();
     assert_eq!(got, expected);
+    reset_stats(&cluster);
     assert_eq!(values.delete_many(&wanted).await.unwrap(), 1_000);
+    assert_eq!(
+        calls(&cluster, "del"),
+        slots.len() as u64,
+        "one DEL per slot"
+    );
 }
 
 /// A test key served by each master, and the handle's typed view.
@@ -334,6 +340,17 @@ async fn a_password_protected_cluster_connects_and_errors_hide_the_password() {
     let names = cache.keyspace("n").typed::<String, String>().unwrap();
     names.set("a", &"ada".to_owned()).await.unwrap();
     assert_eq!(names.get("a").await.unwrap().as_deref(), Some("ada"));
+
+    // A lazy handle connects on first use.
+    let lazy = Cache::builder()
+        .cluster_nodes(cluster.urls())
+        .namespace(cache.namespace().unwrap_or_default())
+        .lazy_connect(true)
+        .build()
+        .await
+        .unwrap();
+    let lazy_names = lazy.keyspace("n").typed::<String, String>().unwrap();
+    assert_eq!(lazy_names.get("a").await.unwrap().as_deref(), Some("ada"));
 
     let wrong: Vec<String> = cluster
         .ports()

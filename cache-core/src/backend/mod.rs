@@ -116,20 +116,23 @@ impl Backend {
     /// One exchange with storage: `wire` on Redis (built only there),
     /// `in_memory` on the memory backend. Every plain command is described
     /// here once, both ways side by side.
-    async fn exchange<T: FromRedisValue>(
+    /// `payload` (values to write) goes to whichever side runs, by value, so
+    /// the memory backend stores it without a copy.
+    async fn exchange<P, T: FromRedisValue>(
         &self,
         name: &'static str,
         key: &str,
         retry: Retry,
-        wire: impl FnOnce() -> Wire,
-        in_memory: impl FnOnce(&mut Store) -> Result<T>,
+        payload: P,
+        wire: impl FnOnce(P) -> Wire,
+        in_memory: impl FnOnce(&mut Store, P) -> Result<T>,
     ) -> Result<T> {
         match self {
-            Backend::Redis(redis) => match wire() {
+            Backend::Redis(redis) => match wire(payload) {
                 Wire::Command(cmd) => redis.send(name, key, cmd, retry).await,
                 Wire::Pipeline(pipe) => redis.pipeline(name, key, pipe, retry).await,
             },
-            Backend::Memory(memory) => memory.atomically(in_memory),
+            Backend::Memory(memory) => memory.atomically(|store| in_memory(store, payload)),
         }
     }
 
@@ -142,8 +145,9 @@ impl Backend {
         retry: Retry,
         in_memory: impl FnOnce(&mut Store) -> Result<T>,
     ) -> Result<T> {
-        let wire = || Wire::Command(::redis::cmd(name).arg(key).arg(args).take());
-        self.exchange(name, key, retry, wire, in_memory).await
+        let wire = |()| Wire::Command(::redis::cmd(name).arg(key).arg(args).take());
+        let in_memory = |store: &mut Store, ()| in_memory(store);
+        self.exchange(name, key, retry, (), wire, in_memory).await
     }
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
@@ -196,9 +200,9 @@ impl Backend {
         ttl: Option<Duration>,
         mode: SetMode,
     ) -> Result<bool> {
-        let wire = || {
+        let wire = |value: Vec<u8>| {
             let mut cmd = ::redis::cmd("SET");
-            cmd.arg(key).arg(&value);
+            cmd.arg(key).arg(value);
             if let Some(ttl) = ttl {
                 cmd.arg("PX").arg(ttl_millis(ttl));
             }
@@ -207,12 +211,12 @@ impl Backend {
             }
             Wire::Command(cmd)
         };
-        let write = |store: &mut Store| {
+        let write = |store: &mut Store, value| {
             if mode == SetMode::IfAbsent && store.entry(key).is_some() {
                 return Ok(None);
             }
             let expires_at = ttl.map(|ttl| memory::deadline(store.now(), ttl));
-            store.insert(key, memory::Value::Bytes(value.clone()), expires_at);
+            store.insert(key, memory::Value::Bytes(value), expires_at);
             Ok(Some(()))
         };
         let retry = match mode {
@@ -220,23 +224,23 @@ impl Backend {
             SetMode::IfAbsent => Retry::Never,
         };
         // SET answers OK, or nil when NX found the key present.
-        let written: Option<()> = self.exchange("SET", key, retry, wire, write).await?;
+        let written: Option<()> = self.exchange("SET", key, retry, value, wire, write).await?;
         Ok(written.is_some())
     }
 
     /// The value and its remaining TTL, in one round trip.
     pub(crate) async fn get_with_ttl(&self, key: &str) -> Result<Option<(Vec<u8>, Ttl)>> {
-        let wire = || {
+        let wire = |()| {
             let mut pipe = ::redis::pipe();
             pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
             Wire::Pipeline(pipe)
         };
-        let read = |store: &mut Store| {
+        let read = |store: &mut Store, ()| {
             let bytes = store.bytes(key, "GET")?.cloned();
             Ok((bytes, store.ttl(key).millis()))
         };
         let (bytes, millis): (Option<Vec<u8>>, i64) = self
-            .exchange("GET", key, Retry::Idempotent, wire, read)
+            .exchange("GET", key, Retry::Idempotent, (), wire, read)
             .await?;
         Ok(bytes.map(|bytes| (bytes, Ttl::from_millis(millis))))
     }
@@ -246,15 +250,15 @@ impl Backend {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let wire = || Wire::Command(::redis::cmd("MGET").arg(keys).take());
-        let read = |store: &mut Store| {
+        let wire = |()| Wire::Command(::redis::cmd("MGET").arg(keys).take());
+        let read = |store: &mut Store, ()| {
             let each = keys
                 .iter()
                 .map(|key| Ok(store.bytes(key, "MGET")?.cloned()));
             each.collect()
         };
         let first = first_key(keys);
-        self.exchange("MGET", first, Retry::Idempotent, wire, read)
+        self.exchange("MGET", first, Retry::Idempotent, (), wire, read)
             .await
     }
 
@@ -288,14 +292,14 @@ impl Backend {
         let groups = self.slot_groups(keys.iter().map(String::as_str));
         let reads = groups.iter().map(|positions| async move {
             let group: Vec<&String> = positions.iter().filter_map(|&at| keys.get(at)).collect();
-            let wire = || {
+            let wire = |()| {
                 let mut pipe = ::redis::pipe();
                 for key in &group {
                     pipe.cmd("GET").arg(*key).cmd("PTTL").arg(*key);
                 }
                 Wire::Pipeline(pipe)
             };
-            let read = |store: &mut Store| {
+            let read = |store: &mut Store, ()| {
                 let mut pairs = Vec::with_capacity(group.len());
                 for key in &group {
                     let bytes = store.bytes(key, "GET")?.cloned();
@@ -305,7 +309,7 @@ impl Backend {
             };
             let first = group.first().map(|key| key.as_str()).unwrap_or_default();
             let pairs: Vec<(Option<Vec<u8>>, i64)> = self
-                .exchange("GET", first, Retry::Idempotent, wire, read)
+                .exchange("GET", first, Retry::Idempotent, (), wire, read)
                 .await?;
             Ok::<_, crate::error::Error>((positions, pairs))
         });
@@ -327,39 +331,44 @@ impl Backend {
         entries: Vec<(String, Vec<u8>, Option<Duration>)>,
     ) -> Result<()> {
         let groups = self.slot_groups(entries.iter().map(|(key, _, _)| key.as_str()));
+        let mut entries: Vec<Option<_>> = entries.into_iter().map(Some).collect();
         let writes = groups.iter().map(|positions| {
-            let group: Vec<_> = positions.iter().filter_map(|&at| entries.get(at)).collect();
+            let group = positions
+                .iter()
+                .filter_map(|&at| entries.get_mut(at).and_then(Option::take))
+                .collect();
             self.set_group(group)
         });
+        let writes: Vec<_> = writes.collect();
         futures_util::future::try_join_all(writes).await?;
         Ok(())
     }
 
     /// One atomic MULTI/EXEC of SETs.
-    async fn set_group(&self, entries: Vec<&(String, Vec<u8>, Option<Duration>)>) -> Result<()> {
-        let Some((first, _, _)) = entries.first() else {
+    async fn set_group(&self, entries: Vec<(String, Vec<u8>, Option<Duration>)>) -> Result<()> {
+        let Some(first) = entries.first().map(|(key, _, _)| key.clone()) else {
             return Ok(());
         };
-        let wire = || {
+        let wire = |entries: Vec<(String, Vec<u8>, Option<Duration>)>| {
             let mut pipe = ::redis::pipe();
             pipe.atomic();
-            for (key, value, ttl) in entries.iter().copied() {
+            for (key, value, ttl) in entries {
                 pipe.cmd("SET").arg(key).arg(value);
                 if let Some(ttl) = ttl {
-                    pipe.arg("PX").arg(ttl_millis(*ttl));
+                    pipe.arg("PX").arg(ttl_millis(ttl));
                 }
                 pipe.ignore();
             }
             Wire::Pipeline(pipe)
         };
-        let write = |store: &mut Store| {
-            for (key, value, ttl) in entries.iter().copied() {
+        let write = |store: &mut Store, entries: Vec<(String, Vec<u8>, Option<Duration>)>| {
+            for (key, value, ttl) in entries {
                 let expires_at = ttl.map(|ttl| memory::deadline(store.now(), ttl));
-                store.insert(key, memory::Value::Bytes(value.clone()), expires_at);
+                store.insert(&key, memory::Value::Bytes(value), expires_at);
             }
             Ok(())
         };
-        self.exchange("SET", first, Retry::Idempotent, wire, write)
+        self.exchange("SET", &first, Retry::Idempotent, entries, wire, write)
             .await
     }
 
@@ -368,15 +377,15 @@ impl Backend {
         if keys.is_empty() {
             return Ok(0);
         }
-        let wire = || Wire::Command(::redis::cmd("DEL").arg(keys).take());
-        let delete = |store: &mut Store| {
+        let wire = |()| Wire::Command(::redis::cmd("DEL").arg(keys).take());
+        let delete = |store: &mut Store, ()| {
             Ok(keys
                 .iter()
                 .filter(|key| store.remove(key).is_some())
                 .count())
         };
         let first = first_key(keys);
-        self.exchange("DEL", first, Retry::Idempotent, wire, delete)
+        self.exchange("DEL", first, Retry::Idempotent, (), wire, delete)
             .await
     }
 }

@@ -591,9 +591,17 @@ where
         if writes.is_empty() {
             return;
         }
-        match backend.set_many(writes.clone()).await {
+        // Copies for the local tier only when there is one.
+        let local_copies: Vec<(String, Vec<u8>)> = match self.local.is_on() {
+            true => writes
+                .iter()
+                .map(|(key, bytes, _)| (key.clone(), bytes.clone()))
+                .collect(),
+            false => Vec::new(),
+        };
+        match backend.set_many(writes).await {
             Ok(()) => {
-                for (full_key, bytes, _) in &writes {
+                for (full_key, bytes) in &local_copies {
                     self.local.written(full_key, Some(bytes));
                 }
             }

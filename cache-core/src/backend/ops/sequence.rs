@@ -13,6 +13,16 @@ use crate::error::{Error, Result};
 
 /// The largest number a sequence hands out or reserves: 2^53, below which
 /// Lua's doubles (and JSON readers of the numbers) are exact.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+/// use cache_core::MAX_SEQUENCE;
+/// let seqs = cache_core::Cache::memory().keyspace("seq").sequences::<u64>(10)?;
+/// seqs.seed(&1, MAX_SEQUENCE - 10).await?;
+/// for _ in 0..10 { seqs.next(&1).await?; }
+/// assert!(seqs.next(&1).await.is_err()); // past the limit: refused, nothing changed
+/// # Ok(()) }
+/// ```
 pub const MAX_SEQUENCE: i64 = 1 << 53;
 
 /// KEYS: one hash per key (a key may repeat). ARGV: step, [`MAX_SEQUENCE`].
