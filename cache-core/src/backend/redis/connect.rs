@@ -132,6 +132,11 @@ fn standalone(url: &str, options: &ConnectOptions, redacted: &str) -> Result<Con
     Ok(Connection::Standalone(manager))
 }
 
+/// The shortest and longest pause (ms) redis-rs takes before it sends a
+/// redirected or refused command again.
+const CLUSTER_RETRY_MIN_WAIT_MS: u64 = 10;
+const CLUSTER_RETRY_MAX_WAIT_MS: u64 = 200;
+
 /// A cluster client for `nodes`, with TLS settings when they are `rediss://`.
 fn cluster(nodes: &[String], options: &ConnectOptions, redacted: &str) -> Result<Connection> {
     let invalid = |err: redis::RedisError| {
@@ -141,9 +146,14 @@ fn cluster(nodes: &[String], options: &ConnectOptions, redacted: &str) -> Result
         ))
     };
     let tls = nodes.iter().any(|node| node.starts_with("rediss://"));
+    // redis-rs waits at least 1.28 s before retrying a redirected or refused
+    // command by default, so two waits overran a 2 s timeout while a slot
+    // moved. Short waits keep its retries inside the caller's timeout.
     let mut builder = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
         .connection_timeout(options.timeout)
-        .response_timeout(options.timeout);
+        .response_timeout(options.timeout)
+        .min_retry_wait(CLUSTER_RETRY_MIN_WAIT_MS)
+        .max_retry_wait(CLUSTER_RETRY_MAX_WAIT_MS);
     if tls {
         builder = cluster_tls(builder, options, redacted)?;
     }
