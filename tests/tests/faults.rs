@@ -434,3 +434,126 @@ async fn distributed_batches_load_each_key_once_across_four_handles() {
         assert_eq!(*count, 1, "{key} loaded {count} times across handles");
     }
 }
+
+/// Two handles of the `price` keyspace with the distributed policy.
+async fn two_distributed(
+    redis: &TestRedis,
+    wait: Duration,
+) -> (
+    cache_core::TypedCache<String, f64>,
+    cache_core::TypedCache<String, f64>,
+) {
+    let policy = LoadPolicy::DEFAULT.distributed(Duration::from_secs(10), wait);
+    let mut handles = Vec::new();
+    for _ in 0..2 {
+        let prices = handle(redis, Duration::from_secs(2))
+            .await
+            .keyspace("price")
+            .ttl(Duration::from_secs(60))
+            .load_policy(policy)
+            .typed::<String, f64>()
+            .unwrap();
+        handles.push(prices);
+    }
+    let second = handles.pop().unwrap();
+    (handles.pop().unwrap(), second)
+}
+
+/// Starts a `get_or_load` of `key` on `prices` whose loader holds the key's
+/// lease until `release` fires; returns once the loader is running.
+async fn hold_lease(
+    prices: &cache_core::TypedCache<String, f64>,
+    key: &str,
+    release: tokio::sync::oneshot::Receiver<()>,
+) -> tokio::task::JoinHandle<cache_core::Result<Option<f64>>> {
+    let (started, running) = tokio::sync::oneshot::channel();
+    let prices = prices.clone();
+    let key = key.to_owned();
+    let task = tokio::spawn(async move {
+        prices
+            .get_or_load(&key, move || async move {
+                let _ = started.send(());
+                let _ = release.await;
+                Some(2.0)
+            })
+            .await
+    });
+    running.await.unwrap();
+    task
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_loads_its_own_keys_while_another_process_loads_one_of_them() {
+    // Waiting for the other process before loading our own keys would stall
+    // two batches that each hold a key the other wants until `wait` runs out.
+    let redis = TestRedis::start("distributed-crossing");
+    let (one, other) = two_distributed(&redis, Duration::from_secs(30)).await;
+    let (release, hold) = tokio::sync::oneshot::channel();
+    let holder = hold_lease(&other, "b", hold).await;
+
+    let (asked_tx, asked_rx) = tokio::sync::oneshot::channel();
+    let batch = tokio::spawn(async move {
+        one.get_or_load_many(
+            &["a".to_owned(), "b".to_owned()],
+            move |missing| async move {
+                let _ = asked_tx.send(missing.clone());
+                missing
+                    .into_iter()
+                    .map(|key| (key, 1.0))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .await
+    });
+    // The loader is called for "a" alone while "b" is still being loaded elsewhere.
+    let asked = tokio::time::timeout(Duration::from_secs(10), asked_rx)
+        .await
+        .expect("the batch loaded its own key without waiting for the other process")
+        .unwrap();
+    assert_eq!(asked, ["a".to_owned()]);
+    assert!(!batch.is_finished(), "\"b\" is awaited, not answered");
+
+    release.send(()).unwrap();
+    assert_eq!(holder.await.unwrap().unwrap(), Some(2.0));
+    assert_eq!(batch.await.unwrap().unwrap(), [Some(1.0), Some(2.0)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_whose_lease_outlives_the_wait_is_loaded_or_named_in_the_error() {
+    let redis = TestRedis::start("distributed-late");
+    let wait = Duration::from_millis(300);
+    let (one, other) = two_distributed(&redis, wait).await;
+    let (release, hold) = tokio::sync::oneshot::channel();
+    let holder = hold_lease(&other, "b", hold).await;
+
+    // Nothing else to load: after `wait`, the batch loads "b" itself, as
+    // `get_or_load` does.
+    let got = one
+        .get_or_load_many(&["b".to_owned()], |missing| async move {
+            assert_eq!(missing, ["b".to_owned()]);
+            [("b".to_owned(), 3.0)]
+        })
+        .await
+        .unwrap();
+    assert_eq!(got, [Some(3.0)]);
+    one.delete("b").await.unwrap();
+
+    // With its own key loaded in the one loader call, a key still held
+    // elsewhere after `wait` is an error that names it, not a second load.
+    let err = one
+        .get_or_load_many(&["c".to_owned(), "b".to_owned()], |missing| async move {
+            assert_eq!(missing, ["c".to_owned()]);
+            [("c".to_owned(), 4.0)]
+        })
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, cache_core::Error::Load { .. }), "{err:?}");
+    assert!(message.contains(":price:v1:b`"), "{message}");
+    assert!(message.contains("another process"), "{message}");
+    // Its own key was stored all the same.
+    assert_eq!(one.get("c").await.unwrap(), Some(4.0));
+
+    release.send(()).unwrap();
+    assert_eq!(holder.await.unwrap().unwrap(), Some(2.0));
+}

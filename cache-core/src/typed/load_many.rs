@@ -36,6 +36,16 @@ enum Answer<V> {
     Pending(watch::Receiver<Option<Outcome>>),
 }
 
+/// Who loads a key of a distributed batch.
+enum Claim {
+    /// This process: it holds the lease, or Redis failed.
+    Load,
+    /// Another process holds the lease: wait for its value.
+    Elsewhere,
+    /// Stored meanwhile: a value, or `None` for a cached absence.
+    Found(Option<Vec<u8>>),
+}
+
 /// The keys this call loads itself: their key, full key, sender, and
 /// whether an undecodable value must be healed.
 struct Leader<K> {
@@ -79,13 +89,18 @@ where
     /// - Single flight is per process, and with the `distributed` policy
     ///   across processes too: each missing key's lease is taken as
     ///   `get_or_load` takes it; keys another process is loading are awaited
-    ///   (up to the policy's `wait`) instead of loaded.
+    ///   (up to the policy's `wait`) instead of loaded, while this call's own
+    ///   keys are loaded at once. A key still not stored after `wait` is
+    ///   loaded by this call if it had nothing else to load; otherwise (the
+    ///   one loader call has run) the call fails with [`Error::Load`] naming
+    ///   it, and the rest is stored all the same.
     ///
     /// # Errors
     /// With fail-closed, backend and timeout errors of the read. Always:
     /// [`Error::Load`] naming the first key whose load failed (the loader's
     /// error, shared with every caller waiting for those keys and never
-    /// cached), or whose loaded value cannot be stored.
+    /// cached), whose loaded value cannot be stored, or that another process
+    /// kept loading past the distributed policy's `wait`.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
@@ -400,117 +415,205 @@ where
         let this = self.clone();
         let span = self.load_span();
         tokio::spawn(
-            async move {
-                let counters = this.cache.counters();
-                // Across processes: keys another process is loading are
-                // waited for, not loaded (with the distributed policy).
-                let mut degraded = degraded;
-                let mut shared: Vec<Option<Outcome>> = vec![None; leaders.len()];
-                let mut leases = Vec::new();
-                if let (Some(flight), false) = (this.load.distributed, degraded) {
-                    let split = this.share_flights(&leaders, flight, &mut shared, &mut leases);
-                    degraded = split.await.is_err();
-                }
-                let mine: Vec<&Leader<K>> = leaders
-                    .iter()
-                    .zip(&shared)
-                    .filter(|(_, found)| found.is_none())
-                    .map(|(leader, _)| leader)
-                    .collect();
-                let mut loaded: Vec<Outcome> = Vec::new();
-                if !mine.is_empty() {
-                    bump(&counters.loads);
-                    let asked: Vec<K> = mine.iter().map(|leader| leader.key.clone()).collect();
-                    loaded = match loader(asked).await {
-                        Ok(found) => this.encode_found(&mine, found),
-                        Err(error) => {
-                            bump(&counters.load_errors);
-                            let failure: Arc<dyn std::error::Error + Send + Sync> =
-                                Arc::from(error.into());
-                            mine.iter().map(|_| Err(Arc::clone(&failure))).collect()
-                        }
-                    };
-                }
-                let mut fresh = loaded.iter();
-                let outcomes: Vec<Outcome> = shared
-                    .into_iter()
-                    .map(|found| found.or_else(|| fresh.next().cloned()).unwrap_or(Ok(None)))
-                    .collect();
-                if degraded {
-                    // Redis failed: answer now, store afterwards, best effort.
-                    for (leader, outcome) in leaders.iter().zip(&outcomes) {
-                        let _ = leader.sender.send(Some(outcome.clone()));
-                    }
-                }
-                this.store_many(&mine, &loaded).await;
-                for lease in leases {
-                    let _ = lease.release().await;
-                }
-                for (leader, outcome) in leaders.iter().zip(outcomes) {
-                    this.cache.flights().finish(&leader.full_key);
-                    if !degraded {
-                        let _ = leader.sender.send(Some(outcome));
-                    }
-                }
-            }
-            .instrument(span),
+            async move { this.run_load_many(leaders, loader, degraded).await }.instrument(span),
         );
     }
 
-    /// Distributed single flight for a batch: takes each key's lease (as
-    /// `get_or_load` does); keys whose lease another process holds, and keys
-    /// that turn out to be stored by now, get their answer from Redis (polled
-    /// until the policy's `wait`); what is still missing then is this
-    /// process's to load. Held leases go to `leases`, to release after the
-    /// write-back. An error means Redis failed: load the rest without it.
-    async fn share_flights(
+    /// The body of [`spawn_load_many`](Self::spawn_load_many). With the
+    /// distributed policy, keys another process holds the lease of are
+    /// waited for while this process loads its own: waiting first, with our
+    /// leases held, could wait on a process that waits on us.
+    async fn run_load_many<F, Fut, I, E>(&self, leaders: Vec<Leader<K>>, loader: F, degraded: bool)
+    where
+        F: FnOnce(Vec<K>) -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<I, E>> + Send + 'static,
+        I: IntoIterator<Item = (K, V)> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        let Some(flight) = self.load.distributed.filter(|_| !degraded) else {
+            let mine: Vec<&Leader<K>> = leaders.iter().collect();
+            return self
+                .load_and_store(&mine, loader, degraded, Vec::new())
+                .await;
+        };
+        let (claims, leases, degraded) = self.claim_leases(&leaders, flight).await;
+        let mut mine = Vec::new();
+        let mut elsewhere = Vec::new();
+        for (leader, claim) in leaders.iter().zip(claims) {
+            match claim {
+                Claim::Load => mine.push(leader),
+                Claim::Elsewhere => elsewhere.push(leader),
+                Claim::Found(bytes) => self.answer(leader, Ok(bytes)),
+            }
+        }
+        if mine.is_empty() {
+            // Nothing of ours to load: wait, then load what was not stored in
+            // time (as `get_or_load` does).
+            let (late, failed) = self.await_others(&elsewhere, flight.wait).await;
+            if !late.is_empty() {
+                self.load_and_store(&late, loader, degraded || failed, leases)
+                    .await;
+            }
+            return;
+        }
+        let theirs = async {
+            let (late, _) = self.await_others(&elsewhere, flight.wait).await;
+            // The loader runs once, already for our own keys: a key another
+            // process still holds is not loaded a second time.
+            for leader in late {
+                let failure: BoxError = format!(
+                    "another process holds the load lease and stored no value within {:?}",
+                    flight.wait
+                )
+                .into();
+                self.answer(leader, Err(Arc::from(failure)));
+            }
+        };
+        futures_util::future::join(self.load_and_store(&mine, loader, degraded, leases), theirs)
+            .await;
+    }
+
+    /// Calls the loader for `mine`, writes back what it found, releases
+    /// `leases` and answers each key's flight. `degraded` (Redis failed)
+    /// answers before the write-back, which is then best effort.
+    async fn load_and_store<F, Fut, I, E>(
+        &self,
+        mine: &[&Leader<K>],
+        loader: F,
+        degraded: bool,
+        leases: Vec<crate::lease::Lease>,
+    ) where
+        F: FnOnce(Vec<K>) -> Fut,
+        Fut: Future<Output = std::result::Result<I, E>>,
+        I: IntoIterator<Item = (K, V)>,
+        E: Into<BoxError>,
+    {
+        let counters = self.cache.counters();
+        bump(&counters.loads);
+        let asked: Vec<K> = mine.iter().map(|leader| leader.key.clone()).collect();
+        let loaded = match loader(asked).await {
+            Ok(found) => self.encode_found(mine, found),
+            Err(error) => {
+                bump(&counters.load_errors);
+                let failure: Arc<dyn std::error::Error + Send + Sync> = Arc::from(error.into());
+                mine.iter().map(|_| Err(Arc::clone(&failure))).collect()
+            }
+        };
+        if degraded {
+            for (leader, outcome) in mine.iter().zip(&loaded) {
+                let _ = leader.sender.send(Some(outcome.clone()));
+            }
+        }
+        self.store_many(mine, &loaded).await;
+        for lease in leases {
+            let _ = lease.release().await;
+        }
+        // The flight ends after the write-back, so that a caller arriving
+        // meanwhile waits for it instead of loading again.
+        for (leader, outcome) in mine.iter().zip(loaded) {
+            self.cache.flights().finish(&leader.full_key);
+            if !degraded {
+                let _ = leader.sender.send(Some(outcome));
+            }
+        }
+    }
+
+    /// Ends `leader`'s flight with `outcome`.
+    fn answer(&self, leader: &Leader<K>, outcome: Outcome) {
+        self.cache.flights().finish(&leader.full_key);
+        let _ = leader.sender.send(Some(outcome));
+    }
+
+    /// Takes each leader's lease (as `get_or_load` does), then rereads the
+    /// keys once: another process may have stored them since our miss.
+    /// Returns each leader's claim, the leases held (to release after the
+    /// write-back), and whether Redis failed on the way (then every key not
+    /// found is this process's to load).
+    async fn claim_leases(
         &self,
         leaders: &[Leader<K>],
         flight: crate::DistributedFlight,
-        shared: &mut [Option<Outcome>],
-        leases: &mut Vec<crate::lease::Lease>,
-    ) -> Result<()> {
+    ) -> (Vec<Claim>, Vec<crate::lease::Lease>, bool) {
         let acquire = leaders.iter().map(|leader| {
             let key = self.lock.tagged_key(&leader.key);
             crate::lease::Lease::acquire(&self.cache, key, flight.lease)
         });
-        let mut waiting = Vec::new();
-        for (at, acquired) in futures_util::future::try_join_all(acquire)
-            .await?
-            .into_iter()
-            .enumerate()
-        {
-            match acquired {
-                Some((lease, _)) => leases.push(lease),
-                None => waiting.push(at),
+        let mut failed = false;
+        let mut held = Vec::with_capacity(leaders.len());
+        let mut claims = Vec::with_capacity(leaders.len());
+        for acquired in futures_util::future::join_all(acquire).await {
+            let (claim, lease) = match acquired {
+                Ok(Some((lease, _))) => (Claim::Load, Some(lease)),
+                Ok(None) => (Claim::Elsewhere, None),
+                Err(_) => {
+                    failed = true;
+                    (Claim::Load, None)
+                }
+            };
+            claims.push(claim);
+            held.push(lease);
+        }
+        let keys: Vec<&str> = leaders
+            .iter()
+            .map(|leader| leader.full_key.as_str())
+            .collect();
+        let found = match failed {
+            true => Err(()),
+            false => self.reread(&keys).await.map_err(drop),
+        };
+        let Ok(found) = found else {
+            // Without Redis the leases are moot: load every key.
+            let claims = claims.into_iter().map(|_| Claim::Load).collect();
+            return (claims, held.into_iter().flatten().collect(), true);
+        };
+        let mut leases = Vec::new();
+        let mut moot = Vec::new();
+        for ((claim, lease), found) in claims.iter_mut().zip(held).zip(found) {
+            match found {
+                Some(found) => {
+                    bump(&self.cache.counters().coalesced_waits);
+                    *claim = Claim::Found(found);
+                    moot.extend(lease);
+                }
+                None => leases.extend(lease),
             }
         }
-        // Another process may have loaded between our miss and the lease.
-        let mut pending: Vec<usize> = (0..leaders.len()).collect();
-        let deadline = std::time::Instant::now() + flight.wait;
-        loop {
+        futures_util::future::join_all(moot.iter().map(crate::lease::Lease::release)).await;
+        (claims, leases, false)
+    }
+
+    /// Polls Redis for the keys other processes are loading, answering each
+    /// as it is stored, for up to `wait`. Returns the keys still missing, and
+    /// whether Redis failed (those not yet found are then returned at once).
+    async fn await_others<'a>(
+        &self,
+        others: &[&'a Leader<K>],
+        wait: Duration,
+    ) -> (Vec<&'a Leader<K>>, bool) {
+        let mut pending: Vec<&Leader<K>> = others.to_vec();
+        let deadline = tokio::time::Instant::now() + wait;
+        while !pending.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
             let keys: Vec<&str> = pending
                 .iter()
-                .filter_map(|&at| leaders.get(at).map(|leader| leader.full_key.as_str()))
+                .map(|leader| leader.full_key.as_str())
                 .collect();
-            let found = self.reread(&keys).await?;
-            for (&at, found) in pending.iter().zip(found) {
-                if let (Some(found), Some(slot)) = (found, shared.get_mut(at)) {
-                    bump(&self.cache.counters().coalesced_waits);
-                    *slot = Some(Ok(found));
+            let Ok(found) = self.reread(&keys).await else {
+                return (pending, true);
+            };
+            let mut still = Vec::with_capacity(pending.len());
+            for (leader, found) in pending.into_iter().zip(found) {
+                match found {
+                    Some(found) => {
+                        bump(&self.cache.counters().coalesced_waits);
+                        self.answer(leader, Ok(found));
+                    }
+                    None => still.push(leader),
                 }
             }
-            // Keys whose lease we hold are ours to load; wait for the others.
-            pending = waiting
-                .iter()
-                .copied()
-                .filter(|&at| shared.get(at).is_some_and(Option::is_none))
-                .collect();
-            if pending.is_empty() || std::time::Instant::now() >= deadline {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            pending = still;
         }
+        (pending, false)
     }
 
     /// What Redis holds now for each full key: `Some(Some(bytes))` a value,

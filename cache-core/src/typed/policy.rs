@@ -39,7 +39,10 @@ pub enum FailurePolicy {
 pub struct DistributedFlight {
     /// How long the loading process holds the lock (longer than a load takes).
     pub lease: Duration,
-    /// How long the others wait for its value before loading themselves.
+    /// How long the others wait for its value before loading themselves (a
+    /// batch whose one loader call already ran reports the key as
+    /// [`Error::Load`](crate::Error::Load) instead; see
+    /// [`get_or_load_many`](crate::TypedCache::get_or_load_many)).
     pub wait: Duration,
 }
 
