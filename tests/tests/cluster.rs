@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use cache_core::redis::cluster_routing::Slot;
-use cache_core::{Cache, TypedCache};
+use cache_core::{Cache, LoadPolicy, TypedCache};
 use cache_tests::{NODE_TIMEOUT, TestCluster};
 
 /// How far past its timeout a call may return (scheduling on a busy machine).
@@ -243,10 +243,13 @@ async fn a_slot_moved_under_traffic_loses_nothing_and_shows_no_error() {
     let cluster = TestCluster::start();
     let cache: Cache = cluster.cache("reshard", Duration::from_secs(2)).await;
     let values = cache.keyspace("r").typed::<String, u64>().unwrap();
-    let (slot, keys) = keys_in_one_slot(&values, 20);
+    let (slot, mut keys) = keys_in_one_slot(&values, 24);
     for key in &keys {
         values.set(key, &0).await.unwrap();
     }
+    // Four keys for batches (one MULTI, one MGET, one GET+PTTL pipeline), the
+    // rest for counters.
+    let batch_keys: Vec<String> = keys.split_off(20);
     let source = cluster.master_of(&values.key(&keys[0]));
     let target = cluster
         .master_ports()
@@ -272,6 +275,32 @@ async fn a_slot_moved_under_traffic_loses_nothing_and_shows_no_error() {
             (key, last)
         }));
     }
+    // Early refresh makes get_or_load read with a GET+PTTL pipeline.
+    let refreshing = cache
+        .keyspace("r")
+        .load_policy(LoadPolicy::DEFAULT.early_refresh(0.5))
+        .typed::<String, u64>()
+        .unwrap();
+    let batches = {
+        let (values, stop) = (values.clone(), Arc::clone(&stop));
+        tokio::spawn(async move {
+            let names: Vec<&str> = batch_keys.iter().map(String::as_str).collect();
+            let mut round = 0_u64;
+            while !stop.load(Ordering::SeqCst) {
+                round += 1;
+                let writes: Vec<(&str, &u64)> = names.iter().map(|key| (*key, &round)).collect();
+                values.set_many(&writes).await.unwrap();
+                let read = values.get_many(&names).await.unwrap();
+                assert_eq!(read, vec![Some(round); names.len()]);
+                let found = refreshing
+                    .get_or_load(names[0], || async { None })
+                    .await
+                    .unwrap();
+                assert_eq!(found, Some(round));
+            }
+            round
+        })
+    };
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let slot_text = cluster.slot_of(&values.key(&keys[0])).to_string();
@@ -323,6 +352,7 @@ async fn a_slot_moved_under_traffic_loses_nothing_and_shows_no_error() {
         target,
         "the slot moved"
     );
+    assert!(batches.await.unwrap() > 1, "batches ran");
     for task in tasks {
         let (key, last) = task.await.unwrap();
         // Every acknowledged increment is there: nothing lost in the move.

@@ -12,7 +12,7 @@ use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Value};
 use tokio::sync::OnceCell;
 
-use super::RedisBackend;
+use super::{RedisBackend, redirect};
 use crate::error::{Error, Result, redact_nodes, redact_url};
 use crate::stats::Stats;
 
@@ -39,8 +39,8 @@ pub(crate) struct ConnectOptions {
 pub(crate) enum Connection {
     /// One server, reconnected after failures by redis-rs' manager.
     Standalone(ConnectionManager),
-    /// A cluster: redis-rs' cluster connection, which follows MOVED and ASK
-    /// and refreshes its slot map by itself.
+    /// A cluster: redis-rs' cluster connection, which refreshes its slot map
+    /// by itself; MOVED and ASK are followed in `redirect`.
     Cluster(ClusterConnection),
     /// A cluster not reached yet (`lazy_connect`): connected on first use.
     LazyCluster(Arc<Cluster>),
@@ -132,11 +132,6 @@ fn standalone(url: &str, options: &ConnectOptions, redacted: &str) -> Result<Con
     Ok(Connection::Standalone(manager))
 }
 
-/// The shortest and longest pause (ms) redis-rs takes before it sends a
-/// redirected or refused command again.
-const CLUSTER_RETRY_MIN_WAIT_MS: u64 = 10;
-const CLUSTER_RETRY_MAX_WAIT_MS: u64 = 200;
-
 /// A cluster client for `nodes`, with TLS settings when they are `rediss://`.
 fn cluster(nodes: &[String], options: &ConnectOptions, redacted: &str) -> Result<Connection> {
     let invalid = |err: redis::RedisError| {
@@ -146,14 +141,13 @@ fn cluster(nodes: &[String], options: &ConnectOptions, redacted: &str) -> Result
         ))
     };
     let tls = nodes.iter().any(|node| node.starts_with("rediss://"));
-    // redis-rs waits at least 1.28 s before retrying a redirected or refused
-    // command by default, so two waits overran a 2 s timeout while a slot
-    // moved. Short waits keep its retries inside the caller's timeout.
+    // No retries inside redis-rs: redirections are followed in `redirect`,
+    // and a command the cluster did not run goes again from `bounded`,
+    // within the caller's timeout and only where that is safe.
     let mut builder = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
         .connection_timeout(options.timeout)
         .response_timeout(options.timeout)
-        .min_retry_wait(CLUSTER_RETRY_MIN_WAIT_MS)
-        .max_retry_wait(CLUSTER_RETRY_MAX_WAIT_MS);
+        .retries(0);
     if tls {
         builder = cluster_tls(builder, options, redacted)?;
     }
@@ -343,10 +337,10 @@ impl ConnectionLike for RedisConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match &mut self.0 {
             Connection::Standalone(manager) => manager.req_packed_command(cmd),
-            Connection::Cluster(connection) => connection.req_packed_command(cmd),
+            Connection::Cluster(connection) => Box::pin(redirect::command(connection, cmd)),
             Connection::LazyCluster(cluster) => Box::pin(async move {
                 let mut connection = cluster.connection().await?;
-                connection.req_packed_command(cmd).await
+                redirect::command(&mut connection, cmd).await
             }),
         }
     }
@@ -360,13 +354,11 @@ impl ConnectionLike for RedisConnection {
         match &mut self.0 {
             Connection::Standalone(manager) => manager.req_packed_commands(pipeline, offset, count),
             Connection::Cluster(connection) => {
-                connection.req_packed_commands(pipeline, offset, count)
+                Box::pin(redirect::commands(connection, pipeline, offset, count))
             }
             Connection::LazyCluster(cluster) => Box::pin(async move {
                 let mut connection = cluster.connection().await?;
-                connection
-                    .req_packed_commands(pipeline, offset, count)
-                    .await
+                redirect::commands(&mut connection, pipeline, offset, count).await
             }),
         }
     }

@@ -4,6 +4,7 @@
 //! `Connection`.
 
 mod connect;
+mod redirect;
 
 pub use self::connect::RedisConnection;
 pub(crate) use self::connect::{ConnectOptions, Target};
@@ -39,9 +40,9 @@ fn is_connection_loss(err: &redis::RedisError) -> bool {
 }
 
 /// A cluster's answer that the command was not executed and should go again
-/// (ASK, MOVED, TRYAGAIN, CLUSTERDOWN, MASTERDOWN). redis-rs follows MOVED and
-/// ASK itself, but under concurrent traffic during a slot migration an ASK can
-/// still reach the caller.
+/// (ASK, MOVED, TRYAGAIN, CLUSTERDOWN, MASTERDOWN). `redirect` follows one
+/// redirection; what it leaves (a batch on a half-moved slot, a second
+/// redirection, a failover under way) goes again here after a pause.
 fn is_not_executed(err: &redis::RedisError) -> bool {
     err.is_cluster_error()
         || err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::MasterDown)
