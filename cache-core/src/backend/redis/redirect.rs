@@ -71,7 +71,7 @@ pub(super) async fn command(connection: &mut ClusterConnection, cmd: &Cmd) -> Re
     }
     pipe.add_command(cmd.clone());
     let skip = usize::from(asking);
-    let mut values = connection.route_pipeline(pipe, skip, 1, route).await?;
+    let mut values = unsent(connection.route_pipeline(pipe, skip, 1, route).await, err)?;
     let value = values.pop().unwrap_or(Value::Nil);
     value.extract_error()
 }
@@ -108,9 +108,8 @@ pub(super) async fn commands(
                 pipe.add_command(cmd.clone());
             }
             pipe.cmd("EXEC");
-            return connection
-                .route_pipeline(pipe, offset + 1, count, route)
-                .await;
+            let sent = connection.route_pipeline(pipe, offset + 1, count, route);
+            return unsent(sent.await, err);
         }
         if err.kind() == ErrorKind::Server(ServerErrorKind::ExecAbort) {
             return Err(split_keys());
@@ -120,9 +119,8 @@ pub(super) async fn commands(
         return Err(err);
     };
     if !asking {
-        return connection
-            .route_pipeline(pipeline.clone(), offset, count, route)
-            .await;
+        let sent = connection.route_pipeline(pipeline.clone(), offset, count, route);
+        return unsent(sent.await, err);
     }
     if !one_key(pipeline) {
         // Some commands may have run: the caller decides whether to resend.
@@ -132,9 +130,22 @@ pub(super) async fn commands(
     for cmd in pipeline.cmd_iter() {
         pipe.cmd("ASKING").add_command(cmd.clone());
     }
-    let values = connection.route_pipeline(pipe, 0, 2 * sent, route).await?;
+    let values = unsent(
+        connection.route_pipeline(pipe, 0, 2 * sent, route).await,
+        err,
+    )?;
     let answers = values.into_iter().skip(1).step_by(2);
     Ok(answers.skip(offset).take(count).collect())
+}
+
+/// The redirection `err` again when the node it names has no connection yet
+/// (a replica just promoted, a node just added): nothing was sent, and
+/// redis-rs connects to it with its next slot refresh.
+fn unsent<T>(sent: RedisResult<T>, err: RedisError) -> RedisResult<T> {
+    match sent {
+        Err(not_sent) if not_sent.kind() == ErrorKind::ClusterConnectionNotFound => Err(err),
+        done => done,
+    }
 }
 
 /// A transaction whose slot is half moved: refused, and not run.
