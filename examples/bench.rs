@@ -189,6 +189,22 @@ impl Fixture {
         for key in &batch_keys {
             local.set(key, &sample_price()).await?;
         }
+        // Serving once its invalidation connection is up, and once the
+        // invalidations of the writes above have come back: then warm it.
+        let started = std::time::Instant::now();
+        while local.local_is_live() != Some(true)
+            || (local.local_stats().map_or(0, |stats| stats.invalidations) < 100
+                && started.elapsed() < Duration::from_secs(2)
+                && cache.redis_connection().is_some())
+        {
+            if started.elapsed() > Duration::from_secs(10) {
+                return Err("the local tier's invalidation connection never came up".into());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for key in &batch_keys {
+            local.get(key).await?;
+        }
         Ok(Fixture {
             raw,
             raw_manager,

@@ -119,6 +119,44 @@ async fn main() -> cache_core::Result<()> {
     println!("after the update: {:?}", prices.get("gpt-4").await?);
     assert_eq!(prices.get("gpt-4").await?, Some(cheaper));
 
+    // --- A local tier kept coherent across gateway instances -------------------
+    // Hot prices are answered from the process; a price change through any
+    // instance (or any Redis client) drops the others' local copies.
+    let local_prices = |cache: &cache_core::Cache| {
+        cache
+            .keyspace("price-local")
+            .ttl(Duration::from_secs(300))
+            .local(10_000, Duration::from_secs(60))
+            .typed::<String, f64>()
+    };
+    let instance_a = local_prices(&cache)?;
+    let other = support::another_instance(&cache, "gateway").await?;
+    let instance_b = local_prices(&other)?;
+    while instance_a.local_is_live() != Some(true) || instance_b.local_is_live() != Some(true) {
+        tokio::time::sleep(Duration::from_millis(5)).await; // the invalidation connection
+    }
+    instance_b.set("gpt-4o", &0.005).await?;
+    tokio::time::sleep(Duration::from_millis(50)).await; // let that write's invalidation pass
+    instance_a.get("gpt-4o").await?; // from Redis, kept locally
+    assert_eq!(instance_a.get("gpt-4o").await?, Some(0.005)); // from the process
+    instance_b.set("gpt-4o", &0.004).await?;
+    let changed = std::time::Instant::now();
+    while instance_a.get("gpt-4o").await? != Some(0.004) {
+        assert!(
+            changed.elapsed() < Duration::from_secs(1),
+            "instance A stayed stale"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let stats = instance_a.local_stats().unwrap_or_default();
+    println!(
+        "instance A saw B's price change after {:?}; its local tier: {} hits, {} invalidations",
+        changed.elapsed(),
+        stats.hits,
+        stats.invalidations
+    );
+    assert!(stats.hits >= 1);
+
     // --- JWT blacklist ---------------------------------------------------------
     // A revoked token is remembered until its own `exp`, then forgotten.
     let revoked = cache.keyspace("jwt-revoked").flags::<str>()?;

@@ -112,10 +112,13 @@ impl KeyspaceBuilder {
         }
     }
 
-    /// Keeps up to `capacity` recently read values in this process for `ttl`,
-    /// in front of the backend: repeated reads need no round trip. Writes
-    /// through this handle update the local copy; writes by other processes
-    /// are seen once it expires, so `ttl` bounds staleness (keep it short).
+    /// Keeps up to `capacity` recently read values in this process for `ttl`
+    /// (or their remaining Redis TTL, if shorter), in front of the backend:
+    /// repeated reads need no round trip. On Redis, the handle listens for
+    /// invalidations (`CLIENT TRACKING ... BCAST`), so a write by any client
+    /// drops the local copies within milliseconds; while that connection is
+    /// down the tier is flushed and bypassed. Writes through this handle drop
+    /// the local copy at once. See the README's "Local tier coherence".
     ///
     /// ```
     /// # let cache = cache_core::Cache::memory();

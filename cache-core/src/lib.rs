@@ -72,7 +72,7 @@ pub use crate::keyspace::KeyspaceBuilder;
 pub use crate::stats::CacheStats;
 pub use crate::ttl::{MAX_TTL, Ttl};
 pub use crate::typed::TypedCache;
-pub use crate::typed::local::{LocalSettings, MAX_LOCAL_TTL};
+pub use crate::typed::local::{LocalSettings, LocalStats, MAX_LOCAL_TTL};
 pub use crate::typed::policy::{DistributedFlight, FailurePolicy, LoadPolicy};
 
 /// `#[derive(Cacheable)]`: see [`Cacheable`] for the attributes.

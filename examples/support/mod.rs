@@ -41,3 +41,14 @@ pub(crate) fn cluster_nodes() -> Option<Vec<String>> {
         .collect();
     (!nodes.is_empty()).then_some(nodes)
 }
+
+/// A second handle on the same data, as another instance of the service
+/// would have: new connections on Redis; on the memory backend (one store
+/// per handle) a clone of `cache`.
+#[allow(dead_code)] // Not every example runs two instances.
+pub(crate) async fn another_instance(cache: &Cache, namespace: &str) -> cache_core::Result<Cache> {
+    if cache.redis_connection().is_none() {
+        return Ok(cache.clone());
+    }
+    connect(namespace).await
+}

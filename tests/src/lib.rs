@@ -491,3 +491,28 @@ macro_rules! backend_suite {
         }
     };
 }
+
+/// Runs each named `async fn(Env)` on a spawned Redis (module
+/// `redis_server`) and on the shared local cluster (module `cluster`): for
+/// behaviour that needs other handles on the same server.
+#[macro_export]
+macro_rules! redis_suite {
+    ($($name:ident),* $(,)?) => {
+        mod redis_server {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Env::redis(stringify!($name)).await).await;
+                }
+            )*
+        }
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Env::cluster(stringify!($name)).await).await;
+                }
+            )*
+        }
+    };
+}

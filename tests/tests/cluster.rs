@@ -108,6 +108,20 @@ async fn a_killed_master_fails_over_and_the_same_handle_recovers() {
         .unwrap();
     let token_before = guard.fencing_token();
     drop(guard);
+    // A local tier on the same handle: flushed by the failover, then back.
+    let cached = cache
+        .keyspace("price")
+        .local(100, Duration::from_secs(60))
+        .typed::<String, u64>()
+        .unwrap();
+    let started = Instant::now();
+    while cached.local_is_live() != Some(true) {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "local tier never came up"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 
     // Traffic on every master while one dies: each call answers in time.
     let stop = Arc::new(AtomicBool::new(false));
@@ -149,9 +163,16 @@ async fn a_killed_master_fails_over_and_the_same_handle_recovers() {
 
     // The same handle serves reads and writes again within the node timeout + 3 s.
     let limit = NODE_TIMEOUT + Duration::from_secs(3);
+    // Every master's slots: nodes learn of the promotion by gossip, and
+    // until then one may still answer CLUSTERDOWN.
     loop {
-        let probe = format!("{}-probe", keys[0]);
-        if values.set(&probe, &1).await.is_ok() && values.get(&probe).await.ok() == Some(Some(1)) {
+        let mut served = true;
+        for key in &keys {
+            let probe = format!("{key}-probe");
+            served &= values.set(&probe, &1).await.is_ok()
+                && values.get(&probe).await.ok() == Some(Some(1));
+        }
+        if served {
             break;
         }
         assert!(killed.elapsed() < limit, "no recovery within {limit:?}");
@@ -187,6 +208,42 @@ async fn a_killed_master_fails_over_and_the_same_handle_recovers() {
         "{lost} of {} lost",
         acknowledged.len()
     );
+
+    // The local tier was flushed when the master's invalidation connection
+    // went, serves again, and sees a write through another handle.
+    assert!(cached.local_stats().unwrap().flushes_channel_down >= 1);
+    let other = Cache::builder()
+        .cluster_nodes(cluster.urls())
+        .namespace(cache.namespace().unwrap_or_default())
+        .timeout(Duration::from_secs(2))
+        .build()
+        .await
+        .unwrap();
+    let theirs = other.keyspace("price").typed::<String, u64>().unwrap();
+    let started = Instant::now();
+    loop {
+        let key = format!("after-{}", started.elapsed().as_millis());
+        let live = cached.local_is_live() == Some(true);
+        if live && theirs.set(&key, &1).await.is_ok() {
+            cached.get(&key).await.unwrap();
+            cached.get(&key).await.unwrap();
+            theirs.set(&key, &2).await.unwrap();
+            let seen = Instant::now();
+            while cached.get(&key).await.unwrap() != Some(2) {
+                assert!(
+                    seen.elapsed() < Duration::from_secs(1),
+                    "stale after failover"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "local tier never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Scripts work on the promoted replica, and fencing tokens never go back.
     let guard = locks

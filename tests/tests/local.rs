@@ -1,6 +1,6 @@
-//! The local in-process tier, on both backends: hits without a round trip,
-//! writes through the handle kept coherent, staleness bounded by its TTL,
-//! capacity bounded.
+//! The local in-process tier, on every backend: hits without a round trip,
+//! writes through the handle drop local copies, capacity bounded. Coherence
+//! across handles and processes is tested in `coherence.rs`.
 
 use std::time::{Duration, Instant};
 
@@ -10,10 +10,11 @@ use cache_tests::Env;
 cache_tests::backend_suite!(
     repeated_reads_are_served_locally,
     writes_through_the_handle_keep_the_local_copy_current,
-    foreign_writes_are_seen_once_the_local_copy_expires,
+    raw_writes_through_the_handle_drop_the_local_copy,
     the_local_tier_stays_within_its_capacity,
     batch_reads_and_loads_use_the_local_tier,
     bad_local_settings_are_refused,
+    a_local_copy_never_outlives_its_backend_ttl,
 );
 
 fn names(env: &Env, local_ttl: Duration) -> TypedCache<String, String> {
@@ -25,9 +26,41 @@ fn names(env: &Env, local_ttl: Duration) -> TypedCache<String, String> {
         .unwrap()
 }
 
+/// On Redis, waits until the tier has received `writes` invalidations: the
+/// handle's own writes come back as invalidations too, and one arriving after
+/// a read would drop what that read kept.
+async fn settled(env: &Env, names: &TypedCache<String, String>, writes: u64) {
+    if env.redis.is_none() && env.cluster.is_none() {
+        return;
+    }
+    let started = Instant::now();
+    while names.local_stats().unwrap().invalidations < writes {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "invalidations never came"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits until the local tier serves (on Redis, once its invalidation
+/// connection is up).
+async fn live(names: TypedCache<String, String>) -> TypedCache<String, String> {
+    let started = Instant::now();
+    while names.local_is_live() != Some(true) {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "local tier never came up"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    names
+}
+
 async fn repeated_reads_are_served_locally(env: Env) {
-    let names = names(&env, Duration::from_secs(5));
+    let names = live(names(&env, Duration::from_secs(5))).await;
     env.write_raw(&names.key("a"), b"\"ada\"").await;
+    settled(&env, &names, 1).await;
     for _ in 0..10 {
         assert_eq!(names.get("a").await.unwrap().as_deref(), Some("ada"));
     }
@@ -37,7 +70,7 @@ async fn repeated_reads_are_served_locally(env: Env) {
 }
 
 async fn writes_through_the_handle_keep_the_local_copy_current(env: Env) {
-    let names = names(&env, Duration::from_secs(5));
+    let names = live(names(&env, Duration::from_secs(5))).await;
     names.set("a", &"one".to_owned()).await.unwrap();
     assert_eq!(names.get("a").await.unwrap().as_deref(), Some("one"));
     names.set("a", &"two".to_owned()).await.unwrap();
@@ -65,29 +98,24 @@ async fn writes_through_the_handle_keep_the_local_copy_current(env: Env) {
     );
 }
 
-async fn foreign_writes_are_seen_once_the_local_copy_expires(env: Env) {
-    let local_ttl = Duration::from_millis(300);
-    let names = names(&env, local_ttl);
+async fn raw_writes_through_the_handle_drop_the_local_copy(env: Env) {
+    let names = live(names(&env, Duration::from_secs(60))).await;
     names.set("a", &"mine".to_owned()).await.unwrap();
+    settled(&env, &names, 1).await;
     assert_eq!(names.get("a").await.unwrap().as_deref(), Some("mine"));
-    // Another process writes; this one still has its local copy.
-    env.write_raw(&names.key("a"), b"\"theirs\"").await;
-    assert_eq!(names.get("a").await.unwrap().as_deref(), Some("mine"));
-    let started = Instant::now();
-    while names.get("a").await.unwrap().as_deref() != Some("theirs") {
-        assert!(
-            started.elapsed() < local_ttl * 3,
-            "stale beyond the local TTL"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert_eq!(names.local_entries(), Some(1));
+    env.write_raw(&names.key("a"), b"\"raw\"").await;
+    assert_eq!(names.get("a").await.unwrap().as_deref(), Some("raw"));
 }
 
 async fn the_local_tier_stays_within_its_capacity(env: Env) {
-    let names = names(&env, Duration::from_secs(60));
+    let names = live(names(&env, Duration::from_secs(60))).await;
     for i in 0..1_000 {
         names.set(&format!("k{i}"), &format!("v{i}")).await.unwrap();
+        names.get(&format!("k{i}")).await.unwrap();
     }
+    let stats = names.local_stats().unwrap();
+    assert_eq!(stats.remote_hits, 1_000, "every read offered its value");
     let held = names.local_entries().unwrap();
     assert!(
         held <= 100,
@@ -98,9 +126,11 @@ async fn the_local_tier_stays_within_its_capacity(env: Env) {
 }
 
 async fn batch_reads_and_loads_use_the_local_tier(env: Env) {
-    let names = names(&env, Duration::from_secs(5));
+    let names = live(names(&env, Duration::from_secs(5))).await;
     names.set("a", &"A".to_owned()).await.unwrap();
     env.write_raw(&names.key("b"), b"\"B\"").await;
+    settled(&env, &names, 2).await;
+    assert_eq!(names.get("a").await.unwrap().as_deref(), Some("A"));
     let got = names.get_many(&["a", "b", "c"]).await.unwrap();
     assert_eq!(got, [Some("A".to_owned()), Some("B".to_owned()), None]);
     assert_eq!(
@@ -121,6 +151,10 @@ async fn batch_reads_and_loads_use_the_local_tier(env: Env) {
         .await
         .unwrap();
     assert_eq!(loaded.as_deref(), Some("C"));
+    // The write-back dropped the local copy; the next read keeps it.
+    settled(&env, &names, 3).await;
+    let read = names.get_or_load("c", || async { unreachable!("stored") });
+    assert_eq!(read.await.unwrap().as_deref(), Some("C"));
     let before = env.cache.stats().local_hits;
     let cached = names
         .get_or_load("c", || async { unreachable!("served locally") })
@@ -152,10 +186,12 @@ async fn bad_local_settings_are_refused(env: Env) {
 
     // Views of one keyspace share one tier: other settings are an error, not ignored.
     let first = env.cache.keyspace("y").local(10, Duration::from_secs(5));
-    let first = first.typed::<String, String>().unwrap();
+    let first = live(first.typed::<String, String>().unwrap()).await;
     let same = env.cache.keyspace("y").local(10, Duration::from_secs(5));
     let same = same.typed::<String, String>().unwrap();
     first.set("a", &"ada".to_owned()).await.unwrap();
+    settled(&env, &first, 1).await;
+    first.get("a").await.unwrap();
     assert_eq!(same.local_entries(), Some(1), "the tier is shared");
     let other = env.cache.keyspace("y").local(20, Duration::from_secs(5));
     let err = other.typed::<String, String>().unwrap_err();
@@ -167,4 +203,29 @@ async fn bad_local_settings_are_refused(env: Env) {
             .unwrap_err()
             .is_config()
     );
+}
+
+async fn a_local_copy_never_outlives_its_backend_ttl(env: Env) {
+    let names = live(names(&env, Duration::from_secs(60))).await;
+    names
+        .set_with_ttl("short", &"soon gone".to_owned(), Duration::from_millis(300))
+        .await
+        .unwrap();
+    settled(&env, &names, 1).await;
+    let started = Instant::now();
+    assert!(names.get("short").await.unwrap().is_some());
+    assert_eq!(names.local_entries(), Some(1), "kept, for at most 300 ms");
+    // Read until it expires: the local copy must not answer past the TTL.
+    while started.elapsed() < Duration::from_millis(600) {
+        let found = names.get("short").await.unwrap();
+        if started.elapsed() > Duration::from_millis(300) {
+            assert_eq!(
+                found,
+                None,
+                "served {:?} after a 300 ms TTL",
+                started.elapsed()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

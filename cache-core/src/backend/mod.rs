@@ -45,7 +45,7 @@ pub(crate) use self::memory::MemoryBackend;
 pub(crate) use self::ops::Atomic;
 pub(crate) use self::ops::counter::{Bounds, Incr};
 pub use self::redis::RedisConnection;
-pub(crate) use self::redis::{ConnectOptions, RedisBackend, Retry, Target};
+pub(crate) use self::redis::{ConnectOptions, RedisBackend, Retry, Target, Tracker};
 
 /// Whether a write replaces an existing value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,6 +76,15 @@ impl Backend {
     pub(crate) fn redis_connection(&self) -> Option<RedisConnection> {
         match self {
             Backend::Redis(redis) => Some(redis.connection()),
+            Backend::Memory(_) => None,
+        }
+    }
+
+    /// What opens the handle's invalidation connections; `None` on the
+    /// memory backend, where every write goes through the handle.
+    pub(crate) fn tracker(&self) -> Option<Tracker> {
+        match self {
+            Backend::Redis(redis) => Some(redis.tracker()),
             Backend::Memory(_) => None,
         }
     }

@@ -1,12 +1,12 @@
 //! The shared `Cache` handle.
 
 mod builder;
+mod coherence;
 
 pub use self::builder::CacheBuilder;
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -20,7 +20,7 @@ use crate::keyspace::{KeyspaceBuilder, KeyspaceSettings};
 use crate::stats::{CacheStats, Stats};
 use crate::typed::TypedCache;
 use crate::typed::load::Flights;
-use crate::typed::local::{LocalCopy, LocalSettings, LocalTier};
+use crate::typed::local::{Channel, LocalCopy, LocalSettings, LocalTier};
 
 /// The URL `from_env` falls back to when its variable is unset.
 pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
@@ -62,7 +62,11 @@ struct Inner {
     stats: Arc<Stats>,
     flights: Flights,
     /// Local tiers by keyspace, shared by every typed view of that keyspace.
-    locals: Mutex<HashMap<String, Arc<LocalTier>>>,
+    locals: Arc<coherence::Tiers>,
+    /// Whether they may serve: on Redis, while invalidations arrive.
+    channel: Arc<Channel>,
+    /// Set once the invalidation task runs (with the first local tier).
+    listening: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for Cache {
@@ -113,6 +117,8 @@ impl Cache {
         max_value_size: usize,
         stats: Arc<Stats>,
     ) -> Self {
+        // The memory backend sees every write: its tiers need no channel.
+        let live = backend.tracker().is_none();
         Cache {
             inner: Arc::new(Inner {
                 backend,
@@ -120,7 +126,9 @@ impl Cache {
                 max_value_size,
                 stats,
                 flights: Flights::default(),
-                locals: Mutex::default(),
+                locals: Arc::default(),
+                channel: Arc::new(Channel::new(live)),
+                listening: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -158,9 +166,10 @@ impl Cache {
             .locals
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        let channel = &self.inner.channel;
         let tier = locals
             .entry(layout.head().to_owned())
-            .or_insert_with(|| Arc::new(LocalTier::new(settings)));
+            .or_insert_with(|| Arc::new(LocalTier::new(settings, Arc::clone(channel))));
         let existing = tier.settings();
         let agreed = if existing == settings {
             Ok(())
@@ -176,7 +185,32 @@ impl Cache {
                 settings.ttl,
             )))
         };
-        (Arc::clone(tier), agreed)
+        let tier = Arc::clone(tier);
+        drop(locals);
+        self.listen();
+        (tier, agreed)
+    }
+
+    /// Starts the invalidation task of a Redis handle, once, when there is a
+    /// Tokio runtime to run it on (until then its local tiers are bypassed).
+    fn listen(&self) {
+        use std::sync::atomic::Ordering;
+        let Some(tracker) = self.inner.backend.tracker() else {
+            return;
+        };
+        if self.inner.listening.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.inner.listening.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let prefix = self.inner.namespace.as_ref().map(|ns| format!("{ns}:"));
+        let tiers = Arc::downgrade(&self.inner.locals);
+        let channel = Arc::clone(&self.inner.channel);
+        runtime.spawn(coherence::run(tracker, tiers, channel, prefix));
     }
     /// Starts a typed view of the keys under `prefix`:
     /// `{namespace}:{prefix}:v{version}:{key}`.
@@ -264,7 +298,7 @@ impl Cache {
 
     /// Writes `bytes` at the full key `full_key` as they are, with no codec,
     /// namespace or escaping, on any backend: for migrations, tests and other
-    /// writers' formats. Typed views' local tiers do not see this write.
+    /// writers' formats. Local copies of `full_key` on this handle are dropped.
     ///
     /// # Errors
     /// [`Error::InvalidTtl`](crate::Error::InvalidTtl), [`Error::ValueTooLarge`](crate::Error::ValueTooLarge) (nothing is sent),
@@ -282,15 +316,29 @@ impl Cache {
             crate::ttl::check_ttl(ttl, Some(full_key))?;
         }
         crate::codec::check_size(full_key, bytes.len(), self.max_value_size())?;
-        self.backend()
-            .set(
-                full_key,
-                bytes.to_vec(),
-                ttl,
-                crate::backend::SetMode::Always,
-            )
-            .await?;
-        Ok(())
+        self.drop_local_copies(full_key);
+        let write = self.backend().set(
+            full_key,
+            bytes.to_vec(),
+            ttl,
+            crate::backend::SetMode::Always,
+        );
+        let written = write.await;
+        self.drop_local_copies(full_key);
+        written.map(drop)
+    }
+
+    /// Drops `full_key` from this handle's local tiers (a write through the
+    /// handle that no typed view saw).
+    fn drop_local_copies(&self, full_key: &str) {
+        let locals = self
+            .inner
+            .locals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for tier in locals.values() {
+            tier.invalidate(full_key, false);
+        }
     }
 
     /// Reads the bytes at the full key `full_key` as they are; see [`raw_set`](Self::raw_set).

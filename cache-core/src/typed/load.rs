@@ -124,13 +124,8 @@ impl LoadJob {
         let result = match (loaded, &self.absent_key, self.policy.negative_ttl) {
             (Some(bytes), _, _) => {
                 let ttl = self.ttl.map(|ttl| self.policy.jittered(ttl));
-                let stored = backend
-                    .set(&self.full_key, bytes.clone(), ttl, SetMode::Always)
-                    .await;
-                if stored.is_ok() {
-                    self.local.written(&self.full_key, Some(bytes));
-                }
-                stored
+                let store = backend.set(&self.full_key, bytes.clone(), ttl, SetMode::Always);
+                self.local.around(&[&self.full_key], store).await
             }
             (None, Some(absent_key), Some(ttl)) => {
                 let ttl = self.policy.jittered(ttl);
@@ -326,7 +321,7 @@ where
                     // Old schema, foreign writer or corruption: heal by reloading.
                     bump(&counters.decode_errors);
                     tracing::debug!(error = %source, "undecodable value, reloading");
-                    self.local.written(&full_key, None);
+                    self.local.written(&full_key);
                     heal = true;
                 }
             },
@@ -378,7 +373,9 @@ where
             return Ok(Found::Value(bytes.to_vec(), Ttl::Persistent));
         }
         let backend = self.cache.backend();
-        let found = if self.load.early_refresh.is_some() {
+        let ticket = self.local.ticket(full_key);
+        // The TTL caps a local copy's life, and drives early refresh.
+        let found = if self.load.early_refresh.is_some() || self.local.is_on() {
             backend.get_with_ttl(full_key).await?
         } else {
             backend
@@ -387,6 +384,7 @@ where
                 .map(|bytes| (bytes, Ttl::Persistent))
         };
         if let Some((bytes, ttl)) = found {
+            self.local.fetched(full_key, &bytes, ttl, ticket);
             return Ok(Found::Value(bytes, ttl));
         }
         if self.load.negative_ttl.is_some() {

@@ -338,6 +338,7 @@ where
             }
         }
         let wanted = read_keys.get(..wanted_len).unwrap_or_default();
+        let tickets: Vec<_> = wanted.iter().map(|key| self.local.ticket(key)).collect();
         let backend = self.cache.backend();
         let (found, degraded) = match backend.within(self.fetch_many(wanted, &read_keys)).await {
             Ok(found) => (found, false),
@@ -346,20 +347,20 @@ where
             Err(_) => (vec![None; read_keys.len()], true),
         };
         let (values, markers) = found.split_at(wanted_len.min(found.len()));
-        let mut fetched = values.iter().zip(wanted).enumerate();
+        let mut fetched = values.iter().zip(wanted.iter().zip(tickets)).enumerate();
         for slot in reads.iter_mut().filter(|slot| slot.is_none()) {
-            let Some((at, (read, full_key))) = fetched.next() else {
+            let Some((at, (read, (full_key, ticket)))) = fetched.next() else {
                 break;
             };
             *slot = Some(match read {
                 Some((bytes, ttl)) => match self.format.decode::<V>(bytes) {
                     Ok(value) => {
-                        self.local.fetched(full_key, bytes);
+                        self.local.fetched(full_key, bytes, *ttl, ticket);
                         Read::Hit(value, keep(bytes), *ttl)
                     }
                     Err(_) => {
                         bump(&counters.decode_errors);
-                        self.local.written(full_key, None);
+                        self.local.written(full_key);
                         Read::Missing(true)
                     }
                 },
@@ -389,7 +390,8 @@ where
                 .map(|bytes| bytes.map(|bytes| (bytes, Ttl::Persistent)))
                 .collect::<Vec<_>>()
         };
-        if self.load.early_refresh.is_none() {
+        // The TTL caps a local copy's life, and drives early refresh.
+        if self.load.early_refresh.is_none() && !self.local.is_on() {
             return Ok(with_ttl(backend.get_many(read_keys).await?));
         }
         let markers = read_keys.get(wanted.len()..).unwrap_or_default();
@@ -694,21 +696,16 @@ where
         if writes.is_empty() {
             return;
         }
-        // Copies for the local tier only when there is one.
-        let local_copies: Vec<(String, Vec<u8>)> = match self.local.is_on() {
-            true => writes
+        let written: Vec<&str> = match self.local.is_on() {
+            true => leaders
                 .iter()
-                .map(|(key, bytes, _)| (key.clone(), bytes.clone()))
+                .map(|leader| leader.full_key.as_str())
                 .collect(),
             false => Vec::new(),
         };
-        match backend.set_many(writes).await {
-            Ok(()) => {
-                for (full_key, bytes) in &local_copies {
-                    self.local.written(full_key, Some(bytes));
-                }
-            }
-            Err(error) => tracing::debug!(%error, "write-back after load failed"),
+        let store = backend.set_many(writes);
+        if let Err(error) = self.local.around(&written, store).await {
+            tracing::debug!(%error, "write-back after load failed");
         }
     }
 }

@@ -1,11 +1,16 @@
 //! The local tier: a bounded in-process copy of recently read values in front
 //! of the backend (moka, keyed by full key, holding encoded bytes).
 //!
-//! Every write through the same `Cache` handle reaches the local copy through
-//! one function, [`LocalCopy::written`], which updates or drops it at once. Writes from other processes are seen when the local copy expires, so
-//! the local TTL is the bound on staleness: keep it short.
+//! Every write through a handle drops its local copy through one function,
+//! [`LocalCopy::written`]. Writes through other handles and processes arrive
+//! as invalidations on the handle's [`Channel`]; while it is down the tier is
+//! empty and bypassed. A read keeps what it fetched only if no invalidation of
+//! its key (or flush) happened while it was out, so an older value never
+//! replaces a newer one's invalidation.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -30,7 +35,7 @@ pub const MAX_LOCAL_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 pub struct LocalSettings {
     /// How many values it holds at most.
     pub capacity: u64,
-    /// How long a value stays (the bound on staleness for writes by others).
+    /// How long a value stays at most (never longer than its Redis TTL).
     pub ttl: Duration,
 }
 
@@ -64,21 +69,134 @@ impl LocalSettings {
     }
 }
 
-/// The local tier of one keyspace on one handle, shared by its typed views.
+/// Whether local tiers of a handle may serve, shared by all of them: on Redis,
+/// only while the invalidation channel is up. Every flush moves the
+/// generation on, so that reads begun before it keep nothing.
 #[derive(Debug)]
+pub(crate) struct Channel {
+    live: AtomicBool,
+    generation: AtomicU64,
+}
+
+impl Channel {
+    /// A channel that is `live` from the start (the memory backend, where
+    /// every write goes through the handle).
+    pub(crate) fn new(live: bool) -> Self {
+        Channel {
+            live: AtomicBool::new(live),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn is_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// Marks the channel up or down; either way, reads under way keep nothing.
+    pub(crate) fn set_live(&self, live: bool) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.live.store(live, Ordering::Release);
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
+/// Why a local tier was emptied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flush {
+    /// The invalidation channel dropped, missed its heartbeat, or came back.
+    ChannelDown,
+    /// A cluster's primaries changed.
+    Topology,
+    /// The server said every key may have changed (FLUSHALL, FLUSHDB).
+    Server,
+    /// `clear()` of the keyspace.
+    Clear,
+}
+
+/// The counters of one keyspace's local tier on one handle
+/// ([`TypedCache::local_stats`](crate::TypedCache::local_stats)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LocalStats {
+    /// Reads answered by the local tier.
+    pub hits: u64,
+    /// Reads the tier could not answer that found a value in the backend.
+    pub remote_hits: u64,
+    /// Keys invalidated by writes of other handles or processes.
+    pub invalidations: u64,
+    /// Flushes because the invalidation channel dropped, missed its
+    /// heartbeat or came back.
+    pub flushes_channel_down: u64,
+    /// Flushes because a cluster's primaries changed.
+    pub flushes_topology: u64,
+    /// Flushes because the server flushed its keys (FLUSHALL, FLUSHDB).
+    pub flushes_server: u64,
+    /// Flushes by `clear()`.
+    pub flushes_clear: u64,
+}
+
+/// How many stripes of invalidation counts a tier keeps: a read compares
+/// the count of its key's stripe before and after.
+const STRIPES: usize = 64;
+
+/// A local copy and how long it may live (its Redis TTL caps the tier's).
+#[derive(Clone)]
+struct Entry {
+    bytes: Arc<[u8]>,
+    ttl: Duration,
+}
+
+/// Each entry expires after its own TTL.
+struct EntryExpiry;
+
+impl moka::Expiry<String, Entry> for EntryExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        entry: &Entry,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+}
+
+/// The local tier of one keyspace on one handle, shared by its typed views.
 pub(crate) struct LocalTier {
-    entries: moka::sync::Cache<String, Arc<[u8]>>,
+    entries: moka::sync::Cache<String, Entry>,
     settings: LocalSettings,
+    channel: Arc<Channel>,
+    stripes: [AtomicU64; STRIPES],
+    hits: AtomicU64,
+    remote_hits: AtomicU64,
+    invalidations: AtomicU64,
+    flushes: [AtomicU64; 4],
+}
+
+impl std::fmt::Debug for LocalTier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalTier")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LocalTier {
-    pub(crate) fn new(settings: LocalSettings) -> Self {
+    pub(crate) fn new(settings: LocalSettings, channel: Arc<Channel>) -> Self {
         LocalTier {
             entries: moka::sync::Cache::builder()
                 .max_capacity(settings.capacity)
-                .time_to_live(settings.ttl)
+                .expire_after(EntryExpiry)
                 .build(),
             settings,
+            channel,
+            stripes: std::array::from_fn(|_| AtomicU64::new(0)),
+            hits: AtomicU64::new(0),
+            remote_hits: AtomicU64::new(0),
+            invalidations: AtomicU64::new(0),
+            flushes: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 
@@ -86,12 +204,65 @@ impl LocalTier {
     pub(crate) fn settings(&self) -> LocalSettings {
         self.settings
     }
+
+    fn stripe(&self, key: &str) -> &AtomicU64 {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(key);
+        let at = usize::try_from(hash % STRIPES as u64).unwrap_or_default();
+        &self.stripes[at.min(STRIPES - 1)]
+    }
+
+    /// Drops the copy of `key`: a write through this handle, or an
+    /// invalidation from the channel (`remote`). Reads under way keep nothing.
+    pub(crate) fn invalidate(&self, key: &str, remote: bool) {
+        self.stripe(key).fetch_add(1, Ordering::AcqRel);
+        self.entries.invalidate(key);
+        if remote {
+            self.invalidations.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Drops every copy, counting why.
+    pub(crate) fn flush(&self, reason: Flush) {
+        for stripe in &self.stripes {
+            stripe.fetch_add(1, Ordering::AcqRel);
+        }
+        self.entries.invalidate_all();
+        let at = match reason {
+            Flush::ChannelDown => 0,
+            Flush::Topology => 1,
+            Flush::Server => 2,
+            Flush::Clear => 3,
+        };
+        self.flushes[at].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn stats(&self) -> LocalStats {
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        LocalStats {
+            hits: read(&self.hits),
+            remote_hits: read(&self.remote_hits),
+            invalidations: read(&self.invalidations),
+            flushes_channel_down: read(&self.flushes[0]),
+            flushes_topology: read(&self.flushes[1]),
+            flushes_server: read(&self.flushes[2]),
+            flushes_clear: read(&self.flushes[3]),
+        }
+    }
+}
+
+/// Where a read stood before it went to the backend: what it fetches is
+/// kept only if nothing invalidated its key meanwhile.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ticket {
+    generation: u64,
+    stripe: u64,
 }
 
 /// A typed view's way to its keyspace's local tier, if it has one. Reads go
-/// through [`get`](Self::get) and [`fetched`](Self::fetched); every write,
-/// delete, take, expire, batch write and load write-back goes through
-/// [`written`](Self::written).
+/// through [`get`](Self::get), [`ticket`](Self::ticket) and
+/// [`fetched`](Self::fetched); every write, delete, take, expire, batch write
+/// and load write-back goes through [`written`](Self::written).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct LocalCopy(Option<Arc<LocalTier>>);
 
@@ -104,34 +275,87 @@ impl LocalCopy {
         self.0.is_some()
     }
 
-    /// The local copy of `key`, if there is one.
+    /// The local copy of `key`, if there is one and the tier may serve.
     pub(crate) fn get(&self, key: &str) -> Option<Arc<[u8]>> {
-        self.0.as_ref().and_then(|tier| tier.entries.get(key))
+        let tier = self.0.as_ref()?;
+        if !tier.channel.is_live() {
+            return None;
+        }
+        let entry = tier.entries.get(key)?;
+        tier.hits.fetch_add(1, Ordering::Relaxed);
+        Some(entry.bytes)
     }
 
-    /// Keeps what a backend read found at `key`.
-    pub(crate) fn fetched(&self, key: &str, bytes: &[u8]) {
-        if let Some(tier) = &self.0 {
-            tier.entries.insert(key.to_owned(), Arc::from(bytes));
+    /// Taken before a backend read of `key`, for [`fetched`](Self::fetched).
+    pub(crate) fn ticket(&self, key: &str) -> Ticket {
+        match &self.0 {
+            Some(tier) => Ticket {
+                generation: tier.channel.generation(),
+                stripe: tier.stripe(key).load(Ordering::Acquire),
+            },
+            None => Ticket {
+                generation: 0,
+                stripe: 0,
+            },
         }
     }
 
-    /// After a write at `key` through this handle: `Some(bytes)` when the
-    /// backend now holds exactly those bytes, `None` when the value changed,
-    /// went away or is unknown (the local copy is dropped). Called before the
-    /// write with `None`, so that a failed write leaves nothing stale behind.
-    pub(crate) fn written(&self, key: &str, now: Option<&[u8]>) {
+    /// Keeps what a backend read that began at `ticket` found at `key`, for
+    /// the tier's TTL or the value's remaining `ttl` if shorter; nothing if
+    /// the key was invalidated (or the tier flushed) since the ticket.
+    pub(crate) fn fetched(&self, key: &str, bytes: &[u8], ttl: crate::Ttl, ticket: Ticket) {
         let Some(tier) = &self.0 else { return };
-        match now {
-            Some(bytes) => tier.entries.insert(key.to_owned(), Arc::from(bytes)),
-            None => tier.entries.invalidate(key),
+        tier.remote_hits.fetch_add(1, Ordering::Relaxed);
+        let ttl = match ttl {
+            crate::Ttl::Expires(left) => left.min(tier.settings.ttl),
+            crate::Ttl::Persistent => tier.settings.ttl,
+            crate::Ttl::Missing => return,
+        };
+        let unchanged = || {
+            tier.channel.is_live()
+                && tier.channel.generation() == ticket.generation
+                && tier.stripe(key).load(Ordering::Acquire) == ticket.stripe
+        };
+        if ttl.is_zero() || !unchanged() {
+            return;
         }
+        let entry = Entry {
+            bytes: Arc::from(bytes),
+            ttl,
+        };
+        tier.entries.insert(key.to_owned(), entry);
+        // An invalidation between the check and the insert: undo the insert.
+        if !unchanged() {
+            tier.entries.invalidate(key);
+        }
+    }
+
+    /// Before and after a write at `key` through this handle: drops the local
+    /// copy (the next read fetches what the backend holds).
+    pub(crate) fn written(&self, key: &str) {
+        if let Some(tier) = &self.0 {
+            tier.invalidate(key, false);
+        }
+    }
+
+    /// Runs `write` at `keys` with their local copies dropped before and
+    /// after: a read racing the write keeps nothing, and a failed write
+    /// leaves nothing stale behind.
+    pub(crate) async fn around<T>(&self, keys: &[&str], write: impl Future<Output = T>) -> T {
+        for key in keys {
+            self.written(key);
+        }
+        let done = write.await;
+        for key in keys {
+            self.written(key);
+        }
+        done
     }
 
     /// Drops every local copy (after a clear of the whole keyspace).
     pub(crate) fn clear(&self) {
         if let Some(tier) = &self.0 {
-            tier.entries.invalidate_all();
+            tier.flush(Flush::Clear);
         }
     }
 
@@ -141,5 +365,15 @@ impl LocalCopy {
             tier.entries.run_pending_tasks();
             tier.entries.entry_count()
         })
+    }
+
+    /// Whether the tier may serve now; `None` without a tier.
+    pub(crate) fn is_live(&self) -> Option<bool> {
+        self.0.as_ref().map(|tier| tier.channel.is_live())
+    }
+
+    /// Its counters; `None` without a tier.
+    pub(crate) fn stats(&self) -> Option<LocalStats> {
+        self.0.as_ref().map(|tier| tier.stats())
     }
 }

@@ -22,7 +22,7 @@ use crate::key::{CacheKey, KeyLayout};
 use crate::keyspace::KeyspaceSettings;
 use crate::stats::bump;
 use crate::ttl::check_ttl;
-use crate::typed::local::{LocalCopy, LocalSettings};
+use crate::typed::local::{LocalCopy, LocalSettings, LocalStats};
 use crate::typed::policy::LoadPolicy;
 use crate::{KeyedCacheable, Ttl};
 use tracing::Instrument;
@@ -143,6 +143,7 @@ where
     /// let cache = cache_core::Cache::memory();
     /// let prices = cache.keyspace("price").typed::<String, f64>()?.with_local(1_000, Duration::from_secs(5))?;
     /// prices.set("gpt-4", &0.03).await?;
+    /// assert_eq!(prices.get("gpt-4").await?, Some(0.03)); // from the backend, kept
     /// assert_eq!(prices.get("gpt-4").await?, Some(0.03)); // no backend call
     /// assert_eq!(cache.stats().local_hits, 1);
     /// # Ok(()) }
@@ -165,11 +166,50 @@ where
     /// let cache = cache_core::Cache::memory();
     /// let names = cache.keyspace("name").local(100, Duration::from_secs(5)).typed::<u64, String>()?;
     /// names.set(&1, &"ada".to_owned()).await?;
+    /// assert_eq!(names.local_entries(), Some(0)); // a write drops the local copy
+    /// names.get(&1).await?;
     /// assert_eq!(names.local_entries(), Some(1));
     /// # Ok(()) }
     /// ```
     pub fn local_entries(&self) -> Option<u64> {
         self.local.len()
+    }
+
+    /// Whether the local tier serves reads now; `None` without one. On Redis
+    /// it serves only while the handle's invalidation connection is up: not
+    /// until it has connected (a few milliseconds after the first view with a
+    /// local tier is made, inside a Tokio runtime), and not while it is down.
+    /// Meanwhile reads go to Redis. Always `true` on the memory backend.
+    ///
+    /// ```
+    /// # fn main() -> cache_core::Result<()> {
+    /// # use std::time::Duration;
+    /// let cache = cache_core::Cache::memory();
+    /// let names = cache.keyspace("name").local(100, Duration::from_secs(5)).typed::<u64, String>()?;
+    /// assert_eq!(names.local_is_live(), Some(true));
+    /// # Ok(()) }
+    /// ```
+    pub fn local_is_live(&self) -> Option<bool> {
+        self.local.is_live()
+    }
+
+    /// The counters of this keyspace's local tier on this handle (shared by
+    /// its views); `None` without one.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// # use std::time::Duration;
+    /// let cache = cache_core::Cache::memory();
+    /// let names = cache.keyspace("name").local(100, Duration::from_secs(5)).typed::<u64, String>()?;
+    /// names.set(&1, &"ada".to_owned()).await?;
+    /// names.get(&1).await?; // from the backend, kept
+    /// names.get(&1).await?; // from the local tier
+    /// let stats = names.local_stats().unwrap();
+    /// assert_eq!((stats.remote_hits, stats.hits), (1, 1));
+    /// # Ok(()) }
+    /// ```
+    pub fn local_stats(&self) -> Option<LocalStats> {
+        self.local.stats()
     }
 
     /// A copy of this cache with another [`LoadPolicy`] for `get_or_load`.
@@ -322,16 +362,23 @@ where
         Q: CacheKey + ?Sized,
     {
         let full_key = self.layout.key(key);
+        if !self.local.is_on() {
+            let read = self.cache.backend().get(&full_key);
+            let bytes = read.instrument(self.span("get")).await?;
+            return self.decode_read(&full_key, bytes);
+        }
         if let Some(bytes) = self.local.get(&full_key) {
             bump(&self.cache.counters().local_hits);
             return self.decode_read(&full_key, Some(bytes.to_vec()));
         }
-        let read = self.cache.backend().get(&full_key);
-        let bytes = read.instrument(self.span("get")).await?;
-        if let Some(bytes) = &bytes {
-            self.local.fetched(&full_key, bytes);
-        }
-        self.decode_read(&full_key, bytes)
+        // With the TTL, so that the local copy never outlives the value.
+        let ticket = self.local.ticket(&full_key);
+        let read = self.cache.backend().get_with_ttl(&full_key);
+        let Some((bytes, ttl)) = read.instrument(self.span("get")).await? else {
+            return self.decode_read(&full_key, None);
+        };
+        self.local.fetched(&full_key, &bytes, ttl, ticket);
+        self.decode_read(&full_key, Some(bytes))
     }
 
     /// Writes `value` at `key` with the default TTL (or none), replacing any
@@ -404,11 +451,11 @@ where
         let full_key = self.layout.key(key);
         let (bytes, ttl) = self.encode_with_default_ttl(&full_key, value)?;
         // Either way the local copy may be stale: drop it.
-        self.local.written(&full_key, None);
-        self.cache
+        let write = self
+            .cache
             .backend()
-            .set(&full_key, bytes, ttl, SetMode::IfAbsent)
-            .await
+            .set(&full_key, bytes, ttl, SetMode::IfAbsent);
+        self.local.around(&[&full_key], write).await
     }
 
     /// Removes `key` (and a cached "absent" answer for it, with negative
@@ -431,17 +478,15 @@ where
         Q: CacheKey + ?Sized,
     {
         let full_key = self.layout.key(key);
-        self.local.written(&full_key, None);
         let backend = self.cache.backend();
-        backend
-            .within(async {
-                if self.load.negative_ttl.is_some() {
-                    // An invalidation must also drop a cached "absent" answer.
-                    backend.delete(&self.absent.key(key)).await?;
-                }
-                backend.delete(&full_key).await
-            })
-            .await
+        let delete = backend.within(async {
+            if self.load.negative_ttl.is_some() {
+                // An invalidation must also drop a cached "absent" answer.
+                backend.delete(&self.absent.key(key)).await?;
+            }
+            backend.delete(&full_key).await
+        });
+        self.local.around(&[&full_key], delete).await
     }
 
     /// Whether `key` holds a live value.
@@ -504,8 +549,8 @@ where
     {
         let full_key = self.layout.key(key);
         check_ttl(ttl, Some(&full_key))?;
-        self.local.written(&full_key, None);
-        self.cache.backend().expire(&full_key, ttl).await
+        let expire = self.cache.backend().expire(&full_key, ttl);
+        self.local.around(&[&full_key], expire).await
     }
 
     /// Reads and removes the value at `key` in one step (`GETDEL`): of many
@@ -528,8 +573,9 @@ where
         Q: CacheKey + ?Sized,
     {
         let full_key = self.layout.key(key);
-        self.local.written(&full_key, None);
         let take = self.cache.backend().take(&full_key);
+        let keys = [full_key.as_str()];
+        let take = self.local.around(&keys, take);
         let bytes = take.instrument(self.span("take")).await?;
         self.decode_read(&full_key, bytes)
     }
@@ -591,10 +637,13 @@ where
             let (bytes, ttl) = self.encode_with_default_ttl(&full_key, value)?;
             encoded.push((full_key, bytes, ttl));
         }
-        for (full_key, _, _) in &encoded {
-            self.local.written(full_key, None);
-        }
+        let written: Vec<String> = match self.local.is_on() {
+            true => encoded.iter().map(|(key, _, _)| key.clone()).collect(),
+            false => Vec::new(),
+        };
+        let written: Vec<&str> = written.iter().map(String::as_str).collect();
         let write = self.cache.backend().set_many(encoded);
+        let write = self.local.around(&written, write);
         write.instrument(self.span("set_many")).await
     }
 
@@ -618,20 +667,16 @@ where
         Q: CacheKey + ?Sized,
     {
         let full_keys = self.full_keys(keys, "delete_many")?;
-        for full_key in &full_keys {
-            self.local.written(full_key, None);
-        }
         let backend = self.cache.backend();
-        backend
-            .within(async {
-                if self.load.negative_ttl.is_some() {
-                    let absent: Vec<String> =
-                        keys.iter().map(|key| self.absent.key(*key)).collect();
-                    backend.delete_many(&absent).await?;
-                }
-                backend.delete_many(&full_keys).await
-            })
-            .await
+        let delete = backend.within(async {
+            if self.load.negative_ttl.is_some() {
+                let absent: Vec<String> = keys.iter().map(|key| self.absent.key(*key)).collect();
+                backend.delete_many(&absent).await?;
+            }
+            backend.delete_many(&full_keys).await
+        });
+        let written: Vec<&str> = full_keys.iter().map(String::as_str).collect();
+        self.local.around(&written, delete).await
     }
 
     /// Removes every entry of this keyspace (namespace, prefix and version),
@@ -658,15 +703,13 @@ where
     /// # Ok(()) }
     /// ```
     pub async fn clear(&self) -> Result<u64> {
+        // Reads under way when it starts keep nothing (see `LocalCopy::fetched`).
         self.local.clear();
         let heads = [self.layout.head().to_owned(), self.absent.head().to_owned()];
-        let removed = self.cache.backend().clear(&heads).await;
-        // Reads that raced the clear may have kept a copy: drop them again.
-        self.local.clear();
-        removed
+        self.cache.backend().clear(&heads).await
     }
 
-    /// One write, then the local copy updated to what was written.
+    /// One write, with the local copy dropped around it.
     async fn write(
         &self,
         full_key: &str,
@@ -674,17 +717,13 @@ where
         ttl: Option<Duration>,
         operation: &'static str,
     ) -> Result<()> {
-        let local_copy = self.local.is_on().then(|| bytes.clone());
-        // Drop the old copy first: if the write fails, nothing stale is left.
-        self.local.written(full_key, None);
         let write = self
             .cache
             .backend()
             .set(full_key, bytes, ttl, SetMode::Always);
+        let keys = [full_key];
+        let write = self.local.around(&keys, write);
         write.instrument(self.span(operation)).await?;
-        if let Some(bytes) = local_copy {
-            self.local.written(full_key, Some(&bytes));
-        }
         Ok(())
     }
 
@@ -711,14 +750,17 @@ where
         if missing.is_empty() {
             return Ok(found);
         }
-        let read = self.cache.backend().get_many(&missing);
-        let mut fetched = read.instrument(self.span("get_many")).await?.into_iter();
-        for (key, slot) in full_keys.iter().zip(found.iter_mut()) {
-            if slot.is_none() {
-                *slot = fetched.next().flatten();
-                if let Some(bytes) = slot {
-                    local.fetched(key, bytes);
-                }
+        let tickets: Vec<_> = missing.iter().map(|key| local.ticket(key)).collect();
+        let read = self.cache.backend().get_many_with_ttl(&missing);
+        let fetched = read.instrument(self.span("get_many")).await?;
+        let mut fetched = fetched.into_iter().zip(missing.iter().zip(tickets));
+        for slot in found.iter_mut().filter(|slot| slot.is_none()) {
+            let Some((read, (key, ticket))) = fetched.next() else {
+                break;
+            };
+            if let Some((bytes, ttl)) = read {
+                local.fetched(key, &bytes, ttl, ticket);
+                *slot = Some(bytes);
             }
         }
         Ok(found)
@@ -777,14 +819,16 @@ where
         if let Some(ttl) = self.ttl {
             check_ttl(ttl, Some(&full_key))?;
         }
-        self.local.written(&full_key, None);
         let incr = Incr {
             key: &full_key,
             delta,
             bounds,
             ttl: self.ttl,
         };
-        let value = self.cache.backend().run(&incr).await?;
+        let value = self
+            .local
+            .around(&[&full_key], self.cache.backend().run(&incr))
+            .await?;
         let bytes = value.to_string().into_bytes();
         self.decode(&full_key, Some(bytes))?
             .ok_or(Error::NotAnInteger { key: full_key })

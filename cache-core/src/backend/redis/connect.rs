@@ -63,16 +63,24 @@ impl RedisBackend {
     /// Connects (or, lazily, prepares to) and checks the server with PING.
     pub(crate) async fn connect(options: ConnectOptions, stats: Arc<Stats>) -> Result<Self> {
         let timeout = options.timeout;
-        let (connection, redacted) = match &options.target {
+        let (connection, first, redacted) = match &options.target {
             Target::Standalone(url) => {
                 let redacted = redact_url(url);
-                (standalone(url, &options, &redacted)?, redacted)
+                let connection = standalone(url, &options, &redacted)?;
+                (connection, url.as_str(), redacted)
             }
             Target::Cluster(nodes) => {
                 let redacted = redact_nodes(nodes);
-                (cluster(nodes, &options, &redacted)?, redacted)
+                let connection = cluster(nodes, &options, &redacted)?;
+                let first = nodes.first().map(String::as_str).unwrap_or_default();
+                (connection, first, redacted)
             }
         };
+        let node_info = Arc::new(
+            client(first, &options, &redacted)?
+                .get_connection_info()
+                .clone(),
+        );
         let mut connection = RedisConnection(connection);
         if !options.lazy {
             // Connected now, a cluster needs no first-use check per call.
@@ -111,7 +119,9 @@ impl RedisBackend {
                 Err(_elapsed) => return Err(connect_timeout(redacted)),
             }
         }
-        Ok(RedisBackend::new(connection, timeout, redacted, stats))
+        Ok(RedisBackend::new(
+            connection, node_info, timeout, redacted, stats,
+        ))
     }
 }
 

@@ -5,9 +5,11 @@
 
 mod connect;
 mod redirect;
+mod tracking;
 
 pub use self::connect::RedisConnection;
 pub(crate) use self::connect::{ConnectOptions, Target};
+pub(crate) use self::tracking::Tracker;
 
 use std::fmt;
 use std::future::Future;
@@ -54,8 +56,11 @@ const CLEAR_BATCH: u64 = 1_000;
 /// How long to wait before sending again a command a cluster did not execute.
 const CLUSTER_RETRY_PAUSE: Duration = Duration::from_millis(20);
 
+#[derive(Clone)]
 pub(crate) struct RedisBackend {
     connection: RedisConnection,
+    /// The server, or the first cluster node (for tracking connections).
+    node_info: Arc<redis::ConnectionInfo>,
     timeout: Duration,
     redacted_url: String,
     stats: Arc<Stats>,
@@ -73,12 +78,14 @@ impl fmt::Debug for RedisBackend {
 impl RedisBackend {
     pub(crate) fn new(
         connection: RedisConnection,
+        node_info: Arc<redis::ConnectionInfo>,
         timeout: Duration,
         redacted_url: String,
         stats: Arc<Stats>,
     ) -> Self {
         RedisBackend {
             connection,
+            node_info,
             timeout,
             redacted_url,
             stats,
