@@ -473,22 +473,7 @@ macro_rules! backend_suite {
                 }
             )*
         }
-        mod redis_server {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::Env::redis(stringify!($name)).await).await;
-                }
-            )*
-        }
-        mod cluster {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::Env::cluster(stringify!($name)).await).await;
-                }
-            )*
-        }
+        $crate::redis_suite!($($name),*);
     };
 }
 
@@ -515,4 +500,17 @@ macro_rules! redis_suite {
             )*
         }
     };
+}
+
+/// Waits (up to 5 s) until a local tier serves (`is_live` is its view's
+/// `local_is_live`): on Redis, once the handle's invalidation connection is up.
+pub async fn local_tier_live(is_live: impl Fn() -> Option<bool>) {
+    let started = Instant::now();
+    while is_live() != Some(true) {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the local tier never came up"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }

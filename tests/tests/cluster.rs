@@ -114,14 +114,7 @@ async fn a_killed_master_fails_over_and_the_same_handle_recovers() {
         .local(100, Duration::from_secs(60))
         .typed::<String, u64>()
         .unwrap();
-    let started = Instant::now();
-    while cached.local_is_live() != Some(true) {
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "local tier never came up"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    cache_tests::local_tier_live(|| cached.local_is_live()).await;
 
     // Traffic on every master while one dies: each call answers in time.
     let stop = Arc::new(AtomicBool::new(false));

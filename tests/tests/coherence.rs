@@ -27,14 +27,7 @@ async fn prices(cache: &Cache) -> TypedCache<String, u64> {
         .local(1_000, Duration::from_secs(60))
         .typed::<String, u64>()
         .unwrap();
-    let started = Instant::now();
-    while prices.local_is_live() != Some(true) {
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "local tier never came up"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    cache_tests::local_tier_live(|| prices.local_is_live()).await;
     prices
 }
 
@@ -197,14 +190,7 @@ async fn a_killed_invalidation_connection_flushes_the_tier_and_comes_back(env: E
     // Reads are right meanwhile, and the tier comes back.
     theirs.set("gpt-4", &2).await.unwrap();
     assert_eq!(mine.get("gpt-4").await.unwrap(), Some(2));
-    let started = Instant::now();
-    while mine.local_is_live() != Some(true) {
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "never came back"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    cache_tests::local_tier_live(|| mine.local_is_live()).await;
     kept(&mine, "gpt-4").await;
     theirs.set("gpt-4", &3).await.unwrap();
     seen_within(&mine, "gpt-4", Some(3)).await;

@@ -31,13 +31,7 @@ async fn distributed_single_flight_loads_once_across_four_handles() {
     for _ in 0..4 {
         // Separate handles: separate connections and separate in-process flights,
         // as four service instances would have.
-        let prices = handle(&redis, Duration::from_secs(2))
-            .await
-            .keyspace("price")
-            .ttl(Duration::from_secs(60))
-            .load_policy(policy)
-            .typed::<String, f64>()
-            .unwrap();
+        let prices = distributed_prices(&redis, policy).await;
         for _ in 0..250 {
             let prices = prices.clone();
             let runs = Arc::clone(&runs);
@@ -395,13 +389,7 @@ async fn distributed_batches_load_each_key_once_across_four_handles() {
     >::new()));
     let mut tasks = Vec::new();
     for instance in 0..4_usize {
-        let prices = handle(&redis, Duration::from_secs(2))
-            .await
-            .keyspace("price")
-            .ttl(Duration::from_secs(60))
-            .load_policy(policy)
-            .typed::<String, f64>()
-            .unwrap();
+        let prices = distributed_prices(&redis, policy).await;
         for batch in 0..4_usize {
             let prices = prices.clone();
             let loads = Arc::clone(&loads);
@@ -444,19 +432,25 @@ async fn two_distributed(
     cache_core::TypedCache<String, f64>,
 ) {
     let policy = LoadPolicy::DEFAULT.distributed(Duration::from_secs(10), wait);
-    let mut handles = Vec::new();
-    for _ in 0..2 {
-        let prices = handle(redis, Duration::from_secs(2))
-            .await
-            .keyspace("price")
-            .ttl(Duration::from_secs(60))
-            .load_policy(policy)
-            .typed::<String, f64>()
-            .unwrap();
-        handles.push(prices);
-    }
-    let second = handles.pop().unwrap();
-    (handles.pop().unwrap(), second)
+    (
+        distributed_prices(redis, policy).await,
+        distributed_prices(redis, policy).await,
+    )
+}
+
+/// The `price` keyspace with `policy` on a handle of its own (its own
+/// connection and in-process flights, as a separate instance would have).
+async fn distributed_prices(
+    redis: &TestRedis,
+    policy: LoadPolicy,
+) -> cache_core::TypedCache<String, f64> {
+    handle(redis, Duration::from_secs(2))
+        .await
+        .keyspace("price")
+        .ttl(Duration::from_secs(60))
+        .load_policy(policy)
+        .typed::<String, f64>()
+        .unwrap()
 }
 
 /// Starts a `get_or_load` of `key` on `prices` whose loader holds the key's

@@ -46,14 +46,7 @@ async fn settled(env: &Env, names: &TypedCache<String, String>, writes: u64) {
 /// Waits until the local tier serves (on Redis, once its invalidation
 /// connection is up).
 async fn live(names: TypedCache<String, String>) -> TypedCache<String, String> {
-    let started = Instant::now();
-    while names.local_is_live() != Some(true) {
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "local tier never came up"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    cache_tests::local_tier_live(|| names.local_is_live()).await;
     names
 }
 
