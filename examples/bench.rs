@@ -203,7 +203,7 @@ impl Fixture {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         for key in &batch_keys {
-            local.get(key).await?;
+            local.get_shared(key).await?;
         }
         Ok(Fixture {
             raw,
@@ -332,7 +332,7 @@ async fn step(case: Case, fx: &Fixture, task: usize, i: usize) -> BenchResult<u6
             Ok(got.len() as u64)
         }
         Case::L1HitC64 => {
-            let _ = fx.local.get(&fx.batch_keys[slot]).await?;
+            let _ = fx.local.get_shared(&fx.batch_keys[slot]).await?;
             Ok(1)
         }
     }

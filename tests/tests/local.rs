@@ -15,6 +15,7 @@ cache_tests::backend_suite!(
     batch_reads_and_loads_use_the_local_tier,
     bad_local_settings_are_refused,
     a_local_copy_never_outlives_its_backend_ttl,
+    shared_reads_hand_out_the_kept_value,
 );
 
 fn names(env: &Env, local_ttl: Duration) -> TypedCache<String, String> {
@@ -221,4 +222,31 @@ async fn a_local_copy_never_outlives_its_backend_ttl(env: Env) {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+async fn shared_reads_hand_out_the_kept_value(env: Env) {
+    let names = live(names(&env, Duration::from_secs(60))).await;
+    names.set("a", &"ada".to_owned()).await.unwrap();
+    settled(&env, &names, 1).await;
+    let first = names.get_shared("a").await.unwrap().unwrap();
+    let again = names.get_shared("a").await.unwrap().unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first, &again), "a hit is not decoded again");
+    // A plain read of the same entry decodes the kept bytes.
+    assert_eq!(names.get("a").await.unwrap().as_deref(), Some("ada"));
+    names.set("a", &"grace".to_owned()).await.unwrap();
+    let after = names.get_shared("a").await.unwrap().unwrap();
+    assert_eq!(after.as_str(), "grace");
+    assert_eq!(names.get_shared("missing").await.unwrap(), None);
+    // A view of another type over the same tier decodes the bytes itself.
+    let raw = env
+        .cache
+        .keyspace("name")
+        .ttl(Duration::from_secs(60))
+        .local(100, Duration::from_secs(60))
+        .typed::<String, serde_json::Value>()
+        .unwrap();
+    settled(&env, &names, 2).await;
+    names.get_shared("a").await.unwrap();
+    let value = raw.get_shared("a").await.unwrap().unwrap();
+    assert_eq!(*value, serde_json::json!("grace"));
 }

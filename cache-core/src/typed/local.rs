@@ -8,6 +8,7 @@
 //! its key (or flush) happened while it was out, so an older value never
 //! replaces a newer one's invalidation.
 
+use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -142,11 +143,20 @@ pub struct LocalStats {
 /// the count of its key's stripe before and after.
 const STRIPES: usize = 64;
 
-/// A local copy and how long it may live (its Redis TTL caps the tier's).
+/// A local copy and how long it may live (its Redis TTL caps the tier's),
+/// with the value decoded when the read that kept it had it as an `Arc`.
 #[derive(Clone)]
 struct Entry {
     bytes: Arc<[u8]>,
+    value: Option<Arc<dyn Any + Send + Sync>>,
     ttl: Duration,
+}
+
+/// What a local hit hands out: the decoded value, or bytes to decode (kept
+/// by a read that did not decode into an `Arc`, or by a view of another type).
+pub(crate) enum Local<V> {
+    Decoded(Arc<V>),
+    Bytes(Arc<[u8]>),
 }
 
 /// Each entry expires after its own TTL.
@@ -286,6 +296,22 @@ impl LocalCopy {
         Some(entry.bytes)
     }
 
+    /// The local copy of `key` as a `V` if it is kept decoded, else its
+    /// bytes; `None` when there is none or the tier may not serve.
+    pub(crate) fn get_shared<V: Any + Send + Sync>(&self, key: &str) -> Option<Local<V>> {
+        let tier = self.0.as_ref()?;
+        if !tier.channel.is_live() {
+            return None;
+        }
+        let entry = tier.entries.get(key)?;
+        tier.hits.fetch_add(1, Ordering::Relaxed);
+        let decoded = entry.value.and_then(|value| value.downcast::<V>().ok());
+        Some(match decoded {
+            Some(value) => Local::Decoded(value),
+            None => Local::Bytes(entry.bytes),
+        })
+    }
+
     /// Taken before a backend read of `key`, for [`fetched`](Self::fetched).
     pub(crate) fn ticket(&self, key: &str) -> Ticket {
         match &self.0 {
@@ -304,6 +330,18 @@ impl LocalCopy {
     /// the tier's TTL or the value's remaining `ttl` if shorter; nothing if
     /// the key was invalidated (or the tier flushed) since the ticket.
     pub(crate) fn fetched(&self, key: &str, bytes: &[u8], ttl: crate::Ttl, ticket: Ticket) {
+        self.fetched_decoded(key, bytes, None, ttl, ticket);
+    }
+
+    /// [`fetched`](Self::fetched), keeping `value` (the bytes decoded) too.
+    pub(crate) fn fetched_decoded(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        value: Option<Arc<dyn Any + Send + Sync>>,
+        ttl: crate::Ttl,
+        ticket: Ticket,
+    ) {
         let Some(tier) = &self.0 else { return };
         tier.remote_hits.fetch_add(1, Ordering::Relaxed);
         let ttl = match ttl {
@@ -321,6 +359,7 @@ impl LocalCopy {
         }
         let entry = Entry {
             bytes: Arc::from(bytes),
+            value,
             ttl,
         };
         tier.entries.insert(key.to_owned(), entry);
