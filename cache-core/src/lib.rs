@@ -11,6 +11,16 @@
 //! - [`Error`]: one error type; every error about an entry names its key, and
 //!   URLs are shown with their password redacted.
 //!
+//! # Cargo features
+//!
+//! | feature | enables | default |
+//! | --- | --- | --- |
+//! | `derive` | `#[derive(Cacheable)]` (re-exported from `cache-derive`) | yes |
+//! | `bincode` | [`Codec::Bincode`] (bincode 2 through serde) | no |
+//! | `msgpack` | [`Codec::MsgPack`] (`rmp-serde`) | no |
+//! | `tls` | `rediss://` URLs and cluster nodes (rustls, ring) | no |
+//! | `metrics` | counters and histograms through the `metrics` facade (the README lists them) | no |
+//!
 //! # Map of the crate
 //!
 //! | module | holds |
@@ -24,7 +34,8 @@
 //! | `codec` | serde codecs, the integer form, the lossless check |
 //! | `backend` | the one seam to storage: `memory`, `redis` (transport in `redis::connect`), and `ops`: each multi-step operation once, as a script and its in-memory twin |
 //! | `cacheable` | the [`Cacheable`] trait behind `#[derive(Cacheable)]` |
-//! | `error`, `stats` | [`Error`]; the counters of [`CacheStats`] |
+//! | `error`, `stats` | [`Error`]; the counters of [`CacheStats`], per handle and per keyspace |
+//! | `telemetry` | (feature `metrics`) the figures sent to the `metrics` facade |
 //!
 //! Only `backend` knows which storage is in use; everything above it is
 //! written once.
@@ -53,6 +64,8 @@ mod keyspace;
 mod lease;
 mod random;
 mod stats;
+#[cfg(feature = "metrics")]
+mod telemetry;
 mod ttl;
 mod typed;
 

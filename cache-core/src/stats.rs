@@ -1,5 +1,6 @@
 //! Counters per `Cache` handle (and so per namespace), read with `Cache::stats`.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A snapshot of a handle's counters since it was built.
@@ -55,9 +56,104 @@ pub(crate) struct Stats {
     pub(crate) timeouts: AtomicU64,
 }
 
+/// Something that counts events.
+pub(crate) trait Tally {
+    fn add_one(&self);
+}
+
+impl Tally for AtomicU64 {
+    fn add_one(&self) {
+        self.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Adds one to a counter.
-pub(crate) fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
+pub(crate) fn bump(counter: &impl Tally) {
+    counter.add_one();
+}
+
+/// One counter of a keyspace: it adds to the handle's figure, the
+/// keyspace's, and (feature `metrics`) the `metrics` facade.
+pub(crate) struct Counter {
+    handle: Arc<Stats>,
+    keyspace: Arc<Stats>,
+    field: fn(&Stats) -> &AtomicU64,
+    #[cfg(feature = "metrics")]
+    metric: metrics::Counter,
+}
+
+impl Tally for Counter {
+    fn add_one(&self) {
+        (self.field)(&self.handle).add_one();
+        (self.field)(&self.keyspace).add_one();
+        #[cfg(feature = "metrics")]
+        self.metric.increment(1);
+    }
+}
+
+/// The counters of one keyspace (its prefix) on one handle, shared by its
+/// views. Backend errors and timeouts are counted per handle only.
+pub(crate) struct KeyspaceCounters {
+    keyspace: Arc<Stats>,
+    pub(crate) hits: Counter,
+    pub(crate) local_hits: Counter,
+    pub(crate) misses: Counter,
+    pub(crate) loads: Counter,
+    pub(crate) load_errors: Counter,
+    pub(crate) coalesced_waits: Counter,
+    pub(crate) negative_hits: Counter,
+    pub(crate) refreshes: Counter,
+    pub(crate) decode_errors: Counter,
+    /// Namespace and keyspace labels, for the facade's other figures.
+    #[cfg(feature = "metrics")]
+    pub(crate) labels: crate::telemetry::Labels,
+}
+
+impl std::fmt::Debug for KeyspaceCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyspaceCounters")
+            .field("stats", &self.keyspace.snapshot())
+            .finish()
+    }
+}
+
+impl KeyspaceCounters {
+    pub(crate) fn new(handle: &Arc<Stats>, namespace: Option<&str>, prefix: &str) -> Self {
+        let keyspace = Arc::new(Stats::default());
+        #[cfg(feature = "metrics")]
+        let labels = crate::telemetry::Labels::new(namespace, prefix);
+        #[cfg(not(feature = "metrics"))]
+        let _ = (namespace, prefix);
+        let counter = |field: fn(&Stats) -> &AtomicU64, _name: &'static str| Counter {
+            handle: Arc::clone(handle),
+            keyspace: Arc::clone(&keyspace),
+            field,
+            #[cfg(feature = "metrics")]
+            metric: labels.counter(_name),
+        };
+        KeyspaceCounters {
+            hits: counter(|stats| &stats.hits, "cache_hits_total"),
+            local_hits: counter(|stats| &stats.local_hits, "cache_local_hits_total"),
+            misses: counter(|stats| &stats.misses, "cache_misses_total"),
+            loads: counter(|stats| &stats.loads, "cache_loads_total"),
+            load_errors: counter(|stats| &stats.load_errors, "cache_load_errors_total"),
+            coalesced_waits: counter(
+                |stats| &stats.coalesced_waits,
+                "cache_coalesced_waits_total",
+            ),
+            negative_hits: counter(|stats| &stats.negative_hits, "cache_negative_hits_total"),
+            refreshes: counter(|stats| &stats.refreshes, "cache_refreshes_total"),
+            decode_errors: counter(|stats| &stats.decode_errors, "cache_decode_errors_total"),
+            #[cfg(feature = "metrics")]
+            labels,
+            keyspace,
+        }
+    }
+
+    /// The keyspace's figures.
+    pub(crate) fn snapshot(&self) -> CacheStats {
+        self.keyspace.snapshot()
+    }
 }
 
 impl Stats {

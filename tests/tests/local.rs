@@ -230,7 +230,10 @@ async fn shared_reads_hand_out_the_kept_value(env: Env) {
     settled(&env, &names, 1).await;
     let first = names.get_shared("a").await.unwrap().unwrap();
     let again = names.get_shared("a").await.unwrap().unwrap();
-    assert!(std::sync::Arc::ptr_eq(&first, &again), "a hit is not decoded again");
+    assert!(
+        std::sync::Arc::ptr_eq(&first, &again),
+        "a hit is not decoded again"
+    );
     // A plain read of the same entry decodes the kept bytes.
     assert_eq!(names.get("a").await.unwrap().as_deref(), Some("ada"));
     names.set("a", &"grace".to_owned()).await.unwrap();

@@ -5,8 +5,9 @@ mod coherence;
 
 pub use self::builder::CacheBuilder;
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -17,7 +18,7 @@ use crate::backend::{Backend, RedisConnection};
 use crate::error::{Error, Result};
 use crate::key::KeyLayout;
 use crate::keyspace::{KeyspaceBuilder, KeyspaceSettings};
-use crate::stats::{CacheStats, Stats};
+use crate::stats::{CacheStats, KeyspaceCounters, Stats};
 use crate::typed::TypedCache;
 use crate::typed::load::Flights;
 use crate::typed::local::{Channel, LocalCopy, LocalSettings, LocalTier};
@@ -65,6 +66,8 @@ struct Inner {
     locals: Arc<coherence::Tiers>,
     /// Whether they may serve: on Redis, while invalidations arrive.
     channel: Arc<Channel>,
+    /// Counters by keyspace prefix, shared by the views of that keyspace.
+    keyspaces: Mutex<HashMap<String, Arc<KeyspaceCounters>>>,
     /// Set once the invalidation task runs (with the first local tier).
     listening: std::sync::atomic::AtomicBool,
 }
@@ -127,6 +130,7 @@ impl Cache {
                 stats,
                 flights: Flights::default(),
                 locals: Arc::default(),
+                keyspaces: Mutex::default(),
                 channel: Arc::new(Channel::new(live)),
                 listening: std::sync::atomic::AtomicBool::new(false),
             }),
@@ -142,8 +146,45 @@ impl Cache {
         self.inner.stats.snapshot()
     }
 
-    pub(crate) fn counters(&self) -> &Stats {
-        &self.inner.stats
+    /// The counters of the keyspace `prefix` on this handle.
+    pub(crate) fn keyspace_counters(&self, prefix: &str) -> Arc<KeyspaceCounters> {
+        let mut keyspaces = self
+            .inner
+            .keyspaces
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let counters = keyspaces.entry(prefix.to_owned()).or_insert_with(|| {
+            let namespace = self.inner.namespace.as_deref();
+            Arc::new(KeyspaceCounters::new(&self.inner.stats, namespace, prefix))
+        });
+        Arc::clone(counters)
+    }
+
+    /// The counters of the keyspace `prefix` (every version, every typed
+    /// view) on this handle; `None` before a view of it was made. Backend
+    /// errors and timeouts are counted per handle only, in [`stats`](Self::stats).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let cache = cache_core::Cache::memory();
+    /// let prices = cache.keyspace("price").typed::<String, f64>()?;
+    /// let names = cache.keyspace("name").typed::<u64, String>()?;
+    /// prices.get("gpt-4").await?;
+    /// names.set(&1, &"ada".to_owned()).await?;
+    /// names.get(&1).await?;
+    /// assert_eq!(cache.keyspace_stats("price").unwrap().misses, 1);
+    /// assert_eq!(cache.keyspace_stats("name").unwrap().hits, 1);
+    /// assert_eq!(cache.stats().hits + cache.stats().misses, 2);
+    /// assert!(cache.keyspace_stats("other").is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn keyspace_stats(&self, prefix: &str) -> Option<CacheStats> {
+        let keyspaces = self
+            .inner
+            .keyspaces
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        keyspaces.get(prefix).map(|counters| counters.snapshot())
     }
 
     pub(crate) fn flights(&self) -> &Flights {
@@ -167,9 +208,10 @@ impl Cache {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let channel = &self.inner.channel;
-        let tier = locals
-            .entry(layout.head().to_owned())
-            .or_insert_with(|| Arc::new(LocalTier::new(settings, Arc::clone(channel))));
+        let tier = locals.entry(layout.head().to_owned()).or_insert_with(|| {
+            let counters = self.keyspace_counters(layout.prefix());
+            Arc::new(LocalTier::new(settings, Arc::clone(channel), counters))
+        });
         let existing = tier.settings();
         let agreed = if existing == settings {
             Ok(())

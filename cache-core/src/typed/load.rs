@@ -20,7 +20,7 @@ use crate::codec::ValueFormat;
 use crate::error::{BoxError, Error, Result};
 use crate::key::CacheKey;
 use crate::lease::Lease;
-use crate::stats::bump;
+use crate::stats::{KeyspaceCounters, bump};
 use crate::typed::TypedCache;
 use crate::typed::local::LocalCopy;
 use crate::typed::policy::{FailurePolicy, LoadPolicy};
@@ -94,6 +94,7 @@ struct JobState {
 /// Everything a load task needs, free of the key type.
 struct LoadJob {
     cache: Cache,
+    counters: Arc<KeyspaceCounters>,
     full_key: String,
     absent_key: Option<String>,
     lock_key: Option<String>,
@@ -112,6 +113,10 @@ struct LoadJob {
 }
 
 impl LoadJob {
+    fn counters(&self) -> &KeyspaceCounters {
+        &self.counters
+    }
+
     /// Stores what was loaded; best effort, since the caller has its value.
     async fn store(&self, loaded: &Option<Vec<u8>>) {
         let backend = self.cache.backend();
@@ -173,7 +178,7 @@ impl LoadJob {
                 // Another process may have loaded between our miss and the lock.
                 Ok(Some((held, _))) => match self.reread().await {
                     Ok(Some(found)) => {
-                        bump(&self.cache.counters().coalesced_waits);
+                        bump(&self.counters().coalesced_waits);
                         return (Ok(found), Some(held), false);
                     }
                     Ok(None) => guard = Some(held),
@@ -188,7 +193,7 @@ impl LoadJob {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                         match self.reread().await {
                             Ok(Some(found)) => {
-                                bump(&self.cache.counters().coalesced_waits);
+                                bump(&self.counters().coalesced_waits);
                                 return (Ok(found), None, false);
                             }
                             Ok(None) => {}
@@ -203,11 +208,16 @@ impl LoadJob {
                 Err(_) => self.degraded = true,
             }
         }
-        bump(&self.cache.counters().loads);
-        let loaded = match load.await {
+        bump(&self.counters().loads);
+        #[cfg(feature = "metrics")]
+        let started = std::time::Instant::now();
+        let loaded = load.await;
+        #[cfg(feature = "metrics")]
+        self.counters.labels.load_took(started.elapsed());
+        let loaded = match loaded {
             Ok(loaded) => loaded,
             Err(error) => {
-                bump(&self.cache.counters().load_errors);
+                bump(&self.counters().load_errors);
                 return (Err(Arc::from(error.into())), guard, false);
             }
         };
@@ -305,7 +315,7 @@ where
         Q: CacheKey + ?Sized,
     {
         let full_key = self.layout.key(key);
-        let counters = self.cache.counters();
+        let counters = self.counters();
         let (mut read_failed, mut heal) = (false, false);
         let backend = self.cache.backend();
         match backend.within(self.read_for_load(&full_key)).await {
@@ -368,7 +378,7 @@ where
 
     async fn read_for_load(&self, full_key: &str) -> Result<Found> {
         if let Some(bytes) = self.local.get(full_key) {
-            bump(&self.cache.counters().local_hits);
+            bump(&self.counters().local_hits);
             // Early refresh is driven by the backend's TTL, seen on backend reads.
             return Ok(Found::Value(bytes.to_vec(), Ttl::Persistent));
         }
@@ -410,7 +420,7 @@ where
         Q: CacheKey + ?Sized,
     {
         if let Joined::Leader(sender, _) = self.cache.flights().join(full_key) {
-            bump(&self.cache.counters().refreshes);
+            bump(&self.counters().refreshes);
             self.spawn_load(
                 key,
                 full_key.to_owned(),
@@ -434,6 +444,7 @@ where
     {
         let mut job = LoadJob {
             cache: self.cache.clone(),
+            counters: Arc::clone(&self.counters),
             absent_key: self
                 .load
                 .negative_ttl

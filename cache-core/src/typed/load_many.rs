@@ -198,7 +198,7 @@ where
             .collect();
         let (reads, degraded) = self.read_many(&distinct, repeated).await?;
 
-        let counters = self.cache.counters();
+        let counters = self.counters();
         let mut answers: Vec<Answer<V>> = Vec::with_capacity(distinct.len());
         let mut leaders = Vec::new();
         for ((key, full_key), read) in distinct.iter().zip(reads) {
@@ -305,7 +305,7 @@ where
         distinct: &[(K, String)],
         repeated: bool,
     ) -> Result<(Vec<Read<V>>, bool)> {
-        let counters = self.cache.counters();
+        let counters = self.counters();
         // Bytes are kept only to decode a repeated key again.
         let keep = |bytes: &[u8]| if repeated { bytes.to_vec() } else { Vec::new() };
         let mut reads: Vec<Option<Read<V>>> = Vec::with_capacity(distinct.len());
@@ -490,10 +490,12 @@ where
         I: IntoIterator<Item = (K, V)>,
         E: Into<BoxError>,
     {
-        let counters = self.cache.counters();
+        let counters = self.counters();
         bump(&counters.loads);
         let asked: Vec<K> = mine.iter().map(|leader| leader.key.clone()).collect();
-        let loaded = match loader(asked).await {
+        #[cfg(feature = "metrics")]
+        let started = std::time::Instant::now();
+        let loaded: Vec<Outcome> = match loader(asked).await {
             Ok(found) => self.encode_found(mine, found),
             Err(error) => {
                 bump(&counters.load_errors);
@@ -501,6 +503,8 @@ where
                 mine.iter().map(|_| Err(Arc::clone(&failure))).collect()
             }
         };
+        #[cfg(feature = "metrics")]
+        self.counters.labels.load_took(started.elapsed());
         if degraded {
             for (leader, outcome) in mine.iter().zip(&loaded) {
                 let _ = leader.sender.send(Some(outcome.clone()));
@@ -573,7 +577,7 @@ where
         for ((claim, lease), found) in claims.iter_mut().zip(held).zip(found) {
             match found {
                 Some(found) => {
-                    bump(&self.cache.counters().coalesced_waits);
+                    bump(&self.counters().coalesced_waits);
                     *claim = Claim::Found(found);
                     moot.extend(lease);
                 }
@@ -607,7 +611,7 @@ where
             for (leader, found) in pending.into_iter().zip(found) {
                 match found {
                     Some(found) => {
-                        bump(&self.cache.counters().coalesced_waits);
+                        bump(&self.counters().coalesced_waits);
                         self.answer(leader, Ok(found));
                     }
                     None => still.push(leader),

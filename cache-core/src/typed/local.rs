@@ -183,6 +183,9 @@ pub(crate) struct LocalTier {
     remote_hits: AtomicU64,
     invalidations: AtomicU64,
     flushes: [AtomicU64; 4],
+    /// The keyspace's labels for the `metrics` facade.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    counters: Arc<crate::stats::KeyspaceCounters>,
 }
 
 impl std::fmt::Debug for LocalTier {
@@ -194,7 +197,11 @@ impl std::fmt::Debug for LocalTier {
 }
 
 impl LocalTier {
-    pub(crate) fn new(settings: LocalSettings, channel: Arc<Channel>) -> Self {
+    pub(crate) fn new(
+        settings: LocalSettings,
+        channel: Arc<Channel>,
+        counters: Arc<crate::stats::KeyspaceCounters>,
+    ) -> Self {
         LocalTier {
             entries: moka::sync::Cache::builder()
                 .max_capacity(settings.capacity)
@@ -207,6 +214,7 @@ impl LocalTier {
             remote_hits: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
             flushes: std::array::from_fn(|_| AtomicU64::new(0)),
+            counters,
         }
     }
 
@@ -229,6 +237,8 @@ impl LocalTier {
         self.entries.invalidate(key);
         if remote {
             self.invalidations.fetch_add(1, Ordering::Relaxed);
+            #[cfg(feature = "metrics")]
+            self.counters.labels.invalidated();
         }
     }
 
@@ -238,13 +248,15 @@ impl LocalTier {
             stripe.fetch_add(1, Ordering::AcqRel);
         }
         self.entries.invalidate_all();
-        let at = match reason {
-            Flush::ChannelDown => 0,
-            Flush::Topology => 1,
-            Flush::Server => 2,
-            Flush::Clear => 3,
+        let (at, _name) = match reason {
+            Flush::ChannelDown => (0, "channel_down"),
+            Flush::Topology => (1, "topology"),
+            Flush::Server => (2, "server_flush"),
+            Flush::Clear => (3, "clear"),
         };
         self.flushes[at].fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.counters.labels.flushed(_name);
     }
 
     fn stats(&self) -> LocalStats {

@@ -21,6 +21,7 @@ use crate::codec::ValueFormat;
 use crate::error::{Error, Result};
 use crate::key::{CacheKey, KeyLayout};
 use crate::keyspace::KeyspaceSettings;
+use crate::stats::KeyspaceCounters;
 use crate::stats::bump;
 use crate::ttl::check_ttl;
 use crate::typed::local::{Local, LocalCopy, LocalSettings, LocalStats};
@@ -64,6 +65,8 @@ pub struct TypedCache<K: ?Sized, V> {
     pub(crate) lock: KeyLayout,
     /// The in-process tier in front of the backend, if configured.
     pub(crate) local: LocalCopy,
+    /// This keyspace's counters on this handle.
+    pub(crate) counters: Arc<KeyspaceCounters>,
     types: PhantomData<fn(&K) -> V>,
 }
 
@@ -78,6 +81,7 @@ impl<K: ?Sized, V> Clone for TypedCache<K, V> {
             absent: self.absent.clone(),
             lock: self.lock.clone(),
             local: self.local.clone(),
+            counters: Arc::clone(&self.counters),
             types: PhantomData,
         }
     }
@@ -117,6 +121,7 @@ where
     pub(crate) fn with_local_copy(keyspace: KeyspaceSettings, local: LocalCopy) -> Self {
         TypedCache {
             local,
+            counters: keyspace.cache.keyspace_counters(keyspace.layout.prefix()),
             format: ValueFormat::for_type::<V>(keyspace.codec),
             absent: keyspace.layout.companion("absent"),
             lock: keyspace.layout.companion("load"),
@@ -295,6 +300,11 @@ where
         )
     }
 
+    /// This keyspace's counters on this handle.
+    pub(crate) fn counters(&self) -> &KeyspaceCounters {
+        &self.counters
+    }
+
     /// The span of a load task, with the keyspace but no key or value.
     pub(crate) fn load_span(&self) -> tracing::Span {
         tracing::debug_span!(
@@ -325,7 +335,7 @@ where
     fn decode(&self, full_key: &str, bytes: Option<Vec<u8>>) -> Result<Option<V>> {
         let Some(bytes) = bytes else { return Ok(None) };
         self.format.decode(&bytes).map(Some).map_err(|source| {
-            bump(&self.cache.counters().decode_errors);
+            bump(&self.counters().decode_errors);
             Error::Decode {
                 key: full_key.to_owned(),
                 source,
@@ -335,7 +345,7 @@ where
 
     /// Decodes a read and counts it as a hit or a miss.
     fn decode_read(&self, full_key: &str, bytes: Option<Vec<u8>>) -> Result<Option<V>> {
-        let counters = self.cache.counters();
+        let counters = self.counters();
         bump(if bytes.is_some() {
             &counters.hits
         } else {
@@ -346,7 +356,7 @@ where
 
     /// Decodes a local hit and counts it.
     fn decode_local(&self, full_key: &str, bytes: &[u8]) -> Result<Option<V>> {
-        let counters = self.cache.counters();
+        let counters = self.counters();
         bump(&counters.local_hits);
         bump(&counters.hits);
         self.format.decode(bytes).map(Some).map_err(|source| {
@@ -427,7 +437,7 @@ where
         }
         match self.local.get_shared::<V>(&full_key) {
             Some(Local::Decoded(value)) => {
-                let counters = self.cache.counters();
+                let counters = self.counters();
                 bump(&counters.local_hits);
                 bump(&counters.hits);
                 return Ok(Some(value));
@@ -442,7 +452,7 @@ where
         let Some((bytes, ttl)) = read.instrument(self.span("get")).await? else {
             return Ok(self.decode_read(&full_key, None)?.map(Arc::new));
         };
-        let counters = self.cache.counters();
+        let counters = self.counters();
         bump(&counters.hits);
         let value = match self.format.decode::<V>(&bytes) {
             Ok(value) => Arc::new(value),
@@ -816,7 +826,7 @@ where
             .map(|key| local.get(key).map(|bytes| bytes.to_vec()))
             .collect();
         for _ in found.iter().filter(|bytes| bytes.is_some()) {
-            bump(&self.cache.counters().local_hits);
+            bump(&self.counters().local_hits);
         }
         let missing: Vec<String> = full_keys
             .iter()

@@ -122,7 +122,9 @@ impl RedisBackend {
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         // Operation only: keys can hold personal data and values never appear.
-        let span = tracing::debug_span!("cache.redis", operation);
+        let span = self.call_span(operation);
+        #[cfg(feature = "metrics")]
+        let started = std::time::Instant::now();
         let budget = super::budget(self.timeout);
         let deadline = tokio::time::Instant::now() + budget;
         let mut attempts = match retry {
@@ -136,7 +138,11 @@ impl RedisBackend {
             attempts -= 1;
             let attempt = tokio::time::timeout_at(deadline, call(self.connection.clone()));
             match attempt.instrument(span.clone()).await {
-                Ok(Ok(value)) => return Ok(value),
+                Ok(Ok(value)) => {
+                    #[cfg(feature = "metrics")]
+                    crate::telemetry::backend_call(operation, started.elapsed(), None);
+                    return Ok(value);
+                }
                 Ok(Err(err)) if attempts > 0 && is_connection_loss(&err) => continue,
                 // Not executed: a slot moving or a failover under way. Any
                 // command may go again, after a pause, within the budget.
@@ -156,7 +162,34 @@ impl RedisBackend {
             }
         };
         self.stats.count_error(&error);
+        #[cfg(feature = "metrics")]
+        crate::telemetry::backend_call(operation, started.elapsed(), Some(&error));
         Err(error)
+    }
+
+    /// The span of one Redis call, with OpenTelemetry's database client
+    /// attributes: the system, the command, the server (not known per call on
+    /// a cluster) and the database index. Never keys or values.
+    fn call_span(&self, operation: &'static str) -> tracing::Span {
+        let (address, port) = match self.node_info.addr() {
+            _ if self.is_cluster() => (None, None),
+            redis::ConnectionAddr::Tcp(host, port)
+            | redis::ConnectionAddr::TcpTls { host, port, .. } => {
+                (Some(host.as_str()), Some(*port))
+            }
+            redis::ConnectionAddr::Unix(path) => (path.to_str(), None),
+            _ => (None, None),
+        };
+        tracing::debug_span!(
+            "cache.redis",
+            otel.name = operation,
+            otel.kind = "client",
+            db.system.name = "redis",
+            db.operation.name = operation,
+            server.address = address,
+            server.port = port,
+            db.namespace = self.node_info.redis_settings().db(),
+        )
     }
 
     fn timeout_error(&self, operation: &'static str, key: &str, retry: Retry) -> Error {

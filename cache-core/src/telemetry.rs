@@ -1,0 +1,79 @@
+//! Figures through the `metrics` facade (feature `metrics`), for whatever
+//! exporter the application installed (Prometheus, OpenTelemetry, ...).
+//! Labels are bounded: the namespace, the keyspace prefix, the operation, a
+//! reason or an error kind; never keys or values. The names are listed in
+//! the README's metrics table.
+
+use std::time::Duration;
+
+use metrics::SharedString;
+
+/// The labels of one keyspace on one handle.
+#[derive(Clone, Debug)]
+pub(crate) struct Labels {
+    namespace: SharedString,
+    keyspace: SharedString,
+}
+
+impl Labels {
+    pub(crate) fn new(namespace: Option<&str>, prefix: &str) -> Self {
+        let shared = |text: &str| SharedString::from_shared(std::sync::Arc::from(text));
+        Labels {
+            namespace: shared(namespace.unwrap_or_default()),
+            keyspace: shared(prefix),
+        }
+    }
+
+    /// The counter `name` of this keyspace. Registered now: install the
+    /// recorder before making views.
+    pub(crate) fn counter(&self, name: &'static str) -> metrics::Counter {
+        metrics::counter!(name, "namespace" => self.namespace.clone(), "keyspace" => self.keyspace.clone())
+    }
+
+    /// How long one loader call took.
+    pub(crate) fn load_took(&self, took: Duration) {
+        let labels = [
+            ("namespace", self.namespace.clone()),
+            ("keyspace", self.keyspace.clone()),
+        ];
+        metrics::histogram!("cache_load_seconds", &labels).record(took.as_secs_f64());
+    }
+
+    /// Local copies dropped because Redis said their keys changed.
+    pub(crate) fn invalidated(&self) {
+        let labels = [
+            ("namespace", self.namespace.clone()),
+            ("keyspace", self.keyspace.clone()),
+        ];
+        metrics::counter!("cache_local_invalidations_total", &labels).increment(1);
+    }
+
+    /// The local tier emptied, and why.
+    pub(crate) fn flushed(&self, reason: &'static str) {
+        metrics::counter!(
+            "cache_local_flushes_total",
+            "namespace" => self.namespace.clone(),
+            "keyspace" => self.keyspace.clone(),
+            "reason" => reason
+        )
+        .increment(1);
+    }
+}
+
+/// One Redis call: how long it took, and how it failed if it did.
+pub(crate) fn backend_call(operation: &'static str, took: Duration, error: Option<&crate::Error>) {
+    metrics::histogram!("cache_backend_call_seconds", "operation" => operation)
+        .record(took.as_secs_f64());
+    let kind = match error {
+        None => return,
+        Some(crate::Error::Timeout { .. } | crate::Error::ConnectTimeout { .. }) => {
+            metrics::counter!("cache_timeouts_total", "operation" => operation).increment(1);
+            return;
+        }
+        Some(crate::Error::Connection { .. }) => "connection",
+        Some(error) if error.is_wrong_type() => "wrong_type",
+        Some(_) => "server",
+    };
+    metrics::counter!("cache_backend_errors_total", "operation" => operation, "kind" => kind)
+        .increment(1);
+}

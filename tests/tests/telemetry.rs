@@ -1,0 +1,211 @@
+//! What the toolkit reports: spans with OpenTelemetry's database attributes
+//! (and never a key or a value), and figures through the `metrics` facade
+//! that match the operations performed. One metrics recorder per process, so
+//! the facade is checked by one test.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cache_core::LoadPolicy;
+use cache_tests::TestRedis;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Metadata, Subscriber};
+
+/// Every span's name and fields, as text.
+type Seen = Arc<Mutex<Vec<(String, HashMap<String, String>)>>>;
+
+/// A subscriber that keeps every span it is shown.
+struct Spans {
+    seen: Seen,
+    next: AtomicU64,
+}
+
+struct Fields<'a>(&'a mut HashMap<String, String>);
+
+impl Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+}
+
+impl Subscriber for Spans {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, span: &Attributes<'_>) -> Id {
+        let mut fields = HashMap::new();
+        span.record(&mut Fields(&mut fields));
+        let name = span.metadata().name().to_owned();
+        self.seen.lock().unwrap().push((name, fields));
+        Id::from_u64(self.next.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, _: &Event<'_>) {}
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
+}
+
+#[tokio::test]
+async fn redis_calls_carry_opentelemetry_database_attributes_and_no_key_or_value() {
+    let redis = TestRedis::start("spans");
+    let cache = redis.cache().await;
+    let secrets = cache.keyspace("s").typed::<String, String>().unwrap();
+    let seen = Seen::default();
+    let subscriber = Spans {
+        seen: Arc::clone(&seen),
+        next: AtomicU64::new(0),
+    };
+    let guard = tracing::subscriber::set_default(subscriber);
+    secrets
+        .set("user-4711", &"password-hunter2".to_owned())
+        .await
+        .unwrap();
+    secrets.get("user-4711").await.unwrap();
+    drop(guard);
+
+    let seen = seen.lock().unwrap();
+    let calls: Vec<&HashMap<String, String>> = seen
+        .iter()
+        .filter(|(name, _)| name == "cache.redis")
+        .map(|(_, fields)| fields)
+        .collect();
+    let operations: Vec<&str> = calls
+        .iter()
+        .map(|fields| fields["db.operation.name"].as_str())
+        .collect();
+    assert_eq!(operations, ["SET", "GET"]);
+    let port = redis.url().rsplit(':').next().unwrap().to_owned();
+    for fields in &calls {
+        assert_eq!(fields["db.system.name"], "redis");
+        assert_eq!(fields["otel.name"], fields["db.operation.name"]);
+        assert_eq!(fields["otel.kind"], "client");
+        assert_eq!(fields["server.address"], "127.0.0.1");
+        assert_eq!(fields["server.port"], port);
+        assert_eq!(fields["db.namespace"], "0");
+    }
+    for (name, fields) in seen.iter() {
+        for value in fields.values() {
+            assert!(
+                !value.contains("4711") && !value.contains("hunter2"),
+                "span {name} shows a key or value: {fields:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_metrics_facade_counts_what_was_done() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    recorder.install().unwrap();
+
+    let redis = TestRedis::start("metrics");
+    let cache = redis.cache().await;
+    let namespace = cache.namespace().unwrap_or_default().to_owned();
+    let prices = cache
+        .keyspace("price")
+        .local(100, Duration::from_secs(60))
+        .load_policy(LoadPolicy::DEFAULT)
+        .typed::<String, u64>()
+        .unwrap();
+    cache_tests::local_tier_live(|| prices.local_is_live()).await;
+    prices.get("a").await.unwrap(); // miss
+    prices.get_or_load("a", || async { Some(1) }).await.unwrap(); // miss, load
+    // The load's own write comes back as an invalidation: wait for it.
+    while prices.local_stats().unwrap().invalidations == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    prices.get("a").await.unwrap(); // remote hit, kept
+    prices.get("a").await.unwrap(); // local hit
+    let wrong = cache.keyspace("list").typed::<String, u64>().unwrap();
+    let mut raw = cache.redis_connection().unwrap();
+    redis::cmd("RPUSH")
+        .arg(wrong.key("l"))
+        .arg("x")
+        .query_async::<()>(&mut raw)
+        .await
+        .unwrap();
+    assert!(wrong.get("l").await.unwrap_err().is_wrong_type());
+
+    let mut counters: HashMap<(String, Vec<(String, String)>), u64> = HashMap::new();
+    let mut histograms: HashMap<String, usize> = HashMap::new();
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let name = key.key().name().to_owned();
+        let mut labels: Vec<(String, String)> = key
+            .key()
+            .labels()
+            .map(|label| (label.key().to_owned(), label.value().to_owned()))
+            .collect();
+        labels.sort();
+        match value {
+            DebugValue::Counter(count) => {
+                counters.insert((name, labels), count);
+            }
+            DebugValue::Histogram(values) => {
+                *histograms.entry(name).or_default() += values.len();
+            }
+            DebugValue::Gauge(_) => {}
+        }
+    }
+    let keyspace = |prefix: &str| {
+        vec![
+            ("keyspace".to_owned(), prefix.to_owned()),
+            ("namespace".to_owned(), namespace.clone()),
+        ]
+    };
+    let count = |name: &str, labels: Vec<(String, String)>| {
+        counters
+            .get(&(name.to_owned(), labels))
+            .copied()
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        count("cache_misses_total", keyspace("price")),
+        2,
+        "{counters:?}"
+    );
+    assert_eq!(count("cache_loads_total", keyspace("price")), 1);
+    assert_eq!(count("cache_hits_total", keyspace("price")), 2);
+    assert_eq!(count("cache_local_hits_total", keyspace("price")), 1);
+    assert!(count("cache_local_invalidations_total", keyspace("price")) >= 1);
+    let wrong_type = vec![
+        ("kind".to_owned(), "wrong_type".to_owned()),
+        ("operation".to_owned(), "GET".to_owned()),
+    ];
+    assert_eq!(count("cache_backend_errors_total", wrong_type), 1);
+    assert_eq!(histograms.get("cache_load_seconds"), Some(&1));
+    // Every Redis call of the test: GET, GET (read before the load), SET,
+    // GET+PTTL twice with a local tier... at least the five above.
+    assert!(
+        histograms
+            .get("cache_backend_call_seconds")
+            .copied()
+            .unwrap_or(0)
+            >= 5
+    );
+    // Labels never carry a key.
+    for (name, labels) in counters.keys() {
+        assert!(
+            labels.iter().all(|(_, value)| value != "a" && value != "l"),
+            "{name} {labels:?}"
+        );
+    }
+    // The handle's own figures agree.
+    let stats = cache.keyspace_stats("price").unwrap();
+    assert_eq!(
+        (stats.misses, stats.loads, stats.hits, stats.local_hits),
+        (2, 1, 2, 1)
+    );
+}
