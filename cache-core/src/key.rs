@@ -60,9 +60,15 @@ pub trait CacheKey {
 /// ```
 pub fn escape_into(raw: &str, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let kept = |byte: u8| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-');
+    // Most keys need no escaping: copy them whole.
+    if raw.bytes().all(kept) {
+        out.push_str(raw);
+        return;
+    }
     out.reserve(raw.len());
     for &byte in raw.as_bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-') {
+        if kept(byte) {
             out.push(char::from(byte));
         } else {
             out.push('%');

@@ -72,10 +72,9 @@ pub(crate) fn bump(counter: &impl Tally) {
     counter.add_one();
 }
 
-/// One counter of a keyspace: it adds to the handle's figure, the
-/// keyspace's, and (feature `metrics`) the `metrics` facade.
+/// One counter of a keyspace: it adds to the keyspace's figure (the handle's
+/// is their sum) and, with the feature `metrics`, to the `metrics` facade.
 pub(crate) struct Counter {
-    handle: Arc<Stats>,
     keyspace: Arc<Stats>,
     field: fn(&Stats) -> &AtomicU64,
     #[cfg(feature = "metrics")]
@@ -84,7 +83,6 @@ pub(crate) struct Counter {
 
 impl Tally for Counter {
     fn add_one(&self) {
-        (self.field)(&self.handle).add_one();
         (self.field)(&self.keyspace).add_one();
         #[cfg(feature = "metrics")]
         self.metric.increment(1);
@@ -118,14 +116,13 @@ impl std::fmt::Debug for KeyspaceCounters {
 }
 
 impl KeyspaceCounters {
-    pub(crate) fn new(handle: &Arc<Stats>, namespace: Option<&str>, prefix: &str) -> Self {
+    pub(crate) fn new(namespace: Option<&str>, prefix: &str) -> Self {
         let keyspace = Arc::new(Stats::default());
         #[cfg(feature = "metrics")]
         let labels = crate::telemetry::Labels::new(namespace, prefix);
         #[cfg(not(feature = "metrics"))]
         let _ = (namespace, prefix);
         let counter = |field: fn(&Stats) -> &AtomicU64, _name: &'static str| Counter {
-            handle: Arc::clone(handle),
             keyspace: Arc::clone(&keyspace),
             field,
             #[cfg(feature = "metrics")]
@@ -172,6 +169,22 @@ impl Stats {
             backend_errors: read(&self.backend_errors),
             timeouts: read(&self.timeouts),
         }
+    }
+
+    /// Adds `other`'s figures to `self`'s.
+    pub(crate) fn add(mut total: CacheStats, other: CacheStats) -> CacheStats {
+        total.hits += other.hits;
+        total.local_hits += other.local_hits;
+        total.misses += other.misses;
+        total.loads += other.loads;
+        total.load_errors += other.load_errors;
+        total.coalesced_waits += other.coalesced_waits;
+        total.negative_hits += other.negative_hits;
+        total.refreshes += other.refreshes;
+        total.decode_errors += other.decode_errors;
+        total.backend_errors += other.backend_errors;
+        total.timeouts += other.timeouts;
+        total
     }
 
     /// Counts a failed call by its kind.

@@ -143,7 +143,16 @@ impl Cache {
     /// assert_eq!(cache_core::Cache::memory().stats(), cache_core::CacheStats::default());
     /// ```
     pub fn stats(&self) -> CacheStats {
-        self.inner.stats.snapshot()
+        // Backend errors and timeouts are the handle's; the rest, its keyspaces'.
+        let keyspaces = self
+            .inner
+            .keyspaces
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        keyspaces
+            .values()
+            .map(|counters| counters.snapshot())
+            .fold(self.inner.stats.snapshot(), Stats::add)
     }
 
     /// The counters of the keyspace `prefix` on this handle.
@@ -155,7 +164,7 @@ impl Cache {
             .unwrap_or_else(PoisonError::into_inner);
         let counters = keyspaces.entry(prefix.to_owned()).or_insert_with(|| {
             let namespace = self.inner.namespace.as_deref();
-            Arc::new(KeyspaceCounters::new(&self.inner.stats, namespace, prefix))
+            Arc::new(KeyspaceCounters::new(namespace, prefix))
         });
         Arc::clone(counters)
     }

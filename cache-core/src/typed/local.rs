@@ -1,5 +1,6 @@
 //! The local tier: a bounded in-process copy of recently read values in front
-//! of the backend (moka, keyed by full key, holding encoded bytes).
+//! of the backend (quick_cache, keyed by full key, holding the encoded bytes
+//! and, when the read had it, the decoded value).
 //!
 //! Every write through a handle drops its local copy through one function,
 //! [`LocalCopy::written`]. Writes through other handles and processes arrive
@@ -12,7 +13,7 @@ use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::ttl::check_ttl;
@@ -149,7 +150,7 @@ const STRIPES: usize = 64;
 struct Entry {
     bytes: Arc<[u8]>,
     value: Option<Arc<dyn Any + Send + Sync>>,
-    ttl: Duration,
+    expires: Instant,
 }
 
 /// What a local hit hands out: the decoded value, or bytes to decode (kept
@@ -159,23 +160,39 @@ pub(crate) enum Local<V> {
     Bytes(Arc<[u8]>),
 }
 
-/// Each entry expires after its own TTL.
-struct EntryExpiry;
-
-impl moka::Expiry<String, Entry> for EntryExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &String,
-        entry: &Entry,
-        _created_at: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(entry.ttl)
+/// A cache that never holds more than `capacity` entries: quick_cache splits
+/// its capacity between shards, rounding each share up, so the total asked
+/// for is a multiple of the shard count.
+fn bounded_cache(capacity: u64) -> quick_cache::sync::Cache<String, Arc<Entry>> {
+    let capacity = usize::try_from(capacity).unwrap_or(usize::MAX);
+    let shards = 16_usize.min(capacity.max(1)).next_power_of_two();
+    let shards = if shards > capacity.max(1) {
+        shards / 2
+    } else {
+        shards
+    }
+    .max(1);
+    let held = capacity - capacity % shards;
+    let options = quick_cache::OptionsBuilder::new()
+        .shards(shards)
+        .estimated_items_capacity(held)
+        .weight_capacity(u64::try_from(held).unwrap_or(u64::MAX))
+        .build();
+    match options {
+        Ok(options) => quick_cache::sync::Cache::with_options(
+            options,
+            quick_cache::UnitWeighter,
+            quick_cache::DefaultHashBuilder::default(),
+            quick_cache::sync::DefaultLifecycle::default(),
+        ),
+        // Only an option left unset fails; all are set above.
+        Err(_) => quick_cache::sync::Cache::new(held),
     }
 }
 
 /// The local tier of one keyspace on one handle, shared by its typed views.
 pub(crate) struct LocalTier {
-    entries: moka::sync::Cache<String, Entry>,
+    entries: quick_cache::sync::Cache<String, Arc<Entry>>,
     settings: LocalSettings,
     channel: Arc<Channel>,
     stripes: [AtomicU64; STRIPES],
@@ -203,10 +220,7 @@ impl LocalTier {
         counters: Arc<crate::stats::KeyspaceCounters>,
     ) -> Self {
         LocalTier {
-            entries: moka::sync::Cache::builder()
-                .max_capacity(settings.capacity)
-                .expire_after(EntryExpiry)
-                .build(),
+            entries: bounded_cache(settings.capacity),
             settings,
             channel,
             stripes: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -223,6 +237,16 @@ impl LocalTier {
         self.settings
     }
 
+    /// The entry at `key` unless it has expired (then it is dropped).
+    fn live(&self, key: &str) -> Option<Arc<Entry>> {
+        let entry = self.entries.get(key)?;
+        if entry.expires <= Instant::now() {
+            self.entries.remove(key);
+            return None;
+        }
+        Some(entry)
+    }
+
     fn stripe(&self, key: &str) -> &AtomicU64 {
         use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
         let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(key);
@@ -234,7 +258,7 @@ impl LocalTier {
     /// invalidation from the channel (`remote`). Reads under way keep nothing.
     pub(crate) fn invalidate(&self, key: &str, remote: bool) {
         self.stripe(key).fetch_add(1, Ordering::AcqRel);
-        self.entries.invalidate(key);
+        self.entries.remove(key);
         if remote {
             self.invalidations.fetch_add(1, Ordering::Relaxed);
             #[cfg(feature = "metrics")]
@@ -247,7 +271,7 @@ impl LocalTier {
         for stripe in &self.stripes {
             stripe.fetch_add(1, Ordering::AcqRel);
         }
-        self.entries.invalidate_all();
+        self.entries.clear();
         let (at, _name) = match reason {
             Flush::ChannelDown => (0, "channel_down"),
             Flush::Topology => (1, "topology"),
@@ -303,9 +327,9 @@ impl LocalCopy {
         if !tier.channel.is_live() {
             return None;
         }
-        let entry = tier.entries.get(key)?;
+        let entry = tier.live(key)?;
         tier.hits.fetch_add(1, Ordering::Relaxed);
-        Some(entry.bytes)
+        Some(Arc::clone(&entry.bytes))
     }
 
     /// The local copy of `key` as a `V` if it is kept decoded, else its
@@ -315,12 +339,15 @@ impl LocalCopy {
         if !tier.channel.is_live() {
             return None;
         }
-        let entry = tier.entries.get(key)?;
+        let entry = tier.live(key)?;
         tier.hits.fetch_add(1, Ordering::Relaxed);
-        let decoded = entry.value.and_then(|value| value.downcast::<V>().ok());
+        let decoded = entry
+            .value
+            .clone()
+            .and_then(|value| value.downcast::<V>().ok());
         Some(match decoded {
             Some(value) => Local::Decoded(value),
-            None => Local::Bytes(entry.bytes),
+            None => Local::Bytes(Arc::clone(&entry.bytes)),
         })
     }
 
@@ -372,12 +399,12 @@ impl LocalCopy {
         let entry = Entry {
             bytes: Arc::from(bytes),
             value,
-            ttl,
+            expires: Instant::now() + ttl,
         };
-        tier.entries.insert(key.to_owned(), entry);
+        tier.entries.insert(key.to_owned(), Arc::new(entry));
         // An invalidation between the check and the insert: undo the insert.
         if !unchanged() {
-            tier.entries.invalidate(key);
+            tier.entries.remove(key);
         }
     }
 
@@ -412,10 +439,9 @@ impl LocalCopy {
 
     /// How many values it holds; `None` without a tier.
     pub(crate) fn len(&self) -> Option<u64> {
-        self.0.as_ref().map(|tier| {
-            tier.entries.run_pending_tasks();
-            tier.entries.entry_count()
-        })
+        self.0
+            .as_ref()
+            .map(|tier| u64::try_from(tier.entries.len()).unwrap_or(u64::MAX))
     }
 
     /// Whether the tier may serve now; `None` without a tier.

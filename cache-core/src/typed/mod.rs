@@ -406,7 +406,7 @@ where
     }
 
     /// [`get`](Self::get), answered as an `Arc<V>`. With a local tier, the
-    /// value a read decoded is kept there as it is: a hit then costs a moka
+    /// value a read decoded is kept there as it is: a hit then costs a
     /// lookup and an `Arc` clone, no decode. The cheapest read of a hot key.
     ///
     /// # Errors
