@@ -15,6 +15,7 @@ cache_tests::redis_suite!(
     a_plain_redis_client_write_is_seen_within_the_bound,
     a_killed_invalidation_connection_flushes_the_tier_and_comes_back,
     reads_racing_writes_never_keep_the_older_value,
+    only_keyspaces_with_a_local_tier_are_tracked,
 );
 
 /// How soon another handle's write must be seen (loopback).
@@ -233,4 +234,46 @@ async fn reads_racing_writes_never_keep_the_older_value(env: Env) {
             );
         }
     }
+}
+
+async fn only_keyspaces_with_a_local_tier_are_tracked(env: Env) {
+    let mine = prices(&env.cache).await;
+    let other = other_handle(&env).await;
+    let untiered = other.keyspace("plain").typed::<String, u64>().unwrap();
+    for i in 0..10 {
+        untiered.set(&format!("k{i}"), &i).await.unwrap();
+    }
+    // A write in the tracked keyspace after them: once its invalidation is
+    // in, the ten before it would have been too.
+    let theirs = prices(&other).await;
+    theirs.set("marker", &1).await.unwrap();
+    let started = std::time::Instant::now();
+    while mine.local_stats().unwrap().invalidations == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no invalidation"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        mine.local_stats().unwrap().invalidations,
+        1,
+        "plain keys are not tracked"
+    );
+
+    // A keyspace that gets a local tier later is tracked from then on.
+    let names = env
+        .cache
+        .keyspace("name")
+        .local(100, Duration::from_secs(60))
+        .typed::<String, u64>()
+        .unwrap();
+    cache_tests::local_tier_live(|| names.local_is_live()).await;
+    let their_names = other.keyspace("name").typed::<String, u64>().unwrap();
+    their_names.set("ada", &1).await.unwrap();
+    kept(&names, "ada").await;
+    their_names.set("ada", &2).await.unwrap();
+    seen_within(&names, "ada", Some(2)).await;
+    // The first tier kept serving meanwhile.
+    kept(&mine, "marker").await;
 }

@@ -45,7 +45,7 @@ pub(crate) use self::memory::MemoryBackend;
 pub(crate) use self::ops::Atomic;
 pub(crate) use self::ops::counter::{Bounds, Incr};
 pub use self::redis::RedisConnection;
-pub(crate) use self::redis::{ConnectOptions, RedisBackend, Retry, Target, Tracker};
+pub(crate) use self::redis::{ConnectOptions, RedisBackend, Retry, Target, Tracker, track};
 
 /// Whether a write replaces an existing value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

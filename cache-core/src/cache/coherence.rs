@@ -1,6 +1,7 @@
 //! Keeping a handle's local tiers coherent: one task per handle listens on
-//! its invalidation connections (see `backend::redis::tracking`) and drops
-//! the local copies of keys that any client wrote. When a connection drops,
+//! its invalidation connections (see `backend::redis::tracking`), which track
+//! the keyspaces with a local tier, and drops the local copies of keys that
+//! any client wrote. A keyspace's tier serves once its prefix is tracked. When a connection drops,
 //! misses a heartbeat, or (on a cluster) the primaries change, every tier is
 //! flushed and bypassed until the connections are back.
 
@@ -9,9 +10,9 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use redis::{PushInfo, PushKind, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
-use crate::backend::Tracker;
+use crate::backend::{Tracker, track};
 use crate::typed::local::{Channel, Flush, LocalTier};
 
 /// A handle's local tiers, by keyspace.
@@ -25,23 +26,30 @@ pub(crate) const HEARTBEAT: Duration = Duration::from_millis(500);
 /// The longest pause between attempts to bring the connections back.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
+/// What the invalidation task of a handle works with.
+pub(crate) struct Listener {
+    pub(crate) tracker: Tracker,
+    pub(crate) tiers: Weak<Tiers>,
+    pub(crate) channel: Arc<Channel>,
+    /// Names the connections (`cache-core-invalidations:<namespace>:`).
+    pub(crate) namespace: String,
+    /// Told when a keyspace gets a local tier: its prefix is then tracked too.
+    pub(crate) added: Arc<Notify>,
+}
+
 /// The handle's invalidation task; it ends once the handle is gone.
-pub(crate) async fn run(
-    tracker: Tracker,
-    tiers: Weak<Tiers>,
-    channel: Arc<Channel>,
-    prefix: Option<String>,
-) {
+pub(crate) async fn run(listener: Listener) {
     let mut backoff = HEARTBEAT / 5;
     loop {
-        let ended = listen(&tracker, &tiers, &channel, prefix.as_deref()).await;
-        let Ended::Down { reason, was_up } = ended else {
+        let Ended::Down { reason, was_up } = listen(&listener).await else {
             return;
         };
-        channel.set_live(false);
+        listener.channel.set_live(false);
         if was_up {
             // Nothing was kept while it was down: only then is there anything to drop.
-            let Some(tiers) = tiers.upgrade() else { return };
+            let Some(tiers) = listener.tiers.upgrade() else {
+                return;
+            };
             flush_all(&tiers, reason);
             backoff = HEARTBEAT / 5;
         }
@@ -57,31 +65,54 @@ enum Ended {
     Down { reason: Flush, was_up: bool },
 }
 
+/// The keyspace heads of the handle's tiers not in `tracked`, with their tiers.
+fn untracked(tiers: &Tiers, tracked: &[String]) -> Vec<(String, Arc<LocalTier>)> {
+    let tiers = tiers.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut new: Vec<(String, Arc<LocalTier>)> = tiers
+        .iter()
+        .filter(|(head, _)| !tracked.contains(head))
+        .map(|(head, tier)| (head.clone(), Arc::clone(tier)))
+        .collect();
+    new.sort_by(|a, b| a.0.cmp(&b.0));
+    new
+}
+
 /// Opens the connections, serves invalidations until something fails.
-async fn listen(
-    tracker: &Tracker,
-    tiers: &Weak<Tiers>,
-    channel: &Channel,
-    prefix: Option<&str>,
-) -> Ended {
+async fn listen(listener: &Listener) -> Ended {
+    let Listener {
+        tracker,
+        tiers,
+        channel,
+        namespace,
+        added,
+    } = listener;
     let down = |was_up| Ended::Down {
         reason: Flush::ChannelDown,
         was_up,
     };
     let timeout = tracker.timeout();
+    let Some(handle) = tiers.upgrade() else {
+        return Ended::HandleGone;
+    };
+    let mut tracked: Vec<String> = Vec::new();
+    let mut serving = untracked(&handle, &tracked);
+    drop(handle);
     let Ok(Ok(nodes)) = tokio::time::timeout(timeout, tracker.nodes()).await else {
         return down(false);
     };
+    let heads: Vec<String> = serving.iter().map(|(head, _)| head.clone()).collect();
     let (pushes, mut received) = mpsc::unbounded_channel();
     let mut connections = Vec::with_capacity(nodes.len());
     for node in &nodes {
-        let open = tracker.open(node.as_ref(), prefix, pushes.clone());
+        let open = tracker.open(node.as_ref(), namespace, &heads, pushes.clone());
         match tokio::time::timeout(timeout, open).await {
             Ok(Ok(connection)) => connections.push(connection),
             _ => return down(false),
         }
     }
     drop(pushes);
+    tracked.extend(heads);
+    serving.iter().for_each(|(_, tier)| tier.set_tracked());
     channel.set_live(true);
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -93,6 +124,23 @@ async fn listen(
                 if !invalidate(&tiers, push) {
                     return down(true);
                 }
+            }
+            () = added.notified() => {
+                let Some(handle) = tiers.upgrade() else { return Ended::HandleGone };
+                serving = untracked(&handle, &tracked);
+                drop(handle);
+                let heads: Vec<String> = serving.iter().map(|(head, _)| head.clone()).collect();
+                if heads.is_empty() {
+                    continue;
+                }
+                for connection in &mut connections {
+                    let add = track(connection, &heads);
+                    if !matches!(tokio::time::timeout(timeout, add).await, Ok(Ok(()))) {
+                        return down(true);
+                    }
+                }
+                tracked.extend(heads);
+                serving.iter().for_each(|(_, tier)| tier.set_tracked());
             }
             _ = heartbeat.tick() => {
                 if tiers.strong_count() == 0 {

@@ -68,6 +68,8 @@ struct Inner {
     channel: Arc<Channel>,
     /// Counters by keyspace prefix, shared by the views of that keyspace.
     keyspaces: Mutex<HashMap<String, Arc<KeyspaceCounters>>>,
+    /// Tells the invalidation task that a keyspace got a local tier.
+    added: Arc<tokio::sync::Notify>,
     /// Set once the invalidation task runs (with the first local tier).
     listening: std::sync::atomic::AtomicBool,
 }
@@ -131,6 +133,7 @@ impl Cache {
                 flights: Flights::default(),
                 locals: Arc::default(),
                 keyspaces: Mutex::default(),
+                added: Arc::default(),
                 channel: Arc::new(Channel::new(live)),
                 listening: std::sync::atomic::AtomicBool::new(false),
             }),
@@ -217,9 +220,19 @@ impl Cache {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let channel = &self.inner.channel;
+        let mut added = false;
         let tier = locals.entry(layout.head().to_owned()).or_insert_with(|| {
+            added = true;
             let counters = self.keyspace_counters(layout.prefix());
-            Arc::new(LocalTier::new(settings, Arc::clone(channel), counters))
+            // On Redis it serves once its prefix is tracked; the memory
+            // backend's tiers need no tracking.
+            let tracked = self.inner.backend.tracker().is_none();
+            Arc::new(LocalTier::new(
+                settings,
+                Arc::clone(channel),
+                counters,
+                tracked,
+            ))
         });
         let existing = tier.settings();
         let agreed = if existing == settings {
@@ -238,6 +251,9 @@ impl Cache {
         };
         let tier = Arc::clone(tier);
         drop(locals);
+        if added {
+            self.inner.added.notify_one();
+        }
         self.listen();
         (tier, agreed)
     }
@@ -258,10 +274,13 @@ impl Cache {
         if self.inner.listening.swap(true, Ordering::AcqRel) {
             return;
         }
-        let prefix = self.inner.namespace.as_ref().map(|ns| format!("{ns}:"));
-        let tiers = Arc::downgrade(&self.inner.locals);
-        let channel = Arc::clone(&self.inner.channel);
-        runtime.spawn(coherence::run(tracker, tiers, channel, prefix));
+        runtime.spawn(coherence::run(coherence::Listener {
+            tracker,
+            tiers: Arc::downgrade(&self.inner.locals),
+            channel: Arc::clone(&self.inner.channel),
+            namespace: self.inner.namespace.clone().unwrap_or_default(),
+            added: Arc::clone(&self.inner.added),
+        }));
     }
     /// Starts a typed view of the keys under `prefix`:
     /// `{namespace}:{prefix}:v{version}:{key}`.

@@ -200,6 +200,8 @@ pub(crate) struct LocalTier {
     remote_hits: AtomicU64,
     invalidations: AtomicU64,
     flushes: [AtomicU64; 4],
+    /// Whether its keyspace's prefix is tracked (on Redis); it serves only then.
+    tracked: AtomicBool,
     /// The keyspace's labels for the `metrics` facade.
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     counters: Arc<crate::stats::KeyspaceCounters>,
@@ -218,16 +220,18 @@ impl LocalTier {
         settings: LocalSettings,
         channel: Arc<Channel>,
         counters: Arc<crate::stats::KeyspaceCounters>,
+        tracked: bool,
     ) -> Self {
         LocalTier {
             entries: bounded_cache(settings.capacity),
             settings,
-            channel,
             stripes: std::array::from_fn(|_| AtomicU64::new(0)),
             hits: AtomicU64::new(0),
             remote_hits: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
             flushes: std::array::from_fn(|_| AtomicU64::new(0)),
+            tracked: AtomicBool::new(tracked),
+            channel,
             counters,
         }
     }
@@ -235,6 +239,20 @@ impl LocalTier {
     /// The settings it was made with.
     pub(crate) fn settings(&self) -> LocalSettings {
         self.settings
+    }
+
+    /// Marks its keyspace's prefix tracked: it may serve from now on. Reads
+    /// under way keep nothing, since writes before now were not reported.
+    pub(crate) fn set_tracked(&self) {
+        for stripe in &self.stripes {
+            stripe.fetch_add(1, Ordering::AcqRel);
+        }
+        self.tracked.store(true, Ordering::Release);
+    }
+
+    /// Whether it may serve: its prefix tracked and the channel up.
+    fn serves(&self) -> bool {
+        self.channel.is_live() && self.tracked.load(Ordering::Acquire)
     }
 
     /// The entry at `key` unless it has expired (then it is dropped).
@@ -324,7 +342,7 @@ impl LocalCopy {
     /// The local copy of `key`, if there is one and the tier may serve.
     pub(crate) fn get(&self, key: &str) -> Option<Arc<[u8]>> {
         let tier = self.0.as_ref()?;
-        if !tier.channel.is_live() {
+        if !tier.serves() {
             return None;
         }
         let entry = tier.live(key)?;
@@ -336,7 +354,7 @@ impl LocalCopy {
     /// bytes; `None` when there is none or the tier may not serve.
     pub(crate) fn get_shared<V: Any + Send + Sync>(&self, key: &str) -> Option<Local<V>> {
         let tier = self.0.as_ref()?;
-        if !tier.channel.is_live() {
+        if !tier.serves() {
             return None;
         }
         let entry = tier.live(key)?;
@@ -389,7 +407,7 @@ impl LocalCopy {
             crate::Ttl::Missing => return,
         };
         let unchanged = || {
-            tier.channel.is_live()
+            tier.serves()
                 && tier.channel.generation() == ticket.generation
                 && tier.stripe(key).load(Ordering::Acquire) == ticket.stripe
         };
@@ -446,7 +464,7 @@ impl LocalCopy {
 
     /// Whether the tier may serve now; `None` without a tier.
     pub(crate) fn is_live(&self) -> Option<bool> {
-        self.0.as_ref().map(|tier| tier.channel.is_live())
+        self.0.as_ref().map(|tier| tier.serves())
     }
 
     /// Its counters; `None` without a tier.

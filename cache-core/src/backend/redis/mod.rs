@@ -9,7 +9,7 @@ mod tracking;
 
 pub use self::connect::RedisConnection;
 pub(crate) use self::connect::{ConnectOptions, Target};
-pub(crate) use self::tracking::Tracker;
+pub(crate) use self::tracking::{Tracker, track};
 
 use std::fmt;
 use std::future::Future;

@@ -1,8 +1,10 @@
 //! Connections that receive invalidations: RESP3 connections with Redis
 //! client-side caching in broadcasting mode (`CLIENT TRACKING ON BCAST`), one
-//! to the server or to each primary of a cluster. Redis then pushes the name
-//! of every key under the prefix that any client changes, deletes, or that
-//! expires or is evicted. Only key names travel, never values.
+//! to the server or to each primary of a cluster, with one prefix per
+//! keyspace that has a local tier. Redis then pushes the name of every key
+//! under those prefixes that any client changes, deletes, or that expires or
+//! is evicted. Only key names travel, never values; writes to other
+//! keyspaces cost nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,12 +47,13 @@ impl Tracker {
         Ok(nodes)
     }
 
-    /// A RESP3 connection to `node` that pushes to `pushes` the invalidations
-    /// of keys under `prefix` (every key without one).
+    /// A RESP3 connection to `node`, named after the handle's `namespace`,
+    /// that pushes to `pushes` the invalidations of keys under `prefixes`.
     pub(crate) async fn open(
         &self,
         node: Option<&Node>,
-        prefix: Option<&str>,
+        namespace: &str,
+        prefixes: &[String],
         pushes: UnboundedSender<PushInfo>,
     ) -> redis::RedisResult<MultiplexedConnection> {
         let settings = self
@@ -72,7 +75,7 @@ impl Tracker {
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
         // Named, so that operators (and tests) can tell it in CLIENT LIST.
-        let name: String = format!("cache-core-invalidations:{}", prefix.unwrap_or_default())
+        let name: String = format!("cache-core-invalidations:{namespace}:")
             .chars()
             .map(|c| if c.is_ascii_graphic() { c } else { '_' })
             .collect();
@@ -81,14 +84,23 @@ impl Tracker {
             .arg(name)
             .query_async::<()>(&mut connection)
             .await?;
-        let mut tracking = redis::cmd("CLIENT");
-        tracking.arg("TRACKING").arg("ON").arg("BCAST");
-        if let Some(prefix) = prefix {
-            tracking.arg("PREFIX").arg(prefix);
-        }
-        tracking.query_async::<()>(&mut connection).await?;
+        track(&mut connection, prefixes).await?;
         Ok(connection)
     }
+}
+
+/// Adds `prefixes` (keyspace heads, none a prefix of another or of one
+/// already tracked) to what `connection` is told about.
+pub(crate) async fn track(
+    connection: &mut MultiplexedConnection,
+    prefixes: &[String],
+) -> redis::RedisResult<()> {
+    let mut tracking = redis::cmd("CLIENT");
+    tracking.arg("TRACKING").arg("ON").arg("BCAST");
+    for prefix in prefixes {
+        tracking.arg("PREFIX").arg(prefix);
+    }
+    tracking.query_async::<()>(connection).await
 }
 
 /// `addr` moved to `host:port`, keeping its TLS settings.
