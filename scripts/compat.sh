@@ -63,8 +63,8 @@ for entry in "${servers[@]}"; do
     echo "== $label: $server ($version)"
     log="$(mktemp)"
     set +e
-    CACHE_TEST_REDIS_SERVER="$server" cargo test --workspace --all-features --locked \
-        -- "${skips[@]}" 2>&1 | tee "$log" | grep -E "^test result|FAILED|panicked"
+    CACHE_TEST_REDIS_SERVER="$server" cargo test --workspace --all-features --locked --no-fail-fast \
+        -- "${skips[@]}" 2>&1 | tee "$log" | grep -E -A2 "^test result|FAILED|panicked"
     status=${PIPESTATUS[0]}
     set -e
     counts="$(awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed", p, f }' "$log")"

@@ -248,16 +248,22 @@ async fn a_killed_master_fails_over_and_the_same_handle_recovers() {
     assert!(guard.release().await.unwrap());
 }
 
-/// A read that tries again on a timeout (the machine may be busy).
+/// A read that tries again on a timeout (the machine may be busy) or a
+/// cluster that is not settled yet (a node that has not heard of the
+/// promotion answers CLUSTERDOWN for a while, longer on a loaded machine).
 async fn values_with_retry(values: &TypedCache<String, u64>, key: &str) -> Option<u64> {
-    for _ in 0..10 {
+    let mut last = None;
+    for _ in 0..20 {
         match values.get(key).await {
             Ok(found) => return found,
-            Err(err) if err.is_timeout() => continue,
+            Err(err) if err.is_timeout() || format!("{err:?}").contains("ClusterDown") => {
+                last = Some(err);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             Err(err) => panic!("{err:?}"),
         }
     }
-    panic!("{key}: ten timeouts in a row")
+    panic!("{key}: twenty failed reads in a row, the last: {last:?}")
 }
 
 /// `count` keys of `values` whose full keys share one hash slot.
