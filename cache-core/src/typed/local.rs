@@ -120,6 +120,19 @@ pub(crate) enum Flush {
 
 /// The counters of one keyspace's local tier on one handle
 /// ([`TypedCache::local_stats`](crate::TypedCache::local_stats)).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+/// # use std::time::Duration;
+/// let cache = cache_core::Cache::memory();
+/// let names = cache.keyspace("name").local(10, Duration::from_secs(5)).typed::<u64, String>()?;
+/// names.set(&1, &"ada".to_owned()).await?;
+/// names.get(&1).await?;
+/// names.clear().await?;
+/// let stats = names.local_stats().unwrap();
+/// assert_eq!((stats.remote_hits, stats.flushes_clear), (1, 1));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LocalStats {
