@@ -7,12 +7,14 @@
 //! as invalidations on the handle's [`Channel`]; while it is down the tier is
 //! empty and bypassed. A read keeps what it fetched only if no invalidation of
 //! its key (or flush) happened while it was out, so an older value never
-//! replaces a newer one's invalidation.
+//! replaces a newer one's invalidation. The check and the insert happen under
+//! the lock an invalidation of the key takes, so that nobody ever sees an
+//! older value between them.
 
 use std::any::Any;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -154,7 +156,8 @@ pub struct LocalStats {
 }
 
 /// How many stripes of invalidation counts a tier keeps: a read compares
-/// the count of its key's stripe before and after.
+/// the count of its key's stripe before and after, and keeps what it read
+/// under the stripe's lock.
 const STRIPES: usize = 64;
 
 /// A local copy and how long it may live (its Redis TTL caps the tier's),
@@ -209,6 +212,9 @@ pub(crate) struct LocalTier {
     settings: LocalSettings,
     channel: Arc<Channel>,
     stripes: [AtomicU64; STRIPES],
+    /// Held by an invalidation while it counts and drops, and by a read
+    /// while it checks and keeps: the two never interleave.
+    stripe_locks: [Mutex<()>; STRIPES],
     hits: AtomicU64,
     remote_hits: AtomicU64,
     invalidations: AtomicU64,
@@ -239,6 +245,7 @@ impl LocalTier {
             entries: bounded_cache(settings.capacity),
             settings,
             stripes: std::array::from_fn(|_| AtomicU64::new(0)),
+            stripe_locks: std::array::from_fn(|_| Mutex::new(())),
             hits: AtomicU64::new(0),
             remote_hits: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
@@ -278,18 +285,34 @@ impl LocalTier {
         Some(entry)
     }
 
-    fn stripe(&self, key: &str) -> &AtomicU64 {
+    fn stripe_at(key: &str) -> usize {
         use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
         let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(key);
-        let at = usize::try_from(hash % STRIPES as u64).unwrap_or_default();
-        &self.stripes[at.min(STRIPES - 1)]
+        usize::try_from(hash % STRIPES as u64)
+            .unwrap_or_default()
+            .min(STRIPES - 1)
+    }
+
+    fn stripe(&self, key: &str) -> &AtomicU64 {
+        &self.stripes[Self::stripe_at(key)]
+    }
+
+    fn lock_stripe(&self, at: usize) -> MutexGuard<'_, ()> {
+        // The lock guards no data, so a poisoned one is as good as any.
+        self.stripe_locks[at]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Drops the copy of `key`: a write through this handle, or an
     /// invalidation from the channel (`remote`). Reads under way keep nothing.
     pub(crate) fn invalidate(&self, key: &str, remote: bool) {
-        self.stripe(key).fetch_add(1, Ordering::AcqRel);
-        self.entries.remove(key);
+        let at = Self::stripe_at(key);
+        {
+            let _counting = self.lock_stripe(at);
+            self.stripes[at].fetch_add(1, Ordering::AcqRel);
+            self.entries.remove(key);
+        }
         if remote {
             self.invalidations.fetch_add(1, Ordering::Relaxed);
             #[cfg(feature = "metrics")]
@@ -299,7 +322,10 @@ impl LocalTier {
 
     /// Drops every copy, counting why.
     pub(crate) fn flush(&self, reason: Flush) {
-        for stripe in &self.stripes {
+        for (at, stripe) in self.stripes.iter().enumerate() {
+            // A read that checked its ticket before this keeps its value
+            // before this count moves: the clear below drops it.
+            let _counting = self.lock_stripe(at);
             stripe.fetch_add(1, Ordering::AcqRel);
         }
         self.entries.clear();
@@ -419,23 +445,21 @@ impl LocalCopy {
             crate::Ttl::Persistent => tier.settings.ttl,
             crate::Ttl::Missing => return,
         };
-        let unchanged = || {
-            tier.serves()
-                && tier.channel.generation() == ticket.generation
-                && tier.stripe(key).load(Ordering::Acquire) == ticket.stripe
-        };
-        if ttl.is_zero() || !unchanged() {
+        if ttl.is_zero() {
             return;
         }
-        let entry = Entry {
+        let entry = Arc::new(Entry {
             bytes: Arc::from(bytes),
             value,
             expires: Instant::now() + ttl,
-        };
-        tier.entries.insert(key.to_owned(), Arc::new(entry));
-        // An invalidation between the check and the insert: undo the insert.
-        if !unchanged() {
-            tier.entries.remove(key);
+        });
+        let at = LocalTier::stripe_at(key);
+        let _checking = tier.lock_stripe(at);
+        let unchanged = tier.serves()
+            && tier.channel.generation() == ticket.generation
+            && tier.stripes[at].load(Ordering::Acquire) == ticket.stripe;
+        if unchanged {
+            tier.entries.insert(key.to_owned(), entry);
         }
     }
 
