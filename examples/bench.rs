@@ -66,10 +66,13 @@ enum Case {
     GetOrLoadMany100,
     SequentialGetOrLoad100,
     GetOrLoadMany100Miss10,
+    RawGetC64,
+    TypedGetC64,
+    TypedGetC64Uncoalesced,
 }
 
 impl Case {
-    const ALL: [Case; 16] = [
+    const ALL: [Case; 19] = [
         Case::RawC1,
         Case::RawC64,
         Case::RawManagerC64,
@@ -86,6 +89,9 @@ impl Case {
         Case::GetOrLoadMany100,
         Case::SequentialGetOrLoad100,
         Case::GetOrLoadMany100Miss10,
+        Case::RawGetC64,
+        Case::TypedGetC64,
+        Case::TypedGetC64Uncoalesced,
     ];
 
     fn name(self) -> &'static str {
@@ -106,6 +112,9 @@ impl Case {
             Case::GetOrLoadMany100 => "get_or_load_many_100",
             Case::SequentialGetOrLoad100 => "sequential_get_or_load_100",
             Case::GetOrLoadMany100Miss10 => "get_or_load_many_100_miss10",
+            Case::RawGetC64 => "raw_get_c64",
+            Case::TypedGetC64 => "typed_get_c64",
+            Case::TypedGetC64Uncoalesced => "typed_get_c64_uncoalesced",
         }
     }
 
@@ -121,6 +130,7 @@ impl Case {
             Case::RawC1 | Case::TypedJsonC1 | Case::ConnPerCallC1 | Case::SharedHandleC1 => {
                 Case::RawC1
             }
+            Case::RawGetC64 | Case::TypedGetC64 | Case::TypedGetC64Uncoalesced => Case::RawGetC64,
             _ => Case::RawC64,
         }
     }
@@ -136,11 +146,15 @@ struct Fixture {
     raw_value: Vec<u8>,
     price: ModelPrice,
     json: TypedCache<String, ModelPrice>,
+    /// The same keyspace through a handle with coalescing off.
+    json_uncoalesced: TypedCache<String, ModelPrice>,
     msgpack: TypedCache<String, ModelPrice>,
     bincode: TypedCache<String, ModelPrice>,
     counters: TypedCache<u64, i64>,
     /// 100 stored keys for the batch cases.
     batch_keys: Vec<String>,
+    /// 100 keys stored by raw redis-rs, for `raw_get_c64`.
+    raw_get_keys: Vec<String>,
     /// For the 10%-miss case: a counter for fresh keys, the loader calls
     /// and the batches.
     fresh: AtomicU64,
@@ -177,6 +191,23 @@ impl Fixture {
             .build()
             .await?;
         let json = cache.typed::<ModelPrice>();
+        let uncoalesced = Cache::builder()
+            .url(url)
+            .namespace("bench")
+            .timeout(Duration::from_secs(5))
+            .coalesce(false)
+            .build()
+            .await?;
+        let json_uncoalesced = uncoalesced.typed::<ModelPrice>();
+        let mut raw = raw;
+        for i in 0..KEYS_PER_TASK {
+            let value = serde_json::to_vec(&sample_price())?;
+            redis::cmd("SET")
+                .arg(format!("bench-get:{i}"))
+                .arg(value)
+                .query_async::<()>(&mut raw)
+                .await?;
+        }
         let batch_keys: Vec<String> = (0..100).map(|i| format!("batch-{i}")).collect();
         for key in &batch_keys {
             json.set(key, &sample_price()).await?;
@@ -212,7 +243,11 @@ impl Fixture {
             raw_value: serde_json::to_vec(&sample_price())?,
             price: sample_price(),
             json,
+            json_uncoalesced,
             batch_keys,
+            raw_get_keys: (0..KEYS_PER_TASK)
+                .map(|i| format!("bench-get:{i}"))
+                .collect(),
             fresh: AtomicU64::new(0),
             loader_calls: Arc::default(),
             batches: AtomicU64::new(0),
@@ -335,6 +370,22 @@ async fn step(case: Case, fx: &Fixture, task: usize, i: usize) -> BenchResult<u6
             let _ = fx.local.get_shared(&fx.batch_keys[slot]).await?;
             Ok(1)
         }
+        Case::RawGetC64 => {
+            let key = &fx.raw_get_keys[slot];
+            let _: Option<Vec<u8>> = redis::cmd("GET")
+                .arg(key)
+                .query_async(&mut fx.raw.clone())
+                .await?;
+            Ok(1)
+        }
+        Case::TypedGetC64 => {
+            let _ = fx.json.get(&fx.batch_keys[slot]).await?;
+            Ok(1)
+        }
+        Case::TypedGetC64Uncoalesced => {
+            let _ = fx.json_uncoalesced.get(&fx.batch_keys[slot]).await?;
+            Ok(1)
+        }
     }
 }
 
@@ -389,6 +440,35 @@ where
     Ok(commands.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
 }
 
+/// Per-call latency of `case` at its concurrency over `duration`: p50 and
+/// p99 in microseconds. A separate pass, so the clock reads per call do not
+/// touch the throughput numbers.
+async fn latencies(case: Case, fx: &Arc<Fixture>, duration: Duration) -> BenchResult<(f64, f64)> {
+    let deadline = Instant::now() + duration;
+    let mut running = Vec::new();
+    for task in 0..concurrency(case) {
+        let fx = Arc::clone(fx);
+        running.push(tokio::spawn(async move {
+            let mut took = Vec::new();
+            let mut i = 0;
+            while Instant::now() < deadline {
+                let started = Instant::now();
+                step(case, &fx, task, i).await?;
+                took.push(started.elapsed().as_secs_f64() * 1e6);
+                i += 1;
+            }
+            BenchResult::Ok(took)
+        }));
+    }
+    let mut all = Vec::new();
+    for task in running {
+        all.extend(task.await??);
+    }
+    all.sort_by(f64::total_cmp);
+    let at = |q: f64| all.get(((all.len() as f64 - 1.0) * q) as usize).copied();
+    Ok((at(0.5).unwrap_or(f64::NAN), at(0.99).unwrap_or(f64::NAN)))
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -434,6 +514,8 @@ struct Row {
     case: Case,
     ops_per_s: Option<f64>,
     ratio_vs_raw: Option<f64>,
+    /// p50 and p99 per call in microseconds, for the GET cases.
+    latency_us: Option<(f64, f64)>,
 }
 
 fn json_report(rows: &[Row]) -> serde_json::Value {
@@ -444,6 +526,8 @@ fn json_report(rows: &[Row]) -> serde_json::Value {
                 "name": row.case.name(),
                 "ops_per_s": row.ops_per_s.map(f64::round),
                 "ratio_vs_raw": row.ratio_vs_raw.map(|r| (r * 1000.0).round() / 1000.0),
+                "p50_us": row.latency_us.map(|(p50, _)| p50.round()),
+                "p99_us": row.latency_us.map(|(_, p99)| p99.round()),
             })
         })
         .collect();
@@ -521,6 +605,16 @@ async fn main() -> BenchResult<()> {
         .map(|(&case, s)| (case, median(s)))
         .collect();
     let ops = |case: Case| medians.iter().find(|(c, _)| *c == case).map(|(_, v)| *v);
+    let mut latency = Vec::new();
+    for case in [
+        Case::RawGetC64,
+        Case::TypedGetC64,
+        Case::TypedGetC64Uncoalesced,
+    ] {
+        if active.contains(&case) {
+            latency.push((case, latencies(case, &fx, per_case).await?));
+        }
+    }
 
     let rows: Vec<Row> = Case::ALL
         .into_iter()
@@ -531,15 +625,28 @@ async fn main() -> BenchResult<()> {
                 case,
                 ops_per_s,
                 ratio_vs_raw,
+                latency_us: latency.iter().find(|(c, _)| *c == case).map(|(_, l)| *l),
             }
         })
         .collect();
 
-    println!("\n{:<20} {:>12} {:>14}", "case", "ops/s", "ratio vs base");
+    println!(
+        "\n{:<28} {:>12} {:>14} {:>18}",
+        "case", "ops/s", "ratio vs base", "p50/p99 us"
+    );
     for row in &rows {
+        let latency = row
+            .latency_us
+            .map_or(String::new(), |(p50, p99)| format!("{p50:.0} / {p99:.0}"));
         match (row.ops_per_s, row.ratio_vs_raw) {
-            (Some(v), Some(r)) => println!("{:<20} {:>12.0} {:>14.3}", row.case.name(), v, r),
-            _ => println!("{:<20} {:>12} {:>14}", row.case.name(), "n/a", "n/a"),
+            (Some(v), Some(r)) => println!(
+                "{:<28} {:>12.0} {:>14.3} {:>18}",
+                row.case.name(),
+                v,
+                r,
+                latency
+            ),
+            _ => println!("{:<28} {:>12} {:>14}", row.case.name(), "n/a", "n/a"),
         }
     }
 
@@ -556,9 +663,14 @@ async fn main() -> BenchResult<()> {
         0.95,
     );
     target(
+        "typed_get_c64 / raw_get_c64",
+        ratio(Case::TypedGetC64, Case::RawGetC64),
+        1.5,
+    );
+    target(
         "typed_json_c64 / raw_c64",
         ratio(Case::TypedJsonC64, Case::RawC64),
-        0.95,
+        1.0,
     );
     target(
         "typed_msgpack_c64 / raw_c64",
@@ -568,12 +680,12 @@ async fn main() -> BenchResult<()> {
     target(
         "typed_bincode_c64 / raw_c64",
         ratio(Case::TypedBincodeC64, Case::RawC64),
-        0.95,
+        1.0,
     );
     target(
         "typed_json_c64 / cached_crate_c64",
         ratio(Case::TypedJsonC64, Case::CachedCrateC64),
-        1.0,
+        1.2,
     );
     target(
         "get_many_100 / sequential_get_100 (keys/s)",

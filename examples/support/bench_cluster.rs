@@ -1,7 +1,8 @@
 //! The bench's cluster cases: the typed layer against raw redis-rs
 //! `ClusterConnection` at 64 tasks (SET EX then GET, as the standalone
 //! cases), and `get_many` of 100 keys spread over slots against 100
-//! sequential gets. Interleaved rounds, medians, ratios in one run.
+//! sequential gets, and GET only at 64 tasks on stored keys (where the
+//! typed layer coalesces). Interleaved rounds, medians, ratios in one run.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,11 +12,13 @@ use redis::cluster_async::ClusterConnection;
 
 use super::{BenchResult, ModelPrice, TTL_SECS, median, raw_set_get, run_tasks, sample_price};
 
-const CASES: [&str; 4] = [
+const CASES: [&str; 6] = [
     "cluster_raw_c64",
     "cluster_typed_c64",
     "cluster_get_many_100",
     "cluster_sequential_get_100",
+    "cluster_raw_get_c64",
+    "cluster_typed_get_c64",
 ];
 
 struct Fixture {
@@ -24,6 +27,8 @@ struct Fixture {
     price: ModelPrice,
     typed: TypedCache<String, ModelPrice>,
     batch_keys: Vec<String>,
+    /// 100 keys stored by raw redis-rs, for `cluster_raw_get_c64`.
+    raw_get_keys: Vec<String>,
 }
 
 async fn step(case: &str, fx: &Fixture, task: usize, i: usize) -> BenchResult<u64> {
@@ -38,6 +43,18 @@ async fn step(case: &str, fx: &Fixture, task: usize, i: usize) -> BenchResult<u6
             fx.typed.set(&key, &fx.price).await?;
             let _ = fx.typed.get(&key).await?;
             Ok(2)
+        }
+        "cluster_raw_get_c64" => {
+            let key = &fx.raw_get_keys[slot];
+            let _: Option<Vec<u8>> = redis::cmd("GET")
+                .arg(key)
+                .query_async(&mut fx.raw.clone())
+                .await?;
+            Ok(1)
+        }
+        "cluster_typed_get_c64" => {
+            let _ = fx.typed.get(&fx.batch_keys[slot]).await?;
+            Ok(1)
         }
         "cluster_get_many_100" => {
             let keys: Vec<&str> = fx.batch_keys.iter().map(String::as_str).collect();
@@ -83,7 +100,18 @@ pub(crate) async fn run(
     for key in &batch_keys {
         typed.set(key, &price).await?;
     }
+    let raw_get_keys: Vec<String> = (0..100).map(|i| format!("bench-get:{i}")).collect();
+    let mut raw = raw;
+    for key in &raw_get_keys {
+        let value = cache_core::Codec::Json.encode(&price)?;
+        redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .query_async::<()>(&mut raw)
+            .await?;
+    }
     let fx = Arc::new(Fixture {
+        raw_get_keys,
         raw,
         raw_value: cache_core::Codec::Json.encode(&price)?,
         price,
@@ -106,12 +134,14 @@ pub(crate) async fn run(
     let medians: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
     let typed_ratio = medians[1] / medians[0];
     let batch_ratio = medians[2] / medians[3];
+    let get_ratio = medians[5] / medians[4];
     println!("\n{:<28} {:>12}", "case", "ops/s");
     for (case, value) in CASES.iter().zip(&medians) {
         println!("{case:<28} {value:>12.0}");
     }
     println!("\ncluster_typed_c64 / cluster_raw_c64: {typed_ratio:.3} (goal >= 0.95)");
     println!("cluster_get_many_100 / cluster_sequential_get_100 (keys/s): {batch_ratio:.3}");
+    println!("cluster_typed_get_c64 / cluster_raw_get_c64: {get_ratio:.3} (goal >= 1.5)");
     if let Some(path) = json {
         let cases: Vec<serde_json::Value> = CASES
             .iter()
@@ -122,6 +152,7 @@ pub(crate) async fn run(
             "cases": cases,
             "cluster_typed_vs_raw": typed_ratio,
             "cluster_get_many_vs_sequential": batch_ratio,
+            "cluster_typed_get_vs_raw_get": get_ratio,
         });
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
         println!("\nwrote {path}");

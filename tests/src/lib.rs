@@ -426,6 +426,34 @@ impl Env {
         }
     }
 
+    /// A spawned redis-server, through a handle with coalescing off.
+    pub async fn redis_uncoalesced(test: &str) -> Self {
+        let redis = TestRedis::start(test);
+        let builder = Cache::builder()
+            .url(redis.url())
+            .namespace(redis.namespace());
+        let cache = uncoalesced(builder).await;
+        Env {
+            cache,
+            redis: Some(redis),
+            cluster: None,
+        }
+    }
+
+    /// The shared cluster, through a handle with coalescing off.
+    pub async fn cluster_uncoalesced(test: &str) -> Self {
+        let cluster = TestCluster::shared();
+        let builder = Cache::builder()
+            .cluster_nodes(cluster.urls())
+            .namespace(unique_namespace(test));
+        let cache = uncoalesced(builder).await;
+        Env {
+            cache,
+            redis: None,
+            cluster: Some(cluster),
+        }
+    }
+
     /// The local 6-node cluster shared by this test binary, under a
     /// namespace of its own.
     pub async fn cluster(test: &str) -> Self {
@@ -459,11 +487,43 @@ impl Env {
     }
 }
 
+async fn uncoalesced(builder: cache_core::CacheBuilder) -> Cache {
+    let built = builder
+        .timeout(Duration::from_secs(2))
+        .coalesce(false)
+        .build()
+        .await;
+    built.unwrap_or_else(|err| panic!("cannot connect to the test store: {err}"))
+}
+
 /// Runs each named `async fn(Env)` once on the memory backend (module
 /// `memory`), once on a spawned Redis (module `redis_server`) and once on the
-/// shared local cluster (module `cluster`).
+/// shared local cluster (module `cluster`). Prefixed with `coalesce_off_too;`,
+/// also on both through a handle with coalescing off (modules
+/// `redis_server_uncoalesced` and `cluster_uncoalesced`).
 #[macro_export]
 macro_rules! backend_suite {
+    (coalesce_off_too; $($name:ident),* $(,)?) => {
+        $crate::backend_suite!($($name),*);
+        mod redis_server_uncoalesced {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let env = $crate::Env::redis_uncoalesced(stringify!($name)).await;
+                    super::$name(env).await;
+                }
+            )*
+        }
+        mod cluster_uncoalesced {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let env = $crate::Env::cluster_uncoalesced(stringify!($name)).await;
+                    super::$name(env).await;
+                }
+            )*
+        }
+    };
     ($($name:ident),* $(,)?) => {
         mod memory {
             $(

@@ -1,5 +1,6 @@
-//! The behaviour suite: every test here runs once on the embedded memory backend
-//! and once on a spawned redis-server, and must pass on both unchanged.
+//! The behaviour suite: every test here runs on the embedded memory backend,
+//! a spawned redis-server and the local cluster, the last two with
+//! coalescing on (the default) and off, and must pass on all unchanged.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -10,6 +11,7 @@ use cache_tests::Env;
 use serde::{Deserialize, Serialize};
 
 cache_tests::backend_suite!(
+    coalesce_off_too;
     round_trips_in_every_codec,
     floats_come_back_exactly_and_lossy_values_are_refused,
     default_ttl_is_applied_and_expires,

@@ -45,7 +45,17 @@ pub(crate) use self::memory::MemoryBackend;
 pub(crate) use self::ops::Atomic;
 pub(crate) use self::ops::counter::{Bounds, Incr};
 pub use self::redis::RedisConnection;
-pub(crate) use self::redis::{ConnectOptions, RedisBackend, Retry, Target, Tracker, track};
+pub(crate) use self::redis::{ConnectOptions, Op, RedisBackend, Retry, Target, Tracker, track};
+
+/// Converts a Redis reply to what `operation` on `key` returns.
+fn reply<T: FromRedisValue>(
+    operation: &'static str,
+    key: &str,
+    value: ::redis::Value,
+) -> Result<T> {
+    T::from_redis_value(value)
+        .map_err(|err| crate::Error::from_redis(operation, Some(key), err.into(), false))
+}
 
 /// Whether a write replaces an existing value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,6 +170,10 @@ impl Backend {
     }
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        if let Backend::Redis(redis) = self {
+            let value = redis.coalesced(key, Op::Get).await?;
+            return reply("GET", key, value);
+        }
         let read = |store: &mut Store| Ok(store.bytes(key, "GET")?.cloned());
         self.command("GET", key, &[], Retry::Idempotent, read).await
     }
@@ -174,6 +188,10 @@ impl Backend {
     }
 
     pub(crate) async fn delete(&self, key: &str) -> Result<bool> {
+        if let Backend::Redis(redis) = self {
+            let removed: u64 = reply("DEL", key, redis.coalesced(key, Op::Del).await?)?;
+            return Ok(removed > 0);
+        }
         let delete = |store: &mut Store| Ok(store.remove(key).is_some());
         self.command("DEL", key, &[], Retry::Idempotent, delete)
             .await
@@ -209,6 +227,11 @@ impl Backend {
         ttl: Option<Duration>,
         mode: SetMode,
     ) -> Result<bool> {
+        if let (Backend::Redis(redis), SetMode::Always) = (self, mode) {
+            let written = redis.coalesced(key, Op::Set { value, ttl }).await?;
+            let _ok: () = reply("SET", key, written)?;
+            return Ok(true);
+        }
         let wire = |value: Vec<u8>| {
             let mut cmd = ::redis::cmd("SET");
             cmd.arg(key).arg(value);

@@ -29,6 +29,8 @@ pub(crate) struct ConnectOptions {
     pub(crate) target: Target,
     pub(crate) timeout: Duration,
     pub(crate) lazy: bool,
+    /// Whether concurrent single-key calls share round trips (`coalesce`).
+    pub(crate) coalesce: bool,
     /// A private CA for `rediss://`; read only with the `tls` feature.
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub(crate) tls_root: Option<Vec<u8>>,
@@ -120,7 +122,12 @@ impl RedisBackend {
             }
         }
         Ok(RedisBackend::new(
-            connection, node_info, timeout, redacted, stats,
+            connection,
+            node_info,
+            timeout,
+            redacted,
+            stats,
+            options.coalesce,
         ))
     }
 }

@@ -3,10 +3,12 @@
 //! standalone server today) is chosen in `connect` and hidden behind one
 //! `Connection`.
 
+mod coalesce;
 mod connect;
 mod redirect;
 mod tracking;
 
+pub(crate) use self::coalesce::Op;
 pub use self::connect::RedisConnection;
 pub(crate) use self::connect::{ConnectOptions, Target};
 pub(crate) use self::tracking::{Tracker, track};
@@ -64,6 +66,8 @@ pub(crate) struct RedisBackend {
     timeout: Duration,
     redacted_url: String,
     stats: Arc<Stats>,
+    /// The queue of calls that share round trips; `None` when turned off.
+    coalescer: Option<Arc<coalesce::Coalescer>>,
 }
 
 impl fmt::Debug for RedisBackend {
@@ -82,6 +86,7 @@ impl RedisBackend {
         timeout: Duration,
         redacted_url: String,
         stats: Arc<Stats>,
+        coalesce: bool,
     ) -> Self {
         RedisBackend {
             connection,
@@ -89,6 +94,7 @@ impl RedisBackend {
             timeout,
             redacted_url,
             stats,
+            coalescer: coalesce.then(Arc::default),
         }
     }
 

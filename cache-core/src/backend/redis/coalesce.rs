@@ -1,0 +1,318 @@
+//! Group commit. Single-key GET, SET (with a value and an optional TTL) and
+//! DEL calls of a handle that arrive while one of its round trips is in
+//! flight wait in a queue; when the round trip returns, everything queued
+//! goes out as one pipeline. A lone caller sends at once: no timer, no added
+//! latency. On a cluster a batch is split into one pipeline per hash slot.
+//!
+//! What a caller sees does not change: each command's answer (or error, such
+//! as WRONGTYPE) reaches its own caller only, each caller waits no longer
+//! than its own timeout, a caller that gave up before its batch left sends
+//! nothing, and concurrent reads of one key in a batch share one GET.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use redis::cluster_routing::Slot;
+use redis::{Cmd, Pipeline, Value};
+use tokio::sync::oneshot;
+
+use super::{RedisBackend, Retry, is_connection_loss, is_not_executed};
+use crate::error::{Error, Result};
+use crate::ttl::ttl_millis;
+
+/// A call that may share a round trip with others.
+pub(crate) enum Op {
+    Get,
+    /// SET with a value, replacing what is there, with a TTL or none.
+    Set {
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    },
+    Del,
+}
+
+impl Op {
+    fn name(&self) -> &'static str {
+        match self {
+            Op::Get => "GET",
+            Op::Set { .. } => "SET",
+            Op::Del => "DEL",
+        }
+    }
+
+    fn add_to(&self, key: &str, pipe: &mut Pipeline) {
+        pipe.add_command(self.command(key));
+    }
+
+    fn command(&self, key: &str) -> Cmd {
+        let mut cmd = redis::cmd(self.name());
+        cmd.arg(key);
+        if let Op::Set { value, ttl } = self {
+            cmd.arg(value.as_slice());
+            if let Some(ttl) = ttl {
+                cmd.arg("PX").arg(ttl_millis(*ttl));
+            }
+        }
+        cmd
+    }
+}
+
+/// A call waiting for the next batch.
+struct Queued {
+    key: String,
+    op: Op,
+    answer: oneshot::Sender<Result<Value>>,
+}
+
+/// The queue of one handle's calls.
+#[derive(Default)]
+pub(crate) struct Coalescer {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Round trips of this queue in flight; calls queue while there are
+    /// [`IN_FLIGHT`].
+    sending: usize,
+    queue: Vec<Queued>,
+}
+
+/// How many round trips of one handle's queue may be in flight at once:
+/// with two, the server works on one batch while the client reads the
+/// answers of the other.
+const IN_FLIGHT: usize = 1;
+
+impl Coalescer {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every update leaves the state whole, so a poisoned lock is usable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl std::fmt::Debug for Coalescer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coalescer").finish_non_exhaustive()
+    }
+}
+
+/// The direct sender's turn: when it ends (answered, failed or cancelled),
+/// what queued meanwhile goes out.
+struct Turn<'a>(&'a RedisBackend);
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.0.hand_on();
+    }
+}
+
+impl RedisBackend {
+    /// Sends `op` on `key`, alone or in the next batch.
+    pub(crate) async fn coalesced(&self, key: &str, op: Op) -> Result<Value> {
+        let Some(coalescer) = &self.coalescer else {
+            return self.alone(key, &op).await;
+        };
+        let name = op.name();
+        let queued = {
+            let mut state = coalescer.lock();
+            if state.sending >= IN_FLIGHT {
+                let (answer, answered) = oneshot::channel();
+                let key = key.to_owned();
+                state.queue.push(Queued { key, op, answer });
+                Err(answered)
+            } else {
+                state.sending += 1;
+                Ok(op)
+            }
+        };
+        let op = match queued {
+            Ok(op) => op,
+            Err(answered) => return self.await_batch(name, key, answered).await,
+        };
+        let turn = Turn(self);
+        let sent = self.alone(key, &op).await;
+        drop(turn);
+        sent
+    }
+
+    async fn alone(&self, key: &str, op: &Op) -> Result<Value> {
+        self.send(op.name(), key, op.command(key), Retry::Idempotent)
+            .await
+    }
+
+    /// Waits for a queued call's answer, within the caller's own budget.
+    async fn await_batch(
+        &self,
+        name: &'static str,
+        key: &str,
+        answered: oneshot::Receiver<Result<Value>>,
+    ) -> Result<Value> {
+        let budget = crate::backend::budget(self.timeout);
+        #[cfg(feature = "metrics")]
+        let started = std::time::Instant::now();
+        let error = match tokio::time::timeout(budget, answered).await {
+            Ok(Ok(answer)) => return answer,
+            Ok(Err(_dropped)) => {
+                let lost = std::io::Error::other("the batch carrying this call ended unanswered");
+                Error::from_redis(name, Some(key), lost.into(), false)
+            }
+            Err(_elapsed) => self.timeout_error(name, key, Retry::Idempotent),
+        };
+        self.stats.count_error(&error);
+        #[cfg(feature = "metrics")]
+        crate::telemetry::backend_call(name, started.elapsed(), Some(&error));
+        Err(error)
+    }
+
+    /// Sends what queued during a round trip that just ended, or marks the
+    /// queue idle. Outside a runtime (one shutting down) the queued calls are
+    /// dropped: each caller gets an error.
+    fn hand_on(&self) {
+        let Some(coalescer) = &self.coalescer else {
+            return;
+        };
+        let mut state = coalescer.lock();
+        if state.queue.is_empty() {
+            state.sending -= 1;
+            return;
+        }
+        let batch = std::mem::take(&mut state.queue);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                drop(runtime.spawn(self.clone().drain(batch)));
+            }
+            Err(_) => state.sending -= 1,
+        }
+    }
+
+    /// Sends batches until the queue is empty.
+    async fn drain(self, mut batch: Vec<Queued>) {
+        loop {
+            self.send_batch(batch).await;
+            // The callers just answered may call again at once: let them
+            // join the next batch rather than the one after it.
+            tokio::task::yield_now().await;
+            let Some(coalescer) = &self.coalescer else {
+                return;
+            };
+            let mut state = coalescer.lock();
+            if state.queue.is_empty() {
+                state.sending -= 1;
+                return;
+            }
+            batch = std::mem::take(&mut state.queue);
+        }
+    }
+
+    async fn send_batch(&self, mut batch: Vec<Queued>) {
+        // A caller that gave up before its batch left sends nothing.
+        batch.retain(|queued| !queued.answer.is_closed());
+        if !self.is_cluster() {
+            return self.send_group(batch).await;
+        }
+        let mut slots: HashMap<Slot, Vec<Queued>> = HashMap::new();
+        for queued in batch {
+            let slot = Slot::for_key(queued.key.as_bytes());
+            slots.entry(slot).or_default().push(queued);
+        }
+        let groups = slots.into_values().map(|group| self.send_group(group));
+        futures_util::future::join_all(groups).await;
+    }
+
+    /// One pipeline for `group` (one slot on a cluster); each call gets the
+    /// answer to its own command.
+    async fn send_group(&self, group: Vec<Queued>) {
+        if let [one] = group.as_slice() {
+            let answer = self.alone(&one.key, &one.op).await;
+            if let Some(one) = group.into_iter().next() {
+                drop(one.answer.send(answer));
+            }
+            return;
+        }
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        // Reads of one key share a GET until a write to that key comes.
+        let mut reads: HashMap<&str, usize> = HashMap::new();
+        let mut at = Vec::with_capacity(group.len());
+        let mut commands = 0;
+        for queued in &group {
+            let key = queued.key.as_str();
+            if let (Op::Get, Some(&read)) = (&queued.op, reads.get(key)) {
+                at.push(read);
+                continue;
+            }
+            let index = commands;
+            commands += 1;
+            queued.op.add_to(key, &mut pipe);
+            match queued.op {
+                Op::Get => reads.insert(key, index),
+                Op::Set { .. } | Op::Del => reads.remove(key),
+            };
+            at.push(index);
+        }
+        #[cfg(feature = "metrics")]
+        let started = std::time::Instant::now();
+        let answers = self.round_trip(&pipe).await;
+        for (queued, index) in group.into_iter().zip(at) {
+            let Queued { key, op, answer } = queued;
+            let name = op.name();
+            let result = match &answers {
+                Ok(values) => match values.get(index).cloned().map(Value::extract_error) {
+                    // Not run (a slot moving, a failover): alone it follows redirections.
+                    Some(Err(err)) if is_not_executed(&err) => self.alone(&key, &op).await,
+                    Some(Ok(value)) => Ok(value),
+                    Some(Err(err)) => Err(Error::from_redis(name, Some(&key), err, false)),
+                    None => Err(Error::from_redis(name, Some(&key), short_answer(), false)),
+                },
+                Err(Failure::NotExecuted) => self.alone(&key, &op).await,
+                Err(Failure::Redis(err)) => {
+                    Err(Error::from_redis(name, Some(&key), err.clone(), false))
+                }
+                Err(Failure::Timeout) => Err(self.timeout_error(name, &key, Retry::Idempotent)),
+            };
+            if let Err(error) = &result {
+                self.stats.count_error(error);
+            }
+            #[cfg(feature = "metrics")]
+            crate::telemetry::backend_call(name, started.elapsed(), result.as_ref().err());
+            drop(answer.send(result));
+        }
+    }
+
+    /// Sends `pipe` within the handle's timeout, once more if its connection
+    /// dropped (every command in a batch may be applied twice).
+    async fn round_trip(&self, pipe: &Pipeline) -> std::result::Result<Vec<Value>, Failure> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let span = self.call_span("PIPELINE");
+        let mut attempts = 2;
+        loop {
+            attempts -= 1;
+            let mut connection = self.connection.clone();
+            let sent = pipe.query_async::<Vec<Value>>(&mut connection);
+            let sent = tracing::Instrument::instrument(sent, span.clone());
+            match tokio::time::timeout_at(deadline, sent).await {
+                Ok(Ok(values)) => return Ok(values),
+                Ok(Err(err)) if attempts > 0 && is_connection_loss(&err) => continue,
+                Ok(Err(err)) if is_not_executed(&err) => return Err(Failure::NotExecuted),
+                Ok(Err(err)) if err.is_timeout() => return Err(Failure::Timeout),
+                Ok(Err(err)) => return Err(Failure::Redis(err)),
+                Err(_elapsed) => return Err(Failure::Timeout),
+            }
+        }
+    }
+}
+
+/// Why a batch's round trip gave no answers.
+enum Failure {
+    /// The node did not run it (a cluster redirection or failover): each
+    /// call goes again alone.
+    NotExecuted,
+    Redis(redis::RedisError),
+    Timeout,
+}
+
+/// An answer missing from a batch's reply: never expected from a server.
+fn short_answer() -> redis::RedisError {
+    std::io::Error::other("the server's answer to a batch had fewer replies than commands").into()
+}
