@@ -279,6 +279,12 @@ async fn raw_set_get(
     Ok(2)
 }
 
+/// GET of a stored key: the raw read workload.
+async fn raw_get(conn: &mut impl redis::aio::ConnectionLike, key: &str) -> BenchResult<u64> {
+    let _: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(conn).await?;
+    Ok(1)
+}
+
 /// The loader of an all-hit batch: never called.
 async fn no_load(_: Vec<String>) -> Vec<(String, ModelPrice)> {
     Vec::new()
@@ -370,14 +376,7 @@ async fn step(case: Case, fx: &Fixture, task: usize, i: usize) -> BenchResult<u6
             let _ = fx.local.get_shared(&fx.batch_keys[slot]).await?;
             Ok(1)
         }
-        Case::RawGetC64 => {
-            let key = &fx.raw_get_keys[slot];
-            let _: Option<Vec<u8>> = redis::cmd("GET")
-                .arg(key)
-                .query_async(&mut fx.raw.clone())
-                .await?;
-            Ok(1)
-        }
+        Case::RawGetC64 => raw_get(&mut fx.raw.clone(), &fx.raw_get_keys[slot]).await,
         Case::TypedGetC64 => {
             let _ = fx.json.get(&fx.batch_keys[slot]).await?;
             Ok(1)

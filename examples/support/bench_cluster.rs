@@ -10,7 +10,9 @@ use std::time::Duration;
 use cache_core::{Cache, TypedCache};
 use redis::cluster_async::ClusterConnection;
 
-use super::{BenchResult, ModelPrice, TTL_SECS, median, raw_set_get, run_tasks, sample_price};
+use super::{
+    BenchResult, ModelPrice, TTL_SECS, median, raw_get, raw_set_get, run_tasks, sample_price,
+};
 
 const CASES: [&str; 6] = [
     "cluster_raw_c64",
@@ -44,14 +46,7 @@ async fn step(case: &str, fx: &Fixture, task: usize, i: usize) -> BenchResult<u6
             let _ = fx.typed.get(&key).await?;
             Ok(2)
         }
-        "cluster_raw_get_c64" => {
-            let key = &fx.raw_get_keys[slot];
-            let _: Option<Vec<u8>> = redis::cmd("GET")
-                .arg(key)
-                .query_async(&mut fx.raw.clone())
-                .await?;
-            Ok(1)
-        }
+        "cluster_raw_get_c64" => raw_get(&mut fx.raw.clone(), &fx.raw_get_keys[slot]).await,
         "cluster_typed_get_c64" => {
             let _ = fx.typed.get(&fx.batch_keys[slot]).await?;
             Ok(1)

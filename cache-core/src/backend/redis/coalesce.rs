@@ -169,21 +169,29 @@ impl RedisBackend {
     /// queue idle. Outside a runtime (one shutting down) the queued calls are
     /// dropped: each caller gets an error.
     fn hand_on(&self) {
-        let Some(coalescer) = &self.coalescer else {
+        let Some(batch) = self.next_batch() else {
             return;
         };
-        let mut state = coalescer.lock();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(self.clone().drain(batch))),
+            Err(_) => {
+                drop(batch);
+                while let Some(batch) = self.next_batch() {
+                    drop(batch);
+                }
+            }
+        }
+    }
+
+    /// What queued meanwhile; `None` once there is nothing, the round trip's
+    /// turn then being over.
+    fn next_batch(&self) -> Option<Vec<Queued>> {
+        let mut state = self.coalescer.as_ref()?.lock();
         if state.queue.is_empty() {
             state.sending -= 1;
-            return;
+            return None;
         }
-        let batch = std::mem::take(&mut state.queue);
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                drop(runtime.spawn(self.clone().drain(batch)));
-            }
-            Err(_) => state.sending -= 1,
-        }
+        Some(std::mem::take(&mut state.queue))
     }
 
     /// Sends batches until the queue is empty.
@@ -193,15 +201,10 @@ impl RedisBackend {
             // The callers just answered may call again at once: let them
             // join the next batch rather than the one after it.
             tokio::task::yield_now().await;
-            let Some(coalescer) = &self.coalescer else {
-                return;
-            };
-            let mut state = coalescer.lock();
-            if state.queue.is_empty() {
-                state.sending -= 1;
-                return;
+            match self.next_batch() {
+                Some(next) => batch = next,
+                None => return,
             }
-            batch = std::mem::take(&mut state.queue);
         }
     }
 
