@@ -1,0 +1,301 @@
+//! The routes and what each one does with the cache and the database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, header};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cache_core::{Cache, Flags, RateLimit, RateLimiter, Sequences, TypedCache};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::{Claims, Tokens};
+use crate::config::Config;
+use crate::db::{ModelPrice, PriceTable};
+use crate::error::ApiError;
+
+/// What every handler shares; cheap to clone.
+#[derive(Clone)]
+pub struct Gateway(Arc<Parts>);
+
+struct Parts {
+    cache: Cache,
+    table: PriceTable,
+    prices: TypedCache<String, ModelPrice>,
+    /// Token ids revoked before their expiry.
+    revoked: Flags<str>,
+    limiter: RateLimiter<str>,
+    /// API calls per user, counted per minute.
+    calls: TypedCache<String, i64>,
+    sequences: Sequences<str>,
+    tokens: Tokens,
+    admin_token: Option<String>,
+}
+
+impl Gateway {
+    /// Connects to the cache and the database `config` names.
+    pub async fn start(config: &Config) -> Result<Self, String> {
+        let cache = connect_cache(config).await?;
+        let table = PriceTable::open(&config.database_url)
+            .await
+            .map_err(|err| {
+                let url = cache_core::redact_url(&config.database_url);
+                format!("cannot open the database {url}: {err}")
+            })?;
+        Self::new(cache, table, config)
+    }
+
+    /// A gateway over `cache` and `table`.
+    pub fn new(cache: Cache, table: PriceTable, config: &Config) -> Result<Self, String> {
+        let failed = |what: &str, err: cache_core::Error| format!("{what}: {err}");
+        let rule = RateLimit::sliding_window(config.rate_limit, Duration::from_secs(60));
+        let parts = Parts {
+            prices: cache.typed::<ModelPrice>(),
+            revoked: cache
+                .keyspace("revoked-token")
+                .flags::<str>()
+                .map_err(|err| failed("revoked-token flags", err))?,
+            limiter: cache
+                .keyspace("chat-limit")
+                .rate_limiter::<str>(rule)
+                .map_err(|err| failed("chat rate limiter", err))?,
+            calls: cache
+                .keyspace("api-calls")
+                .ttl(Duration::from_secs(60))
+                .typed::<String, i64>()
+                .map_err(|err| failed("api-calls counters", err))?,
+            sequences: cache
+                .keyspace("message-seq")
+                .sequences::<str>(1_000)
+                .map_err(|err| failed("message sequences", err))?,
+            tokens: Tokens::new(&config.jwt_secret),
+            admin_token: config.admin_token.clone(),
+            cache,
+            table,
+        };
+        Ok(Gateway(Arc::new(parts)))
+    }
+
+    /// The HTTP routes.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/v1/prices/{model}", get(price).put(update_price))
+            .route("/v1/login", post(login))
+            .route("/v1/logout", post(logout))
+            .route("/v1/chat", post(chat))
+            .route("/stats", get(stats))
+            .with_state(self.clone())
+    }
+}
+
+/// The cluster `REDIS_CLUSTER_NODES` names, else the server `REDIS_URL`
+/// names, else the embedded memory backend. Connected lazily, so the
+/// service starts (and serves prices from the database) while Redis is down.
+async fn connect_cache(config: &Config) -> Result<Cache, String> {
+    let builder = Cache::builder()
+        .namespace(&config.namespace)
+        .timeout(config.redis_timeout)
+        .lazy_connect(true);
+    let built = match (&config.cluster_nodes, &config.redis_url) {
+        (Some(nodes), _) => builder.cluster_nodes(nodes.clone()).build().await,
+        (None, Some(url)) => builder.url(url).build().await,
+        (None, None) => builder.build_memory(),
+    };
+    built.map_err(|err| format!("cannot set up the cache: {err}"))
+}
+
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+}
+
+/// `GET /v1/prices/{model}`: cache-aside over the price table, one database
+/// read per cold model however many ask at once; fail-open (from the
+/// database) while Redis is down.
+async fn price(
+    State(gateway): State<Gateway>,
+    Path(model): Path<String>,
+) -> Result<Json<ModelPrice>, ApiError> {
+    let table = gateway.0.table.clone();
+    let wanted = model.clone();
+    let loaded = gateway
+        .0
+        .prices
+        .try_get_or_load(&model, move || async move { table.price(&wanted).await })
+        .await;
+    match loaded {
+        Ok(Some(price)) => Ok(Json(price)),
+        Ok(None) => Err(ApiError::not_found(format!("no price for model `{model}`"))),
+        Err(err @ cache_core::Error::Load { .. }) => Err(ApiError::unavailable(format!(
+            "cannot read the price of `{model}` from the database: {err}"
+        ))),
+        Err(err) => Err(ApiError::cache(&format!("price of `{model}`"), &err)),
+    }
+}
+
+#[derive(Deserialize)]
+struct NewPrice {
+    input_per_1k: f64,
+    output_per_1k: f64,
+}
+
+/// `PUT /v1/prices/{model}` (admin): writes the table, then drops the cached
+/// price, so the next read loads the new one.
+async fn update_price(
+    State(gateway): State<Gateway>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    Json(new): Json<NewPrice>,
+) -> Result<Json<ModelPrice>, ApiError> {
+    let Some(admin) = &gateway.0.admin_token else {
+        return Err(ApiError::forbidden(
+            "price updates are off: start the gateway with GATEWAY_ADMIN_TOKEN set",
+        ));
+    };
+    if crate::auth::bearer(authorization(&headers))? != admin {
+        return Err(ApiError::forbidden("not the admin token"));
+    }
+    let valid = |price: f64| price.is_finite() && price >= 0.0;
+    if !valid(new.input_per_1k) || !valid(new.output_per_1k) {
+        return Err(ApiError::bad_request(
+            "input_per_1k and output_per_1k must be finite and not negative",
+        ));
+    }
+    let price = ModelPrice {
+        model: model.clone(),
+        input_per_1k: new.input_per_1k,
+        output_per_1k: new.output_per_1k,
+    };
+    gateway.0.table.upsert(&price).await.map_err(|err| {
+        ApiError::unavailable(format!("cannot write the price of `{model}`: {err}"))
+    })?;
+    if let Err(err) = gateway.0.prices.delete(&model).await {
+        // The table has the new price; a stale cached one may stay up to its TTL.
+        return Err(ApiError::cache(
+            &format!(
+                "price of `{model}` saved, but its cached copy was not dropped; send the PUT again"
+            ),
+            &err,
+        ));
+    }
+    Ok(Json(price))
+}
+
+#[derive(Deserialize)]
+struct Login {
+    user: String,
+}
+
+/// `POST /v1/login`: a demo sign-in, no password; returns a token.
+async fn login(
+    State(gateway): State<Gateway>,
+    Json(login): Json<Login>,
+) -> Result<Json<Value>, ApiError> {
+    let user = login.user.trim();
+    if user.is_empty() || user.len() > 64 {
+        return Err(ApiError::bad_request("`user` must be 1 to 64 characters"));
+    }
+    let (token, claims) = gateway.0.tokens.issue(user)?;
+    Ok(Json(json!({ "token": token, "expires_at": claims.exp })))
+}
+
+/// `POST /v1/logout`: revokes the token until its own expiry.
+async fn logout(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let claims = gateway.0.tokens.check(authorization(&headers))?;
+    let revoke = gateway
+        .0
+        .revoked
+        .raise_until(&claims.jti, claims.expires_at());
+    revoke
+        .await
+        .map_err(|err| ApiError::cache("revoking the token", &err))?;
+    Ok(Json(json!({ "revoked": true, "until": claims.exp })))
+}
+
+/// A token that is valid and not revoked. Fail-closed: when the revocation
+/// flags cannot be read, the request is refused (503), never let through.
+async fn signed_in(gateway: &Gateway, headers: &HeaderMap) -> Result<Claims, ApiError> {
+    let claims = gateway.0.tokens.check(authorization(headers))?;
+    let revoked = gateway.0.revoked.is_raised(&claims.jti).await;
+    match revoked {
+        Ok(false) => Ok(claims),
+        Ok(true) => Err(ApiError::unauthorized("this token was revoked")),
+        Err(err) => Err(ApiError::cache("checking the token", &err)),
+    }
+}
+
+#[derive(Deserialize)]
+struct ChatRequest {
+    message: String,
+}
+
+/// `POST /v1/chat`: signed in, within the rate limit; counts the call and
+/// gives the message the user's next sequence number.
+async fn chat(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+    Json(request): Json<ChatRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let claims = signed_in(&gateway, &headers).await?;
+    let user = claims.sub.as_str();
+    let decision = gateway
+        .0
+        .limiter
+        .hit(user)
+        .await
+        .map_err(|err| ApiError::cache("checking the rate limit", &err))?;
+    if !decision.allowed {
+        let seconds = decision.reset_after.as_secs_f64().ceil().max(1.0);
+        return Err(ApiError::too_many_requests(
+            format!("rate limit reached for `{user}`"),
+            // Whole seconds, at least one; a window is a minute.
+            seconds.min(3600.0) as u64,
+        ));
+    }
+    let calls = gateway
+        .0
+        .calls
+        .incr(user, 1)
+        .await
+        .map_err(|err| ApiError::cache("counting the call", &err))?;
+    let seq = gateway
+        .0
+        .sequences
+        .next(user)
+        .await
+        .map_err(|err| ApiError::cache("numbering the message", &err))?;
+    Ok(Json(json!({
+        "user": user,
+        "seq": seq.value,
+        "calls_this_minute": calls,
+        "remaining": decision.remaining,
+        "reply": format!("echo: {}", request.message),
+    })))
+}
+
+/// `GET /stats`: the cache's counters and the database reads.
+async fn stats(State(gateway): State<Gateway>) -> Json<Value> {
+    let stats = gateway.0.cache.stats();
+    Json(json!({
+        "cache": {
+            "hits": stats.hits,
+            "local_hits": stats.local_hits,
+            "misses": stats.misses,
+            "loads": stats.loads,
+            "load_errors": stats.load_errors,
+            "coalesced_waits": stats.coalesced_waits,
+            "negative_hits": stats.negative_hits,
+            "refreshes": stats.refreshes,
+            "decode_errors": stats.decode_errors,
+            "backend_errors": stats.backend_errors,
+            "timeouts": stats.timeouts,
+        },
+        "database_reads": gateway.0.table.reads(),
+    }))
+}

@@ -1,0 +1,126 @@
+//! The service's settings, from the environment.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Where the gateway listens when `GATEWAY_ADDR` is unset.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+/// Chat requests per minute per user when `GATEWAY_RATE_LIMIT` is unset.
+pub const DEFAULT_RATE_LIMIT: u64 = 60;
+/// The embedded database when `DATABASE_URL` is unset: SQLite in memory,
+/// created and seeded at start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite::memory:";
+
+/// Everything the service is configured with.
+#[derive(Clone)]
+pub struct Config {
+    /// `REDIS_URL`: one Redis server.
+    pub redis_url: Option<String>,
+    /// `REDIS_CLUSTER_NODES`: comma-separated node URLs of a Redis Cluster
+    /// (wins over `REDIS_URL`). With neither, the embedded memory backend.
+    pub cluster_nodes: Option<Vec<String>>,
+    /// `DATABASE_URL`: `sqlite:...` or `postgres://...`.
+    pub database_url: String,
+    /// `GATEWAY_ADDR`: the listen address.
+    pub addr: SocketAddr,
+    /// `GATEWAY_RATE_LIMIT`: chat requests per minute per user.
+    pub rate_limit: u64,
+    /// `GATEWAY_JWT_SECRET`: the HS256 key; random per start when unset
+    /// (tokens then do not survive a restart or work across instances).
+    pub jwt_secret: Vec<u8>,
+    /// `GATEWAY_ADMIN_TOKEN`: the bearer token `PUT /v1/prices/{model}`
+    /// needs; price updates are refused while it is unset.
+    pub admin_token: Option<String>,
+    /// `GATEWAY_REDIS_TIMEOUT_MS`: the bound on every Redis call (default 1000).
+    pub redis_timeout: Duration,
+    /// The namespace of the service's keys in Redis.
+    pub namespace: String,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret or the admin token; URLs with passwords redacted.
+        f.debug_struct("Config")
+            .field(
+                "redis_url",
+                &self.redis_url.as_deref().map(cache_core::redact_url),
+            )
+            .field(
+                "cluster_nodes",
+                &self.cluster_nodes.as_deref().map(cache_core::redact_nodes),
+            )
+            .field("database_url", &cache_core::redact_url(&self.database_url))
+            .field("addr", &self.addr)
+            .field("rate_limit", &self.rate_limit)
+            .field("redis_timeout", &self.redis_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// Reads the settings from the environment; the error names the
+    /// variable and what was wrong with it.
+    pub fn from_env() -> Result<Self, String> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
+    }
+
+    /// Reads the settings through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let addr = lookup("GATEWAY_ADDR").unwrap_or_else(|| DEFAULT_ADDR.to_owned());
+        let addr = addr
+            .parse()
+            .map_err(|err| format!("GATEWAY_ADDR={addr:?} is not a socket address: {err}"))?;
+        let rate_limit = match lookup("GATEWAY_RATE_LIMIT") {
+            None => DEFAULT_RATE_LIMIT,
+            Some(text) => match text.parse::<u64>() {
+                Ok(limit) if limit > 0 => limit,
+                _ => {
+                    return Err(format!(
+                        "GATEWAY_RATE_LIMIT={text:?} must be a whole number above 0"
+                    ));
+                }
+            },
+        };
+        let redis_timeout = match lookup("GATEWAY_REDIS_TIMEOUT_MS") {
+            None => Duration::from_secs(1),
+            Some(text) => match text.parse::<u64>() {
+                Ok(ms) if ms > 0 => Duration::from_millis(ms),
+                _ => {
+                    return Err(format!(
+                        "GATEWAY_REDIS_TIMEOUT_MS={text:?} must be a whole number of milliseconds above 0"
+                    ));
+                }
+            },
+        };
+        let jwt_secret = match lookup("GATEWAY_JWT_SECRET") {
+            Some(secret) => secret.into_bytes(),
+            None => random_bytes::<32>()?.to_vec(),
+        };
+        let cluster_nodes = lookup("REDIS_CLUSTER_NODES").map(|nodes| {
+            nodes
+                .split(',')
+                .map(str::trim)
+                .filter(|node| !node.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        });
+        Ok(Config {
+            redis_url: lookup("REDIS_URL"),
+            cluster_nodes: cluster_nodes.filter(|nodes| !nodes.is_empty()),
+            database_url: lookup("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            addr,
+            rate_limit,
+            jwt_secret,
+            admin_token: lookup("GATEWAY_ADMIN_TOKEN"),
+            redis_timeout,
+            namespace: "gateway".to_owned(),
+        })
+    }
+}
+
+/// `N` bytes from the operating system's random source.
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], String> {
+    let mut bytes = [0_u8; N];
+    getrandom::fill(&mut bytes).map_err(|err| format!("no random bytes from the system: {err}"))?;
+    Ok(bytes)
+}
