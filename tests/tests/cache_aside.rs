@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 cache_tests::backend_suite!(
     a_thousand_cold_misses_run_the_loader_once,
+    misses_that_read_before_a_fast_load_stored_do_not_load_again,
     loader_errors_are_shared_and_not_cached,
     different_keys_never_wait_on_each_other,
     absent_answers_are_cached_only_with_a_negative_ttl,
@@ -63,6 +64,36 @@ fn counting_loader(
             tokio::time::sleep(delay).await;
             value
         })
+    }
+}
+
+/// A load that finishes while other callers' reads are still out: those
+/// reads missed, yet the value is stored by then; they must not load again.
+async fn misses_that_read_before_a_fast_load_stored_do_not_load_again(env: Env) {
+    for round in 0..5 {
+        let prices = prices(&env, LoadPolicy::DEFAULT, Duration::from_secs(60));
+        let model = format!("model-{round}");
+        let runs = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for i in 0..1_000 {
+            let (prices, model) = (prices.clone(), model.clone());
+            let loader = counting_loader(&runs, Duration::ZERO, Some(price(&model, 0.03)));
+            tasks.push(tokio::spawn(async move {
+                // Arrivals spread over the load, as requests to a service are.
+                if i % 10 == 0 {
+                    tokio::task::yield_now().await;
+                }
+                prices.get_or_load(&model, loader).await
+            }));
+        }
+        for task in tasks {
+            assert_eq!(task.await.unwrap().unwrap(), Some(price(&model, 0.03)));
+        }
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            1,
+            "round {round}: loaded again"
+        );
     }
 }
 

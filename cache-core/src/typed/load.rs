@@ -34,6 +34,9 @@ pub(crate) type Outcome =
 #[derive(Debug, Default)]
 pub(crate) struct Flights {
     map: Mutex<HashMap<String, watch::Receiver<Option<Outcome>>>>,
+    /// How many flights have finished: a caller whose read missed while one
+    /// finished may have missed what it stored, and reads again first.
+    finished: std::sync::atomic::AtomicU64,
 }
 
 pub(crate) enum Joined {
@@ -60,6 +63,18 @@ impl Flights {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(key);
+        self.finished
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Taken before a read that may lead to a load, for [`finished_since`](Self::finished_since).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.finished.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Whether a flight finished (and stored what it loaded) since `epoch`.
+    pub(crate) fn finished_since(&self, epoch: u64) -> bool {
+        self.epoch() != epoch
     }
 }
 
@@ -89,6 +104,9 @@ where
 struct JobState {
     degraded: bool,
     heal: bool,
+    /// A flight finished while the read before this load was out: read
+    /// once more before loading, since it may have stored the value.
+    reread: bool,
 }
 
 /// Everything a load task needs, free of the key type.
@@ -115,6 +133,19 @@ struct LoadJob {
 impl LoadJob {
     fn counters(&self) -> &KeyspaceCounters {
         &self.counters
+    }
+
+    /// The value another flight stored while this one's first read was
+    /// out, if there is one now (and not the undecodable one to heal).
+    async fn stored_meanwhile(&self) -> Option<Vec<u8>> {
+        if self.heal {
+            return None;
+        }
+        let backend = self.cache.backend();
+        let found = backend.within(backend.get(&self.full_key)).await;
+        let bytes = found.ok().flatten()?;
+        bump(&self.counters().coalesced_waits);
+        Some(bytes)
     }
 
     /// Stores what was loaded; best effort, since the caller has its value.
@@ -318,6 +349,7 @@ where
         let counters = self.counters();
         let (mut read_failed, mut heal) = (false, false);
         let backend = self.cache.backend();
+        let epoch = self.cache.flights().epoch();
         match backend.within(self.read_for_load(&full_key)).await {
             Ok(Found::Value(bytes, ttl)) => match self.format.decode::<V>(&bytes) {
                 Ok(value) => {
@@ -349,6 +381,7 @@ where
                 let state = JobState {
                     degraded: read_failed,
                     heal,
+                    reread: !read_failed && self.cache.flights().finished_since(epoch),
                 };
                 self.spawn_load(key, full_key.clone(), loader, sender, state);
                 wait(receiver).await
@@ -462,7 +495,15 @@ where
         // A task of its own: a caller that gives up does not strand the waiters.
         tokio::spawn(
             async move {
-                let (outcome, guard, fresh) = job.load(loader()).await;
+                let stored = if state.reread {
+                    job.stored_meanwhile().await
+                } else {
+                    None
+                };
+                let (outcome, guard, fresh) = match stored {
+                    Some(found) => (Ok(Some(found)), None, false),
+                    None => job.load(loader()).await,
+                };
                 if job.degraded {
                     // Degraded: answer now; callers arriving during the
                     // write-back still join this flight and share the answer.

@@ -196,6 +196,7 @@ where
             .iter()
             .filter_map(|&i| Some((keys.get(i)?.clone(), full_keys.get_mut(i)?.take()?)))
             .collect();
+        let epoch = self.cache.flights().epoch();
         let (reads, degraded) = self.read_many(&distinct, repeated).await?;
 
         let counters = self.counters();
@@ -246,7 +247,10 @@ where
             }
         }
         if !leaders.is_empty() {
-            self.spawn_load_many(leaders, loader, degraded);
+            // A flight that finished while our read was out may have stored
+            // some of these keys: read them again before loading.
+            let reread = !degraded && self.cache.flights().finished_since(epoch);
+            self.spawn_load_many(leaders, loader, degraded, reread);
         }
         let mut ready = Vec::with_capacity(answers.len());
         for ((_, full_key), answer) in distinct.iter().zip(answers) {
@@ -407,8 +411,13 @@ where
     /// Runs the loader once for `leaders` in a task of its own (a caller that
     /// gives up does not strand the others), stores what it found and
     /// answers every key's flight.
-    fn spawn_load_many<F, Fut, I, E>(&self, leaders: Vec<Leader<K>>, loader: F, degraded: bool)
-    where
+    fn spawn_load_many<F, Fut, I, E>(
+        &self,
+        leaders: Vec<Leader<K>>,
+        loader: F,
+        degraded: bool,
+        reread: bool,
+    ) where
         F: FnOnce(Vec<K>) -> Fut + Send + 'static,
         Fut: Future<Output = std::result::Result<I, E>> + Send + 'static,
         I: IntoIterator<Item = (K, V)> + Send + 'static,
@@ -417,7 +426,17 @@ where
         let this = self.clone();
         let span = self.load_span();
         tokio::spawn(
-            async move { this.run_load_many(leaders, loader, degraded).await }.instrument(span),
+            async move {
+                let leaders = if reread {
+                    this.not_stored_meanwhile(leaders).await
+                } else {
+                    leaders
+                };
+                if !leaders.is_empty() {
+                    this.run_load_many(leaders, loader, degraded).await;
+                }
+            }
+            .instrument(span),
         );
     }
 
@@ -525,6 +544,29 @@ where
     }
 
     /// Ends `leader`'s flight with `outcome`.
+    /// Answers the leaders whose key another flight stored while this
+    /// batch's read was out; returns the others (all of them if the read
+    /// fails: they are loaded as planned).
+    async fn not_stored_meanwhile(&self, leaders: Vec<Leader<K>>) -> Vec<Leader<K>> {
+        let full_keys: Vec<String> = leaders.iter().map(|l| l.full_key.clone()).collect();
+        let backend = self.cache.backend();
+        let found = match backend.within(backend.get_many(&full_keys)).await {
+            Ok(found) if found.len() == leaders.len() => found,
+            _ => return leaders,
+        };
+        let mut missing = Vec::new();
+        for (leader, bytes) in leaders.into_iter().zip(found) {
+            match bytes {
+                Some(bytes) if !leader.heal => {
+                    bump(&self.counters().coalesced_waits);
+                    self.answer(&leader, Ok(Some(bytes)));
+                }
+                _ => missing.push(leader),
+            }
+        }
+        missing
+    }
+
     fn answer(&self, leader: &Leader<K>, outcome: Outcome) {
         self.cache.flights().finish(&leader.full_key);
         let _ = leader.sender.send(Some(outcome));
