@@ -46,6 +46,31 @@ run_example() {
     fi
 }
 
+# Starts the gateway on a free port, reads a price, stops it with SIGTERM.
+gateway_smoke() {
+    cargo build -p gateway --locked -q
+    env -u REDIS_URL -u REDIS_CLUSTER_NODES -u DATABASE_URL GATEWAY_ADDR=127.0.0.1:0 \
+        "${CARGO_TARGET_DIR:-target}/debug/gateway" >"$work/gateway.out" 2>&1 &
+    local pid=$!
+    local url=""
+    for _ in $(seq 100); do
+        url="$(sed -n 's/^gateway listening on \(http:[^ ]*\).*/\1/p' "$work/gateway.out")"
+        [ -n "$url" ] && break
+        sleep 0.1
+    done
+    local ok=0
+    if [ -n "$url" ] && python3 -c '
+import json, sys, urllib.request
+price = json.load(urllib.request.urlopen(sys.argv[1] + "/v1/prices/gpt-4o", timeout=5))
+assert price["model"] == "gpt-4o" and price["input_per_1k"] > 0, price
+print(price)' "$url"; then ok=1; fi
+    kill -TERM "$pid" 2>/dev/null
+    wait "$pid"
+    local code=$?
+    cat "$work/gateway.out"
+    [ "$ok" -eq 1 ] && [ "$code" -eq 0 ] && grep -q "gateway stopped" "$work/gateway.out"
+}
+
 work="$(mktemp -d)"
 server_pid=""
 cleanup() {
@@ -85,6 +110,15 @@ if [ "$status" -eq 0 ]; then
         examples_passed=$((examples_passed + 1))
     else
         echo "example bench --quick ... FAILED"; cat "$work/example.log"
+        examples_failed=$((examples_failed + 1))
+    fi
+    # The gateway service, as the README starts it (memory backend, no setup):
+    # it answers a price over HTTP and stops cleanly on SIGTERM.
+    if gateway_smoke >"$work/example.log" 2>&1; then
+        echo "example gateway (cargo run -p gateway) ... ok"
+        examples_passed=$((examples_passed + 1))
+    else
+        echo "example gateway (cargo run -p gateway) ... FAILED"; cat "$work/example.log"
         examples_failed=$((examples_failed + 1))
     fi
     for example in quickstart model_prices chat_sequences; do

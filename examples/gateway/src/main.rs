@@ -25,7 +25,8 @@ async fn run() -> Result<(), String> {
         (None, Some(url)) => format!("Redis at {}", cache_core::redact_url(url)),
         (None, None) => "the embedded memory backend (set REDIS_URL to share state)".to_owned(),
     };
-    println!("gateway listening on http://{} with {backend}", config.addr);
+    let addr = listener.local_addr().unwrap_or(config.addr);
+    println!("gateway listening on http://{addr} with {backend}");
     gateway::serve(service, listener, shutdown_signal())
         .await
         .map_err(|err| format!("serving failed: {err}"))?;
