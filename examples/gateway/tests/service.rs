@@ -242,26 +242,35 @@ async fn with_redis_frozen_chat_fails_closed_and_prices_fail_open() {
     assert_eq!(gateway.chat(&token).await.status(), StatusCode::OK);
 }
 
+/// `count` chat requests at once with `token`, alternating between the two
+/// instances; the responses in the order sent.
+async fn chats_on_both(
+    one: &Instance,
+    two: &Instance,
+    token: &str,
+    count: usize,
+) -> Vec<reqwest::Response> {
+    let requests: Vec<_> = (0..count)
+        .map(|i| {
+            let base = if i % 2 == 0 { &one.base } else { &two.base }.clone();
+            let token = token.to_owned();
+            tokio::spawn(async move { Instance { base }.chat(&token).await })
+        })
+        .collect();
+    let mut responses = Vec::with_capacity(count);
+    for request in requests {
+        responses.push(request.await.unwrap());
+    }
+    responses
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rate_limit_lets_exactly_the_limit_through_across_two_instances() {
     let redis = TestRedis::start("gateway_rate_limit");
     let (one, two) = (start(&redis, 5).await, start(&redis, 5).await);
     let token = one.login("ada").await;
-    let requests: Vec<_> = (0..20)
-        .map(|i| {
-            let (base, token) = (
-                if i % 2 == 0 { &one } else { &two }.base.clone(),
-                token.clone(),
-            );
-            tokio::spawn(async move {
-                let instance = Instance { base };
-                instance.chat(&token).await
-            })
-        })
-        .collect();
     let (mut allowed, mut limited) = (0, 0);
-    for request in requests {
-        let response = request.await.unwrap();
+    for response in chats_on_both(&one, &two, &token, 20).await {
         match response.status() {
             StatusCode::OK => allowed += 1,
             StatusCode::TOO_MANY_REQUESTS => {
@@ -284,24 +293,11 @@ async fn sequence_numbers_are_unique_across_two_instances() {
     let redis = TestRedis::start("gateway_sequences");
     let (one, two) = (start(&redis, 1_000).await, start(&redis, 1_000).await);
     let token = one.login("ada").await;
-    let requests: Vec<_> = (0..200)
-        .map(|i| {
-            let (base, token) = (
-                if i % 2 == 0 { &one } else { &two }.base.clone(),
-                token.clone(),
-            );
-            tokio::spawn(async move {
-                let response = Instance { base }.chat(&token).await;
-                assert_eq!(response.status(), StatusCode::OK);
-                response.json::<Value>().await.unwrap()["seq"]
-                    .as_i64()
-                    .unwrap()
-            })
-        })
-        .collect();
     let mut seen = HashSet::new();
-    for request in requests {
-        let seq = request.await.unwrap();
+    for response in chats_on_both(&one, &two, &token, 200).await {
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        let seq = body["seq"].as_i64().unwrap();
         assert!(seen.insert(seq), "sequence number {seq} handed out twice");
     }
     assert_eq!(seen.len(), 200);
