@@ -46,10 +46,12 @@ run_example() {
     fi
 }
 
-# Starts the gateway on a free port, reads a price, stops it with SIGTERM.
+# Starts the gateway on a free port with the settings given (VAR=value ...;
+# none: the memory backend), reads a price, signs in and chats over HTTP,
+# stops it with SIGTERM.
 gateway_smoke() {
     cargo build -p gateway --locked -q
-    env -u REDIS_URL -u REDIS_CLUSTER_NODES -u DATABASE_URL GATEWAY_ADDR=127.0.0.1:0 \
+    env -u DATABASE_URL -u REDIS_URL -u REDIS_CLUSTER_NODES "$@" GATEWAY_ADDR=127.0.0.1:0 \
         "${CARGO_TARGET_DIR:-target}/debug/gateway" >"$work/gateway.out" 2>&1 &
     local pid=$!
     local url=""
@@ -61,9 +63,21 @@ gateway_smoke() {
     local ok=0
     if [ -n "$url" ] && python3 -c '
 import json, sys, urllib.request
-price = json.load(urllib.request.urlopen(sys.argv[1] + "/v1/prices/gpt-4o", timeout=5))
+base = sys.argv[1]
+def call(path, body=None, token=None):
+    headers = {"content-type": "application/json"}
+    if token:
+        headers["authorization"] = "Bearer " + token
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, headers=headers)
+    return json.load(urllib.request.urlopen(request, timeout=5))
+price = call("/v1/prices/gpt-4o")
 assert price["model"] == "gpt-4o" and price["input_per_1k"] > 0, price
-print(price)' "$url"; then ok=1; fi
+token = call("/v1/login", {"user": "smoke"})["token"]
+first = call("/v1/chat", {"message": "hi"}, token)
+second = call("/v1/chat", {"message": "hi"}, token)
+assert second["seq"] > first["seq"], (first, second)
+print(price, first, second)' "$url"; then ok=1; fi
     kill -TERM "$pid" 2>/dev/null
     wait "$pid"
     local code=$?
@@ -112,15 +126,18 @@ if [ "$status" -eq 0 ]; then
         echo "example bench --quick ... FAILED"; cat "$work/example.log"
         examples_failed=$((examples_failed + 1))
     fi
-    # The gateway service, as the README starts it (memory backend, no setup):
-    # it answers a price over HTTP and stops cleanly on SIGTERM.
-    if gateway_smoke >"$work/example.log" 2>&1; then
-        echo "example gateway (cargo run -p gateway) ... ok"
-        examples_passed=$((examples_passed + 1))
-    else
-        echo "example gateway (cargo run -p gateway) ... FAILED"; cat "$work/example.log"
-        examples_failed=$((examples_failed + 1))
-    fi
+    # The gateway service, as the README starts it: on the memory backend
+    # with no setup, and on the Redis server.
+    for url in "" "redis+unix://$work/redis.sock"; do
+        label="example gateway (cargo run -p gateway) on ${url:-memory}"
+        if gateway_smoke ${url:+REDIS_URL="$url"} >"$work/example.log" 2>&1; then
+            echo "$label ... ok"
+            examples_passed=$((examples_passed + 1))
+        else
+            echo "$label ... FAILED"; cat "$work/example.log"
+            examples_failed=$((examples_failed + 1))
+        fi
+    done
     for example in quickstart model_prices chat_sequences; do
         for url in "" "redis+unix://$work/redis.sock"; do
             label="example $example on ${url:-memory}"
@@ -156,6 +173,14 @@ if [ "$status" -eq 0 ]; then
             examples_failed=$((examples_failed + 1))
         fi
     done
+    label="example gateway (cargo run -p gateway) on a cluster"
+    if [ -n "$nodes" ] && gateway_smoke REDIS_CLUSTER_NODES="$nodes" >"$work/example.log" 2>&1; then
+        echo "$label ... ok"
+        examples_passed=$((examples_passed + 1))
+    else
+        echo "$label ... FAILED"; cat "$work/example.log" "$work/cluster.log"
+        examples_failed=$((examples_failed + 1))
+    fi
     exec 3>&-
     wait "$cluster_pid" 2>/dev/null || true
 fi
