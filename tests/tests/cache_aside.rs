@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 cache_tests::backend_suite!(
     a_thousand_cold_misses_run_the_loader_once,
     misses_that_read_before_a_fast_load_stored_do_not_load_again,
+    batch_misses_that_read_before_a_fast_load_stored_do_not_load_again,
     loader_errors_are_shared_and_not_cached,
     different_keys_never_wait_on_each_other,
     absent_answers_are_cached_only_with_a_negative_ttl,
@@ -93,6 +94,42 @@ async fn misses_that_read_before_a_fast_load_stored_do_not_load_again(env: Env) 
             runs.load(Ordering::SeqCst),
             1,
             "round {round}: loaded again"
+        );
+    }
+}
+
+/// The batch form of the above: batches of the same cold keys whose reads
+/// were out while another batch's fast load stored them load none again.
+async fn batch_misses_that_read_before_a_fast_load_stored_do_not_load_again(env: Env) {
+    for round in 0..5 {
+        let prices = prices(&env, LoadPolicy::DEFAULT, Duration::from_secs(60));
+        let keys: Vec<String> = (0..20).map(|i| format!("r{round}-k{i}")).collect();
+        let loads = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for i in 0..300 {
+            let (prices, keys, loads) = (prices.clone(), keys.clone(), Arc::clone(&loads));
+            tasks.push(tokio::spawn(async move {
+                if i % 10 == 0 {
+                    tokio::task::yield_now().await;
+                }
+                let loader = move |missing: Vec<String>| async move {
+                    loads.fetch_add(missing.len(), Ordering::SeqCst);
+                    missing
+                        .into_iter()
+                        .map(|k| (k.clone(), price(&k, 1.0)))
+                        .collect::<Vec<_>>()
+                };
+                let got = prices.get_or_load_many(&keys, loader).await.unwrap();
+                assert!(got.iter().all(Option::is_some));
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(
+            loads.load(Ordering::SeqCst),
+            20,
+            "round {round}: keys loaded again"
         );
     }
 }
