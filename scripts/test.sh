@@ -85,6 +85,20 @@ print(price, first, second)' "$url"; then ok=1; fi
     [ "$ok" -eq 1 ] && [ "$code" -eq 0 ] && grep -q "gateway stopped" "$work/gateway.out"
 }
 
+# Runs gateway_smoke on BACKEND (a label) with the settings after it, and
+# counts the outcome.
+gateway_example() {
+    local label="example gateway (cargo run -p gateway) on $1"
+    shift
+    if gateway_smoke "$@" >"$work/example.log" 2>&1; then
+        echo "$label ... ok"
+        examples_passed=$((examples_passed + 1))
+    else
+        echo "$label ... FAILED"; cat "$work/example.log"
+        examples_failed=$((examples_failed + 1))
+    fi
+}
+
 work="$(mktemp -d)"
 server_pid=""
 cleanup() {
@@ -128,16 +142,8 @@ if [ "$status" -eq 0 ]; then
     fi
     # The gateway service, as the README starts it: on the memory backend
     # with no setup, and on the Redis server.
-    for url in "" "redis+unix://$work/redis.sock"; do
-        label="example gateway (cargo run -p gateway) on ${url:-memory}"
-        if gateway_smoke ${url:+REDIS_URL="$url"} >"$work/example.log" 2>&1; then
-            echo "$label ... ok"
-            examples_passed=$((examples_passed + 1))
-        else
-            echo "$label ... FAILED"; cat "$work/example.log"
-            examples_failed=$((examples_failed + 1))
-        fi
-    done
+    gateway_example memory
+    gateway_example "one server" REDIS_URL="redis+unix://$work/redis.sock"
     for example in quickstart model_prices chat_sequences; do
         for url in "" "redis+unix://$work/redis.sock"; do
             label="example $example on ${url:-memory}"
@@ -173,12 +179,10 @@ if [ "$status" -eq 0 ]; then
             examples_failed=$((examples_failed + 1))
         fi
     done
-    label="example gateway (cargo run -p gateway) on a cluster"
-    if [ -n "$nodes" ] && gateway_smoke REDIS_CLUSTER_NODES="$nodes" >"$work/example.log" 2>&1; then
-        echo "$label ... ok"
-        examples_passed=$((examples_passed + 1))
+    if [ -n "$nodes" ]; then
+        gateway_example "a cluster" REDIS_CLUSTER_NODES="$nodes"
     else
-        echo "$label ... FAILED"; cat "$work/example.log" "$work/cluster.log"
+        echo "example gateway on a cluster ... FAILED (no cluster)"; cat "$work/cluster.log"
         examples_failed=$((examples_failed + 1))
     fi
     exec 3>&-

@@ -188,6 +188,10 @@ async fn each_queued_caller_times_out_on_its_own_and_a_write_given_up_is_not_sen
     assert_eq!(prices.get("kept").await.unwrap(), Some(1));
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(prices.get("abandoned").await.unwrap(), None);
+    // Each call that timed out counted once: not again when the batch that
+    // still carried the queued read failed or came back after it left.
+    tokio::time::sleep(timeout).await;
+    assert_eq!(cache.stats().timeouts, 2, "{:?}", cache.stats());
 }
 
 /// Many tasks reading and writing keys of many slots at once: every batch is

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::{Claims, Tokens};
+use crate::body::Body;
 use crate::config::Config;
 use crate::db::{ModelPrice, PriceTable};
 use crate::error::ApiError;
@@ -86,6 +87,8 @@ impl Gateway {
             .route("/v1/logout", post(logout))
             .route("/v1/chat", post(chat))
             .route("/stats", get(stats))
+            .fallback(no_route)
+            .method_not_allowed_fallback(wrong_method)
             .with_state(self.clone())
     }
 }
@@ -148,7 +151,7 @@ async fn update_price(
     State(gateway): State<Gateway>,
     Path(model): Path<String>,
     headers: HeaderMap,
-    Json(new): Json<NewPrice>,
+    Body(new): Body<NewPrice>,
 ) -> Result<Json<ModelPrice>, ApiError> {
     let Some(admin) = &gateway.0.admin_token else {
         return Err(ApiError::forbidden(
@@ -192,7 +195,7 @@ struct Login {
 /// `POST /v1/login`: a demo sign-in, no password; returns a token.
 async fn login(
     State(gateway): State<Gateway>,
-    Json(login): Json<Login>,
+    Body(login): Body<Login>,
 ) -> Result<Json<Value>, ApiError> {
     let user = login.user.trim();
     if user.is_empty() || user.len() > 64 {
@@ -240,7 +243,7 @@ struct ChatRequest {
 async fn chat(
     State(gateway): State<Gateway>,
     headers: HeaderMap,
-    Json(request): Json<ChatRequest>,
+    Body(request): Body<ChatRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let claims = signed_in(&gateway, &headers).await?;
     let user = claims.sub.as_str();
@@ -277,6 +280,15 @@ async fn chat(
         "remaining": decision.remaining,
         "reply": format!("echo: {}", request.message),
     })))
+}
+
+async fn no_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no route {}", uri.path()))
+}
+
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    let message = format!("{method} is not allowed on {}", uri.path());
+    ApiError::with_status(axum::http::StatusCode::METHOD_NOT_ALLOWED, message)
 }
 
 /// `GET /stats`: the cache's counters and the database reads.

@@ -124,3 +124,53 @@ pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], String> {
     getrandom::fill(&mut bytes).map_err(|err| format!("no random bytes from the system: {err}"))?;
     Ok(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+
+    fn config(settings: &[(&str, &str)]) -> Result<Config, String> {
+        Config::from_lookup(|name| {
+            let found = settings.iter().find(|(key, _)| *key == name);
+            found.map(|(_, value)| (*value).to_owned())
+        })
+    }
+
+    #[test]
+    fn defaults_need_no_settings() -> Result<(), String> {
+        let config = config(&[])?;
+        assert_eq!(config.addr.to_string(), super::DEFAULT_ADDR);
+        assert_eq!(config.rate_limit, super::DEFAULT_RATE_LIMIT);
+        assert_eq!(config.database_url, super::DEFAULT_DATABASE_URL);
+        assert!(config.redis_url.is_none() && config.cluster_nodes.is_none());
+        assert_eq!(config.jwt_secret.len(), 32);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_settings_are_refused_by_name() {
+        let refused = |name: &str, value: &str| match config(&[(name, value)]) {
+            Err(message) => assert!(message.contains(name), "{message}"),
+            Ok(_) => panic!("{name}={value} was accepted"),
+        };
+        refused("GATEWAY_ADDR", "localhost");
+        refused("GATEWAY_RATE_LIMIT", "sixty");
+        refused("GATEWAY_RATE_LIMIT", "0");
+        refused("GATEWAY_REDIS_TIMEOUT_MS", "-5");
+    }
+
+    #[test]
+    fn debug_output_hides_passwords_and_secrets() -> Result<(), String> {
+        let config = config(&[
+            ("REDIS_URL", "redis://:hunter2@cache:6379"),
+            ("DATABASE_URL", "postgres://app:s3cret@db/prices"),
+            ("GATEWAY_JWT_SECRET", "jwt-key-material"),
+            ("GATEWAY_ADMIN_TOKEN", "admin-token-value"),
+        ])?;
+        let shown = format!("{config:?}");
+        for secret in ["hunter2", "s3cret", "jwt-key-material", "admin-token-value"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        Ok(())
+    }
+}

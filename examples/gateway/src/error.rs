@@ -13,6 +13,11 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
+    /// An answer with `status`.
+    pub(crate) fn with_status(status: StatusCode, message: impl Into<String>) -> Self {
+        Self::new(status, message)
+    }
+
     fn new(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError {
             status,

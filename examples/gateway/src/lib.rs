@@ -13,10 +13,34 @@
 //!   counter and a per-user message sequence number.
 //! - `GET /stats`: the cache's counters and the database reads.
 //!
-//! Configured from the environment: see [`Config`].
+//! Configured from the environment: see [`Config`]. Started in-process (as
+//! the tests do), on the memory backend and an in-memory SQLite table:
+//!
+//! ```
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = gateway::Config::from_lookup(|name| {
+//!     (name == "GATEWAY_ADDR").then(|| "127.0.0.1:0".to_owned())
+//! })?;
+//! let service = gateway::Gateway::start(&config).await?;
+//! let listener = tokio::net::TcpListener::bind(config.addr).await?;
+//! let base = format!("http://{}", listener.local_addr()?);
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let server = tokio::spawn(gateway::serve(service, listener, async {
+//!     let _ = stopped.await;
+//! }));
+//! let price: serde_json::Value = reqwest::get(format!("{base}/v1/prices/gpt-4"))
+//!     .await?
+//!     .json()
+//!     .await?;
+//! assert_eq!(price["input_per_1k"], 0.03);
+//! let _ = stop.send(());
+//! server.await??;
+//! # Ok(()) }
+//! ```
 
 mod app;
 mod auth;
+mod body;
 mod config;
 mod db;
 mod error;

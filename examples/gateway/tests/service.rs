@@ -302,3 +302,63 @@ async fn sequence_numbers_are_unique_across_two_instances() {
     }
     assert_eq!(seen.len(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_json_errors_that_say_what_was_wrong() {
+    let redis = TestRedis::start("gateway_bad_requests");
+    let gateway = start(&redis, 60).await;
+    let client = reqwest::Client::new();
+    let error_of = |response: reqwest::Response| async move {
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        (status, body["error"].as_str().unwrap().to_owned())
+    };
+
+    let chat = |token: Option<&'static str>| {
+        let mut request = client
+            .post(format!("{}/v1/chat", gateway.base))
+            .json(&json!({ "message": "hi" }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    let (status, error) = error_of(chat(None).await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(error.contains("Authorization"), "{error}");
+    let (status, error) = error_of(chat(Some("not-a-jwt")).await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(error.contains("invalid token"), "{error}");
+
+    let login = |body: &'static str| {
+        client
+            .post(format!("{}/v1/login", gateway.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let (status, error) = error_of(login(r#"{"user": ""}"#).await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error.contains("`user`"), "{error}");
+    let (status, error) = error_of(login(r#"{"usr": "ada"}"#).await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(error.contains("missing field `user`"), "{error}");
+    let (status, error) = error_of(login("{not json").await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error.contains("JSON"), "{error}");
+
+    let (status, error) = error_of(
+        client
+            .get(format!("{}/v2/prices", gateway.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(error.contains("/v2/prices"), "{error}");
+    let delete = client.delete(format!("{}/v1/prices/gpt-4", gateway.base));
+    let (status, error) = error_of(delete.send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(error.contains("DELETE"), "{error}");
+}

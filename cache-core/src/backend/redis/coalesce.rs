@@ -41,10 +41,6 @@ impl Op {
         }
     }
 
-    fn add_to(&self, key: &str, pipe: &mut Pipeline) {
-        pipe.add_command(self.command(key));
-    }
-
     fn command(&self, key: &str) -> Cmd {
         let mut cmd = redis::cmd(self.name());
         cmd.arg(key);
@@ -226,28 +222,25 @@ impl RedisBackend {
     /// One pipeline for `group` (one slot on a cluster); each call gets the
     /// answer to its own command.
     async fn send_group(&self, group: Vec<Queued>) {
-        if let [one] = group.as_slice() {
-            let answer = self.alone(&one.key, &one.op).await;
-            if let Some(one) = group.into_iter().next() {
-                drop(one.answer.send(answer));
-            }
-            return;
-        }
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         // Reads of one key share a GET until a write to that key comes.
         let mut reads: HashMap<&str, usize> = HashMap::new();
         let mut at = Vec::with_capacity(group.len());
-        let mut commands = 0;
+        // How many calls each command answers: the last one takes the reply.
+        let mut readers: Vec<usize> = Vec::with_capacity(group.len());
         for queued in &group {
             let key = queued.key.as_str();
             if let (Op::Get, Some(&read)) = (&queued.op, reads.get(key)) {
                 at.push(read);
+                if let Some(count) = readers.get_mut(read) {
+                    *count += 1;
+                }
                 continue;
             }
-            let index = commands;
-            commands += 1;
-            queued.op.add_to(key, &mut pipe);
+            let index = readers.len();
+            readers.push(1);
+            pipe.add_command(queued.op.command(key));
             match queued.op {
                 Op::Get => reads.insert(key, index),
                 Op::Set { .. } | Op::Del => reads.remove(key),
@@ -256,29 +249,63 @@ impl RedisBackend {
         }
         #[cfg(feature = "metrics")]
         let started = std::time::Instant::now();
-        let answers = self.round_trip(&pipe).await;
+        let mut answers = self
+            .round_trip(&pipe)
+            .await
+            .map(|values| values.into_iter().map(Some).collect::<Vec<_>>());
         for (queued, index) in group.into_iter().zip(at) {
             let Queued { key, op, answer } = queued;
             let name = op.name();
-            let result = match &answers {
-                Ok(values) => match values.get(index).cloned().map(Value::extract_error) {
-                    // Not run (a slot moving, a failover): alone it follows redirections.
-                    Some(Err(err)) if is_not_executed(&err) => self.alone(&key, &op).await,
-                    Some(Ok(value)) => Ok(value),
-                    Some(Err(err)) => Err(Error::from_redis(name, Some(&key), err, false)),
-                    None => Err(Error::from_redis(name, Some(&key), short_answer(), false)),
-                },
-                Err(Failure::NotExecuted) => self.alone(&key, &op).await,
-                Err(Failure::Redis(err)) => {
-                    Err(Error::from_redis(name, Some(&key), err.clone(), false))
+            let settled = match &mut answers {
+                Ok(values) => {
+                    let reply = match (values.get_mut(index), readers.get_mut(index)) {
+                        (Some(reply), Some(left)) => {
+                            *left -= 1;
+                            if *left == 0 {
+                                reply.take()
+                            } else {
+                                reply.clone()
+                            }
+                        }
+                        _ => None,
+                    };
+                    match reply.map(Value::extract_error) {
+                        // Not run (a slot moving, a failover): alone it follows redirections.
+                        Some(Err(err)) if is_not_executed(&err) => None,
+                        Some(Ok(value)) => Some(Ok(value)),
+                        Some(Err(err)) => {
+                            Some(Err(Error::from_redis(name, Some(&key), err, false)))
+                        }
+                        None => Some(Err(Error::from_redis(
+                            name,
+                            Some(&key),
+                            short_answer(),
+                            false,
+                        ))),
+                    }
                 }
-                Err(Failure::Timeout) => Err(self.timeout_error(name, &key, Retry::Idempotent)),
+                Err(Failure::NotExecuted) => None,
+                Err(Failure::Redis(err)) => {
+                    Some(Err(Error::from_redis(name, Some(&key), err.clone(), false)))
+                }
+                Err(Failure::Timeout) => {
+                    Some(Err(self.timeout_error(name, &key, Retry::Idempotent)))
+                }
             };
-            if let Err(error) = &result {
+            // Sent alone, the call is counted (and timed) there.
+            let Some(result) = settled else {
+                drop(answer.send(self.alone(&key, &op).await));
+                continue;
+            };
+            // A caller that stopped waiting counted its own timeout.
+            let waiting = !answer.is_closed();
+            if waiting && let Err(error) = &result {
                 self.stats.count_error(error);
             }
             #[cfg(feature = "metrics")]
-            crate::telemetry::backend_call(name, started.elapsed(), result.as_ref().err());
+            if waiting {
+                crate::telemetry::backend_call(name, started.elapsed(), result.as_ref().err());
+            }
             drop(answer.send(result));
         }
     }
