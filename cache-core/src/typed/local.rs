@@ -360,6 +360,9 @@ impl LocalTier {
 pub(crate) struct Ticket {
     generation: u64,
     stripe: u64,
+    /// When the read was sent: a remaining TTL the server reports counts
+    /// from a moment after this, never before.
+    sent: Instant,
 }
 
 /// A typed view's way to its keyspace's local tier, if it has one. Reads go
@@ -414,10 +417,12 @@ impl LocalCopy {
             Some(tier) => Ticket {
                 generation: tier.channel.generation(),
                 stripe: tier.stripe(key).load(Ordering::Acquire),
+                sent: Instant::now(),
             },
             None => Ticket {
                 generation: 0,
                 stripe: 0,
+                sent: Instant::now(),
             },
         }
     }
@@ -441,7 +446,11 @@ impl LocalCopy {
         let Some(tier) = &self.0 else { return };
         tier.remote_hits.fetch_add(1, Ordering::Relaxed);
         let ttl = match ttl {
-            crate::Ttl::Expires(left) => left.min(tier.settings.ttl),
+            // Counted from when the read was sent, less the server's
+            // millisecond rounding: the copy goes no later than the value.
+            crate::Ttl::Expires(left) => left
+                .saturating_sub(Duration::from_millis(1))
+                .min(tier.settings.ttl),
             crate::Ttl::Persistent => tier.settings.ttl,
             crate::Ttl::Missing => return,
         };
@@ -451,7 +460,7 @@ impl LocalCopy {
         let entry = Arc::new(Entry {
             bytes: Arc::from(bytes),
             value,
-            expires: Instant::now() + ttl,
+            expires: ticket.sent + ttl,
         });
         let at = LocalTier::stripe_at(key);
         let _checking = tier.lock_stripe(at);
