@@ -152,7 +152,13 @@ impl RedisBackend {
                 Ok(Err(err)) if attempts > 0 && is_connection_loss(&err) => continue,
                 // Not executed: a slot moving or a failover under way. Any
                 // command may go again, after a pause, within the budget.
-                Ok(Err(err)) if is_not_executed(&err) && tokio::time::Instant::now() < deadline => {
+                Ok(Err(err)) if is_not_executed(&err) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        // The cluster never let it run within the budget: a
+                        // timeout (whether the last answer came before or
+                        // after the deadline), with the outcome known.
+                        break self.timeout_error(operation, key, Retry::Idempotent);
+                    }
                     attempts += 1;
                     tokio::time::sleep(CLUSTER_RETRY_PAUSE).await;
                     continue;
