@@ -1,7 +1,10 @@
 //! Leases: a key held by one owner's random token for a limited time, with a
 //! fencing token per acquisition. The lock block and the distributed single
-//! flight of `get_or_load` are both built on this.
+//! flight of `get_or_load` are both built on this. A lease dropped without
+//! being released is released in the background, so that a load that ended
+//! early (a panic, a cancelled task) does not leave others waiting for it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::backend::ops::lease::{Acquire, Change, Owned};
@@ -16,6 +19,8 @@ pub(crate) struct Lease {
     cache: Cache,
     key: String,
     token: String,
+    /// Set once `release` was called: nothing is left to do on drop.
+    released: AtomicBool,
 }
 
 impl Lease {
@@ -42,6 +47,7 @@ impl Lease {
                 cache: cache.clone(),
                 key,
                 token,
+                released: AtomicBool::new(false),
             };
             (held, fencing_token)
         }))
@@ -54,6 +60,7 @@ impl Lease {
 
     /// Gives the lease back if this owner still holds it; returns whether it did.
     pub(crate) async fn release(&self) -> Result<bool> {
+        self.released.store(true, Ordering::Release);
         self.change(Change::Release).await
     }
 
@@ -70,5 +77,29 @@ impl Lease {
             change,
         };
         self.cache.backend().run(&owned).await
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if self.released.load(Ordering::Acquire) {
+            return;
+        }
+        // Outside a runtime (one shutting down) the lease runs out instead.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::debug!("a lease was dropped outside a runtime; it runs out");
+            return;
+        };
+        let orphan = Lease {
+            cache: self.cache.clone(),
+            key: std::mem::take(&mut self.key),
+            token: std::mem::take(&mut self.token),
+            released: AtomicBool::new(true),
+        };
+        runtime.spawn(async move {
+            if let Err(error) = orphan.change(Change::Release).await {
+                tracing::debug!(%error, "releasing a dropped lease failed; it runs out");
+            }
+        });
     }
 }

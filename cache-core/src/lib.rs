@@ -58,6 +58,7 @@ mod blocks;
 mod cache;
 mod cacheable;
 mod codec;
+mod engine;
 mod error;
 mod key;
 mod keyspace;

@@ -310,6 +310,30 @@ impl TestCluster {
         }
     }
 
+    /// Freezes the node on `port` with SIGSTOP: it keeps its connections
+    /// (and the kernel still accepts new ones) but answers nothing.
+    pub fn pause(&self, port: u16) {
+        self.signal(port, "STOP");
+    }
+
+    /// Thaws a node frozen by [`pause`](Self::pause).
+    pub fn resume(&self, port: u16) {
+        self.signal(port, "CONT");
+    }
+
+    fn signal(&self, port: u16, signal: &str) {
+        let Some(pid) = self.pid(port) else {
+            panic!("no node runs on port {port}");
+        };
+        let status = Command::new("sh")
+            .args(["-c", &format!("kill -{signal} {pid}")])
+            .status();
+        match status {
+            Ok(status) if status.success() => {}
+            other => panic!("kill -{signal} {pid} failed: {other:?}"),
+        }
+    }
+
     /// The ports whose node answers PING.
     pub fn live_ports(&self) -> Vec<u16> {
         self.ports

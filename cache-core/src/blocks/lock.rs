@@ -101,7 +101,6 @@ impl<K: CacheKey + ?Sized> Locks<K> {
         Ok(acquired.map(|(held, fencing_token)| LockGuard {
             held: Arc::new(held),
             fencing_token,
-            released: false,
             watchdog: None,
         }))
     }
@@ -155,7 +154,6 @@ impl<K: CacheKey + ?Sized> Locks<K> {
 pub struct LockGuard {
     held: Arc<Lease>,
     fencing_token: u64,
-    released: bool,
     watchdog: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -219,7 +217,6 @@ impl LockGuard {
     /// # Ok(()) }
     /// ```
     pub async fn release(mut self) -> Result<bool> {
-        self.released = true;
         if let Some(watchdog) = self.watchdog.take() {
             watchdog.abort();
         }
@@ -278,17 +275,10 @@ impl LockGuard {
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
+        // The lease itself is released in the background once its last
+        // holder (this guard, or the watchdog until it stops) drops it.
         if let Some(watchdog) = self.watchdog.take() {
             watchdog.abort();
-        }
-        if self.released {
-            return;
-        }
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let held = Arc::clone(&self.held);
-            runtime.spawn(async move {
-                let _ = held.release().await;
-            });
         }
     }
 }

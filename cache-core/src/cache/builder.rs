@@ -270,8 +270,9 @@ impl CacheBuilder {
     /// # Errors
     /// [`Error::Config`] for a URL that does not parse (shown with its password
     /// redacted) or an empty namespace; [`Error::Connection`] when the server
-    /// refuses or fails the handshake; [`Error::Timeout`] when it does not answer
-    /// within the timeout.
+    /// (or every cluster node) refuses or fails the handshake;
+    /// [`Error::ConnectTimeout`] (`is_timeout()` is true) when it does not
+    /// answer within the timeout, however the silence shows.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {

@@ -15,12 +15,12 @@ use serde::de::DeserializeOwned;
 
 use crate::Cacheable;
 use crate::backend::{Backend, RedisConnection};
+use crate::engine::flight::Flights;
 use crate::error::{Error, Result};
 use crate::key::KeyLayout;
 use crate::keyspace::{KeyspaceBuilder, KeyspaceSettings};
 use crate::stats::{CacheStats, KeyspaceCounters, Stats};
 use crate::typed::TypedCache;
-use crate::typed::load::Flights;
 use crate::typed::local::{Channel, LocalCopy, LocalSettings, LocalTier};
 
 /// The URL `from_env` falls back to when its variable is unset.
@@ -61,7 +61,7 @@ struct Inner {
     namespace: Option<String>,
     max_value_size: usize,
     stats: Arc<Stats>,
-    flights: Flights,
+    flights: Arc<Flights>,
     /// Local tiers by keyspace, shared by every typed view of that keyspace.
     locals: Arc<coherence::Tiers>,
     /// Whether they may serve: on Redis, while invalidations arrive.
@@ -130,7 +130,7 @@ impl Cache {
                 namespace,
                 max_value_size,
                 stats,
-                flights: Flights::default(),
+                flights: Arc::default(),
                 locals: Arc::default(),
                 keyspaces: Mutex::default(),
                 added: Arc::default(),
@@ -199,7 +199,7 @@ impl Cache {
         keyspaces.get(prefix).map(|counters| counters.snapshot())
     }
 
-    pub(crate) fn flights(&self) -> &Flights {
+    pub(crate) fn flights(&self) -> &Arc<Flights> {
         &self.inner.flights
     }
 

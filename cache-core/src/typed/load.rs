@@ -3,20 +3,19 @@
 //! jitter, early refresh and a failure policy.
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::Ttl;
 use crate::backend::SetMode;
 use crate::cache::Cache;
 use crate::codec::ValueFormat;
+use crate::engine::flight::{FlightGuard, Joined, Outcome};
 use crate::error::{BoxError, Error, Result};
 use crate::key::CacheKey;
 use crate::lease::Lease;
@@ -24,59 +23,6 @@ use crate::stats::{KeyspaceCounters, bump};
 use crate::typed::TypedCache;
 use crate::typed::local::LocalCopy;
 use crate::typed::policy::{FailurePolicy, LoadPolicy};
-
-/// A finished load: the encoded value (`None` when the loader found nothing),
-/// or the failure every waiter shares.
-pub(crate) type Outcome =
-    std::result::Result<Option<Vec<u8>>, Arc<dyn std::error::Error + Send + Sync>>;
-
-/// Loads in flight in this process, by full key.
-#[derive(Debug, Default)]
-pub(crate) struct Flights {
-    map: Mutex<HashMap<String, watch::Receiver<Option<Outcome>>>>,
-    /// How many flights have finished: a caller whose read missed while one
-    /// finished may have missed what it stored, and reads again first.
-    finished: std::sync::atomic::AtomicU64,
-}
-
-pub(crate) enum Joined {
-    Leader(
-        watch::Sender<Option<Outcome>>,
-        watch::Receiver<Option<Outcome>>,
-    ),
-    Waiter(watch::Receiver<Option<Outcome>>),
-}
-
-impl Flights {
-    pub(crate) fn join(&self, key: &str) -> Joined {
-        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(receiver) = map.get(key) {
-            return Joined::Waiter(receiver.clone());
-        }
-        let (sender, receiver) = watch::channel(None);
-        map.insert(key.to_owned(), receiver.clone());
-        Joined::Leader(sender, receiver)
-    }
-
-    pub(crate) fn finish(&self, key: &str) {
-        self.map
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(key);
-        self.finished
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-    }
-
-    /// Taken before a read that may lead to a load, for [`finished_since`](Self::finished_since).
-    pub(crate) fn epoch(&self) -> u64 {
-        self.finished.load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    /// Whether a flight finished (and stored what it loaded) since `epoch`.
-    pub(crate) fn finished_since(&self, epoch: u64) -> bool {
-        self.epoch() != epoch
-    }
-}
 
 /// What a read before loading found.
 enum Found {
@@ -377,18 +323,18 @@ where
             Err(_) => read_failed = true,
         }
         let outcome = match self.cache.flights().join(&full_key) {
-            Joined::Leader(sender, receiver) => {
+            Joined::Leader(guard, waiting) => {
                 let state = JobState {
                     degraded: read_failed,
                     heal,
-                    reread: !read_failed && self.cache.flights().finished_since(epoch),
+                    reread: !read_failed && self.cache.flights().retired_since(epoch),
                 };
-                self.spawn_load(key, full_key.clone(), loader, sender, state);
-                wait(receiver).await
+                self.spawn_load(key, loader, guard, state);
+                waiting.outcome().await
             }
-            Joined::Waiter(receiver) => {
+            Joined::Waiter(waiting) => {
                 bump(&counters.coalesced_waits);
-                wait(receiver).await
+                waiting.outcome().await
             }
         };
         match outcome {
@@ -452,29 +398,18 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        if let Joined::Leader(sender, _) = self.cache.flights().join(full_key) {
+        if let Some(guard) = self.cache.flights().lead(full_key) {
             bump(&self.counters().refreshes);
-            self.spawn_load(
-                key,
-                full_key.to_owned(),
-                loader,
-                sender,
-                JobState::default(),
-            );
+            self.spawn_load(key, loader, guard, JobState::default());
         }
     }
 
-    fn spawn_load<Q, L: Load<V>>(
-        &self,
-        key: &Q,
-        full_key: String,
-        loader: L,
-        sender: watch::Sender<Option<Outcome>>,
-        state: JobState,
-    ) where
+    fn spawn_load<Q, L: Load<V>>(&self, key: &Q, loader: L, guard: FlightGuard, state: JobState)
+    where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
+        let full_key = guard.key().to_owned();
         let mut job = LoadJob {
             cache: self.cache.clone(),
             counters: Arc::clone(&self.counters),
@@ -500,38 +435,29 @@ where
                 } else {
                     None
                 };
-                let (outcome, guard, fresh) = match stored {
+                let (outcome, lease, fresh) = match stored {
                     Some(found) => (Ok(Some(found)), None, false),
                     None => job.load(loader()).await,
                 };
-                if job.degraded {
-                    // Degraded: answer now; callers arriving during the
-                    // write-back still join this flight and share the answer.
-                    let _ = sender.send(Some(outcome.clone()));
-                }
+                // Degraded: answer now, and write back afterwards, best effort.
+                let guard = if job.degraded {
+                    guard.complete(outcome.clone());
+                    None
+                } else {
+                    Some(guard)
+                };
                 if let (Ok(loaded), true) = (&outcome, fresh) {
                     job.store(loaded).await;
                 }
-                if let Some(guard) = guard {
-                    let _ = guard.release().await;
+                if let Some(lease) = lease {
+                    let _ = lease.release().await;
                 }
-                // Close the flight before answering, so that a later caller
-                // reads the cache (or loads anew) instead of reusing this answer.
-                job.cache.flights().finish(&job.full_key);
-                if !job.degraded {
-                    let _ = sender.send(Some(outcome));
+                // Stored first, so that a caller's next read finds what it was given.
+                if let Some(guard) = guard {
+                    guard.complete(outcome);
                 }
             }
             .instrument(span),
         );
-    }
-}
-
-pub(crate) async fn wait(mut receiver: watch::Receiver<Option<Outcome>>) -> Outcome {
-    match receiver.wait_for(Option::is_some).await {
-        Ok(outcome) => outcome.clone().unwrap_or(Ok(None)),
-        Err(_) => Err(Arc::from(BoxError::from(
-            "the load task ended without a result",
-        ))),
     }
 }

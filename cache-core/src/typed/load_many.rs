@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::watch;
 use tracing::Instrument;
 
-use super::load::{Joined, Outcome, wait};
 use super::policy::FailurePolicy;
+use crate::engine::flight::{self, FlightGuard, Joined, Outcome, Waiting};
 use crate::error::{BoxError, Error, Result};
 use crate::key::CacheKey;
 use crate::stats::bump;
@@ -33,7 +32,7 @@ enum Read<V> {
 /// A distinct key's answer: known now, or the flight to wait for.
 enum Answer<V> {
     Ready(Option<V>, Option<Vec<u8>>),
-    Pending(watch::Receiver<Option<Outcome>>),
+    Pending(Waiting),
 }
 
 /// Who loads a key of a distributed batch.
@@ -46,13 +45,23 @@ enum Claim {
     Found(Option<Vec<u8>>),
 }
 
-/// The keys this call loads itself: their key, full key, sender, and
-/// whether an undecodable value must be healed.
+/// A key this call loads itself: its flight, and whether an undecodable
+/// value must be healed.
 struct Leader<K> {
     key: K,
-    full_key: String,
-    sender: watch::Sender<Option<Outcome>>,
+    flight: FlightGuard,
     heal: bool,
+}
+
+impl<K> Leader<K> {
+    fn full_key(&self) -> &str {
+        self.flight.key()
+    }
+
+    /// Ends this key's flight with `outcome`.
+    fn answer(self, outcome: Outcome) {
+        self.flight.complete(outcome);
+    }
 }
 
 impl<K, V> TypedCache<K, V>
@@ -210,13 +219,12 @@ where
                     // Served now; reloaded in the same loader call, in the
                     // background, unless a load of it is already running.
                     if self.wants_refresh(ttl)
-                        && let Joined::Leader(sender, _) = self.cache.flights().join(full_key)
+                        && let Some(flight) = self.cache.flights().lead(full_key)
                     {
                         bump(&counters.refreshes);
                         leaders.push(Leader {
                             key: key.clone(),
-                            full_key: full_key.clone(),
-                            sender,
+                            flight,
                             heal: false,
                         });
                     }
@@ -231,32 +239,28 @@ where
             };
             bump(&counters.misses);
             match self.cache.flights().join(full_key) {
-                Joined::Leader(sender, receiver) => {
-                    leaders.push(Leader {
-                        key: key.clone(),
-                        full_key: full_key.clone(),
-                        sender,
-                        heal,
-                    });
-                    answers.push(Answer::Pending(receiver));
+                Joined::Leader(flight, waiting) => {
+                    let key = key.clone();
+                    leaders.push(Leader { key, flight, heal });
+                    answers.push(Answer::Pending(waiting));
                 }
-                Joined::Waiter(receiver) => {
+                Joined::Waiter(waiting) => {
                     bump(&counters.coalesced_waits);
-                    answers.push(Answer::Pending(receiver));
+                    answers.push(Answer::Pending(waiting));
                 }
             }
         }
         if !leaders.is_empty() {
             // A flight that finished while our read was out may have stored
             // some of these keys: read them again before loading.
-            let reread = !degraded && self.cache.flights().finished_since(epoch);
+            let reread = !degraded && self.cache.flights().retired_since(epoch);
             self.spawn_load_many(leaders, loader, degraded, reread);
         }
         let mut ready = Vec::with_capacity(answers.len());
         for ((_, full_key), answer) in distinct.iter().zip(answers) {
             ready.push(match answer {
                 Answer::Ready(value, bytes) => (value, bytes),
-                Answer::Pending(receiver) => match wait(receiver).await {
+                Answer::Pending(waiting) => match waiting.outcome().await {
                     Ok(Some(bytes)) if repeated => {
                         (self.decode(full_key, Some(bytes.clone()))?, Some(bytes))
                     }
@@ -452,45 +456,46 @@ where
         E: Into<BoxError> + 'static,
     {
         let Some(flight) = self.load.distributed.filter(|_| !degraded) else {
-            let mine: Vec<&Leader<K>> = leaders.iter().collect();
             return self
-                .load_and_store(&mine, loader, degraded, Vec::new())
+                .load_and_store(leaders, loader, degraded, Vec::new())
                 .await;
         };
         let (claims, leases, degraded) = self.claim_leases(&leaders, flight).await;
         let mut mine = Vec::new();
         let mut elsewhere = Vec::new();
-        for (leader, claim) in leaders.iter().zip(claims) {
+        for (leader, claim) in leaders.into_iter().zip(claims) {
             match claim {
                 Claim::Load => mine.push(leader),
                 Claim::Elsewhere => elsewhere.push(leader),
-                Claim::Found(bytes) => self.answer(leader, Ok(bytes)),
+                Claim::Found(bytes) => leader.answer(Ok(bytes)),
             }
         }
         if mine.is_empty() {
             // Nothing of ours to load: wait, then load what was not stored in
             // time (as `get_or_load` does).
-            let (late, failed) = self.await_others(&elsewhere, flight.wait).await;
+            let (late, failed) = self.await_others(elsewhere, flight.wait).await;
             if !late.is_empty() {
-                self.load_and_store(&late, loader, degraded || failed, leases)
+                self.load_and_store(late, loader, degraded || failed, leases)
                     .await;
             }
             return;
         }
         let theirs = async {
-            let (late, _) = self.await_others(&elsewhere, flight.wait).await;
+            let (late, _) = self.await_others(elsewhere, flight.wait).await;
             // The loader runs once, already for our own keys: a key another
             // process still holds is not loaded a second time.
-            for leader in late {
-                let failure: BoxError = format!(
-                    "another process holds the load lease and stored no value within {:?}",
-                    flight.wait
-                )
-                .into();
-                self.answer(leader, Err(Arc::from(failure)));
-            }
+            let failure: BoxError = format!(
+                "another process holds the load lease and stored no value within {:?}",
+                flight.wait
+            )
+            .into();
+            let failure: Arc<dyn std::error::Error + Send + Sync> = Arc::from(failure);
+            flight::complete_all(
+                late.into_iter()
+                    .map(|l| (l.flight, Err(Arc::clone(&failure)))),
+            );
         };
-        futures_util::future::join(self.load_and_store(&mine, loader, degraded, leases), theirs)
+        futures_util::future::join(self.load_and_store(mine, loader, degraded, leases), theirs)
             .await;
     }
 
@@ -499,7 +504,7 @@ where
     /// answers before the write-back, which is then best effort.
     async fn load_and_store<F, Fut, I, E>(
         &self,
-        mine: &[&Leader<K>],
+        mine: Vec<Leader<K>>,
         loader: F,
         degraded: bool,
         leases: Vec<crate::lease::Lease>,
@@ -515,7 +520,7 @@ where
         #[cfg(feature = "metrics")]
         let started = std::time::Instant::now();
         let loaded: Vec<Outcome> = match loader(asked).await {
-            Ok(found) => self.encode_found(mine, found),
+            Ok(found) => self.encode_found(&mine, found),
             Err(error) => {
                 bump(&counters.load_errors);
                 let failure: Arc<dyn std::error::Error + Send + Sync> = Arc::from(error.into());
@@ -524,52 +529,52 @@ where
         };
         #[cfg(feature = "metrics")]
         self.counters.labels.load_took(started.elapsed());
-        if degraded {
-            for (leader, outcome) in mine.iter().zip(&loaded) {
-                let _ = leader.sender.send(Some(outcome.clone()));
-            }
-        }
-        self.store_many(mine, &loaded).await;
+        let (keys, flights): (Vec<(String, bool)>, Vec<FlightGuard>) = mine
+            .into_iter()
+            .map(|leader| ((leader.flight.key().to_owned(), leader.heal), leader.flight))
+            .unzip();
+        let answers = flights.into_iter().zip(loaded.iter().cloned());
+        // Every key's flight is retired before any is answered. Degraded:
+        // answer now, and write back afterwards, best effort.
+        let answers = if degraded {
+            flight::complete_all(answers);
+            None
+        } else {
+            Some(answers)
+        };
+        self.store_many(&keys, &loaded).await;
         for lease in leases {
             let _ = lease.release().await;
         }
-        // The flight ends after the write-back, so that a caller arriving
-        // meanwhile waits for it instead of loading again.
-        for (leader, outcome) in mine.iter().zip(loaded) {
-            self.cache.flights().finish(&leader.full_key);
-            if !degraded {
-                let _ = leader.sender.send(Some(outcome));
-            }
+        // Stored first, so that a caller's next read finds what it was given.
+        if let Some(answers) = answers {
+            flight::complete_all(answers);
         }
     }
 
-    /// Ends `leader`'s flight with `outcome`.
     /// Answers the leaders whose key another flight stored while this
     /// batch's read was out; returns the others (all of them if the read
     /// fails: they are loaded as planned).
     async fn not_stored_meanwhile(&self, leaders: Vec<Leader<K>>) -> Vec<Leader<K>> {
-        let full_keys: Vec<String> = leaders.iter().map(|l| l.full_key.clone()).collect();
+        let full_keys: Vec<String> = leaders.iter().map(|l| l.full_key().to_owned()).collect();
         let backend = self.cache.backend();
         let found = match backend.within(backend.get_many(&full_keys)).await {
             Ok(found) if found.len() == leaders.len() => found,
             _ => return leaders,
         };
         let mut missing = Vec::new();
+        let mut stored = Vec::new();
         for (leader, bytes) in leaders.into_iter().zip(found) {
             match bytes {
                 Some(bytes) if !leader.heal => {
                     bump(&self.counters().coalesced_waits);
-                    self.answer(&leader, Ok(Some(bytes)));
+                    stored.push((leader.flight, Ok(Some(bytes))));
                 }
                 _ => missing.push(leader),
             }
         }
+        flight::complete_all(stored);
         missing
-    }
-
-    fn answer(&self, leader: &Leader<K>, outcome: Outcome) {
-        self.cache.flights().finish(&leader.full_key);
-        let _ = leader.sender.send(Some(outcome));
     }
 
     /// Takes each leader's lease (as `get_or_load` does), then rereads the
@@ -601,10 +606,7 @@ where
             claims.push(claim);
             held.push(lease);
         }
-        let keys: Vec<&str> = leaders
-            .iter()
-            .map(|leader| leader.full_key.as_str())
-            .collect();
+        let keys: Vec<&str> = leaders.iter().map(Leader::full_key).collect();
         let found = match failed {
             true => Err(()),
             false => self.reread(&keys).await.map_err(drop),
@@ -633,19 +635,15 @@ where
     /// Polls Redis for the keys other processes are loading, answering each
     /// as it is stored, for up to `wait`. Returns the keys still missing, and
     /// whether Redis failed (those not yet found are then returned at once).
-    async fn await_others<'a>(
+    async fn await_others(
         &self,
-        others: &[&'a Leader<K>],
+        mut pending: Vec<Leader<K>>,
         wait: Duration,
-    ) -> (Vec<&'a Leader<K>>, bool) {
-        let mut pending: Vec<&Leader<K>> = others.to_vec();
+    ) -> (Vec<Leader<K>>, bool) {
         let deadline = tokio::time::Instant::now() + wait;
         while !pending.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
-            let keys: Vec<&str> = pending
-                .iter()
-                .map(|leader| leader.full_key.as_str())
-                .collect();
+            let keys: Vec<&str> = pending.iter().map(Leader::full_key).collect();
             let Ok(found) = self.reread(&keys).await else {
                 return (pending, true);
             };
@@ -654,7 +652,7 @@ where
                 match found {
                     Some(found) => {
                         bump(&self.counters().coalesced_waits);
-                        self.answer(leader, Ok(found));
+                        leader.answer(Ok(found));
                     }
                     None => still.push(leader),
                 }
@@ -690,7 +688,7 @@ where
 
     /// Each leader's outcome: its value encoded (checked as `set` checks),
     /// or absent; pairs for keys nobody asked for are ignored.
-    fn encode_found<I>(&self, leaders: &[&Leader<K>], found: I) -> Vec<Outcome>
+    fn encode_found<I>(&self, leaders: &[Leader<K>], found: I) -> Vec<Outcome>
     where
         I: IntoIterator<Item = (K, V)>,
     {
@@ -701,7 +699,7 @@ where
             .map(|leader| match found.remove(&leader.key) {
                 Some(value) => self
                     .format
-                    .encode_for(&leader.full_key, &value, max)
+                    .encode_for(leader.full_key(), &value, max)
                     .map(Some)
                     .map_err(|error| Arc::new(error) as Arc<dyn std::error::Error + Send + Sync>),
                 None => Ok(None),
@@ -712,21 +710,22 @@ where
     /// Writes back what was loaded in one round trip (per slot on a
     /// cluster): values with the keyspace's TTL and jitter, "absent" markers
     /// with the negative TTL, and removes healed keys the loader did not find.
-    async fn store_many(&self, leaders: &[&Leader<K>], outcomes: &[Outcome]) {
+    /// `keys` are the loaded full keys, each with whether it is healed.
+    async fn store_many(&self, keys: &[(String, bool)], outcomes: &[Outcome]) {
         let mut writes: Vec<(String, Vec<u8>, Option<Duration>)> = Vec::new();
         let mut removals = Vec::new();
-        for (leader, outcome) in leaders.iter().zip(outcomes) {
+        for ((full_key, heal), outcome) in keys.iter().zip(outcomes) {
             match outcome {
                 Ok(Some(bytes)) => {
                     let ttl = self.ttl.map(|ttl| self.load.jittered(ttl));
-                    writes.push((leader.full_key.clone(), bytes.clone(), ttl));
+                    writes.push((full_key.clone(), bytes.clone(), ttl));
                 }
                 Ok(None) => {
-                    if leader.heal {
-                        removals.push(leader.full_key.clone());
+                    if *heal {
+                        removals.push(full_key.clone());
                     }
                     if let Some(ttl) = self.load.negative_ttl {
-                        let marker = self.absent.key_of_full(&leader.full_key, &self.layout);
+                        let marker = self.absent.key_of_full(full_key, &self.layout);
                         writes.push((marker, b"1".to_vec(), Some(self.load.jittered(ttl))));
                     }
                 }
@@ -743,10 +742,7 @@ where
             return;
         }
         let written: Vec<&str> = match self.local.is_on() {
-            true => leaders
-                .iter()
-                .map(|leader| leader.full_key.as_str())
-                .collect(),
+            true => keys.iter().map(|(full_key, _)| full_key.as_str()).collect(),
             false => Vec::new(),
         };
         let store = backend.set_many(writes);

@@ -17,7 +17,8 @@ use redis::cluster_routing::Slot;
 use redis::{Cmd, Pipeline, Value};
 use tokio::sync::oneshot;
 
-use super::{RedisBackend, Retry, is_connection_loss, is_not_executed};
+use super::next::{Attempt, Next, after_error, is_not_executed};
+use super::{RedisBackend, Retry};
 use crate::error::{Error, Result};
 use crate::ttl::ttl_millis;
 
@@ -153,7 +154,7 @@ impl RedisBackend {
                 let lost = std::io::Error::other("the batch carrying this call ended unanswered");
                 Error::from_redis(name, Some(key), lost.into(), false)
             }
-            Err(_elapsed) => self.timeout_error(name, key, Retry::Idempotent),
+            Err(_elapsed) => self.timeout_error(name, key, false),
         };
         self.stats.count_error(&error);
         #[cfg(feature = "metrics")]
@@ -288,9 +289,7 @@ impl RedisBackend {
                 Err(Failure::Redis(err)) => {
                     Some(Err(Error::from_redis(name, Some(&key), err.clone(), false)))
                 }
-                Err(Failure::Timeout) => {
-                    Some(Err(self.timeout_error(name, &key, Retry::Idempotent)))
-                }
+                Err(Failure::Timeout) => Some(Err(self.timeout_error(name, &key, false))),
             };
             // Sent alone, the call is counted (and timed) there.
             let Some(result) = settled else {
@@ -315,19 +314,28 @@ impl RedisBackend {
     async fn round_trip(&self, pipe: &Pipeline) -> std::result::Result<Vec<Value>, Failure> {
         let deadline = tokio::time::Instant::now() + self.timeout;
         let span = self.call_span("PIPELINE");
-        let mut attempts = 2;
+        // Every command in a batch may be applied twice: one resend.
+        let mut may_resend = true;
         loop {
-            attempts -= 1;
             let mut connection = self.connection.clone();
             let sent = pipe.query_async::<Vec<Value>>(&mut connection);
             let sent = tracing::Instrument::instrument(sent, span.clone());
-            match tokio::time::timeout_at(deadline, sent).await {
+            let err = match tokio::time::timeout_at(deadline, sent).await {
                 Ok(Ok(values)) => return Ok(values),
-                Ok(Err(err)) if attempts > 0 && is_connection_loss(&err) => continue,
-                Ok(Err(err)) if is_not_executed(&err) => return Err(Failure::NotExecuted),
-                Ok(Err(err)) if err.is_timeout() => return Err(Failure::Timeout),
-                Ok(Err(err)) => return Err(Failure::Redis(err)),
+                Ok(Err(err)) => err,
                 Err(_elapsed) => return Err(Failure::Timeout),
+            };
+            let seen = Attempt {
+                retry: Retry::Idempotent,
+                may_resend,
+                deadline_passed: tokio::time::Instant::now() >= deadline,
+            };
+            match after_error(&err, seen) {
+                Next::Resend => may_resend = false,
+                // Each call goes again alone, where redirections are followed.
+                Next::Pause => return Err(Failure::NotExecuted),
+                Next::Timeout { .. } => return Err(Failure::Timeout),
+                Next::Fail { .. } => return Err(Failure::Redis(err)),
             }
         }
     }

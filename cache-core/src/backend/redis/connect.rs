@@ -12,7 +12,8 @@ use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Value};
 use tokio::sync::OnceCell;
 
-use super::{RedisBackend, redirect};
+use super::next::{Attempt, Next, after_error, backstop};
+use super::{RedisBackend, Retry, redirect};
 use crate::error::{Error, Result, redact_nodes, redact_url};
 use crate::stats::Stats;
 
@@ -85,40 +86,27 @@ impl RedisBackend {
         );
         let mut connection = RedisConnection(connection);
         if !options.lazy {
+            let deadline = tokio::time::Instant::now() + timeout;
+            let failed = |source| connect_error(source, &redacted, timeout, deadline);
+            let timed_out = || Error::ConnectTimeout {
+                url: redacted.clone(),
+                after: timeout,
+            };
             // Connected now, a cluster needs no first-use check per call.
             if let Connection::LazyCluster(cluster) = &connection.0 {
-                let connected = tokio::time::timeout(timeout, cluster.connection()).await;
-                match connected {
+                match tokio::time::timeout_at(deadline, cluster.connection()).await {
                     Ok(Ok(ready)) => connection = RedisConnection(Connection::Cluster(ready)),
-                    Ok(Err(source)) => {
-                        return Err(Error::Connection {
-                            url: redacted,
-                            source,
-                        });
-                    }
-                    Err(_elapsed) => {
-                        return Err(Error::ConnectTimeout {
-                            url: redacted,
-                            after: timeout,
-                        });
-                    }
+                    Ok(Err(source)) => return Err(failed(source)),
+                    Err(_elapsed) => return Err(timed_out()),
                 }
             }
             let ping = redis::cmd("PING");
-            let connect_timeout = |url| Error::ConnectTimeout {
-                url,
-                after: timeout,
-            };
-            match tokio::time::timeout(timeout, ping.query_async::<String>(&mut connection)).await {
+            match tokio::time::timeout_at(deadline, ping.query_async::<String>(&mut connection))
+                .await
+            {
                 Ok(Ok(_)) => {}
-                Ok(Err(err)) if err.is_timeout() => return Err(connect_timeout(redacted)),
-                Ok(Err(source)) => {
-                    return Err(Error::Connection {
-                        url: redacted,
-                        source,
-                    });
-                }
-                Err(_elapsed) => return Err(connect_timeout(redacted)),
+                Ok(Err(source)) => return Err(failed(source)),
+                Err(_elapsed) => return Err(timed_out()),
             }
         }
         Ok(RedisBackend::new(
@@ -132,11 +120,36 @@ impl RedisBackend {
     }
 }
 
+/// Why connecting failed, decided as every call's failures are: a server
+/// that did not answer within `timeout` is a timeout, however reported.
+fn connect_error(
+    source: redis::RedisError,
+    redacted: &str,
+    timeout: Duration,
+    deadline: tokio::time::Instant,
+) -> Error {
+    let attempt = Attempt {
+        retry: Retry::Idempotent,
+        may_resend: false,
+        deadline_passed: tokio::time::Instant::now() >= deadline,
+    };
+    match after_error(&source, attempt) {
+        Next::Timeout { .. } => Error::ConnectTimeout {
+            url: redacted.to_owned(),
+            after: timeout,
+        },
+        Next::Resend | Next::Pause | Next::Fail { .. } => Error::Connection {
+            url: redacted.to_owned(),
+            source,
+        },
+    }
+}
+
 /// A standalone server's connection manager; it connects in the background.
 fn standalone(url: &str, options: &ConnectOptions, redacted: &str) -> Result<Connection> {
     let client = client(url, options, redacted)?;
     let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(options.timeout))
+        .set_connection_timeout(Some(backstop(options.timeout)))
         // One timer per call: ours.
         .set_response_timeout(None)
         .set_number_of_retries(2);
@@ -162,8 +175,8 @@ fn cluster(nodes: &[String], options: &ConnectOptions, redacted: &str) -> Result
     // and a command the cluster did not run goes again from `bounded`,
     // within the caller's timeout and only where that is safe.
     let mut builder = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
-        .connection_timeout(options.timeout)
-        .response_timeout(options.timeout)
+        .connection_timeout(backstop(options.timeout))
+        .response_timeout(backstop(options.timeout))
         .retries(0);
     if tls {
         builder = cluster_tls(builder, options, redacted)?;
@@ -248,8 +261,8 @@ fn describe(err: &redis::RedisError) -> String {
 /// The connection of a Redis-backed [`Cache`](crate::Cache), for commands this
 /// crate does not wrap: use it with redis-rs' `query_async` as any async
 /// connection. Clones share the handle's one multiplexed connection, which
-/// reconnects by itself. Whatever transport the handle uses (a standalone
-/// server today), this type stays the same.
+/// reconnects by itself. Whatever transport the handle uses (one server or a
+/// cluster), this type stays the same.
 ///
 /// ```no_run
 /// # async fn demo(cache: cache_core::Cache) -> cache_core::redis::RedisResult<()> {

@@ -1,10 +1,11 @@
 //! The Redis backend: every call bounded by the operation's timeout, retried
-//! only where that is safe, with errors that name the key. The transport (a
-//! standalone server today) is chosen in `connect` and hidden behind one
-//! `Connection`.
+//! only where that is safe, with errors that name the key. The transport (one
+//! server or a cluster) is chosen in `connect` and hidden behind one
+//! `Connection`; what to do after a failed attempt is decided in `next`.
 
 mod coalesce;
 mod connect;
+mod next;
 mod redirect;
 mod tracking;
 
@@ -21,6 +22,7 @@ use std::time::Duration;
 use redis::{Cmd, FromRedisValue, Script};
 use tracing::Instrument;
 
+use self::next::{Attempt, Next, after_error};
 use super::ops::{Atomic, RedisForm};
 use crate::error::{Error, Result};
 use crate::stats::Stats;
@@ -35,21 +37,6 @@ pub(crate) enum Retry {
     /// It counts or consumes (INCR, GETDEL, SET NX, every script): sent once;
     /// after a timeout or a lost connection its outcome is unknown.
     Never,
-}
-
-/// A connection that broke under the call: the server restarted or the
-/// network dropped it. The manager reconnects on the next call.
-fn is_connection_loss(err: &redis::RedisError) -> bool {
-    err.is_connection_dropped() || err.is_io_error()
-}
-
-/// A cluster's answer that the command was not executed and should go again
-/// (ASK, MOVED, TRYAGAIN, CLUSTERDOWN, MASTERDOWN). `redirect` follows one
-/// redirection; what it leaves (a batch on a half-moved slot, a second
-/// redirection, a failover under way) goes again here after a pause.
-fn is_not_executed(err: &redis::RedisError) -> bool {
-    err.is_cluster_error()
-        || err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::MasterDown)
 }
 
 /// How many keys one SCAN step asks for while clearing.
@@ -133,44 +120,39 @@ impl RedisBackend {
         let started = std::time::Instant::now();
         let budget = super::budget(self.timeout);
         let deadline = tokio::time::Instant::now() + budget;
-        let mut attempts = match retry {
-            Retry::Idempotent => 2,
-            Retry::Never => 1,
-        };
+        // One resend after a dropped connection, for calls that may go twice.
+        let mut may_resend = retry == Retry::Idempotent;
         let error = loop {
             if budget.is_zero() {
-                break self.timeout_error(operation, key, Retry::Idempotent);
+                break self.timeout_error(operation, key, false);
             }
-            attempts -= 1;
             let attempt = tokio::time::timeout_at(deadline, call(self.connection.clone()));
-            match attempt.instrument(span.clone()).await {
+            let err = match attempt.instrument(span.clone()).await {
                 Ok(Ok(value)) => {
                     #[cfg(feature = "metrics")]
                     crate::telemetry::backend_call(operation, started.elapsed(), None);
                     return Ok(value);
                 }
-                Ok(Err(err)) if attempts > 0 && is_connection_loss(&err) => continue,
-                // Not executed: a slot moving or a failover under way. Any
-                // command may go again, after a pause, within the budget.
-                Ok(Err(err)) if is_not_executed(&err) => {
-                    if tokio::time::Instant::now() >= deadline {
-                        // The cluster never let it run within the budget: a
-                        // timeout (whether the last answer came before or
-                        // after the deadline), with the outcome known.
-                        break self.timeout_error(operation, key, Retry::Idempotent);
-                    }
-                    attempts += 1;
-                    tokio::time::sleep(CLUSTER_RETRY_PAUSE).await;
-                    continue;
+                Ok(Err(err)) => err,
+                Err(_elapsed) => {
+                    break self.timeout_error(operation, key, retry == Retry::Never);
                 }
-                Ok(Err(err)) if err.is_timeout() => {
-                    break self.timeout_error(operation, key, retry);
+            };
+            let deadline_passed = tokio::time::Instant::now() >= deadline;
+            let seen = Attempt {
+                retry,
+                may_resend,
+                deadline_passed,
+            };
+            match after_error(&err, seen) {
+                Next::Resend => may_resend = false,
+                Next::Pause => tokio::time::sleep(CLUSTER_RETRY_PAUSE).await,
+                Next::Timeout { outcome_unknown } => {
+                    break self.timeout_error(operation, key, outcome_unknown);
                 }
-                Ok(Err(err)) => {
-                    let unknown = retry == Retry::Never && is_connection_loss(&err);
-                    break Error::from_redis(operation, Some(key), err, unknown);
+                Next::Fail { outcome_unknown } => {
+                    break Error::from_redis(operation, Some(key), err, outcome_unknown);
                 }
-                Err(_elapsed) => break self.timeout_error(operation, key, retry),
             }
         };
         self.stats.count_error(&error);
@@ -204,12 +186,12 @@ impl RedisBackend {
         )
     }
 
-    fn timeout_error(&self, operation: &'static str, key: &str, retry: Retry) -> Error {
+    fn timeout_error(&self, operation: &'static str, key: &str, outcome_unknown: bool) -> Error {
         Error::Timeout {
             operation,
             key: Some(key.to_owned()),
             after: self.timeout,
-            outcome_unknown: retry == Retry::Never,
+            outcome_unknown,
         }
     }
 
@@ -266,8 +248,11 @@ impl RedisBackend {
     /// UNLINK in batches, on every primary of a cluster. Each round trip is
     /// bounded by the timeout; the whole clear takes as long as the keys do.
     pub(crate) async fn clear(&self, heads: &[String]) -> Result<u64> {
-        let nodes = self.connection.primaries().await;
-        let nodes = nodes.map_err(|err| Error::from_redis("CLUSTER SLOTS", None, err, false))?;
+        let head = heads.first().map(String::as_str).unwrap_or_default();
+        let primaries = |connection: RedisConnection| async move { connection.primaries().await };
+        let nodes = self
+            .bounded("CLUSTER SLOTS", head, Retry::Idempotent, primaries)
+            .await?;
         let mut removed = 0;
         for node in &nodes {
             for head in heads {
