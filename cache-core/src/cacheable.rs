@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use crate::codec::Codec;
+use crate::engine::local::LocalSettings;
+use crate::engine::policy::LoadPolicy;
 use crate::key::CacheKey;
-use crate::typed::local::LocalSettings;
-use crate::typed::policy::LoadPolicy;
 
 /// A type that knows how it is cached: its key type, key prefix, schema version,
 /// default TTL and codec. Usually derived:

@@ -217,6 +217,14 @@ impl KeyLayout {
         format!("{}{part}", self.head)
     }
 
+    /// [`tagged_key`](Self::tagged_key) of the key whose full key in `from` is `full_key`.
+    pub(crate) fn tagged_key_of_full(&self, full_key: &str, from: &KeyLayout) -> String {
+        let part = full_key
+            .strip_prefix(from.head.as_str())
+            .unwrap_or(full_key);
+        format!("{}{{{part}}}", self.head)
+    }
+
     /// The fixed head of every key, `{namespace}:{prefix}:v{version}:`.
     pub(crate) fn head(&self) -> &str {
         &self.head

@@ -1,6 +1,7 @@
 //! Keyspaces: a prefix, schema version, default TTL and codec under the
 //! cache's namespace. Every typed view and building block is made from one.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -12,14 +13,14 @@ use crate::blocks::otp::OneTimeCodes;
 use crate::blocks::ratelimit::{RateLimit, RateLimiter};
 use crate::blocks::sequence::Sequences;
 use crate::blocks::set::TypedSet;
-use crate::cache::Cache;
 use crate::codec::Codec;
+use crate::engine::local::LocalSettings;
+use crate::engine::policy::LoadPolicy;
+use crate::engine::{Engine, KeyspaceSettings};
 use crate::error::{Error, Result};
-use crate::key::{CacheKey, KeyLayout, is_valid_prefix};
+use crate::key::{CacheKey, is_valid_prefix};
 use crate::ttl::check_ttl;
 use crate::typed::TypedCache;
-use crate::typed::local::LocalSettings;
-use crate::typed::policy::LoadPolicy;
 
 /// Configures a [`TypedCache`]; made by [`Cache::keyspace`].
 ///
@@ -41,7 +42,7 @@ use crate::typed::policy::LoadPolicy;
 #[must_use]
 #[derive(Debug, Clone)]
 pub struct KeyspaceBuilder {
-    cache: Cache,
+    engine: Arc<Engine>,
     prefix: String,
     ttl: Option<Duration>,
     version: u32,
@@ -51,9 +52,9 @@ pub struct KeyspaceBuilder {
 }
 
 impl KeyspaceBuilder {
-    pub(crate) fn new(cache: Cache, prefix: String) -> Self {
+    pub(crate) fn new(engine: Arc<Engine>, prefix: String) -> Self {
         KeyspaceBuilder {
-            cache,
+            engine,
             prefix,
             ttl: None,
             version: 1,
@@ -277,7 +278,7 @@ impl KeyspaceBuilder {
             local.check(&self.prefix)?;
         }
         let mut keyspace = KeyspaceSettings::new(
-            self.cache,
+            self.engine,
             &self.prefix,
             self.version,
             self.ttl,
@@ -286,38 +287,5 @@ impl KeyspaceBuilder {
         );
         keyspace.local = self.local;
         Ok(keyspace)
-    }
-}
-
-/// A checked keyspace: what a typed view or building block is built from.
-#[derive(Debug, Clone)]
-pub(crate) struct KeyspaceSettings {
-    pub(crate) cache: Cache,
-    pub(crate) layout: KeyLayout,
-    pub(crate) ttl: Option<Duration>,
-    pub(crate) codec: Codec,
-    pub(crate) load: LoadPolicy,
-    pub(crate) local: Option<LocalSettings>,
-}
-
-impl KeyspaceSettings {
-    /// Used directly only for `Cacheable` types, whose derive checked the settings.
-    pub(crate) fn new(
-        cache: Cache,
-        prefix: &str,
-        version: u32,
-        ttl: Option<Duration>,
-        codec: Codec,
-        load: LoadPolicy,
-    ) -> Self {
-        let layout = KeyLayout::new(cache.namespace(), prefix, version);
-        KeyspaceSettings {
-            cache,
-            layout,
-            ttl,
-            codec,
-            load,
-            local: None,
-        }
     }
 }

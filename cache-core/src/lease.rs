@@ -4,11 +4,12 @@
 //! being released is released in the background, so that a load that ended
 //! early (a panic, a cancelled task) does not leave others waiting for it.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::backend::ops::lease::{Acquire, Change, Owned};
-use crate::cache::Cache;
+use crate::engine::Engine;
 use crate::error::Result;
 use crate::random::random;
 use crate::ttl::check_ttl;
@@ -16,7 +17,7 @@ use crate::ttl::check_ttl;
 /// A lease this process holds.
 #[derive(Debug)]
 pub(crate) struct Lease {
-    cache: Cache,
+    engine: Arc<Engine>,
     key: String,
     token: String,
     /// Set once `release` was called: nothing is left to do on drop.
@@ -27,7 +28,7 @@ impl Lease {
     /// Takes the lease at the full key `key` for `lease` if nobody holds it;
     /// returns it with its fencing token, or `None` when it is held.
     pub(crate) async fn acquire(
-        cache: &Cache,
+        engine: &Arc<Engine>,
         key: String,
         lease: Duration,
     ) -> Result<Option<(Lease, u64)>> {
@@ -41,10 +42,10 @@ impl Lease {
             token: &token,
             lease,
         };
-        let fencing_token = cache.backend().run(&acquire).await?;
+        let fencing_token = engine.backend().run(&acquire).await?;
         Ok(fencing_token.map(|fencing_token| {
             let held = Lease {
-                cache: cache.clone(),
+                engine: Arc::clone(engine),
                 key,
                 token,
                 released: AtomicBool::new(false),
@@ -76,7 +77,7 @@ impl Lease {
             token: &self.token,
             change,
         };
-        self.cache.backend().run(&owned).await
+        self.engine.backend().run(&owned).await
     }
 }
 
@@ -91,7 +92,7 @@ impl Drop for Lease {
             return;
         };
         let orphan = Lease {
-            cache: self.cache.clone(),
+            engine: Arc::clone(&self.engine),
             key: std::mem::take(&mut self.key),
             token: std::mem::take(&mut self.token),
             released: AtomicBool::new(true),

@@ -80,14 +80,14 @@ pub use crate::blocks::set::TypedSet;
 pub use crate::cache::{Cache, CacheBuilder, DEFAULT_MAX_VALUE_SIZE, DEFAULT_TIMEOUT, DEFAULT_URL};
 pub use crate::cacheable::{Cacheable, KeyedCacheable};
 pub use crate::codec::Codec;
+pub use crate::engine::local::{LocalSettings, LocalStats, MAX_LOCAL_TTL};
+pub use crate::engine::policy::{DistributedFlight, FailurePolicy, LoadPolicy};
 pub use crate::error::{BoxError, Error, Result, redact_nodes, redact_url};
 pub use crate::key::{CacheKey, MAX_KEY_PART_LEN, escape_into, is_valid_prefix};
 pub use crate::keyspace::KeyspaceBuilder;
 pub use crate::stats::CacheStats;
 pub use crate::ttl::{MAX_TTL, Ttl};
 pub use crate::typed::TypedCache;
-pub use crate::typed::local::{LocalSettings, LocalStats, MAX_LOCAL_TTL};
-pub use crate::typed::policy::{DistributedFlight, FailurePolicy, LoadPolicy};
 
 /// `#[derive(Cacheable)]`: see [`Cacheable`] for the attributes.
 #[cfg(feature = "derive")]

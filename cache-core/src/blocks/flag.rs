@@ -4,11 +4,12 @@
 use std::borrow::Borrow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{Scope, block_basics, block_key, on_one_key};
+use super::{block_basics, block_key, on_one_key};
 use crate::backend::ops::flag::RaiseUntil;
+use crate::engine::KeyspaceSettings;
+use crate::engine::Scope;
 use crate::error::{Error, Result};
 use crate::key::CacheKey;
-use crate::keyspace::KeyspaceSettings;
 use crate::ttl::check_ttl;
 
 /// A set of flags per key, each raised until a point in time. Made by
@@ -92,7 +93,7 @@ impl<K: CacheKey + ?Sized> Flags<K> {
             at_unix_ms,
             left,
         };
-        self.scope.cache.backend().run(&raise).await?;
+        self.scope.engine.backend().run(&raise).await?;
         Ok(true)
     }
 
@@ -118,7 +119,7 @@ impl<K: CacheKey + ?Sized> Flags<K> {
         let full_key = self.scope.key(key);
         check_ttl(ttl, Some(&full_key))?;
         self.scope
-            .cache
+            .engine
             .backend()
             .set(
                 &full_key,

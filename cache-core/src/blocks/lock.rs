@@ -23,10 +23,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Scope, block_basics};
+use super::block_basics;
+use crate::engine::KeyspaceSettings;
+use crate::engine::Scope;
 use crate::error::{Error, Result};
 use crate::key::CacheKey;
-use crate::keyspace::KeyspaceSettings;
 use crate::lease::Lease;
 use crate::random::random;
 
@@ -97,7 +98,7 @@ impl<K: CacheKey + ?Sized> Locks<K> {
         Q: CacheKey + ?Sized,
     {
         let key = self.scope.layout.tagged_key(name);
-        let acquired = Lease::acquire(&self.scope.cache, key, lease).await?;
+        let acquired = Lease::acquire(&self.scope.engine, key, lease).await?;
         Ok(acquired.map(|(held, fencing_token)| LockGuard {
             held: Arc::new(held),
             fencing_token,

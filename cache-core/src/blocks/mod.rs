@@ -1,6 +1,7 @@
 //! The building blocks: flags, locks, one-time codes, rate limits,
 //! sequences and typed sets. Each is a thin typed front over operations of
-//! `backend::ops`; what they share is written once here.
+//! `backend::ops` over a keyspace's [`Scope`](crate::engine::Scope); the
+//! methods they share are written once here.
 
 pub(crate) mod flag;
 pub(crate) mod lock;
@@ -8,85 +9,6 @@ pub(crate) mod otp;
 pub(crate) mod ratelimit;
 pub(crate) mod sequence;
 pub(crate) mod set;
-
-use std::borrow::Borrow;
-use std::marker::PhantomData;
-
-use crate::cache::Cache;
-use crate::error::Result;
-use crate::key::{CacheKey, KeyLayout};
-use crate::keyspace::KeyspaceSettings;
-use crate::ttl::Ttl;
-
-/// Where a block's keys live: the handle and the keyspace's layout, for keys
-/// of type `K`.
-pub(crate) struct Scope<K: ?Sized> {
-    pub(crate) cache: Cache,
-    pub(crate) layout: KeyLayout,
-    keys: PhantomData<fn(&K)>,
-}
-
-impl<K: ?Sized> Clone for Scope<K> {
-    fn clone(&self) -> Self {
-        Scope {
-            cache: self.cache.clone(),
-            layout: self.layout.clone(),
-            keys: PhantomData,
-        }
-    }
-}
-
-impl<K: CacheKey + ?Sized> Scope<K> {
-    pub(crate) fn new(settings: &KeyspaceSettings) -> Self {
-        Scope {
-            cache: settings.cache.clone(),
-            layout: settings.layout.clone(),
-            keys: PhantomData,
-        }
-    }
-
-    /// The full key of `key`.
-    pub(crate) fn key<Q>(&self, key: &Q) -> String
-    where
-        K: Borrow<Q>,
-        Q: CacheKey + ?Sized,
-    {
-        self.layout.key(key)
-    }
-
-    /// Removes every key of this keyspace; returns how many there were.
-    pub(crate) async fn clear(&self) -> Result<u64> {
-        let heads = [self.layout.head().to_owned()];
-        self.cache.backend().clear(&heads).await
-    }
-
-    /// Whether `key` holds anything.
-    pub(crate) async fn exists<Q>(&self, key: &Q) -> Result<bool>
-    where
-        K: Borrow<Q>,
-        Q: CacheKey + ?Sized,
-    {
-        self.cache.backend().exists(&self.key(key)).await
-    }
-
-    /// Removes `key`; returns whether it held anything.
-    pub(crate) async fn delete<Q>(&self, key: &Q) -> Result<bool>
-    where
-        K: Borrow<Q>,
-        Q: CacheKey + ?Sized,
-    {
-        self.cache.backend().delete(&self.key(key)).await
-    }
-
-    /// The remaining time to live of `key`.
-    pub(crate) async fn ttl<Q>(&self, key: &Q) -> Result<Ttl>
-    where
-        K: Borrow<Q>,
-        Q: CacheKey + ?Sized,
-    {
-        self.cache.backend().ttl(&self.key(key)).await
-    }
-}
 
 /// A block's method that does one thing to one key through the scope
 /// (`exists`, `delete`, `ttl`), under the block's own name and docs.

@@ -4,12 +4,13 @@
 use std::borrow::Borrow;
 use std::time::Duration;
 
-use super::{Scope, block_basics};
+use super::block_basics;
 use crate::backend::ops::otp::{Issue, Verify};
 use crate::codec::check_size;
+use crate::engine::KeyspaceSettings;
+use crate::engine::Scope;
 use crate::error::{Error, Result};
 use crate::key::CacheKey;
-use crate::keyspace::KeyspaceSettings;
 use crate::ttl::check_ttl;
 
 /// What [`OneTimeCodes::verify`] found.
@@ -110,14 +111,14 @@ impl<K: CacheKey + ?Sized> OneTimeCodes<K> {
             )));
         }
         check_ttl(ttl, Some(&code_key))?;
-        check_size(&code_key, code.len(), self.scope.cache.max_value_size())?;
+        check_size(&code_key, code.len(), self.scope.engine.max_value_size())?;
         let issue = Issue {
             code_key: &code_key,
             attempts_key: &attempts_key,
             code,
             ttl,
         };
-        self.scope.cache.backend().run(&issue).await?;
+        self.scope.engine.backend().run(&issue).await?;
         Ok(())
     }
 
@@ -148,7 +149,7 @@ impl<K: CacheKey + ?Sized> OneTimeCodes<K> {
             guess,
             max_attempts: self.max_attempts,
         };
-        let (outcome, left) = self.scope.cache.backend().run(&verify).await?;
+        let (outcome, left) = self.scope.engine.backend().run(&verify).await?;
         Ok(match outcome {
             1 => Verification::Accepted,
             2 => Verification::Rejected {

@@ -4,11 +4,12 @@
 use std::borrow::Borrow;
 use std::time::Duration;
 
-use super::{Scope, block_basics, block_key};
+use super::{block_basics, block_key};
 use crate::backend::ops::rate::Hit;
+use crate::engine::KeyspaceSettings;
+use crate::engine::Scope;
 use crate::error::{Error, Result};
 use crate::key::CacheKey;
-use crate::keyspace::KeyspaceSettings;
 use crate::ttl::check_ttl;
 
 /// The rule a [`RateLimiter`] enforces.
@@ -175,7 +176,7 @@ impl<K: CacheKey + ?Sized> RateLimiter<K> {
             window,
             sliding,
         };
-        let (allowed, count, reset_after) = self.scope.cache.backend().run(&hit).await?;
+        let (allowed, count, reset_after) = self.scope.engine.backend().run(&hit).await?;
         Ok(Decision {
             allowed,
             count,

@@ -19,11 +19,12 @@
 
 use std::borrow::Borrow;
 
-use super::{Scope, block_basics, block_key};
+use super::{block_basics, block_key};
 use crate::backend::ops::sequence::{Current, Next, Seed};
+use crate::engine::KeyspaceSettings;
+use crate::engine::Scope;
 use crate::error::{Error, Result};
 use crate::key::CacheKey;
-use crate::keyspace::KeyspaceSettings;
 
 pub use crate::backend::ops::sequence::MAX_SEQUENCE;
 
@@ -159,7 +160,7 @@ impl<K: CacheKey + ?Sized> Sequences<K> {
     /// One script per group of keys that can share one (all keys, or on a
     /// cluster one hash slot each), concurrently; results in the callers' order.
     async fn allocate(&self, full_keys: &[String]) -> Result<Vec<Allocation>> {
-        let backend = self.scope.cache.backend();
+        let backend = self.scope.engine.backend();
         let groups = backend.slot_groups(full_keys.iter().map(String::as_str));
         let runs = groups.iter().map(|positions| async move {
             let keys: Vec<String> = positions
@@ -214,7 +215,7 @@ impl<K: CacheKey + ?Sized> Sequences<K> {
     {
         let full_key = self.scope.key(key);
         self.scope
-            .cache
+            .engine
             .backend()
             .run(&Current { key: &full_key })
             .await
@@ -254,6 +255,6 @@ impl<K: CacheKey + ?Sized> Sequences<K> {
             key: &full_key,
             persisted_max,
         };
-        self.scope.cache.backend().run(&seed).await
+        self.scope.engine.backend().run(&seed).await
     }
 }

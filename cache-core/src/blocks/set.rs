@@ -13,12 +13,13 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Scope, block_basics, block_key, on_one_key};
+use super::{block_basics, block_key, on_one_key};
 use crate::backend::ops::set::{Answer, MARKER, Query, SetQuery, Write};
 use crate::codec::{Codec, check_size};
+use crate::engine::KeyspaceSettings;
+use crate::engine::Scope;
 use crate::error::{Error, Result};
 use crate::key::CacheKey;
-use crate::keyspace::KeyspaceSettings;
 use crate::ttl::{Ttl, check_ttl};
 
 /// A typed set per key. Made by [`KeyspaceBuilder::typed_set`](crate::KeyspaceBuilder::typed_set).
@@ -106,7 +107,7 @@ where
     }
 
     fn encode_all(&self, full_key: &str, members: &[M]) -> Result<Vec<Vec<u8>>> {
-        let max = self.scope.cache.max_value_size();
+        let max = self.scope.engine.max_value_size();
         members
             .iter()
             .map(|member| {
@@ -208,7 +209,7 @@ where
             ttl,
             replace,
         };
-        self.scope.cache.backend().run(&write).await
+        self.scope.engine.backend().run(&write).await
     }
 
     /// Runs `query` on the set at `full_key`.
@@ -217,7 +218,7 @@ where
             key: full_key,
             query,
         };
-        self.scope.cache.backend().run(&query).await
+        self.scope.engine.backend().run(&query).await
     }
 
     /// Removes members in one command; returns how many were there. The set

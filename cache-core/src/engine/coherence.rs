@@ -12,8 +12,8 @@ use std::time::Duration;
 use redis::{PushInfo, PushKind, Value};
 use tokio::sync::{Notify, mpsc};
 
+use super::local::{Channel, Flush, LocalTier};
 use crate::backend::{Tracker, track};
-use crate::typed::local::{Channel, Flush, LocalTier};
 
 /// A handle's local tiers, by keyspace.
 pub(crate) type Tiers = Mutex<HashMap<String, Arc<LocalTier>>>;

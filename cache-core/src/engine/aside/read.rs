@@ -1,0 +1,158 @@
+//! The reads of cache-aside: the first read of every key (local tier, then
+//! Redis in one operation), and the rereads that look for what another flight
+//! or process stored meanwhile. Both answer in one type, [`Stored`].
+
+use super::super::local::Ticket;
+use super::super::policy::FailurePolicy;
+use crate::engine::Space;
+use crate::error::Result;
+use crate::stats::bump;
+use crate::ttl::Ttl;
+
+/// What the store holds for a key.
+pub(crate) enum Stored {
+    /// A value's bytes, with its remaining TTL (`Persistent` when not read).
+    Value(Vec<u8>, Ttl),
+    /// A cached absence (the key's "absent" marker).
+    Absent,
+    /// Nothing.
+    Nothing,
+}
+
+/// The first read of one key: what is held, and for a value fetched from
+/// Redis the local tier's ticket, to keep it only if no write came meanwhile.
+pub(super) struct FirstRead {
+    pub(super) held: Stored,
+    pub(super) ticket: Option<Ticket>,
+}
+
+/// Reads `keys`: local copies first, then the rest from Redis within one
+/// timeout. Returns what each holds, and whether Redis failed (fail-open:
+/// every key not found locally is then `Nothing`).
+///
+/// # Errors
+/// With fail-closed, the backend or timeout error of the read.
+pub(super) async fn first_read(space: &Space, keys: &[String]) -> Result<(Vec<FirstRead>, bool)> {
+    let mut reads = Vec::with_capacity(keys.len());
+    let mut remote = Vec::new();
+    for (at, key) in keys.iter().enumerate() {
+        match space.local.get(key) {
+            Some(bytes) => {
+                bump(&space.counters.local_hits);
+                // Early refresh is driven by the backend's TTL, seen on backend reads.
+                let held = Stored::Value(bytes.to_vec(), Ttl::Persistent);
+                reads.push(FirstRead { held, ticket: None });
+            }
+            None => {
+                remote.push(at);
+                let ticket = Some(space.local.ticket(key));
+                let held = Stored::Nothing;
+                reads.push(FirstRead { held, ticket });
+            }
+        }
+    }
+    if remote.is_empty() {
+        return Ok((reads, false));
+    }
+    let wanted: Vec<&str> = remote
+        .iter()
+        .filter_map(|&at| keys.get(at).map(String::as_str))
+        .collect();
+    let backend = space.engine.backend();
+    match backend.within(fetch(space, &wanted)).await {
+        Ok(found) => {
+            for (at, held) in remote.into_iter().zip(found) {
+                if let Some(read) = reads.get_mut(at) {
+                    read.held = held;
+                }
+            }
+            Ok((reads, false))
+        }
+        Err(error) if space.load.failure == FailurePolicy::Closed => Err(error),
+        // Fail-open: the error is counted; every key is a miss.
+        Err(_) => Ok((reads, true)),
+    }
+}
+
+/// What Redis holds for `keys`. One key: a GET (with PTTL when its TTL
+/// matters), which concurrent callers of the handle can share, and the
+/// "absent" marker only when there is no value. Several: one MGET per slot
+/// of values and markers, or with the TTL a pipeline of GET and PTTL.
+async fn fetch(space: &Space, keys: &[&str]) -> Result<Vec<Stored>> {
+    let backend = space.engine.backend();
+    // The TTL caps a local copy's life, and drives early refresh.
+    let with_ttl = space.load.early_refresh.is_some() || space.local.is_on();
+    if let [key] = keys {
+        let found = match with_ttl {
+            true => backend.get_with_ttl(key).await?,
+            false => backend
+                .get(key)
+                .await?
+                .map(|bytes| (bytes, Ttl::Persistent)),
+        };
+        let held = match found {
+            Some((bytes, ttl)) => Stored::Value(bytes, ttl),
+            None if space.load.negative_ttl.is_none() => Stored::Nothing,
+            None => match backend
+                .exists(&space.absent.key_of_full(key, &space.layout))
+                .await?
+            {
+                true => Stored::Absent,
+                false => Stored::Nothing,
+            },
+        };
+        return Ok(vec![held]);
+    }
+    if !with_ttl {
+        return reread(space, keys).await;
+    }
+    let owned: Vec<String> = keys.iter().map(|key| (*key).to_owned()).collect();
+    let markers = markers(space, keys);
+    let (values, markers) = futures_util::future::try_join(
+        backend.get_many_with_ttl(&owned),
+        backend.get_many(&markers),
+    )
+    .await?;
+    let marked = |at: usize| markers.get(at).is_some_and(Option::is_some);
+    Ok(values
+        .into_iter()
+        .enumerate()
+        .map(|(at, value)| held(value, marked(at)))
+        .collect())
+}
+
+/// What Redis holds now for `keys` (values and "absent" markers, one MGET
+/// per slot): what another flight or process stored meanwhile.
+pub(crate) async fn reread(space: &Space, keys: &[&str]) -> Result<Vec<Stored>> {
+    let mut read: Vec<String> = keys.iter().map(|key| (*key).to_owned()).collect();
+    read.extend(markers(space, keys));
+    let found = space.engine.backend().get_many(&read).await?;
+    let (values, markers) = found.split_at(keys.len().min(found.len()));
+    let marked = |at: usize| markers.get(at).is_some_and(Option::is_some);
+    Ok(values
+        .iter()
+        .enumerate()
+        .map(|(at, value)| {
+            let value = value.clone().map(|bytes| (bytes, Ttl::Persistent));
+            held(value, marked(at))
+        })
+        .collect())
+}
+
+/// The "absent" markers of `keys`; none without negative caching.
+fn markers(space: &Space, keys: &[&str]) -> Vec<String> {
+    if space.load.negative_ttl.is_none() {
+        return Vec::new();
+    }
+    keys.iter()
+        .map(|key| space.absent.key_of_full(key, &space.layout))
+        .collect()
+}
+
+fn held(value: Option<(Vec<u8>, Ttl)>, marked: bool) -> Stored {
+    match (value, marked) {
+        (Some((bytes, ttl)), _) => Stored::Value(bytes, ttl),
+        (None, true) => Stored::Absent,
+        (None, false) => Stored::Nothing,
+    }
+}

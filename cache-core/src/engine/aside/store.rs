@@ -1,0 +1,57 @@
+//! The write-back of a flight: values with the keyspace's TTL and jitter,
+//! cached absences with the negative TTL, and removal of undecodable values
+//! the loader no longer finds. Best effort: the callers have their answers.
+
+use std::time::Duration;
+
+use crate::backend::SetMode;
+use crate::engine::Space;
+use crate::engine::flight::Outcome;
+
+/// Stores `outcomes` of the full `keys` (each with whether it is healed):
+/// one write alone as a SET, several in one round trip per slot.
+pub(super) async fn store(space: &Space, keys: &[(String, bool)], outcomes: &[Outcome]) {
+    let mut writes: Vec<(String, Vec<u8>, Option<Duration>)> = Vec::new();
+    let mut removals = Vec::new();
+    for ((full_key, heal), outcome) in keys.iter().zip(outcomes) {
+        match outcome {
+            Ok(Some(bytes)) => {
+                let ttl = space.ttl.map(|ttl| space.load.jittered(ttl));
+                writes.push((full_key.clone(), bytes.clone(), ttl));
+            }
+            Ok(None) => {
+                if *heal {
+                    removals.push(full_key.clone());
+                }
+                if let Some(ttl) = space.load.negative_ttl {
+                    let marker = space.absent.key_of_full(full_key, &space.layout);
+                    writes.push((marker, b"1".to_vec(), Some(space.load.jittered(ttl))));
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    let backend = space.engine.backend();
+    if !removals.is_empty()
+        && let Err(error) = backend.delete_many(&removals).await
+    {
+        tracing::debug!(%error, "removing undecodable values failed");
+    }
+    if writes.is_empty() {
+        return;
+    }
+    let written: Vec<&str> = match space.local.is_on() {
+        true => keys.iter().map(|(full_key, _)| full_key.as_str()).collect(),
+        false => Vec::new(),
+    };
+    let stored = match <[_; 1]>::try_from(writes) {
+        Ok([(key, bytes, ttl)]) => {
+            let write = backend.set(&key, bytes, ttl, SetMode::Always);
+            space.local.around(&written, write).await.map(drop)
+        }
+        Err(writes) => space.local.around(&written, backend.set_many(writes)).await,
+    };
+    if let Err(error) = stored {
+        tracing::debug!(%error, "write-back after load failed");
+    }
+}

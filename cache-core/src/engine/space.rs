@@ -1,0 +1,114 @@
+//! A keyspace on one handle: the checked settings views are built from, and
+//! the parts every typed view of it and its cache-aside share.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Engine;
+use super::local::{LocalCopy, LocalSettings};
+use super::policy::LoadPolicy;
+use crate::codec::Codec;
+use crate::key::KeyLayout;
+use crate::stats::KeyspaceCounters;
+
+/// A checked keyspace: what a typed view or building block is built from.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyspaceSettings {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) layout: KeyLayout,
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) codec: Codec,
+    pub(crate) load: LoadPolicy,
+    pub(crate) local: Option<LocalSettings>,
+}
+
+impl KeyspaceSettings {
+    /// Used directly only for `Cacheable` types, whose derive checked the settings.
+    pub(crate) fn new(
+        engine: Arc<Engine>,
+        prefix: &str,
+        version: u32,
+        ttl: Option<Duration>,
+        codec: Codec,
+        load: LoadPolicy,
+    ) -> Self {
+        let layout = KeyLayout::new(engine.namespace(), prefix, version);
+        KeyspaceSettings {
+            engine,
+            layout,
+            ttl,
+            codec,
+            load,
+            local: None,
+        }
+    }
+}
+
+/// One keyspace of a typed view: its keys, TTL, load policy, the keys of its
+/// cached absences and load leases, its local tier and its counters.
+#[derive(Clone)]
+pub(crate) struct Space {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) layout: KeyLayout,
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) load: LoadPolicy,
+    /// Where cached "absent" answers live (see `LoadPolicy::negative_ttl`).
+    pub(crate) absent: KeyLayout,
+    /// Where distributed single-flight leases live.
+    pub(crate) lock: KeyLayout,
+    /// The in-process tier in front of the backend, if configured.
+    pub(crate) local: LocalCopy,
+    /// This keyspace's counters on this handle.
+    pub(crate) counters: Arc<KeyspaceCounters>,
+}
+
+impl Space {
+    pub(crate) fn new(settings: KeyspaceSettings, local: LocalCopy) -> Self {
+        let KeyspaceSettings {
+            engine,
+            layout,
+            ttl,
+            load,
+            ..
+        } = settings;
+        Space {
+            counters: engine.keyspace_counters(layout.prefix()),
+            absent: layout.companion("absent"),
+            lock: layout.companion("load"),
+            engine,
+            layout,
+            ttl,
+            load,
+            local,
+        }
+    }
+
+    /// A debug span for one operation, with the keyspace but no key or value.
+    pub(crate) fn span(&self, operation: &'static str) -> tracing::Span {
+        tracing::debug_span!(
+            "cache.op",
+            operation,
+            namespace = self.engine.namespace().unwrap_or_default(),
+            prefix = self.layout.prefix(),
+        )
+    }
+
+    /// The span of a load task, with the keyspace but no key or value.
+    pub(crate) fn load_span(&self) -> tracing::Span {
+        tracing::debug_span!(
+            "cache.load",
+            namespace = self.engine.namespace().unwrap_or_default(),
+            prefix = self.layout.prefix(),
+        )
+    }
+
+    /// Whether a hit with `left` of its TTL should be reloaded in the background.
+    pub(crate) fn wants_refresh(&self, left: crate::ttl::Ttl) -> bool {
+        match (self.load.early_refresh, self.ttl, left) {
+            (Some(fraction), Some(ttl), crate::ttl::Ttl::Expires(left)) => {
+                left < ttl.mul_f64(fraction)
+            }
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Many keys in one round trip (one per hash slot on a cluster):
+//! `get_many`, `set_many`, `delete_many`, and `clear` of the whole keyspace.
+
+use std::borrow::Borrow;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use super::TypedCache;
+use crate::error::Result;
+use crate::key::CacheKey;
+use crate::stats::bump;
+
+impl<K, V> TypedCache<K, V>
+where
+    K: CacheKey + ?Sized,
+    V: Serialize + DeserializeOwned,
+{
+    /// Reads many keys in one round trip (`MGET`); the results are in the order
+    /// of `keys`, `None` where nothing is stored. On a cluster: one MGET per
+    /// hash slot, concurrently.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an empty slice, [`Error::Decode`] naming the first
+    /// key that does not decode, backend or timeout errors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let names = cache_core::Cache::memory().keyspace("name").typed::<u64, String>()?;
+    /// names.set(&1, &"ada".to_owned()).await?;
+    /// let got = names.get_many(&[&1, &2]).await?;
+    /// assert_eq!(got, [Some("ada".to_owned()), None]);
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_many<Q>(&self, keys: &[&Q]) -> Result<Vec<Option<V>>>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        let full_keys = self.full_keys(keys, "get_many")?;
+        let found = self.get_many_bytes(&full_keys).await?;
+        full_keys
+            .iter()
+            .zip(found)
+            .map(|(full_key, bytes)| self.decode_read(full_key, bytes))
+            .collect()
+    }
+
+    /// Writes many entries in one atomic round trip, each with the default TTL.
+    /// On a cluster: one MULTI per hash slot, concurrently; all-or-nothing
+    /// within a slot, not across slots.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an empty slice; encode, size and TTL errors before
+    /// anything is sent; backend or timeout errors (then nothing was written).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let names = cache_core::Cache::memory().keyspace("name").typed::<u64, String>()?;
+    /// names.set_many(&[(&1, &"ada".to_owned()), (&2, &"bob".to_owned())]).await?;
+    /// assert_eq!(names.get(&2).await?.as_deref(), Some("bob"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn set_many<Q>(&self, entries: &[(&Q, &V)]) -> Result<()>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        self.not_empty(entries.len(), "set_many", "entry")?;
+        let mut encoded = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            let full_key = self.space.layout.key(*key);
+            let (bytes, ttl) = self.encode_with_default_ttl(&full_key, value)?;
+            encoded.push((full_key, bytes, ttl));
+        }
+        let written: Vec<String> = match self.space.local.is_on() {
+            true => encoded.iter().map(|(key, _, _)| key.clone()).collect(),
+            false => Vec::new(),
+        };
+        let written: Vec<&str> = written.iter().map(String::as_str).collect();
+        let write = self.space.engine.backend().set_many(encoded);
+        let write = self.space.local.around(&written, write);
+        write.instrument(self.space.span("set_many")).await
+    }
+
+    /// Removes many keys in one command (and their cached "absent" answers,
+    /// with negative caching on); returns how many values existed. On a
+    /// cluster: one DEL per hash slot.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an empty slice, backend or timeout errors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let names = cache_core::Cache::memory().keyspace("name").typed::<u64, String>()?;
+    /// names.set(&1, &"ada".to_owned()).await?;
+    /// assert_eq!(names.delete_many(&[&1, &2]).await?, 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete_many<Q>(&self, keys: &[&Q]) -> Result<usize>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        let full_keys = self.full_keys(keys, "delete_many")?;
+        let backend = self.space.engine.backend();
+        let delete = backend.within(async {
+            if self.space.load.negative_ttl.is_some() {
+                let absent: Vec<String> =
+                    keys.iter().map(|key| self.space.absent.key(*key)).collect();
+                backend.delete_many(&absent).await?;
+            }
+            backend.delete_many(&full_keys).await
+        });
+        let written: Vec<&str> = full_keys.iter().map(String::as_str).collect();
+        self.space.local.around(&written, delete).await
+    }
+
+    /// Removes every entry of this keyspace (namespace, prefix and version),
+    /// with its cached "absent" answers and local copies; returns how many
+    /// keys it removed (entries and "absent" answers). Keys of other prefixes, versions and namespaces
+    /// stay. On Redis this is SCAN with an escaped pattern and UNLINK in
+    /// batches (on every primary of a cluster), never KEYS or FLUSHDB, so
+    /// Redis keeps serving meanwhile; each round trip is bounded by the
+    /// timeout, the whole clear takes as long as the keys do.
+    ///
+    /// # Errors
+    /// Backend or timeout errors; what was removed before stays removed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let cache = cache_core::Cache::memory();
+    /// let prices = cache.keyspace("price").typed::<String, f64>()?;
+    /// let others = cache.keyspace("prices").typed::<String, f64>()?;
+    /// prices.set("gpt-4", &0.03).await?;
+    /// others.set("gpt-4", &0.5).await?;
+    /// assert_eq!(prices.clear().await?, 1);
+    /// assert_eq!(prices.get("gpt-4").await?, None);
+    /// assert_eq!(others.get("gpt-4").await?, Some(0.5));
+    /// # Ok(()) }
+    /// ```
+    pub async fn clear(&self) -> Result<u64> {
+        // Reads under way when it starts keep nothing (see `LocalCopy::fetched`).
+        self.space.local.clear();
+        let heads = [
+            self.space.layout.head().to_owned(),
+            self.space.absent.head().to_owned(),
+        ];
+        self.space.engine.backend().clear(&heads).await
+    }
+
+    /// Many reads: local copies first, one MGET for the rest.
+    async fn get_many_bytes(&self, full_keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        if !self.space.local.is_on() {
+            let read = self.space.engine.backend().get_many(full_keys);
+            return read.instrument(self.space.span("get_many")).await;
+        }
+        let local = &self.space.local;
+        let mut found: Vec<Option<Vec<u8>>> = full_keys
+            .iter()
+            .map(|key| local.get(key).map(|bytes| bytes.to_vec()))
+            .collect();
+        for _ in found.iter().filter(|bytes| bytes.is_some()) {
+            bump(&self.counters().local_hits);
+        }
+        let missing: Vec<String> = full_keys
+            .iter()
+            .zip(&found)
+            .filter(|(_, bytes)| bytes.is_none())
+            .map(|(key, _)| key.clone())
+            .collect();
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let tickets: Vec<_> = missing.iter().map(|key| local.ticket(key)).collect();
+        let read = self.space.engine.backend().get_many_with_ttl(&missing);
+        let fetched = read.instrument(self.space.span("get_many")).await?;
+        let mut fetched = fetched.into_iter().zip(missing.iter().zip(tickets));
+        for slot in found.iter_mut().filter(|slot| slot.is_none()) {
+            let Some((read, (key, ticket))) = fetched.next() else {
+                break;
+            };
+            if let Some((bytes, ttl)) = read {
+                local.fetched(key, &bytes, ttl, ticket);
+                *slot = Some(bytes);
+            }
+        }
+        Ok(found)
+    }
+}

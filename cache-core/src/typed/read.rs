@@ -1,0 +1,164 @@
+//! Reads of one key: `get`, `get_shared` (decoded values kept in the local
+//! tier), `exists`, `ttl`.
+
+use std::borrow::Borrow;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use super::TypedCache;
+use crate::engine::local::Local;
+use crate::error::{Error, Result};
+use crate::key::CacheKey;
+use crate::stats::bump;
+use crate::ttl::Ttl;
+
+impl<K, V> TypedCache<K, V>
+where
+    K: CacheKey + ?Sized,
+    V: Serialize + DeserializeOwned,
+{
+    /// Reads the value at `key`; `None` when it is missing or expired.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] (naming the key) when the stored bytes are not a `V`,
+    /// [`Error::WrongType`] when the key holds another Redis type, and backend
+    /// or timeout errors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let names = cache_core::Cache::memory().keyspace("name").typed::<u64, String>()?;
+    /// assert_eq!(names.get(&1).await?, None);
+    /// # Ok(()) }
+    /// ```
+    pub async fn get<Q>(&self, key: &Q) -> Result<Option<V>>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        let full_key = self.space.layout.key(key);
+        if !self.space.local.is_on() {
+            let read = self.space.engine.backend().get(&full_key);
+            let bytes = read.instrument(self.space.span("get")).await?;
+            return self.decode_read(&full_key, bytes);
+        }
+        if let Some(bytes) = self.space.local.get(&full_key) {
+            return self.decode_local(&full_key, &bytes);
+        }
+        // With the TTL, so that the local copy never outlives the value.
+        let ticket = self.space.local.ticket(&full_key);
+        let read = self.space.engine.backend().get_with_ttl(&full_key);
+        let Some((bytes, ttl)) = read.instrument(self.space.span("get")).await? else {
+            return self.decode_read(&full_key, None);
+        };
+        self.space.local.fetched(&full_key, &bytes, ttl, ticket);
+        self.decode_read(&full_key, Some(bytes))
+    }
+
+    /// [`get`](Self::get), answered as an `Arc<V>`. With a local tier, the
+    /// value a read decoded is kept there as it is: a hit then costs a
+    /// lookup and an `Arc` clone, no decode. The cheapest read of a hot key.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// # use std::time::Duration;
+    /// let cache = cache_core::Cache::memory();
+    /// let prices = cache.keyspace("price").local(1_000, Duration::from_secs(5)).typed::<String, f64>()?;
+    /// prices.set("gpt-4", &0.03).await?;
+    /// let first = prices.get_shared("gpt-4").await?.unwrap(); // decoded, kept
+    /// let again = prices.get_shared("gpt-4").await?.unwrap(); // the same value, not decoded again
+    /// assert!(std::sync::Arc::ptr_eq(&first, &again));
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_shared<Q>(&self, key: &Q) -> Result<Option<Arc<V>>>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+        V: Send + Sync + 'static,
+    {
+        let full_key = self.space.layout.key(key);
+        if !self.space.local.is_on() {
+            let read = self.space.engine.backend().get(&full_key);
+            let bytes = read.instrument(self.space.span("get")).await?;
+            return Ok(self.decode_read(&full_key, bytes)?.map(Arc::new));
+        }
+        match self.space.local.get_shared::<V>(&full_key) {
+            Some(Local::Decoded(value)) => {
+                let counters = self.counters();
+                bump(&counters.local_hits);
+                bump(&counters.hits);
+                return Ok(Some(value));
+            }
+            Some(Local::Bytes(bytes)) => {
+                return Ok(self.decode_local(&full_key, &bytes)?.map(Arc::new));
+            }
+            None => {}
+        }
+        let ticket = self.space.local.ticket(&full_key);
+        let read = self.space.engine.backend().get_with_ttl(&full_key);
+        let Some((bytes, ttl)) = read.instrument(self.space.span("get")).await? else {
+            return Ok(self.decode_read(&full_key, None)?.map(Arc::new));
+        };
+        let counters = self.counters();
+        bump(&counters.hits);
+        let value = match self.format.decode::<V>(&bytes) {
+            Ok(value) => Arc::new(value),
+            Err(source) => {
+                bump(&counters.decode_errors);
+                let key = full_key;
+                return Err(Error::Decode { key, source });
+            }
+        };
+        let kept: Arc<dyn std::any::Any + Send + Sync> = value.clone();
+        self.space
+            .local
+            .fetched_decoded(&full_key, &bytes, Some(kept), ttl, ticket);
+        Ok(Some(value))
+    }
+
+    /// Whether `key` holds a live value.
+    ///
+    /// # Errors
+    /// Backend or timeout errors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let names = cache_core::Cache::memory().keyspace("name").typed::<u64, String>()?;
+    /// assert!(!names.exists(&1).await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn exists<Q>(&self, key: &Q) -> Result<bool>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        self.scope.exists(key).await
+    }
+
+    /// The remaining time to live of `key`.
+    ///
+    /// # Errors
+    /// Backend or timeout errors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// use cache_core::Ttl;
+    /// let names = cache_core::Cache::memory().keyspace("name").typed::<u64, String>()?;
+    /// assert_eq!(names.ttl(&1).await?, Ttl::Missing);
+    /// names.set(&1, &"ada".to_owned()).await?;
+    /// assert_eq!(names.ttl(&1).await?, Ttl::Persistent);
+    /// # Ok(()) }
+    /// ```
+    pub async fn ttl<Q>(&self, key: &Q) -> Result<Ttl>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
+        self.scope.ttl(key).await
+    }
+}
