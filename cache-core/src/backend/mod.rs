@@ -45,7 +45,9 @@ pub(crate) use self::memory::MemoryBackend;
 pub(crate) use self::ops::Atomic;
 pub(crate) use self::ops::counter::{Bounds, Incr};
 pub use self::redis::RedisConnection;
-pub(crate) use self::redis::{ConnectOptions, Op, RedisBackend, Retry, Target, Tracker, track};
+pub(crate) use self::redis::{
+    ConnectOptions, Event, Health, Op, RedisBackend, Retry, Target, Tracker,
+};
 
 /// Converts a Redis reply to what `operation` on `key` returns.
 fn reply<T: FromRedisValue>(
@@ -298,20 +300,8 @@ impl Backend {
     /// together, except on a cluster, where each group is one hash slot (in
     /// the order first seen; positions keep the callers' order).
     pub(crate) fn slot_groups<'k>(&self, keys: impl Iterator<Item = &'k str>) -> Vec<Vec<usize>> {
-        match self {
-            Backend::Redis(redis) if redis.is_cluster() => {
-                let mut groups: Vec<(::redis::cluster_routing::Slot, Vec<usize>)> = Vec::new();
-                for (position, key) in keys.enumerate() {
-                    let slot = ::redis::cluster_routing::Slot::for_key(key);
-                    match groups.iter_mut().find(|(known, _)| *known == slot) {
-                        Some((_, positions)) => positions.push(position),
-                        None => groups.push((slot, vec![position])),
-                    }
-                }
-                groups.into_iter().map(|(_, positions)| positions).collect()
-            }
-            _ => vec![(0..keys.count()).collect()],
-        }
+        let cluster = matches!(self, Backend::Redis(redis) if redis.is_cluster());
+        self::redis::slot_groups(cluster, keys)
     }
 
     /// Many values with their remaining TTL: one pipeline of GET and PTTL

@@ -9,11 +9,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
-use redis::{PushInfo, PushKind, Value};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use super::local::{Channel, Flush, LocalTier};
-use crate::backend::{Tracker, track};
+use crate::backend::{Event, Health, Tracker};
 
 /// A handle's local tiers, by keyspace.
 pub(crate) type Tiers = Mutex<HashMap<String, Arc<LocalTier>>>;
@@ -90,27 +89,16 @@ async fn listen(listener: &Listener) -> Ended {
         reason: Flush::ChannelDown,
         was_up,
     };
-    let timeout = tracker.timeout();
     let Some(handle) = tiers.upgrade() else {
         return Ended::HandleGone;
     };
     let mut tracked: Vec<String> = Vec::new();
     let mut serving = untracked(&handle, &tracked);
     drop(handle);
-    let Ok(Ok(nodes)) = tokio::time::timeout(timeout, tracker.nodes()).await else {
+    let heads: Vec<String> = serving.iter().map(|(head, _)| head.clone()).collect();
+    let Some(mut session) = tracker.session(namespace, &heads).await else {
         return down(false);
     };
-    let heads: Vec<String> = serving.iter().map(|(head, _)| head.clone()).collect();
-    let (pushes, mut received) = mpsc::unbounded_channel();
-    let mut connections = Vec::with_capacity(nodes.len());
-    for node in &nodes {
-        let open = tracker.open(node.as_ref(), namespace, &heads, pushes.clone());
-        match tokio::time::timeout(timeout, open).await {
-            Ok(Ok(connection)) => connections.push(connection),
-            _ => return down(false),
-        }
-    }
-    drop(pushes);
     tracked.extend(heads);
     serving.iter().for_each(|(_, tier)| tier.set_tracked());
     channel.set_live(true);
@@ -118,11 +106,13 @@ async fn listen(listener: &Listener) -> Ended {
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            push = received.recv() => {
-                let Some(push) = push else { return down(true) };
+            event = session.event() => {
                 let Some(tiers) = tiers.upgrade() else { return Ended::HandleGone };
-                if !invalidate(&tiers, push) {
-                    return down(true);
+                match event {
+                    Event::Invalidate(keys) => invalidate(&tiers, &keys),
+                    Event::FlushAll => flush_all(&tiers, Flush::Server),
+                    Event::Down => return down(true),
+                    Event::Other => {}
                 }
             }
             () = added.notified() => {
@@ -133,11 +123,8 @@ async fn listen(listener: &Listener) -> Ended {
                 if heads.is_empty() {
                     continue;
                 }
-                for connection in &mut connections {
-                    let add = track(connection, &heads);
-                    if !matches!(tokio::time::timeout(timeout, add).await, Ok(Ok(()))) {
-                        return down(true);
-                    }
+                if !session.track(&heads).await {
+                    return down(true);
                 }
                 tracked.extend(heads);
                 serving.iter().for_each(|(_, tier)| tier.set_tracked());
@@ -146,56 +133,27 @@ async fn listen(listener: &Listener) -> Ended {
                 if tiers.strong_count() == 0 {
                     return Ended::HandleGone;
                 }
-                let ping_cmd = redis::cmd("PING");
-                for connection in &mut connections {
-                    let ping = ping_cmd.query_async::<()>(connection);
-                    if !matches!(tokio::time::timeout(timeout, ping).await, Ok(Ok(()))) {
-                        return down(true);
-                    }
-                }
-                if nodes.len() > 1 || nodes.first().is_some_and(Option::is_some) {
-                    match tokio::time::timeout(timeout, tracker.nodes()).await {
-                        Ok(Ok(now)) if now == nodes => {}
-                        Ok(Ok(_)) => return Ended::Down { reason: Flush::Topology, was_up: true },
-                        _ => return down(true),
-                    }
+                match session.check().await {
+                    Health::Up => {}
+                    Health::Down => return down(true),
+                    Health::Topology => return Ended::Down { reason: Flush::Topology, was_up: true },
                 }
             }
         }
     }
 }
 
-/// Applies one push to every tier; `false` when the connection reported it
-/// is gone.
-fn invalidate(tiers: &Tiers, push: PushInfo) -> bool {
-    match push.kind {
-        PushKind::Invalidate => {}
-        PushKind::Disconnection => return false,
-        _ => return true,
-    }
+/// Drops the local copies of `keys` from every tier.
+fn invalidate(tiers: &Tiers, keys: &[String]) {
     let tiers: Vec<Arc<LocalTier>> = tiers
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .values()
         .cloned()
         .collect();
-    for data in push.data {
-        match data {
-            Value::Array(keys) => {
-                for key in keys {
-                    if let Value::BulkString(bytes) = key
-                        && let Ok(key) = std::str::from_utf8(&bytes)
-                    {
-                        tiers.iter().for_each(|tier| tier.invalidate(key, true));
-                    }
-                }
-            }
-            // A null list: the server flushed its keys.
-            Value::Nil => tiers.iter().for_each(|tier| tier.flush(Flush::Server)),
-            _ => {}
-        }
+    for key in keys {
+        tiers.iter().for_each(|tier| tier.invalidate(key, true));
     }
-    true
 }
 
 fn flush_all(tiers: &Tiers, reason: Flush) {

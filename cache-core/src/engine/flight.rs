@@ -150,7 +150,7 @@ impl Drop for FlightGuard {
         }
         self.retire();
         let why = if std::thread::panicking() {
-            "the loader panicked"
+            "the load panicked"
         } else {
             "the load ended without a result"
         };
@@ -231,11 +231,11 @@ mod tests {
         };
         let task = tokio::spawn(async move {
             let _guard = guard;
-            panic!("loader blew up");
+            panic!("the load blew up");
         });
         assert!(task.await.is_err());
         let failure = waiting.outcome().await.err().map(|e| e.to_string());
-        assert_eq!(failure.as_deref(), Some("the loader panicked"));
+        assert_eq!(failure.as_deref(), Some("the load panicked"));
         assert!(matches!(flights.join("k"), Joined::Leader(..)));
     }
 

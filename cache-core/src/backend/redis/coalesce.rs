@@ -13,12 +13,11 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use redis::cluster_routing::Slot;
 use redis::{Cmd, Pipeline, Value};
 use tokio::sync::oneshot;
 
 use super::next::{Attempt, Next, after_error, is_not_executed};
-use super::{RedisBackend, Retry};
+use super::{RedisBackend, Retry, slot_groups};
 use crate::error::{Error, Result};
 use crate::ttl::ttl_millis;
 
@@ -76,9 +75,9 @@ struct State {
     queue: Vec<Queued>,
 }
 
-/// How many round trips of one handle's queue may be in flight at once:
-/// with two, the server works on one batch while the client reads the
-/// answers of the other.
+/// How many round trips of one handle's queue may be in flight at once. One:
+/// everything that queued while it was out goes in the next batch (two in
+/// flight were tried, and were slower).
 const IN_FLIGHT: usize = 1;
 
 impl Coalescer {
@@ -208,16 +207,17 @@ impl RedisBackend {
     async fn send_batch(&self, mut batch: Vec<Queued>) {
         // A caller that gave up before its batch left sends nothing.
         batch.retain(|queued| !queued.answer.is_closed());
-        if !self.is_cluster() {
-            return self.send_group(batch).await;
-        }
-        let mut slots: HashMap<Slot, Vec<Queued>> = HashMap::new();
-        for queued in batch {
-            let slot = Slot::for_key(queued.key.as_bytes());
-            slots.entry(slot).or_default().push(queued);
-        }
-        let groups = slots.into_values().map(|group| self.send_group(group));
-        futures_util::future::join_all(groups).await;
+        let groups = slot_groups(self.is_cluster(), batch.iter().map(|q| q.key.as_str()));
+        let mut batch: Vec<Option<Queued>> = batch.into_iter().map(Some).collect();
+        let groups: Vec<Vec<Queued>> = groups
+            .into_iter()
+            .map(|positions| {
+                let taken = positions.into_iter();
+                taken.filter_map(|at| batch.get_mut(at)?.take()).collect()
+            })
+            .collect();
+        let sends = groups.into_iter().map(|group| self.send_group(group));
+        futures_util::future::join_all(sends).await;
     }
 
     /// One pipeline for `group` (one slot on a cluster); each call gets the

@@ -12,7 +12,7 @@ mod tracking;
 pub(crate) use self::coalesce::Op;
 pub use self::connect::RedisConnection;
 pub(crate) use self::connect::{ConnectOptions, Target};
-pub(crate) use self::tracking::{Tracker, track};
+pub(crate) use self::tracking::{Event, Health, Tracker};
 
 use std::fmt;
 use std::future::Future;
@@ -37,6 +37,27 @@ pub(crate) enum Retry {
     /// It counts or consumes (INCR, GETDEL, SET NX, every script): sent once;
     /// after a timeout or a lost connection its outcome is unknown.
     Never,
+}
+
+/// The positions of `keys` grouped by what can go in one command: all
+/// together on one server; on a cluster, one group per hash slot, in the
+/// order first seen (positions keep the callers' order).
+pub(crate) fn slot_groups<'k>(
+    cluster: bool,
+    keys: impl Iterator<Item = &'k str>,
+) -> Vec<Vec<usize>> {
+    if !cluster {
+        return vec![(0..keys.count()).collect()];
+    }
+    let mut groups: Vec<(redis::cluster_routing::Slot, Vec<usize>)> = Vec::new();
+    for (position, key) in keys.enumerate() {
+        let slot = redis::cluster_routing::Slot::for_key(key);
+        match groups.iter_mut().find(|(known, _)| *known == slot) {
+            Some((_, positions)) => positions.push(position),
+            None => groups.push((slot, vec![position])),
+        }
+    }
+    groups.into_iter().map(|(_, positions)| positions).collect()
 }
 
 /// How many keys one SCAN step asks for while clearing.

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use serde::Serialize;
 
 use super::Loader;
@@ -239,7 +240,12 @@ async fn load_and_store<V: Serialize, L: Loader<V>>(
     let asked: Vec<usize> = mine.iter().map(|leader| leader.index).collect();
     #[cfg(feature = "metrics")]
     let started = std::time::Instant::now();
-    let loaded = loader(asked).await;
+    // A panic is a failed load like an error: every key of the call is
+    // retired before any is answered, as for any other outcome.
+    let loading = std::panic::AssertUnwindSafe(loader(asked)).catch_unwind();
+    let loaded = loading
+        .await
+        .unwrap_or_else(|_| Err("the loader panicked".into()));
     #[cfg(feature = "metrics")]
     space.counters.labels.load_took(started.elapsed());
     let outcomes: Vec<Outcome> = match loaded {
