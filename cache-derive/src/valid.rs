@@ -68,11 +68,39 @@ pub(crate) fn check(
     }
     let load = load_policy(&container, errors);
     let local = local_tier(&container, errors);
+    let prefix = prefix(&container, input, errors);
+    let version = version(&container, errors);
+    let ttl_ms = container
+        .ttl
+        .as_ref()
+        .and_then(|lit| match ttl_millis(lit) {
+            Ok(ms) => Some(ms),
+            Err(message) => {
+                errors.push(lit.span(), message);
+                None
+            }
+        });
+    let codec = codec(&container, errors);
     let krate = container
         .krate
         .map(|(path, _)| path)
         .unwrap_or_else(|| syn::parse_quote!(::cache_core));
-    let prefix = match &container.prefix {
+    let key = key_choice(container.key_type, key_fields, errors);
+    Settings {
+        krate,
+        prefix,
+        version,
+        ttl_ms,
+        codec,
+        key,
+        load,
+        local,
+    }
+}
+
+/// The key prefix: as given (checked), or the type's name in snake case.
+fn prefix(container: &Container, input: &DeriveInput, errors: &mut Errors) -> String {
+    match &container.prefix {
         Some(lit) => {
             let prefix = lit.value();
             if prefix.is_empty() {
@@ -86,8 +114,12 @@ pub(crate) fn check(
             prefix
         }
         None => snake_case(&input.ident.unraw()),
-    };
-    let version = match &container.version {
+    }
+}
+
+/// The schema version: at least 1, within a u32.
+fn version(container: &Container, errors: &mut Errors) -> u32 {
+    match &container.version {
         Some(Lit::Int(lit)) => match lit.base10_parse::<u32>() {
             Ok(0) => {
                 errors.push(lit.span(), "`version` must be at least 1");
@@ -107,18 +139,12 @@ pub(crate) fn check(
             1
         }
         None => 1,
-    };
-    let ttl_ms = container
-        .ttl
-        .as_ref()
-        .and_then(|lit| match ttl_millis(lit) {
-            Ok(ms) => Some(ms),
-            Err(message) => {
-                errors.push(lit.span(), message);
-                None
-            }
-        });
-    let codec = match &container.codec {
+    }
+}
+
+/// The codec named, JSON by default.
+fn codec(container: &Container, errors: &mut Errors) -> Codec {
+    match &container.codec {
         None => Codec::Json,
         Some(lit) => match lit.value().as_str() {
             "json" => Codec::Json,
@@ -134,17 +160,6 @@ pub(crate) fn check(
                 Codec::Json
             }
         },
-    };
-    let key = key_choice(container.key_type, key_fields, errors);
-    Settings {
-        krate,
-        prefix,
-        version,
-        ttl_ms,
-        codec,
-        key,
-        load,
-        local,
     }
 }
 

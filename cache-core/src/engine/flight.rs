@@ -56,7 +56,7 @@ impl Waiting {
     }
 }
 
-/// The leader's hold on a flight: [`complete`](Self::complete) it, or drop it
+/// The leader's hold on a flight: complete it ([`complete_all`]), or drop it
 /// to end the flight without a result (after a panic, the waiters are told so).
 pub(crate) struct FlightGuard {
     flights: Arc<Flights>,
@@ -118,11 +118,6 @@ impl FlightGuard {
         &self.key
     }
 
-    /// Retires the flight, then answers its waiters with `outcome`.
-    pub(crate) fn complete(self, outcome: Outcome) {
-        complete_all([(self, outcome)]);
-    }
-
     fn retire(&mut self) {
         if !self.retired {
             self.retired = true;
@@ -182,7 +177,7 @@ mod tests {
         let Joined::Waiter(theirs) = flights.join("k") else {
             panic!("second join waits");
         };
-        guard.complete(Ok(Some(b"v".to_vec())));
+        complete_all([(guard, Ok(Some(b"v".to_vec())))]);
         assert_eq!(value(&mine.outcome().await), Some(b"v".to_vec()));
         assert_eq!(value(&theirs.outcome().await), Some(b"v".to_vec()));
     }

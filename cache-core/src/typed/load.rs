@@ -96,7 +96,7 @@ where
             let found = loader().await.map_err(Into::into)?;
             Ok(found.map(|value| (0, value)).into_iter().collect())
         };
-        let run = aside::run(&self.space, self.format, keys, false, loader);
+        let run = aside::run(&self.space, self.format, keys, loader);
         let got = run.instrument(span).await?;
         Ok(got.into_iter().next().and_then(|got| got.value))
     }
@@ -233,50 +233,33 @@ where
         } else {
             Vec::new()
         };
-        let run = aside::run(
-            &self.space,
-            self.format,
-            distinct.full_keys,
-            repeated,
-            loader,
-        );
+        let run = aside::run(&self.space, self.format, distinct.full_keys, loader);
         let got = run.instrument(span).await?;
         self.spread(got, &distinct.place, &names)
     }
 
-    /// Each caller's position gets its distinct key's value; a key listed
-    /// more than once is decoded again for its earlier places (V need not be
-    /// Clone), its last place takes the decoded value.
+    /// Each of the caller's positions gets its key's value. From the last
+    /// place back: a key's last place takes the decoded value, earlier places
+    /// of a key listed twice decode its bytes again (V need not be Clone).
     fn spread(
         &self,
         mut got: Vec<Got<V>>,
         place: &[usize],
         names: &[String],
     ) -> Result<Vec<Option<V>>> {
-        if got.len() == place.len() {
-            return Ok(got.into_iter().map(|got| got.value).collect());
-        }
-        let mut left = vec![0_usize; got.len()];
-        for &at in place {
-            if let Some(count) = left.get_mut(at) {
-                *count += 1;
-            }
-        }
         let mut out = Vec::with_capacity(place.len());
-        for &at in place {
-            let (Some(count), Some(got), Some(name)) =
-                (left.get_mut(at), got.get_mut(at), names.get(at))
-            else {
+        for &at in place.iter().rev() {
+            let Some(got) = got.get_mut(at) else {
                 out.push(None);
                 continue;
             };
-            *count -= 1;
-            out.push(match (*count, &got.bytes) {
-                (0, _) => got.value.take(),
-                (_, Some(bytes)) => self.decode(name, Some(bytes.clone()))?,
-                (_, None) => None,
+            out.push(match (got.value.take(), &got.bytes, names.get(at)) {
+                (Some(value), _, _) => Some(value),
+                (None, Some(bytes), Some(name)) => self.decode(name, Some(bytes.clone()))?,
+                (None, _, _) => None,
             });
         }
+        out.reverse();
         Ok(out)
     }
 }

@@ -257,42 +257,8 @@ impl RedisBackend {
         for (queued, index) in group.into_iter().zip(at) {
             let Queued { key, op, answer } = queued;
             let name = op.name();
-            let settled = match &mut answers {
-                Ok(values) => {
-                    let reply = match (values.get_mut(index), readers.get_mut(index)) {
-                        (Some(reply), Some(left)) => {
-                            *left -= 1;
-                            if *left == 0 {
-                                reply.take()
-                            } else {
-                                reply.clone()
-                            }
-                        }
-                        _ => None,
-                    };
-                    match reply.map(Value::extract_error) {
-                        // Not run (a slot moving, a failover): alone it follows redirections.
-                        Some(Err(err)) if is_not_executed(&err) => None,
-                        Some(Ok(value)) => Some(Ok(value)),
-                        Some(Err(err)) => {
-                            Some(Err(Error::from_redis(name, Some(&key), err, false)))
-                        }
-                        None => Some(Err(Error::from_redis(
-                            name,
-                            Some(&key),
-                            short_answer(),
-                            false,
-                        ))),
-                    }
-                }
-                Err(Failure::NotExecuted) => None,
-                Err(Failure::Redis(err)) => {
-                    Some(Err(Error::from_redis(name, Some(&key), err.clone(), false)))
-                }
-                Err(Failure::Timeout) => Some(Err(self.timeout_error(name, &key, false))),
-            };
             // Sent alone, the call is counted (and timed) there.
-            let Some(result) = settled else {
+            let Some(result) = self.settle(&mut answers, &mut readers, index, name, &key) else {
                 drop(answer.send(self.alone(&key, &op).await));
                 continue;
             };
@@ -306,6 +272,50 @@ impl RedisBackend {
                 crate::telemetry::backend_call(name, started.elapsed(), result.as_ref().err());
             }
             drop(answer.send(result));
+        }
+    }
+
+    /// One call's answer from its batch's replies (the reply at `index`,
+    /// which `readers` calls share: the last takes it, the others a copy);
+    /// `None` when the call must go again alone (the node did not run it).
+    fn settle(
+        &self,
+        answers: &mut std::result::Result<Vec<Option<Value>>, Failure>,
+        readers: &mut [usize],
+        index: usize,
+        name: &'static str,
+        key: &str,
+    ) -> Option<Result<Value>> {
+        let values = match answers {
+            Ok(values) => values,
+            Err(Failure::NotExecuted) => return None,
+            Err(Failure::Redis(err)) => {
+                return Some(Err(Error::from_redis(name, Some(key), err.clone(), false)));
+            }
+            Err(Failure::Timeout) => return Some(Err(self.timeout_error(name, key, false))),
+        };
+        let reply = match (values.get_mut(index), readers.get_mut(index)) {
+            (Some(reply), Some(left)) => {
+                *left -= 1;
+                if *left == 0 {
+                    reply.take()
+                } else {
+                    reply.clone()
+                }
+            }
+            _ => None,
+        };
+        match reply.map(Value::extract_error) {
+            // Not run (a slot moving, a failover): alone it follows redirections.
+            Some(Err(err)) if is_not_executed(&err) => None,
+            Some(Ok(value)) => Some(Ok(value)),
+            Some(Err(err)) => Some(Err(Error::from_redis(name, Some(key), err, false))),
+            None => Some(Err(Error::from_redis(
+                name,
+                Some(key),
+                short_answer(),
+                false,
+            ))),
         }
     }
 

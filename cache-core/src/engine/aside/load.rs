@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use futures_util::future::join_all;
 use serde::Serialize;
 
 use super::Loader;
@@ -20,14 +21,27 @@ use crate::lease::Lease;
 use crate::stats::bump;
 
 /// A key this flight loads: its position in the loader's list, its flight,
-/// and whether what Redis holds did not decode (to replace or remove it).
+/// whether what Redis holds did not decode (to replace or remove it), and
+/// its distributed lease once taken (released after the write-back, or in
+/// the background when the key is answered otherwise).
 pub(super) struct Leader {
     pub(super) index: usize,
     pub(super) flight: FlightGuard,
     pub(super) heal: bool,
+    pub(super) lease: Option<Lease>,
 }
 
 impl Leader {
+    pub(super) fn new(index: usize, flight: FlightGuard, heal: bool) -> Self {
+        let lease = None;
+        Leader {
+            index,
+            flight,
+            heal,
+            lease,
+        }
+    }
+
     fn key(&self) -> &str {
         self.flight.key()
     }
@@ -42,15 +56,6 @@ pub(super) struct Course {
     pub(super) reread: bool,
 }
 
-/// The outcome of a reread for a leader: `None` while nothing is stored.
-fn found(stored: Stored) -> Option<Option<Vec<u8>>> {
-    match stored {
-        Stored::Value(bytes, _) => Some(Some(bytes)),
-        Stored::Absent => Some(None),
-        Stored::Nothing => None,
-    }
-}
-
 /// The flight's task, from the reread to the answers.
 pub(super) async fn fly<V, L>(
     space: Space,
@@ -62,137 +67,115 @@ pub(super) async fn fly<V, L>(
     V: Serialize,
     L: Loader<V>,
 {
+    let space = &space;
     let leaders = match course.reread {
-        true => not_stored_meanwhile(&space, leaders).await,
+        // Not the keys to heal: what is there is what did not decode.
+        true => match space
+            .engine
+            .backend()
+            .within(answer_stored(space, leaders, true))
+            .await
+        {
+            Ok(left) | Err(left) => left,
+        },
         false => leaders,
     };
-    if leaders.is_empty() {
-        return;
-    }
-    let Some(policy) = space.load.distributed.filter(|_| !course.degraded) else {
-        return load_and_store(&space, format, leaders, loader, course.degraded, Vec::new()).await;
+    let policy = space.load.distributed.filter(|_| !course.degraded);
+    let (Some(policy), false) = (policy, leaders.is_empty()) else {
+        return load_and_store(space, format, leaders, loader, course.degraded).await;
     };
-    let (claims, leases, degraded) = claim(&space, &leaders, policy).await;
-    let mut mine = Vec::new();
-    let mut elsewhere = Vec::new();
-    for (leader, claim) in leaders.into_iter().zip(claims) {
-        match claim {
-            Claim::Load => mine.push(leader),
-            Claim::Elsewhere => elsewhere.push(leader),
-            Claim::Found(outcome) => leader.flight.complete(Ok(outcome)),
-        }
-    }
+    let (mine, elsewhere, degraded) = claim(space, leaders, policy).await;
     if mine.is_empty() {
         // Nothing of ours to load: wait, then load what was not stored in time.
-        let (late, failed) = await_others(&space, elsewhere, policy.wait).await;
-        if !late.is_empty() {
-            load_and_store(&space, format, late, loader, degraded || failed, leases).await;
-        }
-        return;
+        let (late, failed) = await_others(space, elsewhere, policy.wait).await;
+        return load_and_store(space, format, late, loader, degraded || failed).await;
     }
     let theirs = async {
-        let (late, _) = await_others(&space, elsewhere, policy.wait).await;
+        let (late, _) = await_others(space, elsewhere, policy.wait).await;
         // The loader runs once, already for our own keys: a key another
         // process still holds is not loaded a second time.
         let failure: Failure = Arc::from(BoxError::from(format!(
             "another process holds the load lease and stored no value within {:?}",
             policy.wait
         )));
-        let late = late
-            .into_iter()
-            .map(|l| (l.flight, Err(Arc::clone(&failure))));
-        flight::complete_all(late);
+        flight::complete_all(
+            late.into_iter()
+                .map(|l| (l.flight, Err(Arc::clone(&failure)))),
+        );
     };
-    let ours = load_and_store(&space, format, mine, loader, degraded, leases);
-    futures_util::future::join(ours, theirs).await;
+    futures_util::future::join(
+        load_and_store(space, format, mine, loader, degraded),
+        theirs,
+    )
+    .await;
 }
 
-/// Answers the leaders whose key another flight stored while the first read
-/// was out; returns the others (all of them if the read fails).
-async fn not_stored_meanwhile(space: &Space, leaders: Vec<Leader>) -> Vec<Leader> {
-    let keys: Vec<&str> = leaders.iter().map(Leader::key).collect();
-    let backend = space.engine.backend();
-    let stored = match backend.within(reread(space, &keys)).await {
-        Ok(stored) if stored.len() == leaders.len() => stored,
-        _ => return leaders,
+/// Reads `pending` again and answers each key now stored (a value or a
+/// cached absence; with `skip_heal`, not a key whose value did not decode);
+/// returns the rest, or all of them when Redis failed (`Err`).
+async fn answer_stored(
+    space: &Space,
+    pending: Vec<Leader>,
+    skip_heal: bool,
+) -> Result<Vec<Leader>, Vec<Leader>> {
+    let keys: Vec<&str> = pending.iter().map(Leader::key).collect();
+    let stored = match reread(space, &keys).await {
+        Ok(stored) if stored.len() == pending.len() => stored,
+        _ => return Err(pending),
     };
-    let mut missing = Vec::new();
+    let mut left = Vec::with_capacity(pending.len());
     let mut answered = Vec::new();
-    for (leader, stored) in leaders.into_iter().zip(stored) {
-        match found(stored).filter(|_| !leader.heal) {
+    for (leader, stored) in pending.into_iter().zip(stored) {
+        let outcome = match stored {
+            _ if skip_heal && leader.heal => None,
+            Stored::Value(bytes, _) => Some(Some(bytes)),
+            Stored::Absent => Some(None),
+            Stored::Nothing => None,
+        };
+        match outcome {
             Some(outcome) => {
                 bump(&space.counters.coalesced_waits);
                 answered.push((leader.flight, Ok(outcome)));
             }
-            None => missing.push(leader),
+            None => left.push(leader),
         }
     }
     flight::complete_all(answered);
-    missing
+    Ok(left)
 }
 
-/// Who loads a key of a distributed flight.
-enum Claim {
-    /// This process: it holds the lease, or Redis failed.
-    Load,
-    /// Another process holds the lease: wait for its value.
-    Elsewhere,
-    /// Stored meanwhile: a value, or `None` for a cached absence.
-    Found(Option<Vec<u8>>),
-}
-
-/// Takes each leader's lease, then reads the keys once more: another process
-/// may have stored them since our miss. Returns each leader's claim, the
-/// leases held (to release after the write-back), and whether Redis failed
-/// (then every key is this process's to load).
+/// Takes each leader's lease, then answers the keys another process stored
+/// since our miss. Returns the keys this process loads (it holds their lease),
+/// those another process holds, and whether Redis failed (then every key is
+/// this process's to load).
 async fn claim(
     space: &Space,
-    leaders: &[Leader],
+    mut leaders: Vec<Leader>,
     policy: DistributedFlight,
-) -> (Vec<Claim>, Vec<Lease>, bool) {
+) -> (Vec<Leader>, Vec<Leader>, bool) {
     let acquire = leaders.iter().map(|leader| {
         let key = space.lock.tagged_key_of_full(leader.key(), &space.layout);
         Lease::acquire(&space.engine, key, policy.lease)
     });
+    let acquired = join_all(acquire).await;
     let mut failed = false;
-    let mut held = Vec::with_capacity(leaders.len());
-    let mut claims = Vec::with_capacity(leaders.len());
-    for acquired in futures_util::future::join_all(acquire).await {
-        let (claim, lease) = match acquired {
-            Ok(Some((lease, _))) => (Claim::Load, Some(lease)),
-            Ok(None) => (Claim::Elsewhere, None),
-            Err(_) => {
-                failed = true;
-                (Claim::Load, None)
-            }
-        };
-        claims.push(claim);
-        held.push(lease);
-    }
-    let keys: Vec<&str> = leaders.iter().map(Leader::key).collect();
-    let stored = match failed {
-        true => None,
-        false => reread(space, &keys).await.ok(),
-    };
-    let Some(stored) = stored else {
-        // Without Redis the leases are moot: load every key.
-        let claims = claims.into_iter().map(|_| Claim::Load).collect();
-        return (claims, held.into_iter().flatten().collect(), true);
-    };
-    let mut leases = Vec::new();
-    let mut moot = Vec::new();
-    for ((claim, lease), stored) in claims.iter_mut().zip(held).zip(stored) {
-        match found(stored) {
-            Some(outcome) => {
-                bump(&space.counters.coalesced_waits);
-                *claim = Claim::Found(outcome);
-                moot.extend(lease);
-            }
-            None => leases.extend(lease),
+    for (leader, acquired) in leaders.iter_mut().zip(acquired) {
+        match acquired {
+            Ok(held) => leader.lease = held.map(|(lease, _)| lease),
+            Err(_) => failed = true,
         }
     }
-    futures_util::future::join_all(moot.iter().map(Lease::release)).await;
-    (claims, leases, false)
+    // Without Redis the leases are moot: load every key.
+    if failed {
+        return (leaders, Vec::new(), true);
+    }
+    match answer_stored(space, leaders, false).await {
+        Ok(left) => {
+            let (mine, elsewhere) = left.into_iter().partition(|l| l.lease.is_some());
+            (mine, elsewhere, false)
+        }
+        Err(left) => (left, Vec::new(), true),
+    }
 }
 
 /// Polls Redis for the keys other processes are loading, answering each as
@@ -206,36 +189,27 @@ async fn await_others(
     let deadline = tokio::time::Instant::now() + wait;
     while !pending.is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
-        let keys: Vec<&str> = pending.iter().map(Leader::key).collect();
-        let Ok(stored) = reread(space, &keys).await else {
-            return (pending, true);
+        pending = match answer_stored(space, pending, false).await {
+            Ok(left) => left,
+            Err(left) => return (left, true),
         };
-        let mut still = Vec::with_capacity(pending.len());
-        for (leader, stored) in pending.into_iter().zip(stored) {
-            match found(stored) {
-                Some(outcome) => {
-                    bump(&space.counters.coalesced_waits);
-                    leader.flight.complete(Ok(outcome));
-                }
-                None => still.push(leader),
-            }
-        }
-        pending = still;
     }
     (pending, false)
 }
 
-/// Calls the loader for `mine`, writes back what it found, releases
-/// `leases`, then retires every key's flight and answers it. Degraded
-/// (Redis failed), it answers first and writes back afterwards.
+/// Calls the loader for `mine`, writes back what it found, releases their
+/// leases, then retires every key's flight and answers it. Degraded (Redis
+/// failed), it answers first and writes back afterwards.
 async fn load_and_store<V: Serialize, L: Loader<V>>(
     space: &Space,
     format: ValueFormat,
-    mine: Vec<Leader>,
+    mut mine: Vec<Leader>,
     loader: L,
     degraded: bool,
-    leases: Vec<Lease>,
 ) {
+    if mine.is_empty() {
+        return;
+    }
     bump(&space.counters.loads);
     let asked: Vec<usize> = mine.iter().map(|leader| leader.index).collect();
     #[cfg(feature = "metrics")]
@@ -256,6 +230,7 @@ async fn load_and_store<V: Serialize, L: Loader<V>>(
             mine.iter().map(|_| Err(Arc::clone(&failure))).collect()
         }
     };
+    let leases: Vec<Lease> = mine.iter_mut().filter_map(|l| l.lease.take()).collect();
     let (keys, flights): (Vec<(String, bool)>, Vec<FlightGuard>) = mine
         .into_iter()
         .map(|leader| ((leader.key().to_owned(), leader.heal), leader.flight))
@@ -269,7 +244,7 @@ async fn load_and_store<V: Serialize, L: Loader<V>>(
         false => Some(answers),
     };
     super::store::store(space, &keys, &outcomes).await;
-    futures_util::future::join_all(leases.iter().map(Lease::release)).await;
+    join_all(leases.iter().map(Lease::release)).await;
     // Stored first, so that a caller's next read finds what it was given.
     if let Some(answers) = answers {
         flight::complete_all(answers);

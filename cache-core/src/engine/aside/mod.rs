@@ -29,7 +29,7 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use self::load::{Course, Leader};
-use self::read::{Stored, first_read};
+use self::read::{FirstRead, Stored, first_read};
 use super::Space;
 use super::flight::{Joined, Waiting};
 use crate::codec::ValueFormat;
@@ -51,17 +51,11 @@ where
     type Loading = Fut;
 }
 
-/// One key's answer: its value, and its bytes when asked to keep them (to
+/// One key's answer: its value, and the bytes it was decoded from (to
 /// decode it again for a key listed twice).
 pub(crate) struct Got<V> {
     pub(crate) value: Option<V>,
     pub(crate) bytes: Option<Vec<u8>>,
-}
-
-/// A key's answer: known now, or the flight to wait for.
-enum Answer<V> {
-    Ready(Got<V>),
-    Pending(Waiting),
 }
 
 /// Runs the protocol for the distinct full `keys`, with `loader` for those
@@ -75,7 +69,6 @@ pub(crate) async fn run<V, L>(
     space: &Space,
     format: ValueFormat,
     keys: Vec<String>,
-    keep_bytes: bool,
     loader: L,
 ) -> Result<Vec<Got<V>>>
 where
@@ -85,66 +78,10 @@ where
     let flights = space.engine.flights();
     let epoch = flights.epoch();
     let (reads, degraded) = first_read(space, &keys).await?;
-    let counters = &space.counters;
-    let mut answers = Vec::with_capacity(keys.len());
     let mut leaders = Vec::new();
-    for (index, (key, read)) in keys.iter().zip(reads).enumerate() {
-        let heal = match read.held {
-            Stored::Value(bytes, ttl) => match format.decode::<V>(&bytes) {
-                Ok(value) => {
-                    bump(&counters.hits);
-                    if let Some(ticket) = read.ticket {
-                        space.local.fetched(key, &bytes, ttl, ticket);
-                    }
-                    // Served now; reloaded in the background with the misses.
-                    if space.wants_refresh(ttl)
-                        && let Some(flight) = flights.lead(key)
-                    {
-                        bump(&counters.refreshes);
-                        let heal = false;
-                        leaders.push(Leader {
-                            index,
-                            flight,
-                            heal,
-                        });
-                    }
-                    let bytes = keep_bytes.then_some(bytes);
-                    let value = Some(value);
-                    answers.push(Answer::Ready(Got { value, bytes }));
-                    continue;
-                }
-                Err(source) => {
-                    // Old schema, foreign writer or corruption: heal by reloading.
-                    bump(&counters.decode_errors);
-                    tracing::debug!(error = %source, "undecodable value, reloading");
-                    space.local.written(key);
-                    true
-                }
-            },
-            Stored::Absent => {
-                bump(&counters.negative_hits);
-                let (value, bytes) = (None, None);
-                answers.push(Answer::Ready(Got { value, bytes }));
-                continue;
-            }
-            Stored::Nothing => false,
-        };
-        bump(&counters.misses);
-        match flights.join(key) {
-            Joined::Leader(flight, waiting) => {
-                leaders.push(Leader {
-                    index,
-                    flight,
-                    heal,
-                });
-                answers.push(Answer::Pending(waiting));
-            }
-            Joined::Waiter(waiting) => {
-                bump(&counters.coalesced_waits);
-                answers.push(Answer::Pending(waiting));
-            }
-        }
-    }
+    let answers: Vec<_> = (keys.iter().zip(reads).enumerate())
+        .map(|(index, (key, read))| classify(space, format, (index, key), read, &mut leaders))
+        .collect();
     if !leaders.is_empty() {
         // A flight that finished while our read was out may have stored
         // some of these keys: read them again before loading.
@@ -155,26 +92,87 @@ where
     }
     let mut got = Vec::with_capacity(answers.len());
     for (key, answer) in keys.iter().zip(answers) {
-        got.push(match answer {
-            Answer::Ready(ready) => ready,
-            Answer::Pending(waiting) => match waiting.outcome().await {
-                Ok(Some(bytes)) => {
-                    let value = decode(space, format, key, &bytes)?;
-                    let bytes = keep_bytes.then_some(bytes);
-                    Got { value, bytes }
-                }
-                Ok(None) => Got {
-                    value: None,
-                    bytes: None,
-                },
-                Err(source) => {
-                    let key = key.clone();
-                    return Err(Error::Load { key, source });
-                }
-            },
-        });
+        let waiting = match answer {
+            Ok(ready) => {
+                got.push(ready);
+                continue;
+            }
+            Err(waiting) => waiting,
+        };
+        let bytes = match waiting.outcome().await {
+            Ok(bytes) => bytes,
+            Err(source) => {
+                return Err(Error::Load {
+                    key: key.clone(),
+                    source,
+                });
+            }
+        };
+        let value = match &bytes {
+            Some(bytes) => decode(space, format, key, bytes)?,
+            None => None,
+        };
+        got.push(Got { value, bytes });
     }
     Ok(got)
+}
+
+/// Steps 2 and 3 for one key (`index`, `key`): its answer now (`Ok`), or the
+/// flight to wait for (`Err`); a key this call loads goes to `leaders`.
+fn classify<V: DeserializeOwned>(
+    space: &Space,
+    format: ValueFormat,
+    (index, key): (usize, &str),
+    read: FirstRead,
+    leaders: &mut Vec<Leader>,
+) -> std::result::Result<Got<V>, Waiting> {
+    let counters = &space.counters;
+    let flights = space.engine.flights();
+    let heal = match read.held {
+        Stored::Value(bytes, ttl) => match format.decode::<V>(&bytes) {
+            Ok(value) => {
+                bump(&counters.hits);
+                if let Some(ticket) = read.ticket {
+                    space.local.fetched(key, &bytes, ttl, ticket);
+                }
+                // Served now; reloaded in the background with the misses.
+                if space.wants_refresh(ttl)
+                    && let Some(flight) = flights.lead(key)
+                {
+                    bump(&counters.refreshes);
+                    leaders.push(Leader::new(index, flight, false));
+                }
+                let (value, bytes) = (Some(value), Some(bytes));
+                return Ok(Got { value, bytes });
+            }
+            Err(source) => {
+                // Old schema, foreign writer or corruption: heal by reloading.
+                bump(&counters.decode_errors);
+                tracing::debug!(error = %source, "undecodable value, reloading");
+                space.local.written(key);
+                true
+            }
+        },
+        Stored::Absent => {
+            bump(&counters.negative_hits);
+            return Ok(Got {
+                value: None,
+                bytes: None,
+            });
+        }
+        Stored::Nothing => false,
+    };
+    bump(&counters.misses);
+    match flights.join(key) {
+        Joined::Leader(flight, waiting) => {
+            leaders.push(Leader::new(index, flight, heal));
+            Err(waiting)
+        }
+        Joined::Waiter(waiting) => {
+            bump(&counters.coalesced_waits);
+            Err(waiting)
+        }
+    }
 }
 
 /// Decodes a loaded value; a failure names the key and is counted.
