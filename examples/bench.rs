@@ -577,7 +577,7 @@ async fn main() -> BenchResult<()> {
         .unwrap_or("unknown");
     println!(
         "redis {version} at {}; {} cores; {rounds} rounds x {per_case:?} per case, interleaved",
-        cache_core::redact_url(&url),
+        cache_core::redact::url(&url),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
 

@@ -22,7 +22,7 @@ use crate::key::{CacheKey, is_valid_prefix};
 use crate::ttl::check_ttl;
 use crate::typed::TypedCache;
 
-/// Configures a [`TypedCache`]; made by [`Cache::keyspace`].
+/// Configures a [`TypedCache`]; made by [`Cache::keyspace`](crate::Cache::keyspace).
 ///
 /// ```
 /// # fn main() -> cache_core::Result<()> {

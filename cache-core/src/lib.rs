@@ -23,22 +23,21 @@
 //!
 //! # Map of the crate
 //!
-//! | module | holds |
-//! | --- | --- |
-//! | `cache` | the [`Cache`] handle and its [`CacheBuilder`] |
-//! | `keyspace` | [`KeyspaceBuilder`]: prefix, version, TTL, codec, policies |
-//! | `key`, `ttl` | the key layout and escaping; the TTL rules |
-//! | `typed` | [`TypedCache`]; `load`: `get_or_load`; `policy`: [`LoadPolicy`]; `local`: the local tier |
-//! | `blocks` | [`Flags`], [`Locks`], [`OneTimeCodes`], [`RateLimiter`], [`Sequences`], [`TypedSet`] |
-//! | `lease` | leases with fencing tokens, under both locks and distributed loads |
-//! | `codec` | serde codecs, the integer form, the lossless check |
-//! | `backend` | the one seam to storage: `memory`, `redis` (transport in `redis::connect`), and `ops`: each multi-step operation once, as a script and its in-memory twin |
-//! | `cacheable` | the [`Cacheable`] trait behind `#[derive(Cacheable)]` |
-//! | `error`, `stats` | [`Error`]; the counters of [`CacheStats`], per handle and per keyspace |
-//! | `telemetry` | (feature `metrics`) the figures sent to the `metrics` facade |
+//! From the faces users hold down to storage; each floor imports only below it.
 //!
-//! Only `backend` knows which storage is in use; everything above it is
-//! written once.
+//! - `cache`: [`Cache`], the public face of a handle, and [`CacheBuilder`].
+//! - `keyspace`: [`KeyspaceBuilder`], which makes every view below.
+//! - `typed`: [`TypedCache`], split into `read`, `write`, `batch`, `load`.
+//! - `blocks`: [`Flags`], [`Locks`], [`OneTimeCodes`], [`RateLimiter`], [`Sequences`], [`TypedSet`].
+//! - `lease`: leases with fencing tokens, under locks and distributed loads.
+//! - `engine`: the state a handle's views share: `flight` (single flight),
+//!   `aside` (the one cache-aside protocol), `local` and `coherence` (the local
+//!   tier), `policy` ([`LoadPolicy`]), `space` and `scope` (a keyspace's parts).
+//! - `backend`: the one seam to storage: `memory`, `redis` (`connect`, `next`:
+//!   what to do after an error, `coalesce`, `redirect`, `tracking`), and `ops`:
+//!   each multi-step operation once, as a script and its in-memory twin.
+//! - `codec`, `key`, `ttl`, `cacheable`, `error`, `stats`, `telemetry`,
+//!   [`redact`]: values, keys, TTLs, the derive's trait, errors, counters.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
@@ -64,6 +63,7 @@ mod key;
 mod keyspace;
 mod lease;
 mod random;
+pub mod redact;
 mod stats;
 #[cfg(feature = "metrics")]
 mod telemetry;
@@ -82,8 +82,12 @@ pub use crate::cacheable::{Cacheable, KeyedCacheable};
 pub use crate::codec::Codec;
 pub use crate::engine::local::{LocalSettings, LocalStats, MAX_LOCAL_TTL};
 pub use crate::engine::policy::{DistributedFlight, FailurePolicy, LoadPolicy};
-pub use crate::error::{BoxError, Error, Result, redact_nodes, redact_url};
-pub use crate::key::{CacheKey, MAX_KEY_PART_LEN, escape_into, is_valid_prefix};
+pub use crate::error::{BoxError, Error, Result};
+/// Whether a prefix is made of `A-Z a-z 0-9 . _ -` only. Public so that
+/// cache-derive's tests can check that its own check agrees.
+#[doc(hidden)]
+pub use crate::key::is_valid_prefix;
+pub use crate::key::{CacheKey, MAX_KEY_PART_LEN, escape_into};
 pub use crate::keyspace::KeyspaceBuilder;
 pub use crate::stats::CacheStats;
 pub use crate::ttl::{MAX_TTL, Ttl};
@@ -92,6 +96,18 @@ pub use crate::typed::TypedCache;
 /// `#[derive(Cacheable)]`: see [`Cacheable`] for the attributes.
 #[cfg(feature = "derive")]
 pub use cache_derive::Cacheable;
+
+/// [`redact::url`] under its former name.
+#[deprecated(note = "use cache_core::redact::url")]
+pub fn redact_url(url: &str) -> String {
+    redact::url(url)
+}
+
+/// [`redact::nodes`] under its former name.
+#[deprecated(note = "use cache_core::redact::nodes")]
+pub fn redact_nodes(nodes: &[String]) -> String {
+    redact::nodes(nodes)
+}
 
 /// The redis-rs crate this toolkit is built on, for use with [`Cache::redis_connection`].
 pub use redis;

@@ -115,7 +115,7 @@ pub(crate) async fn run(
     });
     println!(
         "redis cluster at {} (ttl {TTL_SECS} s); {rounds} rounds x {per_case:?} per case, interleaved",
-        cache_core::redact_nodes(nodes)
+        cache_core::redact::nodes(nodes)
     );
     for case in CASES {
         measure(case, &fx, Duration::from_millis(100)).await?;

@@ -11,13 +11,13 @@ pub(crate) async fn connect(namespace: &str) -> cache_core::Result<Cache> {
     if let Some(nodes) = cluster_nodes() {
         println!(
             "backend: Redis Cluster at {}",
-            cache_core::redact_nodes(&nodes)
+            cache_core::redact::nodes(&nodes)
         );
         return builder.cluster_nodes(nodes).build().await;
     }
     match std::env::var("REDIS_URL") {
         Ok(url) if !url.is_empty() => {
-            println!("backend: Redis at {}", cache_core::redact_url(&url));
+            println!("backend: Redis at {}", cache_core::redact::url(&url));
             builder.url(url).build().await
         }
         _ => {

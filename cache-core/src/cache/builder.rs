@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use super::{Cache, DEFAULT_MAX_VALUE_SIZE, DEFAULT_TIMEOUT, DEFAULT_URL};
 use crate::backend::{Backend, ConnectOptions, Target};
-use crate::error::{Error, Result, redact_nodes, redact_url};
+use crate::error::{Error, Result};
+use crate::redact;
 use crate::stats::Stats;
 
 /// Configures and connects a [`Cache`]. Nothing is checked or connected until
@@ -60,9 +61,9 @@ impl Default for CacheBuilder {
 impl fmt::Debug for CacheBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let url = match &self.url {
-            UrlSource::Given(url) => redact_url(url),
+            UrlSource::Given(url) => redact::url(url),
             UrlSource::Env(var) => format!("${var}"),
-            UrlSource::Cluster(nodes) => redact_nodes(nodes),
+            UrlSource::Cluster(nodes) => redact::nodes(nodes),
         };
         f.debug_struct("CacheBuilder")
             .field("url", &url)

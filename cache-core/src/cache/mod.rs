@@ -269,11 +269,13 @@ impl Cache {
     }
 
     /// On the memory backend, how many entries it holds, counting expired ones
-    /// that have not been purged yet. `None` on Redis.
+    /// that have not been purged yet. `None` on Redis. Hidden: a test hook
+    /// (the memory backend's purge of expired entries), not an API.
     ///
     /// ```
     /// assert_eq!(cache_core::Cache::memory().memory_entries(), Some(0));
     /// ```
+    #[doc(hidden)]
     pub fn memory_entries(&self) -> Option<usize> {
         self.engine.backend().memory_entries()
     }

@@ -22,7 +22,7 @@ where
     /// hash slot, concurrently.
     ///
     /// # Errors
-    /// [`Error::Config`] for an empty slice, [`Error::Decode`] naming the first
+    /// [`Error::Config`](crate::Error::Config) for an empty slice, [`Error::Decode`](crate::Error::Decode) naming the first
     /// key that does not decode, backend or timeout errors.
     ///
     /// ```
@@ -52,7 +52,7 @@ where
     /// within a slot, not across slots.
     ///
     /// # Errors
-    /// [`Error::Config`] for an empty slice; encode, size and TTL errors before
+    /// [`Error::Config`](crate::Error::Config) for an empty slice; encode, size and TTL errors before
     /// anything is sent; backend or timeout errors (then nothing was written).
     ///
     /// ```
@@ -89,7 +89,7 @@ where
     /// cluster: one DEL per hash slot.
     ///
     /// # Errors
-    /// [`Error::Config`] for an empty slice, backend or timeout errors.
+    /// [`Error::Config`](crate::Error::Config) for an empty slice, backend or timeout errors.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {

@@ -123,7 +123,7 @@ where
     ///   decode are reloaded and replaced (removed when the loader finds
     ///   nothing); every key counts as a hit, miss, negative hit or coalesced
     ///   wait, and each loader call as one load.
-    /// - Redis errors follow the [`FailurePolicy`]: fail-open (the default)
+    /// - Redis errors follow the [`FailurePolicy`](crate::FailurePolicy): fail-open (the default)
     ///   treats every key as missing, answers from the loader and writes back
     ///   afterwards, best effort; fail-closed returns the error.
     /// - With [`early_refresh`](crate::LoadPolicy::early_refresh), keys found

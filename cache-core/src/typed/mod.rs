@@ -28,7 +28,7 @@ use crate::ttl::check_ttl;
 
 /// Typed access to the entries of one keyspace: keys of type `K`, values of type `V`.
 ///
-/// Cheap to clone; every clone shares the [`Cache`] handle's connection. Methods
+/// Cheap to clone; every clone shares the [`Cache`](crate::Cache) handle's connection. Methods
 /// take any `&Q` that `K` borrows as, so a `TypedCache<String, _>` accepts `&str`.
 ///
 /// ```

@@ -42,7 +42,7 @@ impl Gateway {
         let table = PriceTable::open(&config.database_url)
             .await
             .map_err(|err| {
-                let url = cache_core::redact_url(&config.database_url);
+                let url = cache_core::redact::url(&config.database_url);
                 format!("cannot open the database {url}: {err}")
             })?;
         Self::new(cache, table, config)

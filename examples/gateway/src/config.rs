@@ -43,13 +43,13 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field(
                 "redis_url",
-                &self.redis_url.as_deref().map(cache_core::redact_url),
+                &self.redis_url.as_deref().map(cache_core::redact::url),
             )
             .field(
                 "cluster_nodes",
-                &self.cluster_nodes.as_deref().map(cache_core::redact_nodes),
+                &self.cluster_nodes.as_deref().map(cache_core::redact::nodes),
             )
-            .field("database_url", &cache_core::redact_url(&self.database_url))
+            .field("database_url", &cache_core::redact::url(&self.database_url))
             .field("addr", &self.addr)
             .field("rate_limit", &self.rate_limit)
             .field("redis_timeout", &self.redis_timeout)

@@ -21,8 +21,8 @@ async fn run() -> Result<(), String> {
         .await
         .map_err(|err| format!("cannot listen on {}: {err}", config.addr))?;
     let backend = match (&config.cluster_nodes, &config.redis_url) {
-        (Some(nodes), _) => format!("Redis Cluster at {}", cache_core::redact_nodes(nodes)),
-        (None, Some(url)) => format!("Redis at {}", cache_core::redact_url(url)),
+        (Some(nodes), _) => format!("Redis Cluster at {}", cache_core::redact::nodes(nodes)),
+        (None, Some(url)) => format!("Redis at {}", cache_core::redact::url(url)),
         (None, None) => "the embedded memory backend (set REDIS_URL to share state)".to_owned(),
     };
     let addr = listener.local_addr().unwrap_or(config.addr);

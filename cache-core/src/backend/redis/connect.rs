@@ -14,7 +14,8 @@ use tokio::sync::OnceCell;
 
 use super::next::{Attempt, Next, after_error, backstop};
 use super::{RedisBackend, Retry, redirect};
-use crate::error::{Error, Result, redact_nodes, redact_url};
+use crate::error::{Error, Result};
+use crate::redact;
 use crate::stats::Stats;
 
 /// Where a handle's data lives.
@@ -68,12 +69,12 @@ impl RedisBackend {
         let timeout = options.timeout;
         let (connection, first, redacted) = match &options.target {
             Target::Standalone(url) => {
-                let redacted = redact_url(url);
+                let redacted = redact::url(url);
                 let connection = standalone(url, &options, &redacted)?;
                 (connection, url.as_str(), redacted)
             }
             Target::Cluster(nodes) => {
-                let redacted = redact_nodes(nodes);
+                let redacted = redact::nodes(nodes);
                 let connection = cluster(nodes, &options, &redacted)?;
                 let first = nodes.first().map(String::as_str).unwrap_or_default();
                 (connection, first, redacted)
