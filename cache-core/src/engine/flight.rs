@@ -164,6 +164,20 @@ impl std::fmt::Debug for FlightGuard {
 mod tests {
     use super::*;
 
+    fn lead(flights: &Arc<Flights>, key: &str) -> (FlightGuard, Waiting) {
+        match flights.join(key) {
+            Joined::Leader(guard, waiting) => (guard, waiting),
+            Joined::Waiter(_) => panic!("{key}: a flight was running"),
+        }
+    }
+
+    /// Asserts that the flight of `k` ended with `why`, and is gone.
+    async fn ended_with(flights: &Arc<Flights>, waiting: Waiting, why: &str) {
+        let failure = waiting.outcome().await.err().map(|e| e.to_string());
+        assert_eq!(failure.as_deref(), Some(why));
+        assert!(matches!(flights.join("k"), Joined::Leader(..)));
+    }
+
     fn value(outcome: &Outcome) -> Option<Vec<u8>> {
         outcome.as_ref().ok().cloned().flatten()
     }
@@ -171,9 +185,7 @@ mod tests {
     #[tokio::test]
     async fn a_waiter_gets_the_leaders_outcome() {
         let flights = Arc::new(Flights::default());
-        let Joined::Leader(guard, mine) = flights.join("k") else {
-            panic!("first join leads");
-        };
+        let (guard, mine) = lead(&flights, "k");
         let Joined::Waiter(theirs) = flights.join("k") else {
             panic!("second join waits");
         };
@@ -188,9 +200,7 @@ mod tests {
         let mut guards = Vec::new();
         let mut waits = Vec::new();
         for key in ["a", "b", "c"] {
-            let Joined::Leader(guard, waiting) = flights.join(key) else {
-                panic!("{key} leads");
-            };
+            let (guard, waiting) = lead(&flights, key);
             guards.push(guard);
             waits.push(waiting);
         }
@@ -209,41 +219,29 @@ mod tests {
     #[tokio::test]
     async fn a_dropped_guard_retires_and_answers_without_a_result() {
         let flights = Arc::new(Flights::default());
-        let Joined::Leader(guard, waiting) = flights.join("k") else {
-            panic!("first join leads");
-        };
+        let (guard, waiting) = lead(&flights, "k");
         drop(guard);
-        let failure = waiting.outcome().await.err().map(|e| e.to_string());
-        assert_eq!(failure.as_deref(), Some("the load ended without a result"));
-        assert!(matches!(flights.join("k"), Joined::Leader(..)));
+        ended_with(&flights, waiting, "the load ended without a result").await;
     }
 
     #[tokio::test]
     async fn a_panic_while_leading_tells_the_waiters() {
         let flights = Arc::new(Flights::default());
-        let Joined::Leader(guard, waiting) = flights.join("k") else {
-            panic!("first join leads");
-        };
+        let (guard, waiting) = lead(&flights, "k");
         let task = tokio::spawn(async move {
             let _guard = guard;
             panic!("the load blew up");
         });
         assert!(task.await.is_err());
-        let failure = waiting.outcome().await.err().map(|e| e.to_string());
-        assert_eq!(failure.as_deref(), Some("the load panicked"));
-        assert!(matches!(flights.join("k"), Joined::Leader(..)));
+        ended_with(&flights, waiting, "the load panicked").await;
     }
 
     #[tokio::test]
     async fn a_retired_guard_leaves_a_later_flight_of_its_key_alone() {
         let flights = Arc::new(Flights::default());
-        let Joined::Leader(mut first, _) = flights.join("k") else {
-            panic!("first join leads");
-        };
+        let (mut first, _) = lead(&flights, "k");
         first.retire();
-        let Joined::Leader(_second, _) = flights.join("k") else {
-            panic!("the retired flight is gone");
-        };
+        let (_second, _) = lead(&flights, "k");
         drop(first);
         assert!(matches!(flights.join("k"), Joined::Waiter(_)));
     }

@@ -46,11 +46,9 @@ pub(crate) struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine")
-            .field("backend", &self.backend)
-            .field("namespace", &self.namespace)
-            .field("max_value_size", &self.max_value_size)
-            .finish_non_exhaustive()
+        // The handle's own Debug shows its settings; this is for views.
+        let namespace = self.namespace.as_deref().unwrap_or_default();
+        write!(f, "Engine({namespace:?})")
     }
 }
 

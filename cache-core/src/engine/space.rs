@@ -48,10 +48,8 @@ impl KeyspaceSettings {
 /// cached absences and load leases, its local tier and its counters.
 #[derive(Clone)]
 pub(crate) struct Space {
-    pub(crate) engine: Arc<Engine>,
-    pub(crate) layout: KeyLayout,
-    pub(crate) ttl: Option<Duration>,
-    pub(crate) load: LoadPolicy,
+    /// The engine, the layout of values, the TTL and the load policy.
+    pub(crate) settings: KeyspaceSettings,
     /// Where cached "absent" answers live (see `LoadPolicy::negative_ttl`).
     pub(crate) absent: KeyLayout,
     /// Where distributed single-flight leases live.
@@ -64,23 +62,18 @@ pub(crate) struct Space {
 
 impl Space {
     pub(crate) fn new(settings: KeyspaceSettings, local: LocalCopy) -> Self {
-        let KeyspaceSettings {
-            engine,
-            layout,
-            ttl,
-            load,
-            ..
-        } = settings;
         Space {
-            counters: engine.keyspace_counters(layout.prefix()),
-            absent: layout.companion("absent"),
-            lock: layout.companion("load"),
-            engine,
-            layout,
-            ttl,
-            load,
+            counters: settings.engine.keyspace_counters(settings.layout.prefix()),
+            absent: settings.layout.companion("absent"),
+            lock: settings.layout.companion("load"),
+            settings,
             local,
         }
+    }
+
+    /// The storage of this keyspace's handle.
+    pub(crate) fn backend(&self) -> &crate::backend::Backend {
+        self.settings.engine.backend()
     }
 
     /// A debug span for one operation, with the keyspace but no key or value.
@@ -88,8 +81,8 @@ impl Space {
         tracing::debug_span!(
             "cache.op",
             operation,
-            namespace = self.engine.namespace().unwrap_or_default(),
-            prefix = self.layout.prefix(),
+            namespace = self.settings.engine.namespace().unwrap_or_default(),
+            prefix = self.settings.layout.prefix(),
         )
     }
 
@@ -97,14 +90,14 @@ impl Space {
     pub(crate) fn load_span(&self) -> tracing::Span {
         tracing::debug_span!(
             "cache.load",
-            namespace = self.engine.namespace().unwrap_or_default(),
-            prefix = self.layout.prefix(),
+            namespace = self.settings.engine.namespace().unwrap_or_default(),
+            prefix = self.settings.layout.prefix(),
         )
     }
 
     /// Whether a hit with `left` of its TTL should be reloaded in the background.
     pub(crate) fn wants_refresh(&self, left: crate::ttl::Ttl) -> bool {
-        match (self.load.early_refresh, self.ttl, left) {
+        match (self.settings.load.early_refresh, self.settings.ttl, left) {
             (Some(fraction), Some(ttl), crate::ttl::Ttl::Expires(left)) => {
                 left < ttl.mul_f64(fraction)
             }

@@ -70,7 +70,7 @@ where
         self.not_empty(entries.len(), "set_many", "entry")?;
         let mut encoded = Vec::with_capacity(entries.len());
         for (key, value) in entries {
-            let full_key = self.space.layout.key(*key);
+            let full_key = self.space.settings.layout.key(*key);
             let (bytes, ttl) = self.encode_with_default_ttl(&full_key, value)?;
             encoded.push((full_key, bytes, ttl));
         }
@@ -79,7 +79,7 @@ where
             false => Vec::new(),
         };
         let written: Vec<&str> = written.iter().map(String::as_str).collect();
-        let write = self.space.engine.backend().set_many(encoded);
+        let write = self.space.backend().set_many(encoded);
         let write = self.space.local.around(&written, write);
         write.instrument(self.space.span("set_many")).await
     }
@@ -104,9 +104,9 @@ where
         Q: CacheKey + ?Sized,
     {
         let full_keys = self.full_keys(keys, "delete_many")?;
-        let backend = self.space.engine.backend();
+        let backend = self.space.backend();
         let delete = backend.within(async {
-            if self.space.load.negative_ttl.is_some() {
+            if self.space.settings.load.negative_ttl.is_some() {
                 let absent: Vec<String> =
                     keys.iter().map(|key| self.space.absent.key(*key)).collect();
                 backend.delete_many(&absent).await?;
@@ -144,16 +144,16 @@ where
         // Reads under way when it starts keep nothing (see `LocalCopy::fetched`).
         self.space.local.clear();
         let heads = [
-            self.space.layout.head().to_owned(),
+            self.space.settings.layout.head().to_owned(),
             self.space.absent.head().to_owned(),
         ];
-        self.space.engine.backend().clear(&heads).await
+        self.space.backend().clear(&heads).await
     }
 
     /// Many reads: local copies first, one MGET for the rest.
     async fn get_many_bytes(&self, full_keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
         if !self.space.local.is_on() {
-            let read = self.space.engine.backend().get_many(full_keys);
+            let read = self.space.backend().get_many(full_keys);
             return read.instrument(self.space.span("get_many")).await;
         }
         let local = &self.space.local;
@@ -174,7 +174,7 @@ where
             return Ok(found);
         }
         let tickets: Vec<_> = missing.iter().map(|key| local.ticket(key)).collect();
-        let read = self.space.engine.backend().get_many_with_ttl(&missing);
+        let read = self.space.backend().get_many_with_ttl(&missing);
         let fetched = read.instrument(self.space.span("get_many")).await?;
         let mut fetched = fetched.into_iter().zip(missing.iter().zip(tickets));
         for slot in found.iter_mut().filter(|slot| slot.is_none()) {

@@ -90,7 +90,7 @@ where
         E: Into<BoxError> + 'static,
     {
         let span = self.space.span("get_or_load");
-        let keys = vec![self.space.layout.key(key)];
+        let keys = vec![self.space.settings.layout.key(key)];
         // The one key is position 0.
         let loader = move |_: Vec<usize>| async move {
             let found = loader().await.map_err(Into::into)?;
@@ -210,7 +210,7 @@ where
             return Ok(Vec::new());
         }
         let span = self.space.span("get_or_load_many");
-        let distinct = Distinct::of(keys, |key| self.space.layout.key(key));
+        let distinct = Distinct::of(keys, |key| self.space.settings.layout.key(key));
         let asked = distinct.keys.clone();
         // Positions back to keys for the caller's loader, and its pairs back to positions.
         let loader = move |positions: Vec<usize>| async move {
@@ -228,11 +228,9 @@ where
         };
         let repeated = distinct.full_keys.len() < keys.len();
         // Kept to name a key listed twice whose value no longer decodes.
-        let names = if repeated {
-            distinct.full_keys.clone()
-        } else {
-            Vec::new()
-        };
+        let names = repeated
+            .then(|| distinct.full_keys.clone())
+            .unwrap_or_default();
         let run = aside::run(&self.space, self.format, distinct.full_keys, loader);
         let got = run.instrument(span).await?;
         self.spread(got, &distinct.place, &names)

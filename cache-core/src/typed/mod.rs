@@ -73,8 +73,8 @@ impl<K: ?Sized, V> Clone for TypedCache<K, V> {
 impl<K: ?Sized, V> fmt::Debug for TypedCache<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TypedCache")
-            .field("keys", &self.space.layout)
-            .field("ttl", &self.space.ttl)
+            .field("keys", &self.space.settings.layout)
+            .field("ttl", &self.space.settings.ttl)
             .field("codec", &self.format.codec)
             .field("integer_values", &self.format.integer.is_some())
             .finish()
@@ -133,9 +133,13 @@ where
     /// ```
     pub fn with_local(&self, capacity: u64, ttl: Duration) -> Result<Self> {
         let settings = LocalSettings { capacity, ttl };
-        settings.check(self.space.layout.prefix())?;
+        settings.check(self.space.settings.layout.prefix())?;
         let mut copy = self.clone();
-        let (tier, agreed) = self.space.engine.local_tier(&self.space.layout, settings);
+        let (tier, agreed) = self
+            .space
+            .settings
+            .engine
+            .local_tier(&self.space.settings.layout, settings);
         agreed?;
         copy.space.local = LocalCopy::new(Some(tier));
         Ok(copy)
@@ -212,9 +216,9 @@ where
     /// # Ok(()) }
     /// ```
     pub fn with_load_policy(&self, policy: LoadPolicy) -> Result<Self> {
-        policy.check(self.space.layout.prefix())?;
+        policy.check(self.space.settings.layout.prefix())?;
         let mut copy = self.clone();
-        copy.space.load = policy;
+        copy.space.settings.load = policy;
         Ok(copy)
     }
 
@@ -244,7 +248,7 @@ where
     /// # Ok(()) }
     /// ```
     pub fn default_ttl(&self) -> Option<Duration> {
-        self.space.ttl
+        self.space.settings.ttl
     }
 
     /// A copy of this cache whose `set` uses `ttl` instead (a per-use override).
@@ -263,7 +267,7 @@ where
     pub fn with_ttl(&self, ttl: Duration) -> Result<Self> {
         check_ttl(ttl, None)?;
         let mut copy = self.clone();
-        copy.space.ttl = Some(ttl);
+        copy.space.settings.ttl = Some(ttl);
         Ok(copy)
     }
 
@@ -278,19 +282,22 @@ where
         full_key: &str,
         value: &V,
     ) -> Result<(Vec<u8>, Option<Duration>)> {
-        if let Some(ttl) = self.space.ttl {
+        if let Some(ttl) = self.space.settings.ttl {
             check_ttl(ttl, Some(full_key))?;
         }
         let bytes = self.encode(full_key, value)?;
         Ok((
             bytes,
-            self.space.ttl.map(|ttl| self.space.load.jittered(ttl)),
+            self.space
+                .settings
+                .ttl
+                .map(|ttl| self.space.settings.load.jittered(ttl)),
         ))
     }
 
     fn encode(&self, full_key: &str, value: &V) -> Result<Vec<u8>> {
         self.format
-            .encode_for(full_key, value, self.space.engine.max_value_size())
+            .encode_for(full_key, value, self.space.settings.engine.max_value_size())
     }
 
     fn decode(&self, full_key: &str, bytes: Option<Vec<u8>>) -> Result<Option<V>> {
@@ -334,7 +341,7 @@ where
         if len == 0 {
             return Err(Error::config(format!(
                 "{operation} on `{}` needs at least one {item}",
-                self.space.layout.prefix()
+                self.space.settings.layout.prefix()
             )));
         }
         Ok(())
@@ -346,6 +353,9 @@ where
         Q: CacheKey + ?Sized,
     {
         self.not_empty(keys.len(), operation, "key")?;
-        Ok(keys.iter().map(|key| self.space.layout.key(*key)).collect())
+        Ok(keys
+            .iter()
+            .map(|key| self.space.settings.layout.key(*key))
+            .collect())
     }
 }

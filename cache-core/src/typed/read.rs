@@ -38,9 +38,9 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.layout.key(key);
+        let full_key = self.space.settings.layout.key(key);
         if !self.space.local.is_on() {
-            let read = self.space.engine.backend().get(&full_key);
+            let read = self.space.backend().get(&full_key);
             let bytes = read.instrument(self.space.span("get")).await?;
             return self.decode_read(&full_key, bytes);
         }
@@ -49,7 +49,7 @@ where
         }
         // With the TTL, so that the local copy never outlives the value.
         let ticket = self.space.local.ticket(&full_key);
-        let read = self.space.engine.backend().get_with_ttl(&full_key);
+        let read = self.space.backend().get_with_ttl(&full_key);
         let Some((bytes, ttl)) = read.instrument(self.space.span("get")).await? else {
             return self.decode_read(&full_key, None);
         };
@@ -81,9 +81,9 @@ where
         Q: CacheKey + ?Sized,
         V: Send + Sync + 'static,
     {
-        let full_key = self.space.layout.key(key);
+        let full_key = self.space.settings.layout.key(key);
         if !self.space.local.is_on() {
-            let read = self.space.engine.backend().get(&full_key);
+            let read = self.space.backend().get(&full_key);
             let bytes = read.instrument(self.space.span("get")).await?;
             return Ok(self.decode_read(&full_key, bytes)?.map(Arc::new));
         }
@@ -100,7 +100,7 @@ where
             None => {}
         }
         let ticket = self.space.local.ticket(&full_key);
-        let read = self.space.engine.backend().get_with_ttl(&full_key);
+        let read = self.space.backend().get_with_ttl(&full_key);
         let Some((bytes, ttl)) = read.instrument(self.space.span("get")).await? else {
             return Ok(self.decode_read(&full_key, None)?.map(Arc::new));
         };

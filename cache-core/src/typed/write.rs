@@ -40,7 +40,7 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.layout.key(key);
+        let full_key = self.space.settings.layout.key(key);
         let (bytes, ttl) = self.encode_with_default_ttl(&full_key, value)?;
         self.write(&full_key, bytes, ttl, "set").await
     }
@@ -63,7 +63,7 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.layout.key(key);
+        let full_key = self.space.settings.layout.key(key);
         check_ttl(ttl, Some(&full_key))?;
         let bytes = self.encode(&full_key, value)?;
         self.write(&full_key, bytes, Some(ttl), "set").await
@@ -88,12 +88,11 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.layout.key(key);
+        let full_key = self.space.settings.layout.key(key);
         let (bytes, ttl) = self.encode_with_default_ttl(&full_key, value)?;
         // Either way the local copy may be stale: drop it.
         let write = self
             .space
-            .engine
             .backend()
             .set(&full_key, bytes, ttl, SetMode::IfAbsent);
         self.space.local.around(&[&full_key], write).await
@@ -118,10 +117,10 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.layout.key(key);
-        let backend = self.space.engine.backend();
+        let full_key = self.space.settings.layout.key(key);
+        let backend = self.space.backend();
         let delete = backend.within(async {
-            if self.space.load.negative_ttl.is_some() {
+            if self.space.settings.load.negative_ttl.is_some() {
                 // An invalidation must also drop a cached "absent" answer.
                 backend.delete(&self.space.absent.key(key)).await?;
             }
@@ -147,9 +146,9 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.layout.key(key);
+        let full_key = self.space.settings.layout.key(key);
         check_ttl(ttl, Some(&full_key))?;
-        let expire = self.space.engine.backend().expire(&full_key, ttl);
+        let expire = self.space.backend().expire(&full_key, ttl);
         self.space.local.around(&[&full_key], expire).await
     }
 
@@ -172,8 +171,8 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.layout.key(key);
-        let take = self.space.engine.backend().take(&full_key);
+        let full_key = self.space.settings.layout.key(key);
+        let take = self.space.backend().take(&full_key);
         let keys = [full_key.as_str()];
         let take = self.space.local.around(&keys, take);
         let bytes = take.instrument(self.space.span("take")).await?;
@@ -203,26 +202,26 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.layout.key(key);
+        let full_key = self.space.settings.layout.key(key);
         let Some(bounds) = self.format.integer else {
             return Err(Error::config(format!(
                 "incr on `{full_key}`: the value type {} is not an integer",
                 std::any::type_name::<V>()
             )));
         };
-        if let Some(ttl) = self.space.ttl {
+        if let Some(ttl) = self.space.settings.ttl {
             check_ttl(ttl, Some(&full_key))?;
         }
         let incr = Incr {
             key: &full_key,
             delta,
             bounds,
-            ttl: self.space.ttl,
+            ttl: self.space.settings.ttl,
         };
         let value = self
             .space
             .local
-            .around(&[&full_key], self.space.engine.backend().run(&incr))
+            .around(&[&full_key], self.space.backend().run(&incr))
             .await?;
         let bytes = value.to_string().into_bytes();
         self.decode(&full_key, Some(bytes))?
@@ -239,7 +238,6 @@ where
     ) -> Result<()> {
         let write = self
             .space
-            .engine
             .backend()
             .set(full_key, bytes, ttl, SetMode::Always);
         let keys = [full_key];

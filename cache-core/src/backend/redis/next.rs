@@ -87,107 +87,106 @@ pub(super) fn backstop(timeout: Duration) -> Duration {
 mod tests {
     use super::*;
     use redis::{ErrorKind, ServerErrorKind};
+    use std::io::ErrorKind::{ConnectionReset, TimedOut};
 
-    fn attempt(retry: Retry, may_resend: bool, deadline_passed: bool) -> Attempt {
-        Attempt {
-            retry,
-            may_resend,
-            deadline_passed,
-        }
-    }
+    const IDEMPOTENT: Retry = Retry::Idempotent;
+    const NEVER: Retry = Retry::Never;
 
     fn io(kind: std::io::ErrorKind) -> RedisError {
         std::io::Error::new(kind, "io").into()
     }
 
-    fn server(kind: ServerErrorKind, detail: &str) -> RedisError {
-        (ErrorKind::Server(kind), "server", detail.to_owned()).into()
+    fn server(kind: ServerErrorKind) -> RedisError {
+        (
+            ErrorKind::Server(kind),
+            "server",
+            "3999 127.0.0.1:7001".to_owned(),
+        )
+            .into()
     }
 
-    #[test]
-    fn a_dropped_connection_is_resent_once_when_the_call_allows_it() {
-        let dropped = io(std::io::ErrorKind::ConnectionReset);
-        let once = attempt(Retry::Idempotent, true, false);
-        assert_eq!(after_error(&dropped, once), Next::Resend);
-        let spent = attempt(Retry::Idempotent, false, false);
-        let fail = Next::Fail {
-            outcome_unknown: false,
-        };
-        assert_eq!(after_error(&dropped, spent), fail);
-        let counting = attempt(Retry::Never, false, false);
-        let unknown = Next::Fail {
-            outcome_unknown: true,
-        };
-        assert_eq!(after_error(&dropped, counting), unknown);
-    }
-
-    #[test]
-    fn a_failure_to_reach_the_server_after_the_deadline_is_a_timeout() {
-        // redis-rs' initial cluster connection reports its timer as plain I/O.
-        let refused: RedisError = (
+    /// redis-rs' initial cluster connection reports its own timer as plain I/O.
+    fn initial_connections() -> RedisError {
+        let detail = "timed out".to_owned();
+        (
             ErrorKind::Io,
             "Failed to create initial connections",
-            "timed out".to_owned(),
+            detail,
         )
-            .into();
-        for retry in [Retry::Idempotent, Retry::Never] {
-            let late = attempt(retry, true, true);
-            let expected = Next::Timeout {
-                outcome_unknown: retry == Retry::Never,
-            };
-            assert_eq!(after_error(&refused, late), expected);
-        }
-        // Within the budget, the same error is what it says.
-        let early = attempt(Retry::Idempotent, false, false);
-        let fail = Next::Fail {
-            outcome_unknown: false,
-        };
-        assert_eq!(after_error(&refused, early), fail);
+            .into()
     }
 
+    fn timeout(outcome_unknown: bool) -> Next {
+        Next::Timeout { outcome_unknown }
+    }
+
+    fn fail(outcome_unknown: bool) -> Next {
+        Next::Fail { outcome_unknown }
+    }
+
+    /// Each case: the error, the call's retry rule, whether a resend is
+    /// left, whether the budget is spent, and the decision.
     #[test]
-    fn a_dependencys_own_timeout_is_a_timeout() {
-        let timed_out = io(std::io::ErrorKind::TimedOut);
-        let idempotent = attempt(Retry::Idempotent, true, false);
-        let known = Next::Timeout {
-            outcome_unknown: false,
-        };
-        assert_eq!(after_error(&timed_out, idempotent), known);
-        let counting = attempt(Retry::Never, false, false);
-        let unknown = Next::Timeout {
-            outcome_unknown: true,
-        };
-        assert_eq!(after_error(&timed_out, counting), unknown);
+    fn each_failure_leads_to_one_decision() {
+        let cases = [
+            // A dropped connection: resent once if the call may go twice.
+            (io(ConnectionReset), IDEMPOTENT, true, false, Next::Resend),
+            (io(ConnectionReset), IDEMPOTENT, false, false, fail(false)),
+            (io(ConnectionReset), NEVER, false, false, fail(true)),
+            // Not reached once the budget is spent: a timeout, however reported.
+            (
+                initial_connections(),
+                IDEMPOTENT,
+                true,
+                true,
+                timeout(false),
+            ),
+            (initial_connections(), NEVER, false, true, timeout(true)),
+            (initial_connections(), IDEMPOTENT, false, false, fail(false)),
+            // A dependency's own timer: a timeout too.
+            (io(TimedOut), IDEMPOTENT, true, false, timeout(false)),
+            (io(TimedOut), NEVER, false, false, timeout(true)),
+            // A refusal is returned as it is, whenever it comes.
+            (
+                server(ServerErrorKind::ResponseError),
+                NEVER,
+                true,
+                true,
+                fail(false),
+            ),
+        ];
+        for (at, (err, retry, may_resend, deadline_passed, expected)) in
+            cases.into_iter().enumerate()
+        {
+            let attempt = Attempt {
+                retry,
+                may_resend,
+                deadline_passed,
+            };
+            assert_eq!(after_error(&err, attempt), expected, "case {at}: {err:?}");
+        }
     }
 
     #[test]
     fn what_a_cluster_did_not_run_goes_again_until_the_budget_is_spent() {
         let kinds = [
-            (ServerErrorKind::Moved, "3999 127.0.0.1:7001"),
-            (ServerErrorKind::Ask, "3999 127.0.0.1:7001"),
-            (ServerErrorKind::TryAgain, "later"),
-            (ServerErrorKind::ClusterDown, "down"),
-            (ServerErrorKind::MasterDown, "down"),
+            ServerErrorKind::Moved,
+            ServerErrorKind::Ask,
+            ServerErrorKind::TryAgain,
+            ServerErrorKind::ClusterDown,
+            ServerErrorKind::MasterDown,
         ];
-        for (kind, detail) in kinds {
-            let err = server(kind, detail);
-            let within = attempt(Retry::Never, false, false);
-            assert_eq!(after_error(&err, within), Next::Pause, "{kind:?}");
-            let spent = attempt(Retry::Never, false, true);
-            let known = Next::Timeout {
-                outcome_unknown: false,
-            };
-            assert_eq!(after_error(&err, spent), known, "{kind:?}");
+        for kind in kinds {
+            let err = server(kind);
+            for (deadline_passed, expected) in [(false, Next::Pause), (true, timeout(false))] {
+                let attempt = Attempt {
+                    retry: NEVER,
+                    may_resend: false,
+                    deadline_passed,
+                };
+                assert_eq!(after_error(&err, attempt), expected, "{kind:?}");
+            }
         }
-    }
-
-    #[test]
-    fn a_servers_refusal_is_returned_as_it_is() {
-        let wrong = server(ServerErrorKind::ResponseError, "WRONGTYPE nope");
-        let fail = Next::Fail {
-            outcome_unknown: false,
-        };
-        assert_eq!(after_error(&wrong, attempt(Retry::Never, true, true)), fail);
     }
 
     #[test]

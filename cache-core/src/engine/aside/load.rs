@@ -71,7 +71,6 @@ pub(super) async fn fly<V, L>(
     let leaders = match course.reread {
         // Not the keys to heal: what is there is what did not decode.
         true => match space
-            .engine
             .backend()
             .within(answer_stored(space, leaders, true))
             .await
@@ -80,7 +79,7 @@ pub(super) async fn fly<V, L>(
         },
         false => leaders,
     };
-    let policy = space.load.distributed.filter(|_| !course.degraded);
+    let policy = space.settings.load.distributed.filter(|_| !course.degraded);
     let (Some(policy), false) = (policy, leaders.is_empty()) else {
         return load_and_store(space, format, leaders, loader, course.degraded).await;
     };
@@ -154,8 +153,10 @@ async fn claim(
     policy: DistributedFlight,
 ) -> (Vec<Leader>, Vec<Leader>, bool) {
     let acquire = leaders.iter().map(|leader| {
-        let key = space.lock.tagged_key_of_full(leader.key(), &space.layout);
-        Lease::acquire(&space.engine, key, policy.lease)
+        let key = space
+            .lock
+            .tagged_key_of_full(leader.key(), &space.settings.layout);
+        Lease::acquire(&space.settings.engine, key, policy.lease)
     });
     let acquired = join_all(acquire).await;
     let mut failed = false;
@@ -259,7 +260,7 @@ fn encode<V: Serialize>(
     mine: &[Leader],
     found: Vec<(usize, V)>,
 ) -> Vec<Outcome> {
-    let max = space.engine.max_value_size();
+    let max = space.settings.engine.max_value_size();
     // By position; positions this flight did not ask for are dropped.
     let size = mine
         .iter()

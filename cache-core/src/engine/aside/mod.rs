@@ -75,7 +75,7 @@ where
     V: Serialize + DeserializeOwned + Send + 'static,
     L: Loader<V>,
 {
-    let flights = space.engine.flights();
+    let flights = space.settings.engine.flights();
     let epoch = flights.epoch();
     let (reads, degraded) = first_read(space, &keys).await?;
     let mut leaders = Vec::new();
@@ -127,7 +127,7 @@ fn classify<V: DeserializeOwned>(
     leaders: &mut Vec<Leader>,
 ) -> std::result::Result<Got<V>, Waiting> {
     let counters = &space.counters;
-    let flights = space.engine.flights();
+    let flights = space.settings.engine.flights();
     let heal = match read.held {
         Stored::Value(bytes, ttl) => match format.decode::<V>(&bytes) {
             Ok(value) => {

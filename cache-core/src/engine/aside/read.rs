@@ -36,20 +36,20 @@ pub(super) async fn first_read(space: &Space, keys: &[String]) -> Result<(Vec<Fi
     let mut reads = Vec::with_capacity(keys.len());
     let mut remote = Vec::new();
     for (at, key) in keys.iter().enumerate() {
-        match space.local.get(key) {
-            Some(bytes) => {
-                bump(&space.counters.local_hits);
-                // Early refresh is driven by the backend's TTL, seen on backend reads.
-                let held = Stored::Value(bytes.to_vec(), Ttl::Persistent);
-                reads.push(FirstRead { held, ticket: None });
-            }
-            None => {
-                remote.push(at);
-                let ticket = Some(space.local.ticket(key));
-                let held = Stored::Nothing;
-                reads.push(FirstRead { held, ticket });
-            }
+        // Early refresh is driven by the backend's TTL, seen on backend reads.
+        let local = space.local.get(key);
+        let held = local.map_or(Stored::Nothing, |b| {
+            Stored::Value(b.to_vec(), Ttl::Persistent)
+        });
+        let ticket = match held {
+            Stored::Value(..) => None,
+            _ => Some(space.local.ticket(key)),
+        };
+        if ticket.is_none() {
+            bump(&space.counters.local_hits);
         }
+        remote.extend(ticket.is_some().then_some(at));
+        reads.push(FirstRead { held, ticket });
     }
     if remote.is_empty() {
         return Ok((reads, false));
@@ -58,7 +58,7 @@ pub(super) async fn first_read(space: &Space, keys: &[String]) -> Result<(Vec<Fi
         .iter()
         .filter_map(|&at| keys.get(at).map(String::as_str))
         .collect();
-    let backend = space.engine.backend();
+    let backend = space.backend();
     match backend.within(fetch(space, &wanted)).await {
         Ok(found) => {
             for (at, held) in remote.into_iter().zip(found) {
@@ -68,7 +68,7 @@ pub(super) async fn first_read(space: &Space, keys: &[String]) -> Result<(Vec<Fi
             }
             Ok((reads, false))
         }
-        Err(error) if space.load.failure == FailurePolicy::Closed => Err(error),
+        Err(error) if space.settings.load.failure == FailurePolicy::Closed => Err(error),
         // Fail-open: the error is counted; every key is a miss.
         Err(_) => Ok((reads, true)),
     }
@@ -79,9 +79,9 @@ pub(super) async fn first_read(space: &Space, keys: &[String]) -> Result<(Vec<Fi
 /// "absent" marker only when there is no value. Several: one MGET per slot
 /// of values and markers, or with the TTL a pipeline of GET and PTTL.
 async fn fetch(space: &Space, keys: &[&str]) -> Result<Vec<Stored>> {
-    let backend = space.engine.backend();
+    let backend = space.backend();
     // The TTL caps a local copy's life, and drives early refresh.
-    let with_ttl = space.load.early_refresh.is_some() || space.local.is_on();
+    let with_ttl = space.settings.load.early_refresh.is_some() || space.local.is_on();
     if let [key] = keys {
         let found = match with_ttl {
             true => backend.get_with_ttl(key).await?,
@@ -92,9 +92,9 @@ async fn fetch(space: &Space, keys: &[&str]) -> Result<Vec<Stored>> {
         };
         let held = match found {
             Some((bytes, ttl)) => Stored::Value(bytes, ttl),
-            None if space.load.negative_ttl.is_none() => Stored::Nothing,
+            None if space.settings.load.negative_ttl.is_none() => Stored::Nothing,
             None => match backend
-                .exists(&space.absent.key_of_full(key, &space.layout))
+                .exists(&space.absent.key_of_full(key, &space.settings.layout))
                 .await?
             {
                 true => Stored::Absent,
@@ -126,7 +126,7 @@ async fn fetch(space: &Space, keys: &[&str]) -> Result<Vec<Stored>> {
 pub(crate) async fn reread(space: &Space, keys: &[&str]) -> Result<Vec<Stored>> {
     let mut read: Vec<String> = keys.iter().map(|key| (*key).to_owned()).collect();
     read.extend(markers(space, keys));
-    let found = space.engine.backend().get_many(&read).await?;
+    let found = space.backend().get_many(&read).await?;
     let (values, markers) = found.split_at(keys.len().min(found.len()));
     let marked = |at: usize| markers.get(at).is_some_and(Option::is_some);
     Ok(values
@@ -141,11 +141,11 @@ pub(crate) async fn reread(space: &Space, keys: &[&str]) -> Result<Vec<Stored>> 
 
 /// The "absent" markers of `keys`; none without negative caching.
 fn markers(space: &Space, keys: &[&str]) -> Vec<String> {
-    if space.load.negative_ttl.is_none() {
+    if space.settings.load.negative_ttl.is_none() {
         return Vec::new();
     }
     keys.iter()
-        .map(|key| space.absent.key_of_full(key, &space.layout))
+        .map(|key| space.absent.key_of_full(key, &space.settings.layout))
         .collect()
 }
 

@@ -16,22 +16,29 @@ pub(super) async fn store(space: &Space, keys: &[(String, bool)], outcomes: &[Ou
     for ((full_key, heal), outcome) in keys.iter().zip(outcomes) {
         match outcome {
             Ok(Some(bytes)) => {
-                let ttl = space.ttl.map(|ttl| space.load.jittered(ttl));
+                let ttl = space
+                    .settings
+                    .ttl
+                    .map(|ttl| space.settings.load.jittered(ttl));
                 writes.push((full_key.clone(), bytes.clone(), ttl));
             }
             Ok(None) => {
                 if *heal {
                     removals.push(full_key.clone());
                 }
-                if let Some(ttl) = space.load.negative_ttl {
-                    let marker = space.absent.key_of_full(full_key, &space.layout);
-                    writes.push((marker, b"1".to_vec(), Some(space.load.jittered(ttl))));
+                if let Some(ttl) = space.settings.load.negative_ttl {
+                    let marker = space.absent.key_of_full(full_key, &space.settings.layout);
+                    writes.push((
+                        marker,
+                        b"1".to_vec(),
+                        Some(space.settings.load.jittered(ttl)),
+                    ));
                 }
             }
             Err(_) => {}
         }
     }
-    let backend = space.engine.backend();
+    let backend = space.backend();
     if !removals.is_empty()
         && let Err(error) = backend.delete_many(&removals).await
     {
