@@ -90,13 +90,13 @@ where
         E: Into<BoxError> + 'static,
     {
         let span = self.space.span("get_or_load");
-        let keys = vec![self.space.settings.layout.key(key)];
+        let keys = [self.space.settings.layout.key(key)];
         // The one key is position 0.
         let loader = move |_: Vec<usize>| async move {
             let found = loader().await.map_err(Into::into)?;
             Ok(found.map(|value| (0, value)).into_iter().collect())
         };
-        let run = aside::run(&self.space, self.format, keys, loader);
+        let run = aside::run(&self.space, self.format, &keys, loader);
         let got = run.instrument(span).await?;
         Ok(got.into_iter().next().and_then(|got| got.value))
     }
@@ -226,14 +226,9 @@ where
             });
             Ok(by_position.collect())
         };
-        let repeated = distinct.full_keys.len() < keys.len();
-        // Kept to name a key listed twice whose value no longer decodes.
-        let names = repeated
-            .then(|| distinct.full_keys.clone())
-            .unwrap_or_default();
-        let run = aside::run(&self.space, self.format, distinct.full_keys, loader);
+        let run = aside::run(&self.space, self.format, &distinct.full_keys, loader);
         let got = run.instrument(span).await?;
-        self.spread(got, &distinct.place, &names)
+        self.spread(got, &distinct.place, &distinct.full_keys)
     }
 
     /// Each of the caller's positions gets its key's value. From the last

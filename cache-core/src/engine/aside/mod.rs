@@ -68,7 +68,7 @@ pub(crate) struct Got<V> {
 pub(crate) async fn run<V, L>(
     space: &Space,
     format: ValueFormat,
-    keys: Vec<String>,
+    keys: &[String],
     loader: L,
 ) -> Result<Vec<Got<V>>>
 where
@@ -77,7 +77,7 @@ where
 {
     let flights = space.settings.engine.flights();
     let epoch = flights.epoch();
-    let (reads, degraded) = first_read(space, &keys).await?;
+    let (reads, degraded) = first_read(space, keys).await?;
     let mut leaders = Vec::new();
     let answers: Vec<_> = (keys.iter().zip(reads).enumerate())
         .map(|(index, (key, read))| classify(space, format, (index, key), read, &mut leaders))
