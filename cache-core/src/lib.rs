@@ -11,6 +11,8 @@
 //! - [`Error`]: one error type; every error about an entry names its key, and
 //!   URLs are shown with their password redacted.
 //!
+//! The [`guide`] is the manual: every promise in detail, with examples.
+//!
 //! # Cargo features
 //!
 //! | feature | enables | default |
@@ -59,6 +61,7 @@ mod cacheable;
 mod codec;
 mod engine;
 mod error;
+pub mod guide;
 mod key;
 mod keyspace;
 mod lease;

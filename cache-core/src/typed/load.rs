@@ -210,8 +210,11 @@ where
             return Ok(Vec::new());
         }
         let span = self.space.span("get_or_load_many");
-        let distinct = Distinct::of(keys, |key| self.space.settings.layout.key(key));
-        let asked = distinct.keys.clone();
+        let Distinct {
+            keys: asked,
+            full_keys,
+            place,
+        } = Distinct::of(keys, |key| self.space.settings.layout.key(key));
         // Positions back to keys for the caller's loader, and its pairs back to positions.
         let loader = move |positions: Vec<usize>| async move {
             let wanted: Vec<K> = positions
@@ -226,9 +229,9 @@ where
             });
             Ok(by_position.collect())
         };
-        let run = aside::run(&self.space, self.format, &distinct.full_keys, loader);
+        let run = aside::run(&self.space, self.format, &full_keys, loader);
         let got = run.instrument(span).await?;
-        self.spread(got, &distinct.place, &distinct.full_keys)
+        self.spread(got, &place, &full_keys)
     }
 
     /// Each of the caller's positions gets its key's value. From the last
@@ -267,22 +270,33 @@ struct Distinct<K> {
 
 impl<K: Clone> Distinct<K> {
     fn of(keys: &[K], full_key: impl Fn(&K) -> String) -> Self {
-        let mut distinct = Distinct {
-            keys: Vec::with_capacity(keys.len()),
-            full_keys: Vec::with_capacity(keys.len()),
-            place: Vec::with_capacity(keys.len()),
+        let all: Vec<String> = keys.iter().map(full_key).collect();
+        let mut firsts = Vec::with_capacity(keys.len());
+        let mut index: HashMap<&str, usize> = HashMap::with_capacity(keys.len());
+        let place = (all.iter().enumerate())
+            .map(|(at, full)| {
+                *index.entry(full).or_insert_with(|| {
+                    firsts.push(at);
+                    firsts.len() - 1
+                })
+            })
+            .collect();
+        drop(index);
+        let keys = firsts
+            .iter()
+            .filter_map(|&at| keys.get(at).cloned())
+            .collect();
+        let full_keys = match firsts.len() == all.len() {
+            true => all,
+            false => firsts
+                .iter()
+                .filter_map(|&at| all.get(at).cloned())
+                .collect(),
         };
-        let mut index: HashMap<String, usize> = HashMap::with_capacity(keys.len());
-        for key in keys {
-            let full = full_key(key);
-            let next = distinct.full_keys.len();
-            let at = *index.entry(full.clone()).or_insert(next);
-            if at == next {
-                distinct.keys.push(key.clone());
-                distinct.full_keys.push(full);
-            }
-            distinct.place.push(at);
+        Distinct {
+            keys,
+            full_keys,
+            place,
         }
-        distinct
     }
 }

@@ -108,10 +108,8 @@ where
                 });
             }
         };
-        let value = match &bytes {
-            Some(bytes) => decode(space, format, key, bytes)?,
-            None => None,
-        };
+        let decoded = bytes.as_deref().map(|b| decode(space, format, key, b));
+        let value = decoded.transpose()?.flatten();
         got.push(Got { value, bytes });
     }
     Ok(got)

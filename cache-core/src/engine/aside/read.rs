@@ -41,14 +41,14 @@ pub(super) async fn first_read(space: &Space, keys: &[String]) -> Result<(Vec<Fi
         let held = local.map_or(Stored::Nothing, |b| {
             Stored::Value(b.to_vec(), Ttl::Persistent)
         });
-        let ticket = match held {
-            Stored::Value(..) => None,
-            _ => Some(space.local.ticket(key)),
-        };
-        if ticket.is_none() {
+        let remote_read = matches!(held, Stored::Nothing);
+        if remote_read {
+            remote.push(at);
+        } else {
             bump(&space.counters.local_hits);
         }
-        remote.extend(ticket.is_some().then_some(at));
+        // Only a value kept in a local tier needs to know what happened meanwhile.
+        let ticket = (remote_read && space.local.is_on()).then(|| space.local.ticket(key));
         reads.push(FirstRead { held, ticket });
     }
     if remote.is_empty() {
@@ -90,16 +90,12 @@ async fn fetch(space: &Space, keys: &[&str]) -> Result<Vec<Stored>> {
                 .await?
                 .map(|bytes| (bytes, Ttl::Persistent)),
         };
+        let marker = || space.absent.key_of_full(key, &space.settings.layout);
         let held = match found {
             Some((bytes, ttl)) => Stored::Value(bytes, ttl),
             None if space.settings.load.negative_ttl.is_none() => Stored::Nothing,
-            None => match backend
-                .exists(&space.absent.key_of_full(key, &space.settings.layout))
-                .await?
-            {
-                true => Stored::Absent,
-                false => Stored::Nothing,
-            },
+            None if backend.exists(&marker()).await? => Stored::Absent,
+            None => Stored::Nothing,
         };
         return Ok(vec![held]);
     }
@@ -126,16 +122,13 @@ async fn fetch(space: &Space, keys: &[&str]) -> Result<Vec<Stored>> {
 pub(crate) async fn reread(space: &Space, keys: &[&str]) -> Result<Vec<Stored>> {
     let mut read: Vec<String> = keys.iter().map(|key| (*key).to_owned()).collect();
     read.extend(markers(space, keys));
-    let found = space.backend().get_many(&read).await?;
-    let (values, markers) = found.split_at(keys.len().min(found.len()));
+    let mut values = space.backend().get_many(&read).await?;
+    let markers = values.split_off(keys.len().min(values.len()));
     let marked = |at: usize| markers.get(at).is_some_and(Option::is_some);
     Ok(values
-        .iter()
+        .into_iter()
         .enumerate()
-        .map(|(at, value)| {
-            let value = value.clone().map(|bytes| (bytes, Ttl::Persistent));
-            held(value, marked(at))
-        })
+        .map(|(at, value)| held(value.map(|bytes| (bytes, Ttl::Persistent)), marked(at)))
         .collect())
 }
 

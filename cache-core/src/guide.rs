@@ -1,0 +1,32 @@
+//! The manual: what each part of the toolkit promises, in detail, with
+//! examples that run as tests. The workspace README is the front page; these
+//! pages are the reference behind it.
+//!
+//! - [`handle`]: the handle and its builder, keys, codecs, errors, timeouts
+//!   and retries, expiry of every key, supported servers.
+//! - [`cache_aside`]: `get_or_load` and `get_or_load_many`: single flight,
+//!   distributed leases, negative caching, jitter, early refresh, failure
+//!   policy, healing.
+//! - [`local_tier`]: the in-process tier and how Redis keeps it coherent.
+//! - [`blocks`]: rate limits, sequences, locks with fencing tokens, flags,
+//!   one-time codes, typed sets.
+//! - [`cluster`]: what changes (and what does not) on a Redis Cluster.
+//! - [`observability`]: counters, tracing spans and metrics.
+
+#[doc = include_str!("../docs/handle.md")]
+pub mod handle {}
+
+#[doc = include_str!("../docs/cache_aside.md")]
+pub mod cache_aside {}
+
+#[doc = include_str!("../docs/local_tier.md")]
+pub mod local_tier {}
+
+#[doc = include_str!("../docs/blocks.md")]
+pub mod blocks {}
+
+#[doc = include_str!("../docs/cluster.md")]
+pub mod cluster {}
+
+#[doc = include_str!("../docs/observability.md")]
+pub mod observability {}
