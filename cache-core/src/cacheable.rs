@@ -52,6 +52,7 @@ use crate::key::CacheKey;
 /// | `early_refresh` | `early_refresh = 0.2` | reload in the background in the TTL's last fraction | off |
 /// | `on_failure` | `on_failure = "closed"` | `get_or_load` on a Redis error: `"open"` loads, `"closed"` errs | `"open"` |
 /// | `distributed` | `distributed(lease = "5s", wait = "2s")` | single flight across processes | in-process only |
+/// | `hard_timeout` | `hard_timeout = "2s"` | give the loader up after this long | no limit |
 /// | `local` | `local(capacity = 10000, ttl = "5s")` | a local in-process tier | none |
 ///
 /// ```
@@ -61,7 +62,8 @@ use crate::key::CacheKey;
 /// #[derive(serde::Serialize, serde::Deserialize, Cacheable)]
 /// #[cache(prefix = "price", ttl = "5m", version = 2, codec = "json",
 ///         negative_ttl = "30s", jitter = 0.1, early_refresh = 0.2, on_failure = "open",
-///         distributed(lease = "5s", wait = "2s"), local(capacity = 10000, ttl = "5s"))]
+///         distributed(lease = "5s", wait = "2s"), hard_timeout = "2s",
+///         local(capacity = 10000, ttl = "5s"))]
 /// struct ModelPrice { #[cache(key)] model: String, input_per_1k: f64 }
 ///
 /// #[derive(serde::Serialize, serde::Deserialize, Cacheable)]

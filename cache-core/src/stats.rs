@@ -24,8 +24,11 @@ pub struct CacheStats {
     pub misses: u64,
     /// Loader runs (each in-process single flight counts once).
     pub loads: u64,
-    /// Loader runs that returned an error.
+    /// Loader runs that failed: an error, a panic, or the hard timeout.
     pub load_errors: u64,
+    /// Loader runs given up at the load policy's hard timeout (also counted
+    /// in `load_errors`).
+    pub loader_timeouts: u64,
     /// Callers that waited for a load already in flight instead of loading
     /// (in this process, or in another one under distributed single flight).
     pub coalesced_waits: u64,
@@ -48,6 +51,7 @@ pub(crate) struct Stats {
     pub(crate) misses: AtomicU64,
     pub(crate) loads: AtomicU64,
     pub(crate) load_errors: AtomicU64,
+    pub(crate) loader_timeouts: AtomicU64,
     pub(crate) coalesced_waits: AtomicU64,
     pub(crate) negative_hits: AtomicU64,
     pub(crate) refreshes: AtomicU64,
@@ -98,6 +102,7 @@ pub(crate) struct KeyspaceCounters {
     pub(crate) misses: Counter,
     pub(crate) loads: Counter,
     pub(crate) load_errors: Counter,
+    pub(crate) loader_timeouts: Counter,
     pub(crate) coalesced_waits: Counter,
     pub(crate) negative_hits: Counter,
     pub(crate) refreshes: Counter,
@@ -134,6 +139,10 @@ impl KeyspaceCounters {
             misses: counter(|stats| &stats.misses, "cache_misses_total"),
             loads: counter(|stats| &stats.loads, "cache_loads_total"),
             load_errors: counter(|stats| &stats.load_errors, "cache_load_errors_total"),
+            loader_timeouts: counter(
+                |stats| &stats.loader_timeouts,
+                "cache_loader_timeouts_total",
+            ),
             coalesced_waits: counter(
                 |stats| &stats.coalesced_waits,
                 "cache_coalesced_waits_total",
@@ -162,6 +171,7 @@ impl Stats {
             misses: read(&self.misses),
             loads: read(&self.loads),
             load_errors: read(&self.load_errors),
+            loader_timeouts: read(&self.loader_timeouts),
             coalesced_waits: read(&self.coalesced_waits),
             negative_hits: read(&self.negative_hits),
             refreshes: read(&self.refreshes),
@@ -178,6 +188,7 @@ impl Stats {
         total.misses += other.misses;
         total.loads += other.loads;
         total.load_errors += other.load_errors;
+        total.loader_timeouts += other.loader_timeouts;
         total.coalesced_waits += other.coalesced_waits;
         total.negative_hits += other.negative_hits;
         total.refreshes += other.refreshes;

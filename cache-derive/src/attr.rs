@@ -44,6 +44,7 @@ pub(crate) struct Container {
     pub(crate) jitter: Option<Lit>,
     pub(crate) early_refresh: Option<Lit>,
     pub(crate) on_failure: Option<LitStr>,
+    pub(crate) hard_timeout: Option<Lit>,
     /// `distributed(lease = .., wait = ..)`: the two values and the word's span.
     pub(crate) distributed: Option<(Option<Lit>, Option<Lit>, Span)>,
     /// `local(capacity = .., ttl = ..)`: the two values and the word's span.
@@ -193,6 +194,7 @@ pub(crate) fn container(input: &DeriveInput, errors: &mut Errors) -> Container {
                 ("negative_ttl", &mut container.negative_ttl),
                 ("jitter", &mut container.jitter),
                 ("early_refresh", &mut container.early_refresh),
+                ("hard_timeout", &mut container.hard_timeout),
             ];
             if let Some((_, slot)) = literals.into_iter().find(|(known, _)| *known == word) {
                 if let Some(value) = literal(&meta, &name, errors)? {
@@ -228,7 +230,7 @@ pub(crate) fn container(input: &DeriveInput, errors: &mut Errors) -> Container {
                             "unknown cache attribute `{other}`; expected one of \
                              `prefix`, `ttl`, `version`, `codec`, `key_type`, `crate`, \
                              `negative_ttl`, `jitter`, `early_refresh`, `on_failure`, `distributed`, \
-                             `local`"
+                             `hard_timeout`, `local`"
                         ),
                     );
                     // Skip its value so that parsing can go on to the next one.

@@ -129,6 +129,10 @@ fn load_policy(krate: &syn::Path, load: &valid::Load) -> TokenStream {
         let (lease, wait) = (duration(lease), duration(wait));
         policy = quote!(#policy.distributed(#lease, #wait));
     }
+    if let Some(ms) = load.hard_timeout_ms {
+        let limit = duration(ms);
+        policy = quote!(#policy.hard_timeout(#limit));
+    }
     policy
 }
 

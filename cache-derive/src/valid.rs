@@ -33,6 +33,7 @@ pub(crate) struct Load {
     pub(crate) fail_closed: Option<bool>,
     /// Lease and wait, in milliseconds.
     pub(crate) distributed: Option<(u64, u64)>,
+    pub(crate) hard_timeout_ms: Option<u64>,
 }
 
 pub(crate) enum Codec {
@@ -208,9 +209,11 @@ fn load_policy(container: &Container, errors: &mut Errors) -> Load {
     let mut duration = |lit: &Lit, name: &str| match ttl_millis(lit) {
         Ok(ms) => Some(ms),
         Err(message) => {
+            // The messages speak of `ttl`; name the attribute that was written.
+            let message = message.replace("`ttl", &format!("`{name}"));
             errors.push(
                 lit.span(),
-                message.replacen("`ttl`", &format!("`{name}`"), 1),
+                message.replace("ttl unit", &format!("{name} unit")),
             );
             None
         }
@@ -219,6 +222,10 @@ fn load_policy(container: &Container, errors: &mut Errors) -> Load {
         .negative_ttl
         .as_ref()
         .and_then(|lit| duration(lit, "negative_ttl"));
+    load.hard_timeout_ms = container
+        .hard_timeout
+        .as_ref()
+        .and_then(|lit| duration(lit, "hard_timeout"));
     if let Some((lease, wait, span)) = &container.distributed {
         match (lease, wait) {
             (Some(lease), Some(wait)) => {

@@ -1,5 +1,5 @@
 //! How `get_or_load` behaves: negative caching, jitter, early refresh,
-//! failure policy and distributed single flight.
+//! failure policy, distributed single flight and the loader's time limit.
 
 use std::time::Duration;
 
@@ -65,6 +65,7 @@ pub struct LoadPolicy {
     pub(crate) early_refresh: Option<f64>,
     pub(crate) failure: FailurePolicy,
     pub(crate) distributed: Option<DistributedFlight>,
+    pub(crate) hard_timeout: Option<Duration>,
 }
 
 impl Default for LoadPolicy {
@@ -75,13 +76,14 @@ impl Default for LoadPolicy {
 
 impl LoadPolicy {
     /// No negative caching, no jitter, no early refresh, fail-open, in-process
-    /// single flight only.
+    /// single flight only, no time limit on the loader.
     pub const DEFAULT: LoadPolicy = LoadPolicy {
         negative_ttl: None,
         jitter: 0.0,
         early_refresh: None,
         failure: FailurePolicy::Open,
         distributed: None,
+        hard_timeout: None,
     };
 
     /// Caches a loader's "absent" (`None`) for `ttl`, so a hot missing key does
@@ -155,6 +157,37 @@ impl LoadPolicy {
         }
     }
 
+    /// Gives the loader up after `limit`: the load fails with
+    /// [`Error::Load`](crate::Error::Load) ("the loader did not answer within
+    /// ..."), for the caller and every caller waiting for it, nothing is
+    /// cached, and the next call loads anew. No caller waits longer than
+    /// `limit` for a loader (waiting for another process's load, under
+    /// [`distributed`](Self::distributed), is bounded by its `wait`).
+    /// Counted in [`CacheStats::loader_timeouts`](crate::CacheStats::loader_timeouts).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// use cache_core::LoadPolicy;
+    /// use std::time::Duration;
+    ///
+    /// let cache = cache_core::Cache::memory();
+    /// let policy = LoadPolicy::DEFAULT.hard_timeout(Duration::from_millis(50));
+    /// let prices = cache.keyspace("price").load_policy(policy).typed::<String, f64>()?;
+    /// let slow = prices.get_or_load("gpt-4", || async {
+    ///     tokio::time::sleep(Duration::from_secs(10)).await; // a stuck query
+    ///     Some(0.03)
+    /// });
+    /// assert!(slow.await.unwrap_err().to_string().contains("did not answer"));
+    /// assert_eq!(cache.stats().loader_timeouts, 1);
+    /// # Ok(()) }
+    /// ```
+    pub const fn hard_timeout(self, limit: Duration) -> Self {
+        LoadPolicy {
+            hard_timeout: Some(limit),
+            ..self
+        }
+    }
+
     /// Checks the ranges; `prefix` names the keyspace in errors.
     pub(crate) fn check(&self, prefix: &str) -> Result<()> {
         if let Some(ttl) = self.negative_ttl {
@@ -175,6 +208,11 @@ impl LoadPolicy {
         }
         if let Some(flight) = self.distributed {
             check_ttl(flight.lease, None)?;
+        }
+        if self.hard_timeout.is_some_and(|limit| limit.is_zero()) {
+            return Err(Error::config(format!(
+                "hard_timeout of `{prefix}` must be greater than zero"
+            )));
         }
         Ok(())
     }

@@ -215,12 +215,7 @@ async fn load_and_store<V: Serialize, L: Loader<V>>(
     let asked: Vec<usize> = mine.iter().map(|leader| leader.index).collect();
     #[cfg(feature = "metrics")]
     let started = std::time::Instant::now();
-    // A panic is a failed load like an error: every key of the call is
-    // retired before any is answered, as for any other outcome.
-    let loading = std::panic::AssertUnwindSafe(loader(asked)).catch_unwind();
-    let loaded = loading
-        .await
-        .unwrap_or_else(|_| Err("the loader panicked".into()));
+    let loaded = bounded_load(space, loader(asked)).await;
     #[cfg(feature = "metrics")]
     space.counters.labels.load_took(started.elapsed());
     let outcomes: Vec<Outcome> = match loaded {
@@ -249,6 +244,28 @@ async fn load_and_store<V: Serialize, L: Loader<V>>(
     // Stored first, so that a caller's next read finds what it was given.
     if let Some(answers) = answers {
         flight::complete_all(answers);
+    }
+}
+
+/// Runs a loader's future to its end: a panic is a failed load like an error
+/// (so every key of the call is retired before any is answered, as for any
+/// outcome), and so is a loader past the policy's hard timeout.
+async fn bounded_load<T, F>(space: &Space, loading: F) -> Result<T, BoxError>
+where
+    F: std::future::Future<Output = Result<T, BoxError>>,
+{
+    let caught = std::panic::AssertUnwindSafe(loading).catch_unwind();
+    let Some(limit) = space.settings.load.hard_timeout else {
+        return caught
+            .await
+            .unwrap_or_else(|_| Err("the loader panicked".into()));
+    };
+    match tokio::time::timeout(limit, caught).await {
+        Ok(done) => done.unwrap_or_else(|_| Err("the loader panicked".into())),
+        Err(_elapsed) => {
+            bump(&space.counters.loader_timeouts);
+            Err(format!("the loader did not answer within {limit:?}").into())
+        }
     }
 }
 

@@ -5,4 +5,8 @@ struct A(u64);
 #[derive(serde::Serialize, serde::Deserialize, cache_core::Cacheable)]
 #[cache(distributed(lease = "5s"))]
 struct B(u64);
+
+#[derive(serde::Serialize, serde::Deserialize, cache_core::Cacheable)]
+#[cache(hard_timeout = "soon")]
+struct C(u64);
 fn main() {}
