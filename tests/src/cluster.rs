@@ -325,13 +325,7 @@ impl TestCluster {
         let Some(pid) = self.pid(port) else {
             panic!("no node runs on port {port}");
         };
-        let status = Command::new("sh")
-            .args(["-c", &format!("kill -{signal} {pid}")])
-            .status();
-        match status {
-            Ok(status) if status.success() => {}
-            other => panic!("kill -{signal} {pid} failed: {other:?}"),
-        }
+        crate::send_signal(pid, signal);
     }
 
     /// The ports whose node answers PING.

@@ -268,14 +268,7 @@ impl TestRedis {
         let Some(pid) = self.pid() else {
             panic!("signals need a spawned server");
         };
-        // The shell's own `kill`, so no extra package is needed.
-        let status = Command::new("sh")
-            .args(["-c", &format!("kill -{signal} {pid}")])
-            .status();
-        match status {
-            Ok(status) if status.success() => {}
-            other => panic!("kill -{signal} {pid} failed: {other:?}"),
-        }
+        send_signal(pid, signal);
     }
 
     /// Starts the spawned server again on the same port and directory.
@@ -375,6 +368,18 @@ impl SpawnedServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+/// Sends `signal` (`STOP`, `CONT`, ...) to the process `pid`, with the
+/// shell's own `kill`, so no extra package is needed.
+pub(crate) fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("sh")
+        .args(["-c", &format!("kill -{signal} {pid}")])
+        .status();
+    match status {
+        Ok(status) if status.success() => {}
+        other => panic!("kill -{signal} {pid} failed: {other:?}"),
     }
 }
 
