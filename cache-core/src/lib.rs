@@ -101,12 +101,22 @@ pub use crate::typed::TypedCache;
 pub use cache_derive::Cacheable;
 
 /// [`redact::url`] under its former name.
+///
+/// ```
+/// # #[allow(deprecated)]
+/// assert_eq!(cache_core::redact_url("redis://:pw@h:1"), "redis://:***@h:1");
+/// ```
 #[deprecated(note = "use cache_core::redact::url")]
 pub fn redact_url(url: &str) -> String {
     redact::url(url)
 }
 
 /// [`redact::nodes`] under its former name.
+///
+/// ```
+/// # #[allow(deprecated)]
+/// assert_eq!(cache_core::redact_nodes(&["redis://:pw@h:1".to_owned()]), "redis://:***@h:1");
+/// ```
 #[deprecated(note = "use cache_core::redact::nodes")]
 pub fn redact_nodes(nodes: &[String]) -> String {
     redact::nodes(nodes)

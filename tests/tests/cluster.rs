@@ -157,9 +157,8 @@ async fn a_killed_master_fails_over_and_the_same_handle_recovers() {
         "the master on {victim} still answers"
     );
 
-    // The same handle serves reads and writes again within the node timeout
-    // + 5 s (the election itself took up to 5 s on two busy cores).
-    let limit = NODE_TIMEOUT + Duration::from_secs(5);
+    // The same handle serves reads and writes again within the node timeout + 3 s.
+    let limit = NODE_TIMEOUT + Duration::from_secs(3);
     // Every master's slots: nodes learn of the promotion by gossip, and
     // until then one may still answer CLUSTERDOWN.
     loop {

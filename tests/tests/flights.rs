@@ -124,7 +124,9 @@ async fn a_panicking_loader_is_a_failed_load_not_a_poisoned_key(env: Env) {
             other => panic!("expected a failed load, got {other:?}"),
         }
     }
-    // Not poisoned: the next call loads.
+    // One failed load, counted as such; not poisoned: the next call loads.
+    let stats = env.cache.stats();
+    assert_eq!((stats.loads, stats.load_errors), (1, 1));
     let got = prices.get_or_load("gpt-4", || async { Some(7) }).await;
     assert_eq!(got.unwrap(), Some(7));
 }
