@@ -83,8 +83,11 @@ pub use crate::blocks::set::TypedSet;
 pub use crate::cache::{Cache, CacheBuilder, DEFAULT_MAX_VALUE_SIZE, DEFAULT_TIMEOUT, DEFAULT_URL};
 pub use crate::cacheable::{Cacheable, KeyedCacheable};
 pub use crate::codec::Codec;
+pub use crate::engine::freshness::{Freshness, Loaded, StaleReason};
 pub use crate::engine::local::{LocalSettings, LocalStats, MAX_LOCAL_TTL};
-pub use crate::engine::policy::{DistributedFlight, FailurePolicy, LoadPolicy};
+pub use crate::engine::policy::{
+    DEFAULT_FAIL_SAFE_THROTTLE, DistributedFlight, FailurePolicy, LoadPolicy,
+};
 pub use crate::error::{BoxError, Error, Result};
 /// Whether a prefix is made of `A-Z a-z 0-9 . _ -` only. Public so that
 /// cache-derive's tests can check that its own check agrees.

@@ -26,8 +26,19 @@ impl Labels {
 
     /// The counter `name` of this keyspace. Registered now: install the
     /// recorder before making views.
-    pub(crate) fn counter(&self, name: &'static str) -> metrics::Counter {
-        metrics::counter!(name, "namespace" => self.namespace.clone(), "keyspace" => self.keyspace.clone())
+    /// With a `reason`, the counter carries it as a label.
+    pub(crate) fn counter(
+        &self,
+        name: &'static str,
+        reason: Option<&'static str>,
+    ) -> metrics::Counter {
+        let (namespace, keyspace) = (self.namespace.clone(), self.keyspace.clone());
+        match reason {
+            Some(reason) => {
+                metrics::counter!(name, "namespace" => namespace, "keyspace" => keyspace, "reason" => reason)
+            }
+            None => metrics::counter!(name, "namespace" => namespace, "keyspace" => keyspace),
+        }
     }
 
     /// How long one loader call took.

@@ -461,7 +461,18 @@ async fn oversized_values_are_refused_before_sending(env: Env) {
         .await
         .unwrap_err();
     assert!(too_large(&err), "{err:?}");
-    let err = blobs
+    // A loaded value over the limit is the answer but is not stored
+    // (fail-open), and an error under fail-closed.
+    let loaded = blobs.get_or_load("loaded", {
+        let big = big.clone();
+        move || async move { Some(big) }
+    });
+    assert_eq!(loaded.await.unwrap().map(|s| s.len()), Some(4096));
+    assert!(!blobs.exists("loaded").await.unwrap());
+    assert_eq!(small.stats().unstored_values, 1);
+    let closed = cache::LoadPolicy::DEFAULT.on_failure(cache::FailurePolicy::Closed);
+    let closed = blobs.with_load_policy(closed).unwrap();
+    let err = closed
         .get_or_load("loaded", move || async move { Some(big) })
         .await
         .unwrap_err();

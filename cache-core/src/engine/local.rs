@@ -209,6 +209,10 @@ fn bounded_cache(capacity: u64) -> quick_cache::sync::Cache<String, Arc<Entry>> 
 /// The local tier of one keyspace on one handle, shared by its typed views.
 pub(crate) struct LocalTier {
     entries: quick_cache::sync::Cache<String, Arc<Entry>>,
+    /// Under fail-safe, the last copy of each key, kept through the channel's
+    /// outages and topology changes (dropped by writes, invalidations, clear
+    /// and server flushes) to answer while Redis cannot be read.
+    last: std::sync::OnceLock<quick_cache::sync::Cache<String, Arc<Entry>>>,
     settings: LocalSettings,
     channel: Arc<Channel>,
     stripes: [AtomicU64; STRIPES],
@@ -243,6 +247,7 @@ impl LocalTier {
     ) -> Self {
         LocalTier {
             entries: bounded_cache(settings.capacity),
+            last: std::sync::OnceLock::new(),
             settings,
             stripes: std::array::from_fn(|_| AtomicU64::new(0)),
             stripe_locks: std::array::from_fn(|_| Mutex::new(())),
@@ -312,6 +317,9 @@ impl LocalTier {
             let _counting = self.lock_stripe(at);
             self.stripes[at].fetch_add(1, Ordering::AcqRel);
             self.entries.remove(key);
+            if let Some(last) = self.last.get() {
+                last.remove(key);
+            }
         }
         if remote {
             self.invalidations.fetch_add(1, Ordering::Relaxed);
@@ -329,6 +337,13 @@ impl LocalTier {
             stripe.fetch_add(1, Ordering::AcqRel);
         }
         self.entries.clear();
+        // What Redis held before an outage or a topology change is still the
+        // best answer while it cannot be read; after a clear it is not.
+        if matches!(reason, Flush::Clear | Flush::Server)
+            && let Some(last) = self.last.get()
+        {
+            last.clear();
+        }
         let (at, _name) = match reason {
             Flush::ChannelDown => (0, "channel_down"),
             Flush::Topology => (1, "topology"),
@@ -468,8 +483,28 @@ impl LocalCopy {
             && tier.channel.generation() == ticket.generation
             && tier.stripes[at].load(Ordering::Acquire) == ticket.stripe;
         if unchanged {
+            if let Some(last) = tier.last.get() {
+                last.insert(key.to_owned(), Arc::clone(&entry));
+            }
             tier.entries.insert(key.to_owned(), entry);
         }
+    }
+
+    /// From now on, keeps the last copy of each key for
+    /// [`last_copy`](Self::last_copy) (a fail-safe view of the keyspace).
+    pub(crate) fn keep_last_copies(&self) {
+        if let Some(tier) = &self.0 {
+            tier.last
+                .get_or_init(|| bounded_cache(tier.settings.capacity));
+        }
+    }
+
+    /// The last copy of `key`, if it expired less than `window` ago: what a
+    /// fail-safe read answers with while Redis cannot be read.
+    pub(crate) fn last_copy(&self, key: &str, window: Duration) -> Option<Arc<[u8]>> {
+        let entry = self.0.as_ref()?.last.get()?.get(key)?;
+        let usable = entry.expires.checked_add(window)? > Instant::now();
+        usable.then(|| Arc::clone(&entry.bytes))
     }
 
     /// Before and after a write at `key` through this handle: drops the local

@@ -6,10 +6,12 @@
 pub(crate) mod aside;
 mod coherence;
 pub(crate) mod flight;
+pub(crate) mod freshness;
 pub(crate) mod local;
 pub(crate) mod policy;
 mod scope;
 mod space;
+pub(crate) mod stamp;
 
 pub(crate) use self::scope::Scope;
 pub(crate) use self::space::{KeyspaceSettings, Space};

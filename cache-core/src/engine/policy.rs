@@ -1,5 +1,6 @@
 //! How `get_or_load` behaves: negative caching, jitter, early refresh,
-//! failure policy, distributed single flight and the loader's time limit.
+//! failure policy, distributed single flight, fail-safe and the loader's
+//! time limits.
 
 use std::time::Duration;
 
@@ -66,7 +67,14 @@ pub struct LoadPolicy {
     pub(crate) failure: FailurePolicy,
     pub(crate) distributed: Option<DistributedFlight>,
     pub(crate) hard_timeout: Option<Duration>,
+    pub(crate) fail_safe: Option<Duration>,
+    pub(crate) fail_safe_throttle: Duration,
+    pub(crate) soft_timeout: Option<Duration>,
 }
+
+/// How long a stale value is served after a failed load before the loader
+/// is tried again, unless [`LoadPolicy::fail_safe_throttle`] says otherwise.
+pub const DEFAULT_FAIL_SAFE_THROTTLE: Duration = Duration::from_secs(30);
 
 impl Default for LoadPolicy {
     fn default() -> Self {
@@ -76,7 +84,7 @@ impl Default for LoadPolicy {
 
 impl LoadPolicy {
     /// No negative caching, no jitter, no early refresh, fail-open, in-process
-    /// single flight only, no time limit on the loader.
+    /// single flight only, no fail-safe, no time limit on the loader.
     pub const DEFAULT: LoadPolicy = LoadPolicy {
         negative_ttl: None,
         jitter: 0.0,
@@ -84,6 +92,9 @@ impl LoadPolicy {
         failure: FailurePolicy::Open,
         distributed: None,
         hard_timeout: None,
+        fail_safe: None,
+        fail_safe_throttle: DEFAULT_FAIL_SAFE_THROTTLE,
+        soft_timeout: None,
     };
 
     /// Caches a loader's "absent" (`None`) for `ttl`, so a hot missing key does
@@ -160,7 +171,8 @@ impl LoadPolicy {
     /// Gives the loader up after `limit`: the load fails with
     /// [`Error::Load`](crate::Error::Load) ("the loader did not answer within
     /// ..."), for the caller and every caller waiting for it, nothing is
-    /// cached, and the next call loads anew. No caller waits longer than
+    /// cached, and the next call loads anew. With [`fail_safe`](Self::fail_safe)
+    /// and an expired value at hand, that value is the answer instead. No caller waits longer than
     /// `limit` for a loader (waiting for another process's load, under
     /// [`distributed`](Self::distributed), is bounded by its `wait`).
     /// Counted in [`CacheStats::loader_timeouts`](crate::CacheStats::loader_timeouts).
@@ -188,6 +200,91 @@ impl LoadPolicy {
         }
     }
 
+    /// Keeps each value up to `window` past its expiry, to answer with when a
+    /// load after the expiry fails (the loader's `Err` or `None`-less error,
+    /// a panic, the [hard timeout](Self::hard_timeout)) or Redis cannot be
+    /// read (from the local tier's last copy). After a failed load the expired
+    /// value is served for [`fail_safe_throttle`](Self::fail_safe_throttle)
+    /// (30 s by default) before the loader is tried again, on every process.
+    /// With no expired value, the caller gets the error as without fail-safe.
+    ///
+    /// Stale answers are counted by reason in [`CacheStats`](crate::CacheStats);
+    /// [`get_or_load_detailed`](crate::TypedCache::get_or_load_detailed)
+    /// tells one caller whether its answer was fresh. Values of the keyspace
+    /// are stored with a 12-byte header (see the README); `get`, `ttl` and
+    /// `exists` see only values that have not expired, and `incr` refuses
+    /// the keyspace.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// use cache_core::{Freshness, LoadPolicy, StaleReason};
+    /// use std::time::Duration;
+    ///
+    /// let cache = cache_core::Cache::memory();
+    /// let policy = LoadPolicy::DEFAULT.fail_safe(Duration::from_secs(3600));
+    /// let prices = cache
+    ///     .keyspace("price")
+    ///     .ttl(Duration::from_millis(20))
+    ///     .load_policy(policy)
+    ///     .typed::<String, f64>()?;
+    /// prices.set("gpt-4", &0.03).await?;
+    /// tokio::time::sleep(Duration::from_millis(30)).await; // expired
+    /// let down = prices
+    ///     .try_get_or_load_detailed("gpt-4", || async { Err::<Option<f64>, _>("database down") })
+    ///     .await?;
+    /// assert_eq!(down.value, Some(0.03));
+    /// assert_eq!(down.freshness, Freshness::Stale(StaleReason::LoaderError));
+    /// assert_eq!(cache.stats().stale_loader_errors, 1);
+    /// # Ok(()) }
+    /// ```
+    pub const fn fail_safe(self, window: Duration) -> Self {
+        LoadPolicy {
+            fail_safe: Some(window),
+            ..self
+        }
+    }
+
+    /// After a failed load under [`fail_safe`](Self::fail_safe), how long the
+    /// expired value is served before the loader is tried again (never past
+    /// the fail-safe window).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let policy = cache_core::LoadPolicy::DEFAULT
+    ///     .fail_safe(Duration::from_secs(3600))
+    ///     .fail_safe_throttle(Duration::from_secs(5));
+    /// # let _ = policy;
+    /// ```
+    pub const fn fail_safe_throttle(self, throttle: Duration) -> Self {
+        LoadPolicy {
+            fail_safe_throttle: throttle,
+            ..self
+        }
+    }
+
+    /// When an expired value is at hand (under [`fail_safe`](Self::fail_safe))
+    /// and the loader has not answered within `limit`, answer with that value
+    /// at once; the load goes on in the background (still one per key, and
+    /// bounded by the [hard timeout](Self::hard_timeout)) and stores what it
+    /// finds, so a later read is fresh. Counted as a stale answer for a loader
+    /// timeout and as a background load. Without an expired value, callers
+    /// wait for the loader as usual.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let policy = cache_core::LoadPolicy::DEFAULT
+    ///     .fail_safe(Duration::from_secs(3600))
+    ///     .soft_timeout(Duration::from_millis(100))
+    ///     .hard_timeout(Duration::from_secs(2));
+    /// # let _ = policy;
+    /// ```
+    pub const fn soft_timeout(self, limit: Duration) -> Self {
+        LoadPolicy {
+            soft_timeout: Some(limit),
+            ..self
+        }
+    }
+
     /// Checks the ranges; `prefix` names the keyspace in errors.
     pub(crate) fn check(&self, prefix: &str) -> Result<()> {
         if let Some(ttl) = self.negative_ttl {
@@ -209,9 +306,31 @@ impl LoadPolicy {
         if let Some(flight) = self.distributed {
             check_ttl(flight.lease, None)?;
         }
-        if self.hard_timeout.is_some_and(|limit| limit.is_zero()) {
+        let limits = [
+            ("hard_timeout", self.hard_timeout),
+            ("soft_timeout", self.soft_timeout),
+            ("fail_safe", self.fail_safe),
+            ("fail_safe_throttle", Some(self.fail_safe_throttle)),
+        ];
+        for (name, limit) in limits {
+            if limit.is_some_and(|limit| limit.is_zero()) {
+                return Err(Error::config(format!(
+                    "{name} of `{prefix}` must be greater than zero"
+                )));
+            }
+        }
+        if let Some(window) = self.fail_safe {
+            check_ttl(window, None)?;
+        } else if self.soft_timeout.is_some() {
             return Err(Error::config(format!(
-                "hard_timeout of `{prefix}` must be greater than zero"
+                "soft_timeout of `{prefix}` needs fail_safe: it answers with an expired value"
+            )));
+        }
+        if let (Some(soft), Some(hard)) = (self.soft_timeout, self.hard_timeout)
+            && soft >= hard
+        {
+            return Err(Error::config(format!(
+                "soft_timeout of `{prefix}` ({soft:?}) must be below its hard_timeout ({hard:?})"
             )));
         }
         Ok(())

@@ -7,9 +7,11 @@ use std::time::Duration;
 use super::Engine;
 use super::local::{LocalCopy, LocalSettings};
 use super::policy::LoadPolicy;
+use super::stamp::{self, Held};
 use crate::codec::Codec;
 use crate::key::KeyLayout;
 use crate::stats::KeyspaceCounters;
+use crate::ttl::{MAX_TTL, Ttl};
 
 /// A checked keyspace: what a typed view or building block is built from.
 #[derive(Debug, Clone)]
@@ -62,6 +64,9 @@ pub(crate) struct Space {
 
 impl Space {
     pub(crate) fn new(settings: KeyspaceSettings, local: LocalCopy) -> Self {
+        if settings.load.fail_safe.is_some() {
+            local.keep_last_copies();
+        }
         Space {
             counters: settings.engine.keyspace_counters(settings.layout.prefix()),
             absent: settings.layout.companion("absent"),
@@ -83,6 +88,8 @@ impl Space {
             operation,
             namespace = self.settings.engine.namespace().unwrap_or_default(),
             prefix = self.settings.layout.prefix(),
+            // Set when the answer is an expired value (fail-safe): the reason.
+            cache.stale = tracing::field::Empty,
         )
     }
 
@@ -102,6 +109,41 @@ impl Space {
                 left < ttl.mul_f64(fraction)
             }
             _ => false,
+        }
+    }
+
+    /// The fail-safe window of the keyspace, when it has one.
+    pub(crate) fn fail_safe(&self) -> Option<Duration> {
+        self.settings.load.fail_safe
+    }
+
+    /// What is stored for `payload` written to expire after `ttl`, and how
+    /// long Redis keeps it: as it is, or under fail-safe with a header and
+    /// kept for the window longer.
+    pub(crate) fn seal(
+        &self,
+        payload: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> (Vec<u8>, Option<Duration>) {
+        match self.fail_safe() {
+            None => (payload, ttl),
+            Some(window) => (
+                stamp::seal(&payload, ttl, None),
+                ttl.map(|ttl| ttl.saturating_add(window).min(MAX_TTL)),
+            ),
+        }
+    }
+
+    /// A stored value as a plain read sees it: its payload and the time it
+    /// has left (the least of `ttl`, Redis', and its own), or `None` once it
+    /// has expired (under fail-safe, kept only to answer a failed load).
+    pub(crate) fn fresh(&self, stored: Vec<u8>, ttl: Ttl) -> Option<(Vec<u8>, Ttl)> {
+        if self.fail_safe().is_none() {
+            return Some((stored, ttl));
+        }
+        match stamp::hold(stored, ttl) {
+            Held::Fresh(payload, left) => Some((payload, left)),
+            Held::Stale(_) => None,
         }
     }
 }

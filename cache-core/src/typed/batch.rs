@@ -154,7 +154,8 @@ where
     async fn get_many_bytes(&self, full_keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
         if !self.space.local.is_on() {
             let read = self.space.backend().get_many(full_keys);
-            return read.instrument(self.space.span("get_many")).await;
+            let found = read.instrument(self.space.span("get_many")).await?;
+            return Ok(found.into_iter().map(|read| self.fresh(read)).collect());
         }
         let local = &self.space.local;
         let mut found: Vec<Option<Vec<u8>>> = full_keys
@@ -181,7 +182,7 @@ where
             let Some((read, (key, ticket))) = fetched.next() else {
                 break;
             };
-            if let Some((bytes, ttl)) = read {
+            if let Some((bytes, ttl)) = read.and_then(|(b, ttl)| self.space.fresh(b, ttl)) {
                 local.fetched(key, &bytes, ttl, ticket);
                 *slot = Some(bytes);
             }

@@ -13,6 +13,7 @@ use tracing::Instrument;
 
 use super::TypedCache;
 use crate::engine::aside::{self, Got};
+use crate::engine::freshness::{Freshness, Loaded};
 use crate::error::{BoxError, Result};
 use crate::key::CacheKey;
 
@@ -30,11 +31,23 @@ where
     /// fails to decode is deleted and reloaded. Redis errors follow the
     /// [`FailurePolicy`](crate::FailurePolicy) (fail-open by default).
     ///
+    /// A loaded value that `set` would refuse (over `max_value_size`, or
+    /// refused by the codec) is returned and not stored under fail-open,
+    /// counted in [`CacheStats::unstored_values`](crate::CacheStats::unstored_values)
+    /// and logged at warn. Bytes over the size are shared with the callers
+    /// waiting for the load; a value the codec refuses exists only once and
+    /// goes to the call that loaded it (a caller of another call that waited
+    /// for it gets the error, and in `get_or_load_many` a key listed twice
+    /// gets it at its last place).
+    ///
     /// # Errors
     /// With fail-closed, backend and timeout errors of the read. Always:
-    /// [`Error::Load`](crate::Error::Load) when the load failed (shared by everyone who waited for
-    /// it), or when the loaded value cannot be stored: its source is then the
-    /// [`Error::ValueTooLarge`](crate::Error::ValueTooLarge) or [`Error::Encode`](crate::Error::Encode) that `set` would return.
+    /// [`Error::Load`](crate::Error::Load) when the load failed (shared by
+    /// everyone who waited for it) and no expired value answers instead (see
+    /// [fail-safe](crate::LoadPolicy::fail_safe)). With fail-closed, also when
+    /// the loaded value cannot be stored: its source is then the
+    /// [`Error::ValueTooLarge`](crate::Error::ValueTooLarge) or
+    /// [`Error::Encode`](crate::Error::Encode) that `set` would return.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
@@ -89,6 +102,66 @@ where
         Fut: Future<Output = std::result::Result<Option<V>, E>> + Send + 'static,
         E: Into<BoxError> + 'static,
     {
+        let loaded = self.try_get_or_load_detailed(key, loader).await?;
+        Ok(loaded.value)
+    }
+
+    /// [`get_or_load`](Self::get_or_load), telling whether the answer is
+    /// fresh or, under [fail-safe](crate::LoadPolicy::fail_safe), an expired
+    /// value and why it was served.
+    ///
+    /// # Errors
+    /// As [`get_or_load`](Self::get_or_load).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// use cache_core::Freshness;
+    ///
+    /// let prices = cache_core::Cache::memory().keyspace("price").typed::<String, f64>()?;
+    /// let loaded = prices.get_or_load_detailed("gpt-4", || async { Some(0.03) }).await?;
+    /// assert_eq!((loaded.value, loaded.freshness), (Some(0.03), Freshness::Fresh));
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_or_load_detailed<Q, F, Fut>(&self, key: &Q, loader: F) -> Result<Loaded<V>>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Option<V>> + Send + 'static,
+    {
+        self.try_get_or_load_detailed(key, move || async move {
+            Ok::<_, std::convert::Infallible>(loader().await)
+        })
+        .await
+    }
+
+    /// [`try_get_or_load`](Self::try_get_or_load), telling whether the
+    /// answer is fresh: under [fail-safe](crate::LoadPolicy::fail_safe), a
+    /// loader error after the expiry answers with the expired value, marked
+    /// [`StaleReason::LoaderError`](crate::StaleReason::LoaderError).
+    ///
+    /// # Errors
+    /// As [`get_or_load`](Self::get_or_load).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let prices = cache_core::Cache::memory().keyspace("price").typed::<String, f64>()?;
+    /// let loaded = prices.try_get_or_load_detailed("gpt-4", || async { Ok::<_, std::io::Error>(None) });
+    /// assert!(!loaded.await?.freshness.is_stale());
+    /// # Ok(()) }
+    /// ```
+    pub async fn try_get_or_load_detailed<Q, F, Fut, E>(
+        &self,
+        key: &Q,
+        loader: F,
+    ) -> Result<Loaded<V>>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<Option<V>, E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
         let span = self.space.span("get_or_load");
         let keys = [self.space.settings.layout.key(key)];
         // The one key is position 0.
@@ -98,7 +171,16 @@ where
         };
         let run = aside::run(&self.space, self.format, &keys, loader);
         let got = run.instrument(span).await?;
-        Ok(got.into_iter().next().and_then(|got| got.value))
+        Ok(match got.into_iter().next() {
+            Some(got) => Loaded {
+                value: got.value,
+                freshness: got.freshness,
+            },
+            None => Loaded {
+                value: None,
+                freshness: Freshness::Fresh,
+            },
+        })
     }
 }
 
@@ -130,6 +212,9 @@ where
     ///   with little of their TTL left are served, and reloaded in the
     ///   background in the same single loader call as the missing keys (the
     ///   read is then one pipeline of GET and PTTL per slot).
+    /// - Under [fail-safe](crate::LoadPolicy::fail_safe), each key whose load
+    ///   fails or passes the soft timeout is answered with its expired value,
+    ///   if it has one (the others get the error).
     /// - No loader call when every key is found fresh, and no call at all for
     ///   an empty `keys`. On a cluster the read and the write-back are one
     ///   command per hash slot.

@@ -24,7 +24,7 @@ use crate::engine::{KeyspaceSettings, Scope, Space};
 use crate::error::{Error, Result};
 use crate::key::CacheKey;
 use crate::stats::{KeyspaceCounters, bump};
-use crate::ttl::check_ttl;
+use crate::ttl::{Ttl, check_ttl};
 
 /// Typed access to the entries of one keyspace: keys of type `K`, values of type `V`.
 ///
@@ -276,7 +276,8 @@ where
         &self.space.counters
     }
 
-    /// The bytes and TTL of a write with the default TTL (jittered), checked.
+    /// `value` as stored with the default TTL (jittered, checked), and how
+    /// long Redis keeps it (see `Space::seal`).
     fn encode_with_default_ttl(
         &self,
         full_key: &str,
@@ -286,13 +287,8 @@ where
             check_ttl(ttl, Some(full_key))?;
         }
         let bytes = self.encode(full_key, value)?;
-        Ok((
-            bytes,
-            self.space
-                .settings
-                .ttl
-                .map(|ttl| self.space.settings.load.jittered(ttl)),
-        ))
+        let ttl = (self.space.settings.ttl).map(|ttl| self.space.settings.load.jittered(ttl));
+        Ok(self.space.seal(bytes, ttl))
     }
 
     fn encode(&self, full_key: &str, value: &V) -> Result<Vec<u8>> {
@@ -309,6 +305,13 @@ where
                 source,
             }
         })
+    }
+
+    /// A read's stored bytes as callers see them: under fail-safe, the
+    /// payload of a value that has not expired (see `Space::fresh`).
+    fn fresh(&self, read: Option<Vec<u8>>) -> Option<Vec<u8>> {
+        let read = read.and_then(|stored| self.space.fresh(stored, Ttl::Persistent));
+        read.map(|(payload, _)| payload)
     }
 
     /// Decodes a read and counts it as a hit or a miss.

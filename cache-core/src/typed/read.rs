@@ -42,7 +42,7 @@ where
         if !self.space.local.is_on() {
             let read = self.space.backend().get(&full_key);
             let bytes = read.instrument(self.space.span("get")).await?;
-            return self.decode_read(&full_key, bytes);
+            return self.decode_read(&full_key, self.fresh(bytes));
         }
         if let Some(bytes) = self.space.local.get(&full_key) {
             return self.decode_local(&full_key, &bytes);
@@ -50,7 +50,8 @@ where
         // With the TTL, so that the local copy never outlives the value.
         let ticket = self.space.local.ticket(&full_key);
         let read = self.space.backend().get_with_ttl(&full_key);
-        let Some((bytes, ttl)) = read.instrument(self.space.span("get")).await? else {
+        let read = read.instrument(self.space.span("get")).await?;
+        let Some((bytes, ttl)) = read.and_then(|(bytes, ttl)| self.space.fresh(bytes, ttl)) else {
             return self.decode_read(&full_key, None);
         };
         self.space.local.fetched(&full_key, &bytes, ttl, ticket);
@@ -85,7 +86,9 @@ where
         if !self.space.local.is_on() {
             let read = self.space.backend().get(&full_key);
             let bytes = read.instrument(self.space.span("get")).await?;
-            return Ok(self.decode_read(&full_key, bytes)?.map(Arc::new));
+            return Ok(self
+                .decode_read(&full_key, self.fresh(bytes))?
+                .map(Arc::new));
         }
         match self.space.local.get_shared::<V>(&full_key) {
             Some(Local::Decoded(value)) => {
@@ -101,7 +104,8 @@ where
         }
         let ticket = self.space.local.ticket(&full_key);
         let read = self.space.backend().get_with_ttl(&full_key);
-        let Some((bytes, ttl)) = read.instrument(self.space.span("get")).await? else {
+        let read = read.instrument(self.space.span("get")).await?;
+        let Some((bytes, ttl)) = read.and_then(|(bytes, ttl)| self.space.fresh(bytes, ttl)) else {
             return Ok(self.decode_read(&full_key, None)?.map(Arc::new));
         };
         let counters = self.counters();
@@ -121,7 +125,8 @@ where
         Ok(Some(value))
     }
 
-    /// Whether `key` holds a live value.
+    /// Whether `key` holds a live value (under
+    /// [fail-safe](crate::LoadPolicy::fail_safe), one before its expiry).
     ///
     /// # Errors
     /// Backend or timeout errors.
@@ -137,10 +142,15 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        self.scope.exists(key).await
+        if self.space.fail_safe().is_none() {
+            return self.scope.exists(key).await;
+        }
+        Ok(self.ttl(key).await? != Ttl::Missing)
     }
 
-    /// The remaining time to live of `key`.
+    /// The remaining time to live of `key`. Under
+    /// [fail-safe](crate::LoadPolicy::fail_safe), the time left before the
+    /// value's expiry (Redis keeps it for the window longer); `Missing` after it.
     ///
     /// # Errors
     /// Backend or timeout errors.
@@ -159,6 +169,13 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        self.scope.ttl(key).await
+        if self.space.fail_safe().is_none() {
+            return self.scope.ttl(key).await;
+        }
+        let full_key = self.space.settings.layout.key(key);
+        let read = self.space.backend().get_with_ttl(&full_key);
+        let read = read.instrument(self.space.span("ttl")).await?;
+        let fresh = read.and_then(|(bytes, ttl)| self.space.fresh(bytes, ttl));
+        Ok(fresh.map_or(Ttl::Missing, |(_, left)| left))
     }
 }

@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use super::TypedCache;
 use crate::KeyedCacheable;
+use crate::backend::ops::stamp::Expire;
 use crate::backend::{Incr, SetMode};
 use crate::error::{Error, Result};
 use crate::key::CacheKey;
@@ -66,7 +67,8 @@ where
         let full_key = self.space.settings.layout.key(key);
         check_ttl(ttl, Some(&full_key))?;
         let bytes = self.encode(&full_key, value)?;
-        self.write(&full_key, bytes, Some(ttl), "set").await
+        let (bytes, kept) = self.space.seal(bytes, Some(ttl));
+        self.write(&full_key, bytes, kept, "set").await
     }
 
     /// Writes `value` only if `key` holds nothing (`SET NX`), with the default
@@ -130,6 +132,8 @@ where
     }
 
     /// Sets `key` to expire after `ttl`; returns whether the key existed.
+    /// Under [fail-safe](crate::LoadPolicy::fail_safe), the value expires
+    /// after `ttl` and is kept for the window after that, as a write keeps it.
     ///
     /// # Errors
     /// [`Error::InvalidTtl`] (before anything is sent), backend or timeout errors.
@@ -148,8 +152,23 @@ where
     {
         let full_key = self.space.settings.layout.key(key);
         check_ttl(ttl, Some(&full_key))?;
-        let expire = self.space.backend().expire(&full_key, ttl);
-        self.space.local.around(&[&full_key], expire).await
+        let backend = self.space.backend();
+        let Some(window) = self.space.fail_safe() else {
+            let expire = backend.expire(&full_key, ttl);
+            return self.space.local.around(&[&full_key], expire).await;
+        };
+        // The value's own expiry moves with Redis', in one step.
+        let tail = crate::engine::stamp::restamp(ttl);
+        let op = Expire {
+            key: &full_key,
+            tail,
+            ttl,
+            window,
+        };
+        self.space
+            .local
+            .around(&[&full_key], backend.run(&op))
+            .await
     }
 
     /// Reads and removes the value at `key` in one step (`GETDEL`): of many
@@ -176,7 +195,7 @@ where
         let keys = [full_key.as_str()];
         let take = self.space.local.around(&keys, take);
         let bytes = take.instrument(self.space.span("take")).await?;
-        self.decode_read(&full_key, bytes)
+        self.decode_read(&full_key, self.fresh(bytes))
     }
 
     /// Adds `delta` to the integer at `key` atomically (a missing key counts as 0)
@@ -187,7 +206,8 @@ where
     /// # Errors
     /// [`Error::Overflow`] when the result would leave `V`'s range (nothing is
     /// changed), [`Error::NotAnInteger`] when the key holds something else,
-    /// [`Error::Config`] when `V` is not an integer type, and backend or timeout errors.
+    /// [`Error::Config`] when `V` is not an integer type or the keyspace has
+    /// [fail-safe](crate::LoadPolicy::fail_safe), and backend or timeout errors.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
@@ -203,6 +223,11 @@ where
         Q: CacheKey + ?Sized,
     {
         let full_key = self.space.settings.layout.key(key);
+        if self.space.fail_safe().is_some() {
+            return Err(Error::config(format!(
+                "incr on `{full_key}`: a keyspace with fail_safe stores values with a header, not as Redis integers"
+            )));
+        }
         let Some(bounds) = self.format.integer else {
             return Err(Error::config(format!(
                 "incr on `{full_key}`: the value type {} is not an integer",

@@ -15,6 +15,7 @@ pub(crate) mod otp;
 pub(crate) mod rate;
 pub(crate) mod sequence;
 pub(crate) mod set;
+pub(crate) mod stamp;
 
 use redis::{Cmd, FromRedisValue, Pipeline, Script};
 

@@ -12,32 +12,43 @@ use serde::Serialize;
 
 use super::Loader;
 use super::read::{Stored, reread};
+use crate::backend::ops::stamp::ReplaceIfSame;
 use crate::codec::ValueFormat;
 use crate::engine::Space;
 use crate::engine::flight::{self, Failure, FlightGuard, Outcome};
+use crate::engine::freshness::StaleReason;
 use crate::engine::policy::DistributedFlight;
+use crate::engine::stamp::{self, StaleCopy};
 use crate::error::BoxError;
 use crate::lease::Lease;
 use crate::stats::bump;
 
 /// A key this flight loads: its position in the loader's list, its flight,
-/// whether what Redis holds did not decode (to replace or remove it), and
-/// its distributed lease once taken (released after the write-back, or in
-/// the background when the key is answered otherwise).
+/// whether what Redis holds did not decode (to replace or remove it), the
+/// expired value Redis holds (fail-safe: stored again, marked, when the load
+/// fails), and its distributed lease once taken (released after the
+/// write-back, or in the background when the key is answered otherwise).
 pub(super) struct Leader {
     pub(super) index: usize,
     pub(super) flight: FlightGuard,
     pub(super) heal: bool,
+    pub(super) stale: Option<StaleCopy>,
     pub(super) lease: Option<Lease>,
 }
 
 impl Leader {
-    pub(super) fn new(index: usize, flight: FlightGuard, heal: bool) -> Self {
+    pub(super) fn new(
+        index: usize,
+        flight: FlightGuard,
+        heal: bool,
+        stale: Option<StaleCopy>,
+    ) -> Self {
         let lease = None;
         Leader {
             index,
             flight,
             heal,
+            stale,
             lease,
         }
     }
@@ -56,10 +67,84 @@ pub(super) struct Course {
     pub(super) reread: bool,
 }
 
+/// A load given up at the hard timeout.
+#[derive(Debug)]
+struct LoaderTimedOut(Duration);
+
+impl std::fmt::Display for LoaderTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the loader did not answer within {:?}", self.0)
+    }
+}
+
+impl std::error::Error for LoaderTimedOut {}
+
+/// A key found served stale by another flight (within the throttle after
+/// its failed load): the expired value comes along, for callers without one.
+#[derive(Debug)]
+struct ServedStale(StaleReason, StaleCopy);
+
+impl std::fmt::Display for ServedStale {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let reason = self.0.as_str();
+        write!(
+            f,
+            "a recent load failed ({reason}); the expired value is served until the loader is tried again"
+        )
+    }
+}
+
+impl std::error::Error for ServedStale {}
+
+/// Why a load failed, as a stale answer gives it.
+pub(super) fn stale_reason(failure: &Failure) -> StaleReason {
+    if failure.downcast_ref::<LoaderTimedOut>().is_some() {
+        return StaleReason::LoaderTimeout;
+    }
+    match failure.downcast_ref::<ServedStale>() {
+        Some(ServedStale(reason, _)) => *reason,
+        None => StaleReason::LoaderError,
+    }
+}
+
+/// The expired value another flight's failure brought, if any.
+pub(super) fn carried_copy(failure: &Failure) -> Option<StaleCopy> {
+    let ServedStale(_, copy) = failure.downcast_ref::<ServedStale>()?;
+    Some(copy.clone())
+}
+
+/// Values the codec refused, by position, for the call that loaded them.
+pub(super) type Handoff<V> = Arc<std::sync::Mutex<Vec<(usize, V)>>>;
+
+/// How loaded values reach the callers: encoded in `format`, or (fail-open)
+/// a value the codec refuses handed to the call that loaded it, since it
+/// cannot be shared as bytes.
+pub(super) struct Delivery<V> {
+    pub(super) format: ValueFormat,
+    pub(super) handoff: Handoff<V>,
+}
+
+/// The failure of a key whose value was loaded but cannot be encoded: the
+/// call that loaded it takes the value from the handoff; others see why.
+#[derive(Debug)]
+pub(super) struct Unencodable(crate::error::Error);
+
+impl std::fmt::Display for Unencodable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (the value went to the call that loaded it)", self.0)
+    }
+}
+
+impl std::error::Error for Unencodable {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
 /// The flight's task, from the reread to the answers.
 pub(super) async fn fly<V, L>(
     space: Space,
-    format: ValueFormat,
+    delivery: Delivery<V>,
     leaders: Vec<Leader>,
     loader: L,
     course: Course,
@@ -81,13 +166,13 @@ pub(super) async fn fly<V, L>(
     };
     let policy = space.settings.load.distributed.filter(|_| !course.degraded);
     let (Some(policy), false) = (policy, leaders.is_empty()) else {
-        return load_and_store(space, format, leaders, loader, course.degraded).await;
+        return load_and_store(space, &delivery, leaders, loader, course.degraded).await;
     };
     let (mine, elsewhere, degraded) = claim(space, leaders, policy).await;
     if mine.is_empty() {
         // Nothing of ours to load: wait, then load what was not stored in time.
         let (late, failed) = await_others(space, elsewhere, policy.wait).await;
-        return load_and_store(space, format, late, loader, degraded || failed).await;
+        return load_and_store(space, &delivery, late, loader, degraded || failed).await;
     }
     let theirs = async {
         let (late, _) = await_others(space, elsewhere, policy.wait).await;
@@ -103,7 +188,7 @@ pub(super) async fn fly<V, L>(
         );
     };
     futures_util::future::join(
-        load_and_store(space, format, mine, loader, degraded),
+        load_and_store(space, &delivery, mine, loader, degraded),
         theirs,
     )
     .await;
@@ -127,14 +212,19 @@ async fn answer_stored(
     for (leader, stored) in pending.into_iter().zip(stored) {
         let outcome = match stored {
             _ if skip_heal && leader.heal => None,
-            Stored::Value(bytes, _) => Some(Some(bytes)),
-            Stored::Absent => Some(None),
+            Stored::Value(bytes, _) => Some(Ok(Some(bytes))),
+            Stored::Absent => Some(Ok(None)),
+            // Within the throttle after another flight's failed load.
+            Stored::Stale(copy) => (copy.serve_now).map(|reason| {
+                let failure: Failure = Arc::new(ServedStale(reason, copy));
+                Err(failure)
+            }),
             Stored::Nothing => None,
         };
         match outcome {
             Some(outcome) => {
                 bump(&space.counters.coalesced_waits);
-                answered.push((leader.flight, Ok(outcome)));
+                answered.push((leader.flight, outcome));
             }
             None => left.push(leader),
         }
@@ -203,7 +293,7 @@ async fn await_others(
 /// failed), it answers first and writes back afterwards.
 async fn load_and_store<V: Serialize, L: Loader<V>>(
     space: &Space,
-    format: ValueFormat,
+    delivery: &Delivery<V>,
     mut mine: Vec<Leader>,
     loader: L,
     degraded: bool,
@@ -219,10 +309,13 @@ async fn load_and_store<V: Serialize, L: Loader<V>>(
     #[cfg(feature = "metrics")]
     space.counters.labels.load_took(started.elapsed());
     let outcomes: Vec<Outcome> = match loaded {
-        Ok(found) => encode(space, format, &mine, found),
+        Ok(found) => encode(space, delivery, &mine, found),
         Err(error) => {
             bump(&space.counters.load_errors);
             let failure: Failure = Arc::from(error);
+            if !degraded {
+                throttle(space, &mut mine, stale_reason(&failure)).await;
+            }
             mine.iter().map(|_| Err(Arc::clone(&failure))).collect()
         }
     };
@@ -264,16 +357,42 @@ where
         Ok(done) => done.unwrap_or_else(|_| Err("the loader panicked".into())),
         Err(_elapsed) => {
             bump(&space.counters.loader_timeouts);
-            Err(format!("the loader did not answer within {limit:?}").into())
+            Err(Box::new(LoaderTimedOut(limit)))
+        }
+    }
+}
+
+/// Under fail-safe, after a failed load: stores each key's expired value
+/// again, marked with `reason`, to be served for the throttle before anyone
+/// loads it again (keeping Redis' expiry, so never past the window), unless
+/// a newer value was stored meanwhile.
+async fn throttle(space: &Space, mine: &mut [Leader], reason: StaleReason) {
+    let throttle = space.settings.load.fail_safe_throttle;
+    let writes = mine.iter_mut().filter_map(|leader| {
+        let copy = leader.stale.take()?;
+        let key = leader.key();
+        Some(async move {
+            let bytes = stamp::seal(copy.payload(), Some(throttle), Some(reason));
+            let read = copy.found();
+            let op = ReplaceIfSame { key, read, bytes };
+            let keys = [key];
+            space.local.around(&keys, space.backend().run(&op)).await
+        })
+    });
+    for written in join_all(writes).await {
+        if let Err(error) = written {
+            tracing::debug!(%error, "keeping the expired value after a failed load failed");
         }
     }
 }
 
 /// Each leader's outcome: its value encoded (checked as `set` checks), or
-/// absent; values for positions nobody asked for are ignored.
+/// absent; values for positions nobody asked for are ignored. Under
+/// fail-open, a value that cannot be stored is still the answer (see
+/// [`unstorable`]).
 fn encode<V: Serialize>(
     space: &Space,
-    format: ValueFormat,
+    delivery: &Delivery<V>,
     mine: &[Leader],
     found: Vec<(usize, V)>,
 ) -> Vec<Outcome> {
@@ -290,15 +409,52 @@ fn encode<V: Serialize>(
             *slot = Some(value);
         }
     }
-    mine.iter()
-        .map(
-            |leader| match by_index.get_mut(leader.index).and_then(Option::take) {
-                Some(value) => format
-                    .encode_for(leader.key(), &value, max)
-                    .map(Some)
-                    .map_err(|error| Arc::new(error) as Failure),
-                None => Ok(None),
-            },
-        )
-        .collect()
+    let mut outcomes = Vec::with_capacity(mine.len());
+    for leader in mine {
+        let Some(value) = by_index.get_mut(leader.index).and_then(Option::take) else {
+            outcomes.push(Ok(None));
+            continue;
+        };
+        let outcome = match delivery.format.encode_for(leader.key(), &value, max) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(error) => unstorable(space, delivery, (leader.index, value), error),
+        };
+        outcomes.push(outcome);
+    }
+    outcomes
+}
+
+/// The outcome of a loaded value `set` would refuse. Fail-closed: the error.
+/// Fail-open: the value all the same, counted, logged and not stored;
+/// bytes over `max_value_size` are shared as any value (the write-back
+/// skips them), a value the codec refuses goes through the handoff.
+fn unstorable<V: Serialize>(
+    space: &Space,
+    delivery: &Delivery<V>,
+    (index, value): (usize, V),
+    error: crate::error::Error,
+) -> Outcome {
+    if space.settings.load.failure == crate::FailurePolicy::Closed {
+        return Err(Arc::new(error));
+    }
+    bump(&space.counters.unstored_values);
+    // The error names the key: only its kind goes to the log.
+    let reason = match error {
+        crate::error::Error::ValueTooLarge { .. } => "over max_value_size",
+        _ => "refused by the codec",
+    };
+    tracing::warn!(
+        prefix = space.settings.layout.prefix(),
+        reason,
+        "a loaded value is returned but not stored"
+    );
+    if let Ok(bytes) = delivery.format.encode(&value) {
+        return Ok(Some(bytes));
+    }
+    let mut handoff = delivery
+        .handoff
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    handoff.push((index, value));
+    Err(Arc::new(Unencodable(error)))
 }

@@ -17,24 +17,33 @@
 //! before answering; answer first, then write back, best effort).
 //! Fail-closed: the read's error is the answer. A loader error or panic fails
 //! its keys for the callers waiting then, and is never cached.
+//!
+//! Fail-safe: a value past its expiry is a miss that each caller keeps at
+//! hand. A failed load answers with it instead of the error (and the flight
+//! stores it again, marked, for the throttle, so that nobody loads it before
+//! then); past the soft timeout the caller answers with it and the flight
+//! goes on alone.
 
 mod load;
 mod read;
 mod store;
 
 use std::future::Future;
+use std::sync::{Arc, PoisonError};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
-use self::load::{Course, Leader};
+use self::load::{Course, Delivery, Handoff, Leader, Unencodable};
 use self::read::{FirstRead, Stored, first_read};
 use super::Space;
-use super::flight::{Joined, Waiting};
+use super::flight::{Failure, Joined, Waiting};
+use super::freshness::{Freshness, StaleReason};
+use super::stamp::StaleCopy;
 use crate::codec::ValueFormat;
 use crate::error::{BoxError, Error, Result};
-use crate::stats::bump;
+use crate::stats::{KeyspaceCounters, bump};
 
 /// A loader as the protocol takes it: called at most once, in the flight's
 /// task, with the positions (in the keys asked for) of the keys to load; it
@@ -51,11 +60,32 @@ where
     type Loading = Fut;
 }
 
-/// One key's answer: its value, and the bytes it was decoded from (to
-/// decode it again for a key listed twice).
+/// One key's answer: its value, the bytes it was decoded from (to decode it
+/// again for a key listed twice), and whether it is fresh.
 pub(crate) struct Got<V> {
     pub(crate) value: Option<V>,
     pub(crate) bytes: Option<Vec<u8>>,
+    pub(crate) freshness: Freshness,
+}
+
+impl<V> Got<V> {
+    fn fresh(value: Option<V>, bytes: Option<Vec<u8>>) -> Self {
+        let freshness = Freshness::Fresh;
+        Got {
+            value,
+            bytes,
+            freshness,
+        }
+    }
+}
+
+/// A key whose answer is a flight's: where to wait, the expired value to
+/// answer with if the load fails or is slow (fail-safe), and whether this
+/// call leads the flight.
+struct Pending {
+    waiting: Waiting,
+    stale: Option<StaleCopy>,
+    leads: bool,
 }
 
 /// Runs the protocol for the distinct full `keys`, with `loader` for those
@@ -79,6 +109,7 @@ where
     let epoch = flights.epoch();
     let (reads, degraded) = first_read(space, keys).await?;
     let mut leaders = Vec::new();
+    let handoff: Handoff<V> = Arc::default();
     let answers: Vec<_> = (keys.iter().zip(reads).enumerate())
         .map(|(index, (key, read))| classify(space, format, (index, key), read, &mut leaders))
         .collect();
@@ -87,32 +118,121 @@ where
         // some of these keys: read them again before loading.
         let reread = !degraded && flights.retired_since(epoch);
         let course = Course { degraded, reread };
-        let fly = load::fly(space.clone(), format, leaders, loader, course);
+        let delivery = Delivery {
+            format,
+            handoff: Arc::clone(&handoff),
+        };
+        let fly = load::fly(space.clone(), delivery, leaders, loader, course);
         tokio::spawn(fly.instrument(space.load_span()));
     }
+    // One soft deadline for the whole call, however many keys it waits for.
+    let soft = (space.settings.load.soft_timeout).map(|limit| tokio::time::Instant::now() + limit);
     let mut got = Vec::with_capacity(answers.len());
-    for (key, answer) in keys.iter().zip(answers) {
-        let waiting = match answer {
-            Ok(ready) => {
-                got.push(ready);
-                continue;
+    for (index, (key, answer)) in keys.iter().zip(answers).enumerate() {
+        match answer {
+            Ok(ready) => got.push(ready),
+            Err(pending) => {
+                let settled = settle(space, format, key, pending, soft).await;
+                got.push(settled.or_else(|error| handed_over(&handoff, index, error))?);
             }
-            Err(waiting) => waiting,
-        };
-        let bytes = match waiting.outcome().await {
-            Ok(bytes) => bytes,
-            Err(source) => {
-                return Err(Error::Load {
-                    key: key.clone(),
-                    source,
-                });
-            }
-        };
-        let decoded = bytes.as_deref().map(|b| decode(space, format, key, b));
-        let value = decoded.transpose()?.flatten();
-        got.push(Got { value, bytes });
+        }
     }
     Ok(got)
+}
+
+/// Waits for a pending key's flight: its value, or under fail-safe the
+/// expired value when the load failed or passed the `soft` deadline.
+async fn settle<V: DeserializeOwned>(
+    space: &Space,
+    format: ValueFormat,
+    key: &str,
+    pending: Pending,
+    soft: Option<tokio::time::Instant>,
+) -> Result<Got<V>> {
+    let Pending {
+        waiting,
+        stale,
+        leads,
+    } = pending;
+    // An expired value that no longer decodes is no fallback.
+    let stale = stale.and_then(|copy| {
+        let value = format.decode::<V>(copy.payload()).ok()?;
+        Some((value, copy))
+    });
+    let (outcome, stale) = match (soft, stale) {
+        (Some(deadline), Some(stale)) => {
+            match tokio::time::timeout_at(deadline, waiting.outcome()).await {
+                Ok(outcome) => (outcome, Some(stale)),
+                Err(_soft_timeout) => {
+                    if leads {
+                        bump(&space.counters.background_loads);
+                    }
+                    return Ok(answer_stale(space, stale, StaleReason::LoaderTimeout));
+                }
+            }
+        }
+        (_, stale) => (waiting.outcome().await, stale),
+    };
+    match outcome {
+        Ok(bytes) => {
+            let decoded = bytes.as_deref().map(|b| decode(space, format, key, b));
+            Ok(Got::fresh(decoded.transpose()?.flatten(), bytes))
+        }
+        Err(failure) => {
+            let reason = load::stale_reason(&failure);
+            let stale = stale.or_else(|| carried(format, &failure));
+            match stale {
+                Some(stale) => Ok(answer_stale(space, stale, reason)),
+                None => Err(Error::Load {
+                    key: key.to_owned(),
+                    source: failure,
+                }),
+            }
+        }
+    }
+}
+
+/// For a key whose value this call loaded but the codec refused (fail-open),
+/// the value itself; any other error as it is.
+fn handed_over<V>(handoff: &Handoff<V>, index: usize, error: Error) -> Result<Got<V>> {
+    let Error::Load { source, .. } = &error else {
+        return Err(error);
+    };
+    if source.downcast_ref::<Unencodable>().is_none() {
+        return Err(error);
+    }
+    let mut handed = handoff.lock().unwrap_or_else(PoisonError::into_inner);
+    match handed.iter().position(|(at, _)| *at == index) {
+        Some(at) => Ok(Got::fresh(Some(handed.swap_remove(at).1), None)),
+        None => Err(error),
+    }
+}
+
+/// The expired value a failure brought from another flight's reread.
+fn carried<V: DeserializeOwned>(format: ValueFormat, failure: &Failure) -> Option<(V, StaleCopy)> {
+    let copy = load::carried_copy(failure)?;
+    Some((format.decode::<V>(copy.payload()).ok()?, copy))
+}
+
+/// An answer with an expired value, counted and marked on the span.
+fn answer_stale<V>(space: &Space, (value, copy): (V, StaleCopy), reason: StaleReason) -> Got<V> {
+    count_stale(&space.counters, reason);
+    Got {
+        value: Some(value),
+        bytes: Some(copy.payload().to_vec()),
+        freshness: Freshness::Stale(reason),
+    }
+}
+
+/// Counts one stale answer by its reason, and marks the caller's span.
+fn count_stale(counters: &KeyspaceCounters, reason: StaleReason) {
+    bump(match reason {
+        StaleReason::LoaderError => &counters.stale_loader_errors,
+        StaleReason::LoaderTimeout => &counters.stale_loader_timeouts,
+        StaleReason::RedisDown => &counters.stale_redis_down,
+    });
+    tracing::Span::current().record("cache.stale", reason.as_str());
+    tracing::debug!(reason = reason.as_str(), "answered with an expired value");
 }
 
 /// Steps 2 and 3 for one key (`index`, `key`): its answer now (`Ok`), or the
@@ -123,10 +243,10 @@ fn classify<V: DeserializeOwned>(
     (index, key): (usize, &str),
     read: FirstRead,
     leaders: &mut Vec<Leader>,
-) -> std::result::Result<Got<V>, Waiting> {
+) -> std::result::Result<Got<V>, Pending> {
     let counters = &space.counters;
     let flights = space.settings.engine.flights();
-    let heal = match read.held {
+    let (heal, stale) = match read.held {
         Stored::Value(bytes, ttl) => match format.decode::<V>(&bytes) {
             Ok(value) => {
                 bump(&counters.hits);
@@ -138,37 +258,55 @@ fn classify<V: DeserializeOwned>(
                     && let Some(flight) = flights.lead(key)
                 {
                     bump(&counters.refreshes);
-                    leaders.push(Leader::new(index, flight, false));
+                    leaders.push(Leader::new(index, flight, false, None));
                 }
-                let (value, bytes) = (Some(value), Some(bytes));
-                return Ok(Got { value, bytes });
+                return Ok(Got::fresh(Some(value), Some(bytes)));
             }
             Err(source) => {
                 // Old schema, foreign writer or corruption: heal by reloading.
                 bump(&counters.decode_errors);
                 tracing::debug!(error = %source, "undecodable value, reloading");
                 space.local.written(key);
-                true
+                (true, None)
             }
+        },
+        Stored::Stale(copy) => match copy.serve_now {
+            // Within the throttle after a failed load, or Redis down.
+            Some(reason) => match format.decode::<V>(copy.payload()) {
+                Ok(value) => return Ok(answer_stale(space, (value, copy), reason)),
+                Err(_) => {
+                    bump(&counters.decode_errors);
+                    (true, None)
+                }
+            },
+            None => (false, Some(copy)),
         },
         Stored::Absent => {
             bump(&counters.negative_hits);
-            return Ok(Got {
-                value: None,
-                bytes: None,
-            });
+            return Ok(Got::fresh(None, None));
         }
-        Stored::Nothing => false,
+        Stored::Nothing => (false, None),
     };
     bump(&counters.misses);
     match flights.join(key) {
         Joined::Leader(flight, waiting) => {
-            leaders.push(Leader::new(index, flight, heal));
-            Err(waiting)
+            let found = stale.clone().filter(|copy| copy.in_redis);
+            leaders.push(Leader::new(index, flight, heal, found));
+            let leads = true;
+            Err(Pending {
+                waiting,
+                stale,
+                leads,
+            })
         }
         Joined::Waiter(waiting) => {
             bump(&counters.coalesced_waits);
-            Err(waiting)
+            let leads = false;
+            Err(Pending {
+                waiting,
+                stale,
+                leads,
+            })
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use super::super::local::Ticket;
 use super::super::policy::FailurePolicy;
+use super::super::stamp::{self, Held, StaleCopy};
 use crate::engine::Space;
 use crate::error::Result;
 use crate::stats::bump;
@@ -13,6 +14,8 @@ use crate::ttl::Ttl;
 pub(crate) enum Stored {
     /// A value's bytes, with its remaining TTL (`Persistent` when not read).
     Value(Vec<u8>, Ttl),
+    /// Under fail-safe, a value past its expiry.
+    Stale(StaleCopy),
     /// A cached absence (the key's "absent" marker).
     Absent,
     /// Nothing.
@@ -69,8 +72,21 @@ pub(super) async fn first_read(space: &Space, keys: &[String]) -> Result<(Vec<Fi
             Ok((reads, false))
         }
         Err(error) if space.settings.load.failure == FailurePolicy::Closed => Err(error),
-        // Fail-open: the error is counted; every key is a miss.
-        Err(_) => Ok((reads, true)),
+        // Fail-open: the error is counted; every key is a miss, or under
+        // fail-safe answered by the local tier's last copy.
+        Err(_) => {
+            if let Some(window) = space.fail_safe() {
+                for at in remote {
+                    let (Some(read), Some(key)) = (reads.get_mut(at), keys.get(at)) else {
+                        continue;
+                    };
+                    if let Some(bytes) = space.local.last_copy(key, window) {
+                        read.held = Stored::Stale(StaleCopy::local(bytes.to_vec()));
+                    }
+                }
+            }
+            Ok((reads, true))
+        }
     }
 }
 
@@ -92,7 +108,7 @@ async fn fetch(space: &Space, keys: &[&str]) -> Result<Vec<Stored>> {
         };
         let marker = || space.absent.key_of_full(key, &space.settings.layout);
         let held = match found {
-            Some((bytes, ttl)) => Stored::Value(bytes, ttl),
+            Some((bytes, ttl)) => value(space, bytes, ttl),
             None if space.settings.load.negative_ttl.is_none() => Stored::Nothing,
             None if backend.exists(&marker()).await? => Stored::Absent,
             None => Stored::Nothing,
@@ -113,7 +129,7 @@ async fn fetch(space: &Space, keys: &[&str]) -> Result<Vec<Stored>> {
     Ok(values
         .into_iter()
         .enumerate()
-        .map(|(at, value)| held(value, marked(at)))
+        .map(|(at, value)| held(space, value, marked(at)))
         .collect())
 }
 
@@ -128,7 +144,13 @@ pub(crate) async fn reread(space: &Space, keys: &[&str]) -> Result<Vec<Stored>> 
     Ok(values
         .into_iter()
         .enumerate()
-        .map(|(at, value)| held(value.map(|bytes| (bytes, Ttl::Persistent)), marked(at)))
+        .map(|(at, found)| {
+            held(
+                space,
+                found.map(|bytes| (bytes, Ttl::Persistent)),
+                marked(at),
+            )
+        })
         .collect())
 }
 
@@ -142,9 +164,21 @@ fn markers(space: &Space, keys: &[&str]) -> Vec<String> {
         .collect()
 }
 
-fn held(value: Option<(Vec<u8>, Ttl)>, marked: bool) -> Stored {
-    match (value, marked) {
-        (Some((bytes, ttl)), _) => Stored::Value(bytes, ttl),
+/// A value read from Redis as cache-aside sees it: fresh, or under
+/// fail-safe past its expiry.
+fn value(space: &Space, stored: Vec<u8>, ttl: Ttl) -> Stored {
+    if space.fail_safe().is_none() {
+        return Stored::Value(stored, ttl);
+    }
+    match stamp::hold(stored, ttl) {
+        Held::Fresh(payload, left) => Stored::Value(payload, left),
+        Held::Stale(copy) => Stored::Stale(copy),
+    }
+}
+
+fn held(space: &Space, found: Option<(Vec<u8>, Ttl)>, marked: bool) -> Stored {
+    match (found, marked) {
+        (Some((bytes, ttl)), _) => value(space, bytes, ttl),
         (None, true) => Stored::Absent,
         (None, false) => Stored::Nothing,
     }

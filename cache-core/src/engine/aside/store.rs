@@ -1,6 +1,7 @@
-//! The write-back of a flight: values with the keyspace's TTL and jitter,
-//! cached absences with the negative TTL, and removal of undecodable values
-//! the loader no longer finds. Best effort: the callers have their answers.
+//! The write-back of a flight: values with the keyspace's TTL and jitter
+//! (under fail-safe with their header, kept for the window longer), cached
+//! absences with the negative TTL, and removal of undecodable values the
+//! loader no longer finds. Best effort: the callers have their answers.
 
 use std::time::Duration;
 
@@ -15,12 +16,12 @@ pub(super) async fn store(space: &Space, keys: &[(String, bool)], outcomes: &[Ou
     let mut removals = Vec::new();
     for ((full_key, heal), outcome) in keys.iter().zip(outcomes) {
         match outcome {
+            // Returned to the callers, not stored (fail-open; counted by encode).
+            Ok(Some(bytes)) if bytes.len() > space.settings.engine.max_value_size() => {}
             Ok(Some(bytes)) => {
-                let ttl = space
-                    .settings
-                    .ttl
-                    .map(|ttl| space.settings.load.jittered(ttl));
-                writes.push((full_key.clone(), bytes.clone(), ttl));
+                let ttl = (space.settings.ttl).map(|ttl| space.settings.load.jittered(ttl));
+                let (stored, kept) = space.seal(bytes.clone(), ttl);
+                writes.push((full_key.clone(), stored, kept));
             }
             Ok(None) => {
                 if *heal {

@@ -1,0 +1,209 @@
+//! How a fail-safe keyspace stores a value: a 12-byte header, then the
+//! codec's bytes. The header is `0xFF 'f' 's'`, a state byte (0: fresh;
+//! 1 or 2: an expired value served again after a failed load, for a loader
+//! error or a timeout), and the logical expiry as milliseconds since the Unix
+//! epoch, big-endian (0: none). Redis keeps the key up to the fail-safe
+//! window past that expiry. Keyspaces without fail-safe store the codec's
+//! bytes alone; bytes without the header (written before fail-safe was on)
+//! read as fresh until Redis expires them.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::freshness::StaleReason;
+use crate::ttl::Ttl;
+
+/// The header's length.
+pub(crate) const HEADER: usize = 12;
+/// What a header starts with: a byte no JSON text begins with.
+pub(crate) const MAGIC: [u8; 3] = [0xFF, b'f', b's'];
+
+/// What a stored value's header says now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stamp {
+    /// Before its logical expiry: the time left (`Persistent`: none).
+    Fresh(Ttl),
+    /// Past its logical expiry: to be loaded again.
+    Expired,
+    /// Served again after a failed load, until the throttle runs out.
+    Throttled(StaleReason),
+}
+
+/// Milliseconds since the Unix epoch, now.
+fn now_ms() -> u64 {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH);
+    since.map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    })
+}
+
+/// `payload` under a header that expires after `ttl` (never without one),
+/// in state `throttled` (fresh when `None`).
+pub(crate) fn seal(
+    payload: &[u8],
+    ttl: Option<Duration>,
+    throttled: Option<StaleReason>,
+) -> Vec<u8> {
+    let expiry = ttl.map_or(0, |ttl| {
+        let ttl = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        now_ms().saturating_add(ttl)
+    });
+    let state = match throttled {
+        None => 0,
+        Some(StaleReason::LoaderTimeout) => 2,
+        Some(_) => 1,
+    };
+    let mut sealed = Vec::with_capacity(HEADER + payload.len());
+    sealed.extend_from_slice(&MAGIC);
+    sealed.push(state);
+    sealed.extend_from_slice(&expiry.to_be_bytes());
+    sealed.extend_from_slice(payload);
+    sealed
+}
+
+/// The header of `stored` (fresh with no expiry of its own when it has none)
+/// and where the payload starts.
+pub(crate) fn open(stored: &[u8]) -> (Stamp, usize) {
+    let Some((head, _)) = stored.split_first_chunk::<HEADER>() else {
+        return (Stamp::Fresh(Ttl::Persistent), 0);
+    };
+    if head[..3] != MAGIC {
+        return (Stamp::Fresh(Ttl::Persistent), 0);
+    }
+    let mut expiry = [0; 8];
+    expiry.copy_from_slice(&head[4..]);
+    let expiry = u64::from_be_bytes(expiry);
+    let now = now_ms();
+    let stamp = match (head[3], expiry) {
+        (_, 0) => Stamp::Fresh(Ttl::Persistent),
+        (_, at) if at <= now => Stamp::Expired,
+        (0, at) => Stamp::Fresh(Ttl::Expires(Duration::from_millis(at - now))),
+        (2, _) => Stamp::Throttled(StaleReason::LoaderTimeout),
+        _ => Stamp::Throttled(StaleReason::LoaderError),
+    };
+    (stamp, HEADER)
+}
+
+/// An expired value kept under fail-safe, to answer with when its load fails.
+#[derive(Clone, Debug)]
+pub(crate) struct StaleCopy {
+    /// The bytes as found, header included (or a local copy's payload).
+    found: Vec<u8>,
+    /// Where the payload starts in `found`.
+    at: usize,
+    /// Whether `found` is what Redis holds (not a local copy).
+    pub(crate) in_redis: bool,
+    /// Served at once, without a load, for this reason: within the throttle
+    /// after a failed load, or with Redis down.
+    pub(crate) serve_now: Option<StaleReason>,
+}
+
+impl StaleCopy {
+    /// A local tier's last copy of a value, served because Redis is down.
+    pub(crate) fn local(payload: Vec<u8>) -> Self {
+        let serve_now = Some(StaleReason::RedisDown);
+        StaleCopy {
+            found: payload,
+            at: 0,
+            in_redis: false,
+            serve_now,
+        }
+    }
+
+    /// The codec's bytes.
+    pub(crate) fn payload(&self) -> &[u8] {
+        self.found.get(self.at..).unwrap_or_default()
+    }
+
+    /// The bytes as Redis holds them.
+    pub(crate) fn found(&self) -> &[u8] {
+        &self.found
+    }
+}
+
+/// A stored value under fail-safe, as read.
+pub(crate) enum Held {
+    /// Before its expiry: the payload, and the time it has left.
+    Fresh(Vec<u8>, Ttl),
+    /// After it: kept for a failed load.
+    Stale(StaleCopy),
+}
+
+/// What `stored` is now, with `ttl` the time Redis keeps it (`Persistent`
+/// when not read): the fresh value's time left is the lesser of the two.
+pub(crate) fn hold(stored: Vec<u8>, ttl: Ttl) -> Held {
+    let (stamp, at) = open(&stored);
+    let own = match stamp {
+        Stamp::Fresh(own) => own,
+        Stamp::Expired | Stamp::Throttled(_) => {
+            let serve_now = match stamp {
+                Stamp::Throttled(reason) => Some(reason),
+                _ => None,
+            };
+            return Held::Stale(StaleCopy {
+                found: stored,
+                at,
+                in_redis: true,
+                serve_now,
+            });
+        }
+    };
+    let left = match (own, ttl) {
+        (Ttl::Expires(own), Ttl::Expires(kept)) => Ttl::Expires(own.min(kept)),
+        (Ttl::Expires(own), _) => Ttl::Expires(own),
+        (_, kept) => kept,
+    };
+    let mut payload = stored;
+    payload.drain(..at);
+    Held::Fresh(payload, left)
+}
+
+/// The new header for a stored value whose expiry `expire` moves to `ttl`
+/// from now (state fresh): the bytes from offset 3 on.
+pub(crate) fn restamp(ttl: Duration) -> [u8; 9] {
+    let sealed = seal(&[], Some(ttl), None);
+    let mut tail = [0; 9];
+    tail.copy_from_slice(&sealed[3..HEADER]);
+    tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_value_opens_to_its_payload_and_state() {
+        let sealed = seal(b"42", Some(Duration::from_secs(60)), None);
+        assert_eq!(sealed.len(), HEADER + 2);
+        let (stamp, at) = open(&sealed);
+        assert_eq!(&sealed[at..], b"42");
+        assert!(
+            matches!(stamp, Stamp::Fresh(Ttl::Expires(left)) if left > Duration::from_secs(59))
+        );
+        let throttled = seal(
+            b"1",
+            Some(Duration::from_secs(5)),
+            Some(StaleReason::LoaderTimeout),
+        );
+        assert_eq!(
+            open(&throttled).0,
+            Stamp::Throttled(StaleReason::LoaderTimeout)
+        );
+        assert_eq!(
+            open(&seal(b"1", None, None)).0,
+            Stamp::Fresh(Ttl::Persistent)
+        );
+    }
+
+    #[test]
+    fn bytes_without_a_header_read_as_they_are() {
+        assert_eq!(open(b"\"plain\""), (Stamp::Fresh(Ttl::Persistent), 0));
+        assert_eq!(open(b"\xFFfs"), (Stamp::Fresh(Ttl::Persistent), 0));
+    }
+
+    #[test]
+    fn a_past_expiry_is_expired_whatever_the_state() {
+        let mut sealed = seal(b"1", Some(Duration::from_secs(5)), None);
+        sealed[4..HEADER].copy_from_slice(&1_u64.to_be_bytes());
+        assert_eq!(open(&sealed).0, Stamp::Expired);
+    }
+}
