@@ -268,6 +268,26 @@ impl Cache {
         self.engine.backend().get(full_key).await
     }
 
+    /// How long the store keeps the full key `full_key` (its `PTTL`), whatever
+    /// it holds; see [`raw_set`](Self::raw_set). Under
+    /// [fail-safe](crate::LoadPolicy::fail_safe) this is the value's TTL plus
+    /// the window, where a view's `ttl` gives the TTL alone.
+    ///
+    /// # Errors
+    /// Backend or timeout errors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// use cache_core::Ttl;
+    /// let cache = cache_core::Cache::memory();
+    /// cache.raw_set("legacy:user:7", b"ada", None).await?;
+    /// assert_eq!(cache.raw_ttl("legacy:user:7").await?, Ttl::Persistent);
+    /// # Ok(()) }
+    /// ```
+    pub async fn raw_ttl(&self, full_key: &str) -> Result<crate::Ttl> {
+        self.engine.backend().ttl(full_key).await
+    }
+
     /// On the memory backend, how many entries it holds, counting expired ones
     /// that have not been purged yet. `None` on Redis. Hidden: a test hook
     /// (the memory backend's purge of expired entries), not an API.
