@@ -53,6 +53,9 @@ use crate::key::CacheKey;
 /// | `on_failure` | `on_failure = "closed"` | `get_or_load` on a Redis error: `"open"` loads, `"closed"` errs | `"open"` |
 /// | `distributed` | `distributed(lease = "5s", wait = "2s")` | single flight across processes | in-process only |
 /// | `hard_timeout` | `hard_timeout = "2s"` | give the loader up after this long | no limit |
+/// | `fail_safe` | `fail_safe = "1h"` | keep values this long past their expiry, to answer when a load fails | off |
+/// | `fail_safe_throttle` | `fail_safe_throttle = "30s"` | after a failed load, serve the expired value this long before loading again (needs `fail_safe`) | 30 s |
+/// | `soft_timeout` | `soft_timeout = "100ms"` | answer with the expired value when the loader is slower, and let it finish alone (needs `fail_safe`; below `hard_timeout`) | off |
 /// | `local` | `local(capacity = 10000, ttl = "5s")` | a local in-process tier | none |
 ///
 /// ```
@@ -63,6 +66,7 @@ use crate::key::CacheKey;
 /// #[cache(prefix = "price", ttl = "5m", version = 2, codec = "json",
 ///         negative_ttl = "30s", jitter = 0.1, early_refresh = 0.2, on_failure = "open",
 ///         distributed(lease = "5s", wait = "2s"), hard_timeout = "2s",
+///         fail_safe = "1h", fail_safe_throttle = "30s", soft_timeout = "100ms",
 ///         local(capacity = 10000, ttl = "5s"))]
 /// struct ModelPrice { #[cache(key)] model: String, input_per_1k: f64 }
 ///

@@ -45,6 +45,9 @@ pub(crate) struct Container {
     pub(crate) early_refresh: Option<Lit>,
     pub(crate) on_failure: Option<LitStr>,
     pub(crate) hard_timeout: Option<Lit>,
+    pub(crate) fail_safe: Option<Lit>,
+    pub(crate) fail_safe_throttle: Option<Lit>,
+    pub(crate) soft_timeout: Option<Lit>,
     /// `distributed(lease = .., wait = ..)`: the two values and the word's span.
     pub(crate) distributed: Option<(Option<Lit>, Option<Lit>, Span)>,
     /// `local(capacity = .., ttl = ..)`: the two values and the word's span.
@@ -195,6 +198,9 @@ pub(crate) fn container(input: &DeriveInput, errors: &mut Errors) -> Container {
                 ("jitter", &mut container.jitter),
                 ("early_refresh", &mut container.early_refresh),
                 ("hard_timeout", &mut container.hard_timeout),
+                ("fail_safe", &mut container.fail_safe),
+                ("fail_safe_throttle", &mut container.fail_safe_throttle),
+                ("soft_timeout", &mut container.soft_timeout),
             ];
             if let Some((_, slot)) = literals.into_iter().find(|(known, _)| *known == word) {
                 if let Some(value) = literal(&meta, &name, errors)? {
@@ -230,7 +236,7 @@ pub(crate) fn container(input: &DeriveInput, errors: &mut Errors) -> Container {
                             "unknown cache attribute `{other}`; expected one of \
                              `prefix`, `ttl`, `version`, `codec`, `key_type`, `crate`, \
                              `negative_ttl`, `jitter`, `early_refresh`, `on_failure`, `distributed`, \
-                             `hard_timeout`, `local`"
+                             `hard_timeout`, `soft_timeout`, `fail_safe`, `fail_safe_throttle`, `local`"
                         ),
                     );
                     // Skip its value so that parsing can go on to the next one.

@@ -129,9 +129,17 @@ fn load_policy(krate: &syn::Path, load: &valid::Load) -> TokenStream {
         let (lease, wait) = (duration(lease), duration(wait));
         policy = quote!(#policy.distributed(#lease, #wait));
     }
-    if let Some(ms) = load.hard_timeout_ms {
-        let limit = duration(ms);
-        policy = quote!(#policy.hard_timeout(#limit));
+    let limits = [
+        (load.hard_timeout_ms, quote!(hard_timeout)),
+        (load.fail_safe_ms, quote!(fail_safe)),
+        (load.fail_safe_throttle_ms, quote!(fail_safe_throttle)),
+        (load.soft_timeout_ms, quote!(soft_timeout)),
+    ];
+    for (ms, method) in limits {
+        if let Some(ms) = ms {
+            let limit = duration(ms);
+            policy = quote!(#policy.#method(#limit));
+        }
     }
     policy
 }

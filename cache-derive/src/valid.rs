@@ -34,6 +34,9 @@ pub(crate) struct Load {
     /// Lease and wait, in milliseconds.
     pub(crate) distributed: Option<(u64, u64)>,
     pub(crate) hard_timeout_ms: Option<u64>,
+    pub(crate) fail_safe_ms: Option<u64>,
+    pub(crate) fail_safe_throttle_ms: Option<u64>,
+    pub(crate) soft_timeout_ms: Option<u64>,
 }
 
 pub(crate) enum Codec {
@@ -226,6 +229,18 @@ fn load_policy(container: &Container, errors: &mut Errors) -> Load {
         .hard_timeout
         .as_ref()
         .and_then(|lit| duration(lit, "hard_timeout"));
+    load.fail_safe_ms = container
+        .fail_safe
+        .as_ref()
+        .and_then(|lit| duration(lit, "fail_safe"));
+    load.fail_safe_throttle_ms = container
+        .fail_safe_throttle
+        .as_ref()
+        .and_then(|lit| duration(lit, "fail_safe_throttle"));
+    load.soft_timeout_ms = container
+        .soft_timeout
+        .as_ref()
+        .and_then(|lit| duration(lit, "soft_timeout"));
     if let Some((lease, wait, span)) = &container.distributed {
         match (lease, wait) {
             (Some(lease), Some(wait)) => {
@@ -277,6 +292,7 @@ fn load_policy(container: &Container, errors: &mut Errors) -> Load {
                 None
             }
         });
+    fail_safe_rules(container, &load, errors);
     load
 }
 
@@ -438,5 +454,33 @@ mod tests {
                 "{prefix:?}"
             );
         }
+    }
+}
+
+/// What the fail-safe attributes need of each other: `soft_timeout` and
+/// `fail_safe_throttle` act on expired values, kept only with `fail_safe`;
+/// a soft timeout past the hard one would never fire.
+fn fail_safe_rules(container: &Container, load: &Load, errors: &mut Errors) {
+    if container.fail_safe.is_none() {
+        let needs = [
+            ("soft_timeout", &container.soft_timeout),
+            ("fail_safe_throttle", &container.fail_safe_throttle),
+        ];
+        for (name, lit) in needs {
+            if let Some(lit) = lit {
+                errors.push(
+                    lit.span(),
+                    format!("`{name}` needs `fail_safe`, e.g. `fail_safe = \"1h\"`: it acts on expired values"),
+                );
+            }
+        }
+    }
+    if let (Some(soft), Some(hard), Some(lit)) = (
+        load.soft_timeout_ms,
+        load.hard_timeout_ms,
+        &container.soft_timeout,
+    ) && soft >= hard
+    {
+        errors.push(lit.span(), "`soft_timeout` must be below `hard_timeout`");
     }
 }
