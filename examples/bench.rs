@@ -12,19 +12,29 @@
 //! ```
 //!
 //! Throughput is Redis commands per second: a SET EX + GET pair counts two,
-//! an INCR one; the batch cases count keys read. Without `REDIS_URL` a redis-server is spawned on a free port.
+//! an INCR one; the batch cases count keys read. The slow-loader cases
+//! report the latency of `get_or_load` calls whose loader takes 500 ms, with
+//! and without fail-safe. Without `REDIS_URL` a redis-server is spawned on a free port.
 
 mod support;
 
 #[path = "support/bench_cluster.rs"]
 mod cluster;
+#[path = "support/bench_fixture.rs"]
+mod fixture;
+#[path = "support/bench_report.rs"]
+mod report;
+#[path = "support/bench_slow_loader.rs"]
+mod slow_loader;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cache_core::{Cache, Cacheable, Codec, TypedCache};
+use cache_core::Cacheable;
 use cached::{ConcurrentCachedAsync, SerializeCachedAsync};
+use fixture::Fixture;
+use report::{Row, json_report, print_targets, slow_loader_cases};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, Cacheable)]
@@ -133,130 +143,6 @@ impl Case {
             Case::RawGetC64 | Case::TypedGetC64 | Case::TypedGetC64Uncoalesced => Case::RawGetC64,
             _ => Case::RawC64,
         }
-    }
-}
-
-/// Everything the cases run against, built once.
-struct Fixture {
-    raw: redis::aio::MultiplexedConnection,
-    /// Raw commands through redis-rs' reconnecting `ConnectionManager`, which the
-    /// typed layer uses: separates its cost from the typed layer's own.
-    raw_manager: redis::aio::ConnectionManager,
-    client: redis::Client,
-    raw_value: Vec<u8>,
-    price: ModelPrice,
-    json: TypedCache<String, ModelPrice>,
-    /// The same keyspace through a handle with coalescing off.
-    json_uncoalesced: TypedCache<String, ModelPrice>,
-    msgpack: TypedCache<String, ModelPrice>,
-    bincode: TypedCache<String, ModelPrice>,
-    counters: TypedCache<u64, i64>,
-    /// 100 stored keys for the batch cases.
-    batch_keys: Vec<String>,
-    /// 100 keys stored by raw redis-rs, for `raw_get_c64`.
-    raw_get_keys: Vec<String>,
-    /// For the 10%-miss case: a counter for fresh keys, the loader calls
-    /// and the batches.
-    fresh: AtomicU64,
-    loader_calls: Arc<AtomicU64>,
-    batches: AtomicU64,
-    /// The same values behind a local in-process tier.
-    local: TypedCache<String, ModelPrice>,
-    peer: cached::AsyncRedisCache<String, ModelPrice>,
-}
-
-impl Fixture {
-    async fn new(url: &str) -> BenchResult<Self> {
-        let client = redis::Client::open(url)?;
-        let raw = client.get_multiplexed_async_connection().await?;
-        let raw_manager = client.get_connection_manager().await?;
-        // Throughput, not the timeout, is measured here: a generous bound keeps a
-        // one-off stall of this shared machine from aborting a long run.
-        let cache = Cache::builder()
-            .url(url)
-            .namespace("bench")
-            .timeout(Duration::from_secs(5))
-            .build()
-            .await?;
-        let with_codec = |codec: Codec| {
-            cache
-                .keyspace(ModelPrice::PREFIX)
-                .ttl(Duration::from_secs(TTL_SECS))
-                .codec(codec)
-                .typed::<String, ModelPrice>()
-        };
-        let peer = cached::AsyncRedisCache::builder("bench-cached")
-            .ttl(Duration::from_secs(TTL_SECS))
-            .connection_string(url)
-            .build()
-            .await?;
-        let json = cache.typed::<ModelPrice>();
-        let uncoalesced = Cache::builder()
-            .url(url)
-            .namespace("bench")
-            .timeout(Duration::from_secs(5))
-            .coalesce(false)
-            .build()
-            .await?;
-        let json_uncoalesced = uncoalesced.typed::<ModelPrice>();
-        let mut raw = raw;
-        for i in 0..KEYS_PER_TASK {
-            let value = serde_json::to_vec(&sample_price())?;
-            redis::cmd("SET")
-                .arg(format!("bench-get:{i}"))
-                .arg(value)
-                .query_async::<()>(&mut raw)
-                .await?;
-        }
-        let batch_keys: Vec<String> = (0..100).map(|i| format!("batch-{i}")).collect();
-        for key in &batch_keys {
-            json.set(key, &sample_price()).await?;
-        }
-        let local = cache
-            .keyspace("bench-local")
-            .ttl(Duration::from_secs(TTL_SECS))
-            .local(10_000, Duration::from_secs(60))
-            .typed::<String, ModelPrice>()?;
-        for key in &batch_keys {
-            local.set(key, &sample_price()).await?;
-        }
-        // Serving once its invalidation connection is up, and once the
-        // invalidations of the writes above have come back: then warm it.
-        let started = std::time::Instant::now();
-        while local.local_is_live() != Some(true)
-            || (local.local_stats().map_or(0, |stats| stats.invalidations) < 100
-                && started.elapsed() < Duration::from_secs(2)
-                && cache.redis_connection().is_some())
-        {
-            if started.elapsed() > Duration::from_secs(10) {
-                return Err("the local tier's invalidation connection never came up".into());
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        for key in &batch_keys {
-            local.get_shared(key).await?;
-        }
-        Ok(Fixture {
-            raw,
-            raw_manager,
-            client,
-            raw_value: serde_json::to_vec(&sample_price())?,
-            price: sample_price(),
-            json,
-            json_uncoalesced,
-            batch_keys,
-            raw_get_keys: (0..KEYS_PER_TASK)
-                .map(|i| format!("bench-get:{i}"))
-                .collect(),
-            fresh: AtomicU64::new(0),
-            loader_calls: Arc::default(),
-            batches: AtomicU64::new(0),
-            local,
-            msgpack: with_codec(Codec::MsgPack)?,
-            bincode: with_codec(Codec::Bincode)?,
-            counters: cache.keyspace("bench-seq").typed::<u64, i64>()?,
-            peer,
-        })
     }
 }
 
@@ -509,30 +395,6 @@ fn options() -> Result<Options, String> {
     Ok(options)
 }
 
-struct Row {
-    case: Case,
-    ops_per_s: Option<f64>,
-    ratio_vs_raw: Option<f64>,
-    /// p50 and p99 per call in microseconds, for the GET cases.
-    latency_us: Option<(f64, f64)>,
-}
-
-fn json_report(rows: &[Row]) -> serde_json::Value {
-    let cases: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|row| {
-            serde_json::json!({
-                "name": row.case.name(),
-                "ops_per_s": row.ops_per_s.map(f64::round),
-                "ratio_vs_raw": row.ratio_vs_raw.map(|r| (r * 1000.0).round() / 1000.0),
-                "p50_us": row.latency_us.map(|(p50, _)| p50.round()),
-                "p99_us": row.latency_us.map(|(_, p99)| p99.round()),
-            })
-        })
-        .collect();
-    serde_json::json!({ "cases": cases })
-}
-
 #[tokio::main]
 async fn main() -> BenchResult<()> {
     let options = options()?;
@@ -649,72 +511,21 @@ async fn main() -> BenchResult<()> {
         }
     }
 
-    println!("\ntargets:");
-    let target = |label: &str, value: Option<f64>, goal: f64| {
-        let value = value.unwrap_or(f64::NAN);
-        let verdict = if value >= goal { "met" } else { "MISSED" };
-        println!("  {label:<40} {value:>7.3}  (goal >= {goal}) {verdict}");
+    print_targets(&ops, &fx);
+    let wanted_name =
+        |name: &str| (options.cases.as_ref()).is_none_or(|names| names.iter().any(|n| n == name));
+    let slow_for = if options.quick {
+        per_case * 5
+    } else {
+        per_case * 4
     };
-    let ratio = |a: Case, b: Case| ops(a).zip(ops(b)).map(|(a, b)| a / b);
-    target(
-        "typed_json_c1 / raw_c1",
-        ratio(Case::TypedJsonC1, Case::RawC1),
-        0.95,
-    );
-    target(
-        "typed_get_c64 / raw_get_c64",
-        ratio(Case::TypedGetC64, Case::RawGetC64),
-        1.5,
-    );
-    target(
-        "typed_json_c64 / raw_c64",
-        ratio(Case::TypedJsonC64, Case::RawC64),
-        1.0,
-    );
-    target(
-        "typed_msgpack_c64 / raw_c64",
-        ratio(Case::TypedMsgpackC64, Case::RawC64),
-        0.95,
-    );
-    target(
-        "typed_bincode_c64 / raw_c64",
-        ratio(Case::TypedBincodeC64, Case::RawC64),
-        1.0,
-    );
-    target(
-        "typed_json_c64 / cached_crate_c64",
-        ratio(Case::TypedJsonC64, Case::CachedCrateC64),
-        1.2,
-    );
-    target(
-        "get_many_100 / sequential_get_100 (keys/s)",
-        ratio(Case::GetMany100, Case::SequentialGet100),
-        1.0,
-    );
-    target(
-        "get_or_load_many_100 / get_many_100",
-        ratio(Case::GetOrLoadMany100, Case::GetMany100),
-        0.9,
-    );
-    target(
-        "get_or_load_many_100 / sequential_get_or_load_100",
-        ratio(Case::GetOrLoadMany100, Case::SequentialGetOrLoad100),
-        30.0,
-    );
-    let batches = fx.batches.load(Ordering::Relaxed);
-    let calls = fx.loader_calls.load(Ordering::Relaxed);
-    println!(
-        "  loader calls per 10%-miss batch: {calls} / {batches} = {:.3} (must be 1)",
-        calls as f64 / batches.max(1) as f64
-    );
-    target(
-        "shared_handle_c1 / conn_per_call_c1",
-        ratio(Case::SharedHandleC1, Case::ConnPerCallC1),
-        3.0,
-    );
+    let slow = slow_loader_cases(&url, slow_for, wanted_name).await?;
 
     if let Some(path) = options.json {
-        std::fs::write(&path, serde_json::to_string_pretty(&json_report(&rows))?)?;
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&json_report(&rows, &slow))?,
+        )?;
         println!("\nwrote {path}");
     }
     Ok(())

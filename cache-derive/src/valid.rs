@@ -411,6 +411,34 @@ impl Unraw for syn::Ident {
     }
 }
 
+/// What the fail-safe attributes need of each other: `soft_timeout` and
+/// `fail_safe_throttle` act on expired values, kept only with `fail_safe`;
+/// a soft timeout past the hard one would never fire.
+fn fail_safe_rules(container: &Container, load: &Load, errors: &mut Errors) {
+    if container.fail_safe.is_none() {
+        let needs = [
+            ("soft_timeout", &container.soft_timeout),
+            ("fail_safe_throttle", &container.fail_safe_throttle),
+        ];
+        for (name, lit) in needs {
+            if let Some(lit) = lit {
+                errors.push(
+                    lit.span(),
+                    format!("`{name}` needs `fail_safe`, e.g. `fail_safe = \"1h\"`: it acts on expired values"),
+                );
+            }
+        }
+    }
+    if let (Some(soft), Some(hard), Some(lit)) = (
+        load.soft_timeout_ms,
+        load.hard_timeout_ms,
+        &container.soft_timeout,
+    ) && soft >= hard
+    {
+        errors.push(lit.span(), "`soft_timeout` must be below `hard_timeout`");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,33 +482,5 @@ mod tests {
                 "{prefix:?}"
             );
         }
-    }
-}
-
-/// What the fail-safe attributes need of each other: `soft_timeout` and
-/// `fail_safe_throttle` act on expired values, kept only with `fail_safe`;
-/// a soft timeout past the hard one would never fire.
-fn fail_safe_rules(container: &Container, load: &Load, errors: &mut Errors) {
-    if container.fail_safe.is_none() {
-        let needs = [
-            ("soft_timeout", &container.soft_timeout),
-            ("fail_safe_throttle", &container.fail_safe_throttle),
-        ];
-        for (name, lit) in needs {
-            if let Some(lit) = lit {
-                errors.push(
-                    lit.span(),
-                    format!("`{name}` needs `fail_safe`, e.g. `fail_safe = \"1h\"`: it acts on expired values"),
-                );
-            }
-        }
-    }
-    if let (Some(soft), Some(hard), Some(lit)) = (
-        load.soft_timeout_ms,
-        load.hard_timeout_ms,
-        &container.soft_timeout,
-    ) && soft >= hard
-    {
-        errors.push(lit.span(), "`soft_timeout` must be below `hard_timeout`");
     }
 }

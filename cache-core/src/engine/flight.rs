@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// Why a load failed, shared by every caller that waited for it.
 pub(crate) type Failure = Arc<dyn std::error::Error + Send + Sync>;
@@ -26,7 +27,8 @@ type Slot = watch::Receiver<Option<Outcome>>;
 /// The flights of one handle, by full key.
 #[derive(Debug, Default)]
 pub(crate) struct Flights {
-    map: Mutex<HashMap<String, Slot>>,
+    /// Each flight's answer, and when it started.
+    map: Mutex<HashMap<String, (Slot, Instant)>>,
     /// How many flights have been retired: a caller whose read missed while
     /// one was may have missed what it stored, and reads again first.
     retired: AtomicU64,
@@ -40,10 +42,16 @@ pub(crate) enum Joined {
     Waiter(Waiting),
 }
 
-/// A place in a flight's queue of waiters.
-pub(crate) struct Waiting(Slot);
+/// A place in a flight's queue of waiters, and when the flight started.
+pub(crate) struct Waiting(Slot, Instant);
 
 impl Waiting {
+    /// When the flight started (a soft timeout counts from then, so a caller
+    /// that joins a load already late is not kept waiting).
+    pub(crate) fn started(&self) -> Instant {
+        self.1
+    }
+
     /// The flight's outcome, once it is retired and answered.
     pub(crate) async fn outcome(mut self) -> Outcome {
         match self.0.wait_for(Option::is_some).await {
@@ -69,18 +77,19 @@ impl Flights {
     /// Joins the flight of `key`, or starts it.
     pub(crate) fn join(self: &Arc<Self>, key: &str) -> Joined {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(receiver) = map.get(key) {
-            return Joined::Waiter(Waiting(receiver.clone()));
+        if let Some((receiver, started)) = map.get(key) {
+            return Joined::Waiter(Waiting(receiver.clone(), *started));
         }
         let (sender, receiver) = watch::channel(None);
-        map.insert(key.to_owned(), receiver.clone());
+        let started = Instant::now();
+        map.insert(key.to_owned(), (receiver.clone(), started));
         let guard = FlightGuard {
             flights: Arc::clone(self),
             key: key.to_owned(),
             sender,
             retired: false,
         };
-        Joined::Leader(guard, Waiting(receiver))
+        Joined::Leader(guard, Waiting(receiver, started))
     }
 
     /// Starts the flight of `key` unless one is running (an early refresh).
@@ -104,7 +113,7 @@ impl Flights {
     fn remove(&self, key: &str, own: &Slot) {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         // Only this flight's entry: a later flight of the key may hold it.
-        if map.get(key).is_some_and(|slot| own.same_channel(slot)) {
+        if map.get(key).is_some_and(|(slot, _)| own.same_channel(slot)) {
             map.remove(key);
         }
         drop(map);

@@ -263,8 +263,9 @@ impl LoadPolicy {
     }
 
     /// When an expired value is at hand (under [`fail_safe`](Self::fail_safe))
-    /// and the loader has not answered within `limit`, answer with that value
-    /// at once; the load goes on in the background (still one per key, and
+    /// and the loader has not answered within `limit` of the load's start,
+    /// answer with that value at once (a caller that joins a load already
+    /// older than `limit` does not wait at all); the load goes on in the background (still one per key, and
     /// bounded by the [hard timeout](Self::hard_timeout)) and stores what it
     /// finds, so a later read is fresh. Counted as a stale answer for a loader
     /// timeout and as a background load. Without an expired value, callers

@@ -125,14 +125,12 @@ where
         let fly = load::fly(space.clone(), delivery, leaders, loader, course);
         tokio::spawn(fly.instrument(space.load_span()));
     }
-    // One soft deadline for the whole call, however many keys it waits for.
-    let soft = (space.settings.load.soft_timeout).map(|limit| tokio::time::Instant::now() + limit);
     let mut got = Vec::with_capacity(answers.len());
     for (index, (key, answer)) in keys.iter().zip(answers).enumerate() {
         match answer {
             Ok(ready) => got.push(ready),
             Err(pending) => {
-                let settled = settle(space, format, key, pending, soft).await;
+                let settled = settle(space, format, key, pending).await;
                 got.push(settled.or_else(|error| handed_over(&handoff, index, error))?);
             }
         }
@@ -141,13 +139,13 @@ where
 }
 
 /// Waits for a pending key's flight: its value, or under fail-safe the
-/// expired value when the load failed or passed the `soft` deadline.
+/// expired value when the load failed or passed the soft timeout (counted
+/// from the flight's start: a caller that joins a late load does not wait).
 async fn settle<V: DeserializeOwned>(
     space: &Space,
     format: ValueFormat,
     key: &str,
     pending: Pending,
-    soft: Option<tokio::time::Instant>,
 ) -> Result<Got<V>> {
     let Pending {
         waiting,
@@ -159,6 +157,7 @@ async fn settle<V: DeserializeOwned>(
         let value = format.decode::<V>(copy.payload()).ok()?;
         Some((value, copy))
     });
+    let soft = (space.settings.load.soft_timeout).map(|limit| waiting.started() + limit);
     let (outcome, stale) = match (soft, stale) {
         (Some(deadline), Some(stale)) => {
             match tokio::time::timeout_at(deadline, waiting.outcome()).await {

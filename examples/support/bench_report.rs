@@ -1,0 +1,148 @@
+//! The bench's report: the table rows, the JSON file, the slow-loader
+//! cases' lines and the targets the README states.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use cache_core::Cache;
+
+use super::{BenchResult, Case, Fixture, slow_loader};
+
+/// One case's line of the table.
+pub(crate) struct Row {
+    pub(crate) case: Case,
+    pub(crate) ops_per_s: Option<f64>,
+    pub(crate) ratio_vs_raw: Option<f64>,
+    /// p50 and p99 per call in microseconds, for the GET cases.
+    pub(crate) latency_us: Option<(f64, f64)>,
+}
+
+pub(crate) fn json_report(rows: &[Row], slow: &[slow_loader::Figures]) -> serde_json::Value {
+    let mut cases: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|row| {
+            serde_json::json!({
+                "name": row.case.name(),
+                "ops_per_s": row.ops_per_s.map(f64::round),
+                "ratio_vs_raw": row.ratio_vs_raw.map(|r| (r * 1000.0).round() / 1000.0),
+                "p50_us": row.latency_us.map(|(p50, _)| p50.round()),
+                "p99_us": row.latency_us.map(|(_, p99)| p99.round()),
+            })
+        })
+        .collect();
+    // Calls per second; no raw peer to compare with.
+    cases.extend(slow.iter().map(|figures| {
+        serde_json::json!({
+            "name": figures.name,
+            "ops_per_s": figures.calls_per_s.round(),
+            "ratio_vs_raw": null,
+            "p50_us": figures.p50_us.round(),
+            "p99_us": figures.p99_us.round(),
+        })
+    }));
+    serde_json::json!({ "cases": cases })
+}
+
+/// Runs the slow-loader cases on their own handle and prints them.
+pub(crate) async fn slow_loader_cases(
+    url: &str,
+    duration: Duration,
+    wanted: impl Fn(&str) -> bool,
+) -> BenchResult<Vec<slow_loader::Figures>> {
+    let cache = Cache::builder()
+        .url(url)
+        .namespace("bench")
+        .timeout(Duration::from_secs(5))
+        .build()
+        .await?;
+    let figures = slow_loader::run(&cache, duration, wanted).await?;
+    for row in &figures {
+        let (p50, p99) = (row.p50_us, row.p99_us);
+        println!(
+            "{:<28} {:>12.0} {:>14} {:>18}",
+            row.name,
+            row.calls_per_s,
+            "calls/s",
+            format!("{p50:.0} / {p99:.0}")
+        );
+    }
+    if let Some(p99) = figures.iter().find(|f| f.name == slow_loader::CASES[1]) {
+        let verdict = if p99.p99_us <= 25_000.0 {
+            "met"
+        } else {
+            "MISSED"
+        };
+        println!(
+            "  slow_loader_fail_safe_c64 p99 <= 25 ms: {:.1} ms {verdict}",
+            p99.p99_us / 1e3
+        );
+    }
+    Ok(figures)
+}
+
+/// Prints each ratio the README states against its goal.
+pub(crate) fn print_targets(ops: &impl Fn(Case) -> Option<f64>, fx: &Fixture) {
+    println!("\ntargets:");
+    let target = |label: &str, value: Option<f64>, goal: f64| {
+        let value = value.unwrap_or(f64::NAN);
+        let verdict = if value >= goal { "met" } else { "MISSED" };
+        println!("  {label:<40} {value:>7.3}  (goal >= {goal}) {verdict}");
+    };
+    let ratio = |a: Case, b: Case| ops(a).zip(ops(b)).map(|(a, b)| a / b);
+    target(
+        "typed_json_c1 / raw_c1",
+        ratio(Case::TypedJsonC1, Case::RawC1),
+        0.95,
+    );
+    target(
+        "typed_get_c64 / raw_get_c64",
+        ratio(Case::TypedGetC64, Case::RawGetC64),
+        1.5,
+    );
+    target(
+        "typed_json_c64 / raw_c64",
+        ratio(Case::TypedJsonC64, Case::RawC64),
+        1.0,
+    );
+    target(
+        "typed_msgpack_c64 / raw_c64",
+        ratio(Case::TypedMsgpackC64, Case::RawC64),
+        0.95,
+    );
+    target(
+        "typed_bincode_c64 / raw_c64",
+        ratio(Case::TypedBincodeC64, Case::RawC64),
+        1.0,
+    );
+    target(
+        "typed_json_c64 / cached_crate_c64",
+        ratio(Case::TypedJsonC64, Case::CachedCrateC64),
+        1.2,
+    );
+    target(
+        "get_many_100 / sequential_get_100 (keys/s)",
+        ratio(Case::GetMany100, Case::SequentialGet100),
+        1.0,
+    );
+    target(
+        "get_or_load_many_100 / get_many_100",
+        ratio(Case::GetOrLoadMany100, Case::GetMany100),
+        0.9,
+    );
+    target(
+        "get_or_load_many_100 / sequential_get_or_load_100",
+        ratio(Case::GetOrLoadMany100, Case::SequentialGetOrLoad100),
+        30.0,
+    );
+    let batches = fx.batches.load(Ordering::Relaxed);
+    let calls = fx.loader_calls.load(Ordering::Relaxed);
+    println!(
+        "  loader calls per 10%-miss batch: {calls} / {batches} = {:.3} (must be 1)",
+        calls as f64 / batches.max(1) as f64
+    );
+    target(
+        "shared_handle_c1 / conn_per_call_c1",
+        ratio(Case::SharedHandleC1, Case::ConnPerCallC1),
+        3.0,
+    );
+}
