@@ -50,7 +50,12 @@ impl Subscriber for Spans {
         Id::from_u64(self.next.fetch_add(1, Ordering::Relaxed) + 1)
     }
 
-    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record(&self, id: &Id, values: &Record<'_>) {
+        // Ids are positions in `seen`, from 1.
+        let at = usize::try_from(id.into_u64() - 1).unwrap();
+        let mut seen = self.seen.lock().unwrap();
+        values.record(&mut Fields(&mut seen[at].1));
+    }
     fn record_follows_from(&self, _: &Id, _: &Id) {}
     fn event(&self, _: &Event<'_>) {}
     fn enter(&self, _: &Id) {}
@@ -106,6 +111,34 @@ async fn redis_calls_carry_opentelemetry_database_attributes_and_no_key_or_value
 }
 
 #[tokio::test]
+async fn a_stale_answer_marks_its_span_with_the_reason() {
+    let cache = cache_core::Cache::memory();
+    let policy = LoadPolicy::DEFAULT.fail_safe(Duration::from_secs(60));
+    let prices = (cache.keyspace("price").ttl(Duration::from_millis(50)))
+        .load_policy(policy)
+        .typed::<String, u64>()
+        .unwrap();
+    prices.set("gpt-4", &30).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let seen = Seen::default();
+    let subscriber = Spans {
+        seen: Arc::clone(&seen),
+        next: AtomicU64::new(0),
+    };
+    let guard = tracing::subscriber::set_default(subscriber);
+    let failing = || async { Err::<Option<u64>, _>("database down") };
+    let stale = prices.try_get_or_load("gpt-4", failing).await.unwrap();
+    drop(guard);
+    assert_eq!(stale, Some(30));
+    let seen = seen.lock().unwrap();
+    let marked: Vec<_> = (seen.iter())
+        .filter(|(name, fields)| name == "cache.op" && fields["operation"] == "get_or_load")
+        .map(|(_, fields)| fields.get("cache.stale").cloned())
+        .collect();
+    assert_eq!(marked, [Some("loader_error".to_owned())], "{seen:?}");
+}
+
+#[tokio::test]
 async fn the_metrics_facade_counts_what_was_done() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
@@ -138,9 +171,18 @@ async fn the_metrics_facade_counts_what_was_done() {
         .await
         .unwrap();
     assert!(wrong.get("l").await.unwrap_err().is_wrong_type());
+    // A stale answer after a failed load (fail-safe), counted by its reason.
+    let safe = cache.keyspace("safe").ttl(Duration::from_millis(50));
+    let safe = safe.load_policy(LoadPolicy::DEFAULT.fail_safe(Duration::from_secs(60)));
+    let safe = safe.typed::<String, u64>().unwrap();
+    safe.set("b", &2).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let failing = || async { Err::<Option<u64>, _>("database down") };
+    assert_eq!(safe.try_get_or_load("b", failing).await.unwrap(), Some(2));
 
     let mut counters: HashMap<(String, Vec<(String, String)>), u64> = HashMap::new();
-    let mut histograms: HashMap<String, usize> = HashMap::new();
+    // By name and namespace: other tests of this binary may load meanwhile.
+    let mut histograms: HashMap<(String, String), usize> = HashMap::new();
     for (key, _, _, value) in snapshotter.snapshot().into_vec() {
         let name = key.key().name().to_owned();
         let mut labels: Vec<(String, String)> = key
@@ -154,7 +196,10 @@ async fn the_metrics_facade_counts_what_was_done() {
                 counters.insert((name, labels), count);
             }
             DebugValue::Histogram(values) => {
-                *histograms.entry(name).or_default() += values.len();
+                let of =
+                    |(key, value): &(String, String)| (key == "namespace").then(|| value.clone());
+                let space = labels.iter().find_map(of).unwrap_or_default();
+                *histograms.entry((name, space)).or_default() += values.len();
             }
             DebugValue::Gauge(_) => {}
         }
@@ -185,12 +230,17 @@ async fn the_metrics_facade_counts_what_was_done() {
         ("operation".to_owned(), "GET".to_owned()),
     ];
     assert_eq!(count("cache_backend_errors_total", wrong_type), 1);
-    assert_eq!(histograms.get("cache_load_seconds"), Some(&1));
+    let mut stale = keyspace("safe");
+    stale.push(("reason".to_owned(), "loader_error".to_owned()));
+    stale.sort();
+    assert_eq!(count("cache_stale_answers_total", stale), 1, "{counters:?}");
+    let loads = ("cache_load_seconds".to_owned(), namespace.clone());
+    assert_eq!(histograms.get(&loads), Some(&2));
     // Every Redis call of the test: GET, GET (read before the load), SET,
     // GET+PTTL twice with a local tier... at least the five above.
     assert!(
         histograms
-            .get("cache_backend_call_seconds")
+            .get(&("cache_backend_call_seconds".to_owned(), String::new()))
             .copied()
             .unwrap_or(0)
             >= 5

@@ -170,7 +170,8 @@ where
             Ok(found.map(|value| (0, value)).into_iter().collect())
         };
         let run = aside::run(&self.space, self.format, &keys, loader);
-        let got = run.instrument(span).await?;
+        let got = run.instrument(span.clone()).await?;
+        aside::mark_stale(&span, &got);
         Ok(match got.into_iter().next() {
             Some(got) => Loaded {
                 value: got.value,
@@ -315,7 +316,8 @@ where
             Ok(by_position.collect())
         };
         let run = aside::run(&self.space, self.format, &full_keys, loader);
-        let got = run.instrument(span).await?;
+        let got = run.instrument(span.clone()).await?;
+        aside::mark_stale(&span, &got);
         self.spread(got, &place, &full_keys)
     }
 

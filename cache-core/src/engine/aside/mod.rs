@@ -223,15 +223,25 @@ fn answer_stale<V>(space: &Space, (value, copy): (V, StaleCopy), reason: StaleRe
     }
 }
 
-/// Counts one stale answer by its reason, and marks the caller's span.
+/// Counts one stale answer by its reason (the view marks its span).
 fn count_stale(counters: &KeyspaceCounters, reason: StaleReason) {
     bump(match reason {
         StaleReason::LoaderError => &counters.stale_loader_errors,
         StaleReason::LoaderTimeout => &counters.stale_loader_timeouts,
         StaleReason::RedisDown => &counters.stale_redis_down,
     });
-    tracing::Span::current().record("cache.stale", reason.as_str());
     tracing::debug!(reason = reason.as_str(), "answered with an expired value");
+}
+
+/// Marks `span` with the reason of the first stale answer in `got`, if any.
+pub(crate) fn mark_stale<V>(span: &tracing::Span, got: &[Got<V>]) {
+    let stale = got.iter().find_map(|got| match got.freshness {
+        Freshness::Stale(reason) => Some(reason),
+        Freshness::Fresh => None,
+    });
+    if let Some(reason) = stale {
+        span.record("cache.stale", reason.as_str());
+    }
 }
 
 /// Steps 2 and 3 for one key (`index`, `key`): its answer now (`Ok`), or the
