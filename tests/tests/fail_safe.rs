@@ -27,6 +27,9 @@ const TTL: Duration = Duration::from_millis(300);
 /// How far past a bound an answer may come (scheduling on a busy machine).
 const MARGIN: Duration = Duration::from_millis(250);
 
+/// How far past the soft timeout a stale answer may come.
+const SOFT_MARGIN: Duration = Duration::from_millis(50);
+
 fn prices(env: &Env, policy: LoadPolicy) -> TypedCache<String, u64> {
     env.cache
         .keyspace("price")
@@ -173,7 +176,7 @@ async fn a_slow_loader_is_answered_past_the_soft_timeout_and_completes_alone(env
                 let started = Instant::now();
                 let loaded = prices.get_or_load_detailed("gpt-4", move || async move {
                     runs.fetch_add(1, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tokio::time::sleep(Duration::from_secs(2)).await;
                     Some(31)
                 });
                 (loaded.await, started.elapsed())
@@ -188,10 +191,10 @@ async fn a_slow_loader_is_answered_past_the_soft_timeout_and_completes_alone(env
             loaded.freshness,
             Freshness::Stale(StaleReason::LoaderTimeout)
         );
-        assert!(took <= soft + MARGIN, "answered after {took:?}");
+        assert!(took <= soft + SOFT_MARGIN, "answered after {took:?}");
     }
     // The load goes on alone and stores its value, seen by other handles too.
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
     assert_eq!(runs.load(Ordering::SeqCst), 1, "one background load");
     assert_eq!(prices.get("gpt-4").await.unwrap(), Some(31));
     if let Some(builder) = env.another_handle() {
