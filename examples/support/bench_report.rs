@@ -38,6 +38,7 @@ pub(crate) fn json_report(rows: &[Row], slow: &[slow_loader::Figures]) -> serde_
             "ratio_vs_raw": null,
             "p50_us": figures.p50_us.round(),
             "p99_us": figures.p99_us.round(),
+            "max_us": figures.max_us.round(),
         })
     }));
     serde_json::json!({ "cases": cases })
@@ -57,9 +58,9 @@ pub(crate) async fn slow_loader_cases(
         .await?;
     let figures = slow_loader::run(&cache, duration, wanted).await?;
     for row in &figures {
-        let (p50, p99) = (row.p50_us, row.p99_us);
+        let (p50, p99, max) = (row.p50_us, row.p99_us, row.max_us);
         println!(
-            "{:<28} {:>12.0} {:>14} {:>18}",
+            "{:<28} {:>12.0} {:>14} {:>18}  max {max:.0} us",
             row.name,
             row.calls_per_s,
             "calls/s",
