@@ -55,7 +55,7 @@ use crate::key::CacheKey;
 /// | `hard_timeout` | `hard_timeout = "2s"` | give the loader up after this long | no limit |
 /// | `fail_safe` | `fail_safe = "1h"` | keep values this long past their expiry, to answer when a load fails | off |
 /// | `fail_safe_throttle` | `fail_safe_throttle = "30s"` | after a failed load, serve the expired value this long before loading again (needs `fail_safe`) | 30 s |
-/// | `soft_timeout` | `soft_timeout = "100ms"` | answer with the expired value when the loader is slower, and let it finish alone (needs `fail_safe`; below `hard_timeout`) | off |
+/// | `soft_timeout` | `soft_timeout = "100ms"` | answer with the expired value when the loader is slower, and let it finish alone (needs `fail_safe` and a longer `hard_timeout`) | off |
 /// | `local` | `local(capacity = 10000, ttl = "5s")` | a local in-process tier | none |
 ///
 /// ```

@@ -170,6 +170,46 @@ fn cache_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
     attrs.iter().filter(|attr| attr.path().is_ident("cache"))
 }
 
+/// Reads `name = value` into `container` when `name` takes a string or any
+/// literal; returns whether it did.
+fn simple(
+    container: &mut Container,
+    meta: &ParseNestedMeta,
+    name: &syn::Ident,
+    errors: &mut Errors,
+) -> syn::Result<bool> {
+    let word = name.to_string();
+    let strings = [
+        ("prefix", &mut container.prefix),
+        ("codec", &mut container.codec),
+        ("on_failure", &mut container.on_failure),
+    ];
+    if let Some((_, slot)) = strings.into_iter().find(|(known, _)| *known == word) {
+        if let Some(value) = string(meta, name, errors)? {
+            set_once(slot, value, name, errors);
+        }
+        return Ok(true);
+    }
+    let literals = [
+        ("ttl", &mut container.ttl),
+        ("version", &mut container.version),
+        ("negative_ttl", &mut container.negative_ttl),
+        ("jitter", &mut container.jitter),
+        ("early_refresh", &mut container.early_refresh),
+        ("hard_timeout", &mut container.hard_timeout),
+        ("fail_safe", &mut container.fail_safe),
+        ("fail_safe_throttle", &mut container.fail_safe_throttle),
+        ("soft_timeout", &mut container.soft_timeout),
+    ];
+    if let Some((_, slot)) = literals.into_iter().find(|(known, _)| *known == word) {
+        if let Some(value) = literal(meta, name, errors)? {
+            set_once(slot, value, name, errors);
+        }
+        return Ok(true);
+    }
+    Ok(false)
+}
+
 pub(crate) fn container(input: &DeriveInput, errors: &mut Errors) -> Container {
     let mut container = Container::default();
     for attr in cache_attrs(&input.attrs) {
@@ -179,33 +219,7 @@ pub(crate) fn container(input: &DeriveInput, errors: &mut Errors) -> Container {
                 return Ok(());
             };
             let word = name.to_string();
-            // Attributes that take a string, and those that take any literal.
-            let strings = [
-                ("prefix", &mut container.prefix),
-                ("codec", &mut container.codec),
-                ("on_failure", &mut container.on_failure),
-            ];
-            if let Some((_, slot)) = strings.into_iter().find(|(known, _)| *known == word) {
-                if let Some(value) = string(&meta, &name, errors)? {
-                    set_once(slot, value, &name, errors);
-                }
-                return Ok(());
-            }
-            let literals = [
-                ("ttl", &mut container.ttl),
-                ("version", &mut container.version),
-                ("negative_ttl", &mut container.negative_ttl),
-                ("jitter", &mut container.jitter),
-                ("early_refresh", &mut container.early_refresh),
-                ("hard_timeout", &mut container.hard_timeout),
-                ("fail_safe", &mut container.fail_safe),
-                ("fail_safe_throttle", &mut container.fail_safe_throttle),
-                ("soft_timeout", &mut container.soft_timeout),
-            ];
-            if let Some((_, slot)) = literals.into_iter().find(|(known, _)| *known == word) {
-                if let Some(value) = literal(&meta, &name, errors)? {
-                    set_once(slot, value, &name, errors);
-                }
+            if simple(&mut container, &meta, &name, errors)? {
                 return Ok(());
             }
             match word.as_str() {

@@ -221,26 +221,32 @@ fn load_policy(container: &Container, errors: &mut Errors) -> Load {
             None
         }
     };
-    load.negative_ttl_ms = container
-        .negative_ttl
-        .as_ref()
-        .and_then(|lit| duration(lit, "negative_ttl"));
-    load.hard_timeout_ms = container
-        .hard_timeout
-        .as_ref()
-        .and_then(|lit| duration(lit, "hard_timeout"));
-    load.fail_safe_ms = container
-        .fail_safe
-        .as_ref()
-        .and_then(|lit| duration(lit, "fail_safe"));
-    load.fail_safe_throttle_ms = container
-        .fail_safe_throttle
-        .as_ref()
-        .and_then(|lit| duration(lit, "fail_safe_throttle"));
-    load.soft_timeout_ms = container
-        .soft_timeout
-        .as_ref()
-        .and_then(|lit| duration(lit, "soft_timeout"));
+    let durations = [
+        (
+            &container.negative_ttl,
+            "negative_ttl",
+            &mut load.negative_ttl_ms,
+        ),
+        (
+            &container.hard_timeout,
+            "hard_timeout",
+            &mut load.hard_timeout_ms,
+        ),
+        (&container.fail_safe, "fail_safe", &mut load.fail_safe_ms),
+        (
+            &container.fail_safe_throttle,
+            "fail_safe_throttle",
+            &mut load.fail_safe_throttle_ms,
+        ),
+        (
+            &container.soft_timeout,
+            "soft_timeout",
+            &mut load.soft_timeout_ms,
+        ),
+    ];
+    for (lit, name, slot) in durations {
+        *slot = lit.as_ref().and_then(|lit| duration(lit, name));
+    }
     if let Some((lease, wait, span)) = &container.distributed {
         match (lease, wait) {
             (Some(lease), Some(wait)) => {
@@ -254,44 +260,7 @@ fn load_policy(container: &Container, errors: &mut Errors) -> Load {
             ),
         }
     }
-    let mut fraction = |lit: &Lit, name: &str, zero_ok: bool| {
-        let value = match lit {
-            Lit::Float(float) => float.base10_parse::<f64>().ok(),
-            _ => None,
-        };
-        match value {
-            Some(v) if v < 1.0 && (v > 0.0 || (zero_ok && v == 0.0)) => Some(v),
-            _ => {
-                errors.push(
-                    lit.span(),
-                    format!("`{name}` must be a fraction between 0 and 1, e.g. `{name} = 0.1`"),
-                );
-                None
-            }
-        }
-    };
-    load.jitter = container
-        .jitter
-        .as_ref()
-        .and_then(|lit| fraction(lit, "jitter", true));
-    load.early_refresh = container
-        .early_refresh
-        .as_ref()
-        .and_then(|lit| fraction(lit, "early_refresh", false));
-    load.fail_closed = container
-        .on_failure
-        .as_ref()
-        .and_then(|lit| match lit.value().as_str() {
-            "open" => Some(false),
-            "closed" => Some(true),
-            other => {
-                errors.push(
-                    lit.span(),
-                    format!("unknown on_failure {other:?}; expected \"open\" or \"closed\""),
-                );
-                None
-            }
-        });
+    fractions_and_failure(container, &mut load, errors);
     fail_safe_rules(container, &load, errors);
     load
 }
@@ -411,9 +380,52 @@ impl Unraw for syn::Ident {
     }
 }
 
+/// The fraction attributes (`jitter`, `early_refresh`) and `on_failure`.
+fn fractions_and_failure(container: &Container, load: &mut Load, errors: &mut Errors) {
+    let mut fraction = |lit: &Lit, name: &str, zero_ok: bool| {
+        let value = match lit {
+            Lit::Float(float) => float.base10_parse::<f64>().ok(),
+            _ => None,
+        };
+        match value {
+            Some(v) if v < 1.0 && (v > 0.0 || (zero_ok && v == 0.0)) => Some(v),
+            _ => {
+                errors.push(
+                    lit.span(),
+                    format!("`{name}` must be a fraction between 0 and 1, e.g. `{name} = 0.1`"),
+                );
+                None
+            }
+        }
+    };
+    load.jitter = container
+        .jitter
+        .as_ref()
+        .and_then(|lit| fraction(lit, "jitter", true));
+    load.early_refresh = container
+        .early_refresh
+        .as_ref()
+        .and_then(|lit| fraction(lit, "early_refresh", false));
+    load.fail_closed = container
+        .on_failure
+        .as_ref()
+        .and_then(|lit| match lit.value().as_str() {
+            "open" => Some(false),
+            "closed" => Some(true),
+            other => {
+                errors.push(
+                    lit.span(),
+                    format!("unknown on_failure {other:?}; expected \"open\" or \"closed\""),
+                );
+                None
+            }
+        });
+}
+
 /// What the fail-safe attributes need of each other: `soft_timeout` and
 /// `fail_safe_throttle` act on expired values, kept only with `fail_safe`;
-/// a soft timeout past the hard one would never fire.
+/// the load a soft timeout leaves running is bounded by the hard one, which
+/// must be longer.
 fn fail_safe_rules(container: &Container, load: &Load, errors: &mut Errors) {
     if container.fail_safe.is_none() {
         let needs = [
@@ -429,13 +441,18 @@ fn fail_safe_rules(container: &Container, load: &Load, errors: &mut Errors) {
             }
         }
     }
-    if let (Some(soft), Some(hard), Some(lit)) = (
-        load.soft_timeout_ms,
-        load.hard_timeout_ms,
-        &container.soft_timeout,
-    ) && soft >= hard
-    {
-        errors.push(lit.span(), "`soft_timeout` must be below `hard_timeout`");
+    let Some(lit) = &container.soft_timeout else {
+        return;
+    };
+    match (load.soft_timeout_ms, load.hard_timeout_ms) {
+        (Some(_), None) if container.hard_timeout.is_none() => errors.push(
+            lit.span(),
+            "`soft_timeout` needs `hard_timeout`, e.g. `hard_timeout = \"2s\"`: it bounds the load left running",
+        ),
+        (Some(soft), Some(hard)) if soft >= hard => {
+            errors.push(lit.span(), "`soft_timeout` must be below `hard_timeout`");
+        }
+        _ => {}
     }
 }
 

@@ -353,11 +353,22 @@ impl SpawnedServer {
                     self.port
                 ));
             }
-            let ready = redis::Client::open(url.as_str())
+            // The server that answers must be ours: another test's server may
+            // have taken the port between the probe and our bind, and would
+            // then be shared, and killed under us when that test ends.
+            let info = redis::Client::open(url.as_str())
                 .and_then(|client| client.get_connection_with_timeout(Duration::from_millis(200)))
-                .and_then(|mut conn| redis::cmd("PING").query::<String>(&mut conn));
-            if ready.is_ok() {
-                return Ok(());
+                .and_then(|mut conn| redis::cmd("INFO").arg("server").query::<String>(&mut conn));
+            if let Ok(info) = info {
+                let pid = info
+                    .lines()
+                    .find_map(|line| line.strip_prefix("process_id:"));
+                if pid.map(str::trim) == Some(self.child.id().to_string().as_str()) {
+                    return Ok(());
+                }
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return Err(format!("port {} is another server's", self.port));
             }
             if started.elapsed() > STARTUP_TIMEOUT {
                 let _ = self.child.kill();

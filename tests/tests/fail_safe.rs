@@ -262,6 +262,13 @@ async fn a_fail_safe_keyspace_stores_a_header_and_plain_reads_see_the_expiry(env
     assert_eq!(prices.get("gpt-4").await.unwrap(), None);
     let loaded = prices.get_or_load_detailed("gpt-4", || async { None });
     assert_eq!(loaded.await.unwrap().freshness, Freshness::Fresh);
+    // A view of the keyspace without fail-safe reads the fail-safe view's
+    // values (JSON cannot look like a header), and the other way round.
+    let plain_view = prices.with_load_policy(LoadPolicy::DEFAULT).unwrap();
+    prices.set("both", &5).await.unwrap();
+    assert_eq!(plain_view.get("both").await.unwrap(), Some(5));
+    let loaded = plain_view.get_or_load("both", || async { Some(6) });
+    assert_eq!(loaded.await.unwrap(), Some(5));
     // A value written before fail-safe (no header) reads as it is.
     env.write_raw(&prices.key("old"), b"7").await;
     assert_eq!(prices.get("old").await.unwrap(), Some(7));
@@ -418,4 +425,48 @@ async fn a_local_copy_answers_while_redis_is_down() {
     let other = prices.get_or_load_detailed("claude", || async { Some(5) });
     let other = other.await.unwrap();
     assert_eq!((other.value, other.freshness), (Some(5), Freshness::Fresh));
+}
+
+#[test]
+fn fail_safe_settings_are_checked_when_the_view_is_made() {
+    let cache = Cache::memory();
+    let (soft, hard) = (Duration::from_millis(100), Duration::from_secs(2));
+    let window = LoadPolicy::DEFAULT.fail_safe(Duration::from_secs(60));
+    let refused = [
+        (
+            LoadPolicy::DEFAULT.soft_timeout(soft).hard_timeout(hard),
+            "needs fail_safe",
+        ),
+        (window.soft_timeout(soft), "needs a hard_timeout"),
+        (
+            window.soft_timeout(hard).hard_timeout(soft),
+            "must be below",
+        ),
+        (
+            LoadPolicy::DEFAULT.fail_safe(Duration::ZERO),
+            "greater than zero",
+        ),
+        (
+            window.fail_safe_throttle(Duration::ZERO),
+            "greater than zero",
+        ),
+    ];
+    for (policy, why) in refused {
+        let made = cache
+            .keyspace("p")
+            .load_policy(policy)
+            .typed::<String, u64>();
+        let err = made.unwrap_err();
+        assert!(err.is_config(), "{err}");
+        let text = err.to_string();
+        assert!(text.contains(why) && text.contains("`p`"), "{text}");
+    }
+    let fine = window.soft_timeout(soft).hard_timeout(hard);
+    assert!(
+        cache
+            .keyspace("p")
+            .load_policy(fine)
+            .typed::<String, u64>()
+            .is_ok()
+    );
 }

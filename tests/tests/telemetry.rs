@@ -180,30 +180,7 @@ async fn the_metrics_facade_counts_what_was_done() {
     let failing = || async { Err::<Option<u64>, _>("database down") };
     assert_eq!(safe.try_get_or_load("b", failing).await.unwrap(), Some(2));
 
-    let mut counters: HashMap<(String, Vec<(String, String)>), u64> = HashMap::new();
-    // By name and namespace: other tests of this binary may load meanwhile.
-    let mut histograms: HashMap<(String, String), usize> = HashMap::new();
-    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
-        let name = key.key().name().to_owned();
-        let mut labels: Vec<(String, String)> = key
-            .key()
-            .labels()
-            .map(|label| (label.key().to_owned(), label.value().to_owned()))
-            .collect();
-        labels.sort();
-        match value {
-            DebugValue::Counter(count) => {
-                counters.insert((name, labels), count);
-            }
-            DebugValue::Histogram(values) => {
-                let of =
-                    |(key, value): &(String, String)| (key == "namespace").then(|| value.clone());
-                let space = labels.iter().find_map(of).unwrap_or_default();
-                *histograms.entry((name, space)).or_default() += values.len();
-            }
-            DebugValue::Gauge(_) => {}
-        }
-    }
+    let (counters, histograms) = figures(&snapshotter);
     let keyspace = |prefix: &str| {
         vec![
             ("keyspace".to_owned(), prefix.to_owned()),
@@ -258,4 +235,36 @@ async fn the_metrics_facade_counts_what_was_done() {
         (stats.misses, stats.loads, stats.hits, stats.local_hits),
         (2, 1, 2, 1)
     );
+}
+
+/// Counters by name and sorted labels, and histogram sample counts by name
+/// and namespace (other tests of this binary may load meanwhile).
+type Counters = HashMap<(String, Vec<(String, String)>), u64>;
+type Histograms = HashMap<(String, String), usize>;
+
+fn figures(snapshotter: &metrics_util::debugging::Snapshotter) -> (Counters, Histograms) {
+    let mut counters = Counters::new();
+    let mut histograms = Histograms::new();
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let name = key.key().name().to_owned();
+        let mut labels: Vec<(String, String)> = key
+            .key()
+            .labels()
+            .map(|label| (label.key().to_owned(), label.value().to_owned()))
+            .collect();
+        labels.sort();
+        match value {
+            DebugValue::Counter(count) => {
+                counters.insert((name, labels), count);
+            }
+            DebugValue::Histogram(values) => {
+                let of =
+                    |(key, value): &(String, String)| (key == "namespace").then(|| value.clone());
+                let space = labels.iter().find_map(of).unwrap_or_default();
+                *histograms.entry((name, space)).or_default() += values.len();
+            }
+            DebugValue::Gauge(_) => {}
+        }
+    }
+    (counters, histograms)
 }

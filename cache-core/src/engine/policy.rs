@@ -265,11 +265,12 @@ impl LoadPolicy {
     /// When an expired value is at hand (under [`fail_safe`](Self::fail_safe))
     /// and the loader has not answered within `limit` of the load's start,
     /// answer with that value at once (a caller that joins a load already
-    /// older than `limit` does not wait at all); the load goes on in the background (still one per key, and
-    /// bounded by the [hard timeout](Self::hard_timeout)) and stores what it
-    /// finds, so a later read is fresh. Counted as a stale answer for a loader
-    /// timeout and as a background load. Without an expired value, callers
-    /// wait for the loader as usual.
+    /// older than `limit` does not wait at all); the load goes on in the
+    /// background (still one per key, and bounded by the
+    /// [hard timeout](Self::hard_timeout), which a soft timeout needs and
+    /// must be below) and stores what it finds, so a later read is fresh.
+    /// Counted as a stale answer for a loader timeout and as a background
+    /// load. Without an expired value, callers wait for the loader as usual.
     ///
     /// ```
     /// # use std::time::Duration;
@@ -327,12 +328,18 @@ impl LoadPolicy {
                 "soft_timeout of `{prefix}` needs fail_safe: it answers with an expired value"
             )));
         }
-        if let (Some(soft), Some(hard)) = (self.soft_timeout, self.hard_timeout)
-            && soft >= hard
-        {
-            return Err(Error::config(format!(
-                "soft_timeout of `{prefix}` ({soft:?}) must be below its hard_timeout ({hard:?})"
-            )));
+        match (self.soft_timeout, self.hard_timeout) {
+            (Some(_), None) => {
+                return Err(Error::config(format!(
+                    "soft_timeout of `{prefix}` needs a hard_timeout: it bounds the load left running"
+                )));
+            }
+            (Some(soft), Some(hard)) if soft >= hard => {
+                return Err(Error::config(format!(
+                    "soft_timeout of `{prefix}` ({soft:?}) must be below its hard_timeout ({hard:?})"
+                )));
+            }
+            _ => {}
         }
         Ok(())
     }

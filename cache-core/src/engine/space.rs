@@ -117,6 +117,15 @@ impl Space {
         self.settings.load.fail_safe
     }
 
+    /// Whether reads look for the fail-safe header: under fail-safe, and in
+    /// a view without it whose codec never writes what could pass for one
+    /// (JSON, MessagePack), so that views of one keyspace with and without
+    /// fail-safe read each other's values. Bincode bytes could start like a
+    /// header, so a bincode view without fail-safe takes them as they are.
+    pub(crate) fn reads_headers(&self) -> bool {
+        self.fail_safe().is_some() || stamp::unambiguous(self.settings.codec)
+    }
+
     /// What is stored for `payload` written to expire after `ttl`, and how
     /// long Redis keeps it: as it is, or under fail-safe with a header and
     /// kept for the window longer.
@@ -138,7 +147,7 @@ impl Space {
     /// has left (the least of `ttl`, Redis', and its own), or `None` once it
     /// has expired (under fail-safe, kept only to answer a failed load).
     pub(crate) fn fresh(&self, stored: Vec<u8>, ttl: Ttl) -> Option<(Vec<u8>, Ttl)> {
-        if self.fail_safe().is_none() {
+        if !self.reads_headers() {
             return Some((stored, ttl));
         }
         match stamp::hold(stored, ttl) {

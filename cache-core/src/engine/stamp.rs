@@ -10,6 +10,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::freshness::StaleReason;
+use crate::codec::Codec;
 use crate::ttl::Ttl;
 
 /// The header's length.
@@ -26,6 +27,18 @@ pub(crate) enum Stamp {
     Expired,
     /// Served again after a failed load, until the throttle runs out.
     Throttled(StaleReason),
+}
+
+/// Whether bytes of `codec` can never pass for a header: no JSON text starts
+/// with 0xFF, and a MessagePack value that does is that one byte (-1).
+pub(crate) fn unambiguous(codec: Codec) -> bool {
+    match codec {
+        Codec::Json => true,
+        #[cfg(feature = "msgpack")]
+        Codec::MsgPack => true,
+        #[allow(unreachable_patterns)] // Only with the bincode feature.
+        _ => false,
+    }
 }
 
 /// Milliseconds since the Unix epoch, now.

@@ -164,15 +164,17 @@ fn markers(space: &Space, keys: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// A value read from Redis as cache-aside sees it: fresh, or under
-/// fail-safe past its expiry.
+/// A value read from Redis as cache-aside sees it: fresh, or past its
+/// expiry (kept only under fail-safe).
 fn value(space: &Space, stored: Vec<u8>, ttl: Ttl) -> Stored {
-    if space.fail_safe().is_none() {
+    if !space.reads_headers() {
         return Stored::Value(stored, ttl);
     }
     match stamp::hold(stored, ttl) {
         Held::Fresh(payload, left) => Stored::Value(payload, left),
-        Held::Stale(copy) => Stored::Stale(copy),
+        Held::Stale(copy) if space.fail_safe().is_some() => Stored::Stale(copy),
+        // Written by a fail-safe view; expired for a view without it.
+        Held::Stale(_) => Stored::Nothing,
     }
 }
 

@@ -1,8 +1,12 @@
-// The fail-safe attributes: each needs `fail_safe`, the soft timeout must be
-// below the hard one, and every duration is checked like `ttl`.
+// The fail-safe attributes: each needs `fail_safe`, the soft timeout needs a
+// longer hard one, and every duration is checked like `ttl`.
 #[derive(serde::Serialize, serde::Deserialize, cache_core::Cacheable)]
 #[cache(soft_timeout = "100ms", fail_safe_throttle = "5s")]
 struct A(u64);
+
+#[derive(serde::Serialize, serde::Deserialize, cache_core::Cacheable)]
+#[cache(fail_safe = "1h", soft_timeout = "100ms")]
+struct D(u64);
 
 #[derive(serde::Serialize, serde::Deserialize, cache_core::Cacheable)]
 #[cache(fail_safe = "1h", soft_timeout = "3s", hard_timeout = "2s")]
