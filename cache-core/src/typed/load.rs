@@ -71,10 +71,7 @@ where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Option<V>> + Send + 'static,
     {
-        self.try_get_or_load(key, move || async move {
-            Ok::<_, std::convert::Infallible>(loader().await)
-        })
-        .await
+        Ok(self.get_or_load_detailed(key, loader).await?.value)
     }
 
     /// [`get_or_load`](Self::get_or_load) with a loader that can fail. Its
