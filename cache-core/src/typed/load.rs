@@ -75,8 +75,10 @@ where
     }
 
     /// [`get_or_load`](Self::get_or_load) with a loader that can fail. Its
-    /// error is returned as [`Error::Load`](crate::Error::Load) to the caller and every waiter, and
-    /// nothing is cached.
+    /// error is returned as [`Error::Load`](crate::Error::Load) to the caller
+    /// and every waiter, and nothing is cached; under
+    /// [fail-safe](crate::LoadPolicy::fail_safe), the expired value answers
+    /// instead when there is one.
     ///
     /// # Errors
     /// As [`get_or_load`](Self::get_or_load).
@@ -229,8 +231,10 @@ where
     /// With fail-closed, backend and timeout errors of the read. Always:
     /// [`Error::Load`](crate::Error::Load) naming the first key whose load failed (the loader's
     /// error, shared with every caller waiting for those keys and never
-    /// cached), whose loaded value cannot be stored, or that another process
-    /// kept loading past the distributed policy's `wait`.
+    /// cached) and has no expired value to answer with (fail-safe), whose
+    /// loaded value cannot be stored (fail-closed only; see
+    /// [`get_or_load`](Self::get_or_load)), or that another process kept
+    /// loading past the distributed policy's `wait`.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
