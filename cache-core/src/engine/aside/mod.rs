@@ -109,18 +109,21 @@ where
     let epoch = flights.epoch();
     let (reads, degraded) = first_read(space, keys).await?;
     let mut leaders = Vec::new();
-    let handoff: Handoff<V> = Arc::default();
     let answers: Vec<_> = (keys.iter().zip(reads).enumerate())
         .map(|(index, (key, read))| classify(space, format, (index, key), read, &mut leaders))
         .collect();
+    // Only a call that loads can be handed a value: hits allocate nothing.
+    let mut handoff: Option<Handoff<V>> = None;
     if !leaders.is_empty() {
         // A flight that finished while our read was out may have stored
         // some of these keys: read them again before loading.
         let reread = !degraded && flights.retired_since(epoch);
         let course = Course { degraded, reread };
+        let handed: Handoff<V> = Arc::default();
+        handoff = Some(Arc::clone(&handed));
         let delivery = Delivery {
             format,
-            handoff: Arc::clone(&handoff),
+            handoff: handed,
         };
         let fly = load::fly(space.clone(), delivery, leaders, loader, course);
         tokio::spawn(fly.instrument(space.load_span()));
@@ -131,7 +134,7 @@ where
             Ok(ready) => got.push(ready),
             Err(pending) => {
                 let settled = settle(space, format, key, pending).await;
-                got.push(settled.or_else(|error| handed_over(&handoff, index, error))?);
+                got.push(settled.or_else(|error| handed_over(handoff.as_ref(), index, error))?);
             }
         }
     }
@@ -193,8 +196,8 @@ async fn settle<V: DeserializeOwned>(
 
 /// For a key whose value this call loaded but the codec refused (fail-open),
 /// the value itself; any other error as it is.
-fn handed_over<V>(handoff: &Handoff<V>, index: usize, error: Error) -> Result<Got<V>> {
-    let Error::Load { source, .. } = &error else {
+fn handed_over<V>(handoff: Option<&Handoff<V>>, index: usize, error: Error) -> Result<Got<V>> {
+    let (Some(handoff), Error::Load { source, .. }) = (handoff, &error) else {
         return Err(error);
     };
     if source.downcast_ref::<Unencodable>().is_none() {
