@@ -54,6 +54,16 @@ impl Freshness {
 
 /// A cache-aside answer with its [`Freshness`], from
 /// [`get_or_load_detailed`](crate::TypedCache::get_or_load_detailed).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+/// use cache_core::{Freshness, Loaded};
+///
+/// let names = cache_core::Cache::memory().keyspace("name").typed::<u64, String>()?;
+/// let loaded: Loaded<String> = names.get_or_load_detailed(&1, || async { None }).await?;
+/// assert_eq!(loaded, Loaded { value: None, freshness: Freshness::Fresh });
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Loaded<V> {
     /// The value, or `None` when neither the cache nor the loader has one.

@@ -74,6 +74,10 @@ pub struct LoadPolicy {
 
 /// How long a stale value is served after a failed load before the loader
 /// is tried again, unless [`LoadPolicy::fail_safe_throttle`] says otherwise.
+///
+/// ```
+/// assert_eq!(cache_core::DEFAULT_FAIL_SAFE_THROTTLE.as_secs(), 30);
+/// ```
 pub const DEFAULT_FAIL_SAFE_THROTTLE: Duration = Duration::from_secs(30);
 
 impl Default for LoadPolicy {
