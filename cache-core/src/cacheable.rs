@@ -131,6 +131,46 @@ pub trait Cacheable {
     /// [`MAX_LOCAL_TTL`](crate::MAX_LOCAL_TTL) is cut to it; a capacity of 0
     /// means no local tier.
     const LOCAL: Option<LocalSettings> = None;
+
+    /// Whether the keyspace is tagged (see
+    /// [`KeyspaceBuilder::tagged`](crate::KeyspaceBuilder::tagged)): needed
+    /// for [`tags`](Self::tags) and for `invalidate_all`.
+    const TAGGED: bool = false;
+
+    /// The tags this value is stored under (the derive's `#[cache(tag)]`
+    /// fields, as [`tag`](crate::tag) makes them); none by default.
+    ///
+    /// ```
+    /// use cache_core::Cacheable;
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize, Cacheable)]
+    /// #[cache(prefix = "price")]
+    /// struct Price { #[cache(key)] model: String, #[cache(tag)] provider: String }
+    ///
+    /// let price = Price { model: "gpt-4".into(), provider: "openai".into() };
+    /// assert_eq!(price.tags(), ["provider:openai"]);
+    /// assert!(Price::TAGGED);
+    /// ```
+    fn tags(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// The tag `name:value` that a `#[cache(tag = "name")]` field holding
+/// `value` gives its entries, with `value` escaped as keys are: what to pass
+/// to [`Cache::invalidate_tag`](crate::Cache::invalidate_tag).
+///
+/// ```
+/// assert_eq!(cache_core::tag("provider", "openai"), "provider:openai");
+/// assert_eq!(cache_core::tag("tenant", &42u64), "tenant:42");
+/// assert_eq!(cache_core::tag("team", "a b"), "team:a%20b");
+/// ```
+pub fn tag<T: CacheKey + ?Sized>(name: &str, value: &T) -> String {
+    let mut tag = String::with_capacity(name.len() + 16);
+    tag.push_str(name);
+    tag.push(':');
+    value.write_key(&mut tag);
+    tag
 }
 
 /// A [`Cacheable`] type that carries its own key, so that

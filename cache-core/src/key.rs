@@ -195,6 +195,30 @@ impl KeyLayout {
     /// A companion keyspace, `{namespace}:{prefix}#{role}:v{version}:`, for data
     /// a building block keeps beside the values (negative entries, load locks).
     /// `#` never appears in an escaped prefix, so no user keyspace can meet it.
+    /// Where a namespace's tag states live: `{ns}:{{ns}#tags}:`, one hash
+    /// slot per namespace (`#` never appears in an escaped part).
+    pub(crate) fn tag_states(namespace: Option<&str>) -> KeyLayout {
+        let mut escaped = String::new();
+        if let Some(namespace) = namespace {
+            escape_into(namespace, &mut escaped);
+        }
+        let head = match namespace {
+            Some(_) => format!("{escaped}:{{{escaped}#tags}}:"),
+            None => "{#tags}:".to_owned(),
+        };
+        KeyLayout {
+            version_at: head.len(),
+            head,
+            prefix: "#tags".to_owned(),
+        }
+    }
+
+    /// The prefix and version, as `price:v1`.
+    pub(crate) fn prefix_and_version(&self) -> String {
+        let version = self.head[self.version_at..].trim_matches(':');
+        format!("{}:{version}", self.prefix)
+    }
+
     pub(crate) fn companion(&self, role: &str) -> KeyLayout {
         let mut head = String::with_capacity(self.head.len() + role.len() + 1);
         head.push_str(&self.head[..self.version_at]);
@@ -273,6 +297,16 @@ mod tests {
         let without = KeyLayout::new(None, "seq", 3);
         assert_eq!(without.key(&42i64), "seq:v3:42");
         assert_eq!(without.key(&-7i32), "seq:v3:-7");
+    }
+
+    #[test]
+    fn tag_states_have_a_slot_per_namespace() {
+        assert_eq!(KeyLayout::tag_states(Some("gw")).head(), "gw:{gw#tags}:");
+        assert_eq!(
+            KeyLayout::tag_states(Some("a{b")).head(),
+            "a%7Bb:{a%7Bb#tags}:"
+        );
+        assert_eq!(KeyLayout::tag_states(None).head(), "{#tags}:");
     }
 
     #[test]

@@ -49,6 +49,7 @@ pub struct KeyspaceBuilder {
     codec: Codec,
     load: LoadPolicy,
     local: Option<LocalSettings>,
+    tagged: bool,
 }
 
 impl KeyspaceBuilder {
@@ -61,6 +62,7 @@ impl KeyspaceBuilder {
             codec: Codec::default(),
             load: LoadPolicy::DEFAULT,
             local: None,
+            tagged: false,
         }
     }
 
@@ -130,6 +132,30 @@ impl KeyspaceBuilder {
             local: Some(LocalSettings { capacity, ttl }),
             ..self
         }
+    }
+
+    /// Tags every entry of the keyspace: entries can then carry tags
+    /// ([`set_tagged`](crate::TypedCache::set_tagged),
+    /// [`get_or_load_tagged`](crate::TypedCache::get_or_load_tagged), a
+    /// derived type's `#[cache(tag)]` fields), and
+    /// [`invalidate_all`](crate::TypedCache::invalidate_all) drops them all
+    /// at once. Each entry then carries a header listing its tags, and a
+    /// read checks them: through the handle's state cache (kept coherent by
+    /// Redis' client tracking) a warm read costs no extra round trip, a cold
+    /// one one `MGET`. `incr` is not available on a tagged keyspace.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let cache = cache_core::Cache::memory();
+    /// let reports = cache.keyspace("report").tagged().typed::<u64, String>()?;
+    /// reports.set(&1, &"q1".to_owned()).await?;
+    /// reports.invalidate_all().await?;
+    /// assert_eq!(reports.get(&1).await?, None);
+    /// # Ok(()) }
+    /// ```
+    pub fn tagged(mut self) -> Self {
+        self.tagged = true;
+        self
     }
 
     /// Checks the settings and returns the typed cache.
@@ -286,6 +312,7 @@ impl KeyspaceBuilder {
             self.load,
         );
         keyspace.local = self.local;
+        keyspace.tagged = self.tagged;
         Ok(keyspace)
     }
 }

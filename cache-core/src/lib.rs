@@ -81,7 +81,7 @@ pub use crate::blocks::ratelimit::{Decision, RateLimit, RateLimiter};
 pub use crate::blocks::sequence::{Allocation, MAX_SEQUENCE, Sequences};
 pub use crate::blocks::set::TypedSet;
 pub use crate::cache::{Cache, CacheBuilder, DEFAULT_MAX_VALUE_SIZE, DEFAULT_TIMEOUT, DEFAULT_URL};
-pub use crate::cacheable::{Cacheable, KeyedCacheable};
+pub use crate::cacheable::{Cacheable, KeyedCacheable, tag};
 pub use crate::codec::Codec;
 pub use crate::engine::freshness::{Freshness, Loaded, StaleReason};
 pub use crate::engine::local::{LocalSettings, LocalStats, MAX_LOCAL_TTL};

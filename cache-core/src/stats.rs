@@ -25,6 +25,8 @@ macro_rules! keyspace_counters {
             pub backend_errors: u64,
             /// Backend calls that ran past the timeout.
             pub timeouts: u64,
+            /// Calls that invalidated tags (`invalidate_tag`, `invalidate_all`).
+            pub tag_invalidations: u64,
         }
 
         /// The live counters behind a [`CacheStats`].
@@ -33,6 +35,7 @@ macro_rules! keyspace_counters {
             $(pub(crate) $field: AtomicU64,)*
             pub(crate) backend_errors: AtomicU64,
             pub(crate) timeouts: AtomicU64,
+            pub(crate) tag_invalidations: AtomicU64,
         }
 
         impl Stats {
@@ -42,6 +45,7 @@ macro_rules! keyspace_counters {
                     $($field: read(&self.$field),)*
                     backend_errors: read(&self.backend_errors),
                     timeouts: read(&self.timeouts),
+                    tag_invalidations: read(&self.tag_invalidations),
                 }
             }
 
@@ -50,6 +54,7 @@ macro_rules! keyspace_counters {
                 $(total.$field += other.$field;)*
                 total.backend_errors += other.backend_errors;
                 total.timeouts += other.timeouts;
+                total.tag_invalidations += other.tag_invalidations;
                 total
             }
         }
@@ -122,6 +127,9 @@ keyspace_counters! {
     /// Loaded values returned to the caller but not stored: over
     /// `max_value_size`, or refused by the codec (fail-open).
     unstored_values => "cache_unstored_values_total";
+    /// Reads that found an entry written under a tag that was invalidated
+    /// since (a miss; under fail-safe, an expired value for a failed load).
+    tag_invalidated_reads => "cache_tag_invalidated_reads_total";
 }
 
 /// Something that counts events.

@@ -52,6 +52,26 @@ pub(crate) struct Container {
     pub(crate) distributed: Option<(Option<Lit>, Option<Lit>, Span)>,
     /// `local(capacity = .., ttl = ..)`: the two values and the word's span.
     pub(crate) local: Option<(Option<Lit>, Option<Lit>, Span)>,
+    /// The bare word `tagged`, where it is.
+    pub(crate) tagged: Option<Span>,
+}
+
+/// A field marked `#[cache(tag)]` or `#[cache(tag = "name")]`.
+pub(crate) struct TagField {
+    /// Where the `tag` word is, for errors.
+    pub(crate) span: Span,
+    pub(crate) member: Member,
+    pub(crate) ty: Type,
+    /// The name given, if any (else the field's).
+    pub(crate) name: Option<LitStr>,
+    pub(crate) in_enum: bool,
+}
+
+/// The fields marked `#[cache(...)]`: key and tags.
+#[derive(Default)]
+pub(crate) struct Marked {
+    pub(crate) keys: Vec<KeyField>,
+    pub(crate) tags: Vec<TagField>,
 }
 
 /// A field marked `#[cache(key)]`.
@@ -243,6 +263,13 @@ pub(crate) fn container(input: &DeriveInput, errors: &mut Errors) -> Container {
                     name.span(),
                     "`key` goes on a field: `#[cache(key)] id: String`; use `key_type = \"...\"` here",
                 ),
+                "tagged" if !meta.input.peek(syn::Token![=]) => {
+                    set_once(&mut container.tagged, name.span(), &name, errors);
+                }
+                "tag" => errors.push(
+                    name.span(),
+                    "`tag` goes on a field: `#[cache(tag)] tenant: u64`; use `tagged` here",
+                ),
                 other => {
                     errors.push(
                         name.span(),
@@ -250,7 +277,8 @@ pub(crate) fn container(input: &DeriveInput, errors: &mut Errors) -> Container {
                             "unknown cache attribute `{other}`; expected one of \
                              `prefix`, `ttl`, `version`, `codec`, `key_type`, `crate`, \
                              `negative_ttl`, `jitter`, `early_refresh`, `on_failure`, `distributed`, \
-                             `hard_timeout`, `soft_timeout`, `fail_safe`, `fail_safe_throttle`, `local`"
+                             `hard_timeout`, `soft_timeout`, `fail_safe`, `fail_safe_throttle`, `local`, \
+                             `tagged` (a bare word)"
                         ),
                     );
                     // Skip its value so that parsing can go on to the next one.
@@ -268,30 +296,46 @@ pub(crate) fn container(input: &DeriveInput, errors: &mut Errors) -> Container {
     container
 }
 
-pub(crate) fn key_fields(input: &DeriveInput, errors: &mut Errors) -> Vec<KeyField> {
-    let mut found = Vec::new();
+pub(crate) fn fields(input: &DeriveInput, errors: &mut Errors) -> Marked {
+    let mut found = Marked::default();
     let mut scan = |fields: &Fields, in_enum: bool| {
         let unnamed = matches!(fields, Fields::Unnamed(_));
         for (index, field) in fields.iter().enumerate() {
+            let member = match &field.ident {
+                Some(ident) => Member::Named(ident.clone()),
+                None => Member::Unnamed(index.into()),
+            };
             for attr in cache_attrs(&field.attrs) {
                 let result = attr.parse_nested_meta(|meta| {
                     if meta.path.is_ident("key") {
-                        let member = match &field.ident {
-                            Some(ident) => Member::Named(ident.clone()),
-                            None => Member::Unnamed(index.into()),
-                        };
-                        found.push(KeyField {
+                        found.keys.push(KeyField {
                             span: meta.path.span(),
-                            member,
+                            member: member.clone(),
                             ty: field.ty.clone(),
                             in_enum,
                             siblings: fields.len(),
                             unnamed,
                         });
+                    } else if meta.path.is_ident("tag") {
+                        let name = match meta.input.peek(syn::Token![=]) {
+                            true => {
+                                let word = syn::Ident::new("tag", meta.path.span());
+                                string(&meta, &word, errors)?
+                            }
+                            false => None,
+                        };
+                        found.tags.push(TagField {
+                            span: meta.path.span(),
+                            member: member.clone(),
+                            ty: field.ty.clone(),
+                            name,
+                            in_enum,
+                        });
                     } else {
                         errors.push(
                             meta.path.span(),
-                            "unknown cache field attribute; the only one is `#[cache(key)]`",
+                            "unknown cache field attribute; expected `#[cache(key)]`, \
+                             `#[cache(tag)]` or `#[cache(tag = \"name\")]`",
                         );
                     }
                     Ok(())

@@ -14,8 +14,8 @@ use crate::valid::{self, Codec, Key};
 pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
     let mut errors = Errors::default();
     let container = attr::container(input, &mut errors);
-    let key_fields = attr::key_fields(input, &mut errors);
-    let settings = valid::check(input, container, key_fields, &mut errors);
+    let marked = attr::fields(input, &mut errors);
+    let settings = valid::check(input, container, marked, &mut errors);
     match errors.finish() {
         Ok(()) => impls(input, &settings),
         Err(error) => {
@@ -93,10 +93,14 @@ fn impls(input: &DeriveInput, settings: &valid::Settings) -> TokenStream {
         Key::Type(_) => TokenStream::new(),
     };
 
+    let tagged = settings.tagged;
+    let tags = tags_fn(krate, &settings.tags);
     quote! {
         #[automatically_derived]
         impl #impl_generics #krate::Cacheable for #name #ty_generics #where_clause {
             type Key = #key_ty;
+            const TAGGED: bool = #tagged;
+            #tags
             const PREFIX: &'static str = #prefix;
             const VERSION: u32 = #version;
             const TTL: ::core::option::Option<::core::time::Duration> = #ttl;
@@ -105,6 +109,25 @@ fn impls(input: &DeriveInput, settings: &valid::Settings) -> TokenStream {
             const LOCAL: ::core::option::Option<#krate::LocalSettings> = #local;
         }
         #keyed
+    }
+}
+
+/// `fn tags`, for a type with tag fields: `name:value` for each, the value
+/// escaped as keys are. A field type that is not a key type is an error at
+/// the field's type.
+fn tags_fn(krate: &syn::Path, tags: &[(String, syn::Member, syn::Type, Span)]) -> TokenStream {
+    if tags.is_empty() {
+        return TokenStream::new();
+    }
+    let each = tags.iter().map(|(name, member, ty, _)| {
+        let span = syn::spanned::Spanned::span(ty);
+        let check = quote_spanned!(span=> #krate::tag::<#ty>);
+        quote!(#check(#name, &self.#member))
+    });
+    quote! {
+        fn tags(&self) -> ::std::vec::Vec<::std::string::String> {
+            ::std::vec![#(#each),*]
+        }
     }
 }
 

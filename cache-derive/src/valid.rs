@@ -4,7 +4,7 @@ use proc_macro2::Span;
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Lit, Member, Path, Type};
 
-use crate::attr::{Container, Errors, KeyField};
+use crate::attr::{Container, Errors, KeyField, Marked, TagField};
 
 /// The longest TTL: Redis' millisecond expiry times are `i64` since the epoch,
 /// and half that range leaves room for "now" (the same bound as
@@ -22,6 +22,10 @@ pub(crate) struct Settings {
     pub(crate) load: Load,
     /// The local tier: capacity and TTL in milliseconds.
     pub(crate) local: Option<(u64, u64)>,
+    /// Whether the keyspace is tagged (`tagged`, or any tag field).
+    pub(crate) tagged: bool,
+    /// The tag fields: the tag's name, the field, its type and span.
+    pub(crate) tags: Vec<(String, Member, Type, Span)>,
 }
 
 /// The `get_or_load` policy; `None` fields keep `LoadPolicy::DEFAULT`'s.
@@ -61,7 +65,7 @@ fn first_bad_prefix_char(prefix: &str) -> Option<char> {
 pub(crate) fn check(
     input: &DeriveInput,
     container: Container,
-    key_fields: Vec<KeyField>,
+    marked: Marked,
     errors: &mut Errors,
 ) -> Settings {
     if let Data::Union(data) = &input.data {
@@ -89,8 +93,12 @@ pub(crate) fn check(
         .krate
         .map(|(path, _)| path)
         .unwrap_or_else(|| syn::parse_quote!(::cache_core));
-    let key = key_choice(container.key_type, key_fields, errors);
+    let tags = tag_fields(marked.tags, errors);
+    let tagged = container.tagged.is_some() || !tags.is_empty();
+    let key = key_choice(container.key_type, marked.keys, errors);
     Settings {
+        tagged,
+        tags,
         krate,
         prefix,
         version,
@@ -100,6 +108,56 @@ pub(crate) fn check(
         load,
         local,
     }
+}
+
+/// The tag fields, each with its tag's name: as given, or the field's.
+/// Names follow the prefix rule (so `name:value` reads one way) and are
+/// distinct; tag fields go on structs.
+fn tag_fields(fields: Vec<TagField>, errors: &mut Errors) -> Vec<(String, Member, Type, Span)> {
+    let mut tags: Vec<(String, Member, Type, Span)> = Vec::with_capacity(fields.len());
+    for field in fields {
+        if field.in_enum {
+            errors.push(
+                field.span,
+                "`#[cache(tag)]` goes on a struct's fields, not an enum's",
+            );
+            continue;
+        }
+        let (name, span) = match (&field.name, &field.member) {
+            (Some(name), _) => (name.value(), name.span()),
+            (None, Member::Named(ident)) => (
+                ident.to_string().trim_start_matches("r#").to_owned(),
+                field.span,
+            ),
+            (None, Member::Unnamed(_)) => {
+                errors.push(
+                    field.span,
+                    "an unnamed field needs a tag name: `#[cache(tag = \"tenant\")]`",
+                );
+                continue;
+            }
+        };
+        let valid = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if !valid {
+            errors.push(
+                span,
+                format!(
+                    "tag name `{}` must be non-empty and made of A-Z a-z 0-9 . _ -",
+                    name.escape_debug()
+                ),
+            );
+            continue;
+        }
+        if tags.iter().any(|(known, ..)| *known == name) {
+            errors.push(span, format!("duplicate tag name `{name}`"));
+            continue;
+        }
+        tags.push((name, field.member, field.ty, field.span));
+    }
+    tags
 }
 
 /// The key prefix: as given (checked), or the type's name in snake case.

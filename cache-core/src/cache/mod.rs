@@ -10,12 +10,14 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use crate::Cacheable;
 use crate::backend::{Backend, RedisConnection};
 use crate::engine::local::{LocalCopy, LocalSettings};
+use crate::engine::tags::user_tag;
 use crate::engine::{Engine, KeyspaceSettings};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::keyspace::KeyspaceBuilder;
 use crate::stats::{CacheStats, Stats};
 use crate::typed::TypedCache;
@@ -199,7 +201,61 @@ impl Cache {
             tier
         });
         keyspace.local = None;
-        TypedCache::with_local_copy(keyspace, LocalCopy::new(local))
+        keyspace.tagged = T::TAGGED;
+        let mut typed = TypedCache::with_local_copy(keyspace, LocalCopy::new(local));
+        typed.tags_of = T::tags;
+        typed
+    }
+
+    /// Invalidates every entry written under `tag`, in every keyspace of
+    /// this namespace, on every handle and process: one small write, no
+    /// scan. After it returns no read of this handle returns such an entry;
+    /// other handles' local tiers stop serving them within the coherence
+    /// bound of the local tier. `get_or_load` reloads them (under fail-safe,
+    /// a failed load may answer with one as stale). Entries stay in Redis
+    /// until they expire or are written again.
+    ///
+    /// # Errors
+    /// Backend and timeout errors; the tag may then be invalidated or not.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let cache = cache_core::Cache::memory();
+    /// let pages = cache.keyspace("page").tagged().typed::<String, String>()?;
+    /// pages.set_tagged("/", &"home".to_owned(), &["tenant:acme"]).await?;
+    /// cache.invalidate_tag("tenant:acme").await?;
+    /// assert_eq!(pages.get("/").await?, None);
+    /// assert_eq!(cache.stats().tag_invalidations, 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn invalidate_tag(&self, tag: &str) -> Result<()> {
+        self.invalidate_tags(&[tag]).await
+    }
+
+    /// [`invalidate_tag`](Self::invalidate_tag) of several tags in one write.
+    ///
+    /// # Errors
+    /// As `invalidate_tag`; [`Error::Config`] for an empty slice.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let cache = cache_core::Cache::memory();
+    /// cache.invalidate_tags(&["tenant:acme", "tenant:globex"]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn invalidate_tags(&self, tags: &[&str]) -> Result<()> {
+        if tags.is_empty() {
+            return Err(Error::config("invalidate_tags needs at least one tag"));
+        }
+        let names: Vec<String> = tags.iter().map(|tag| user_tag(tag)).collect();
+        let span = tracing::debug_span!(
+            "cache.op",
+            operation = "invalidate_tag",
+            namespace = self.engine.namespace().unwrap_or_default(),
+        );
+        let backend = self.engine.backend();
+        let invalidate = backend.within(self.engine.invalidate_tags(&names));
+        invalidate.instrument(span).await
     }
 
     /// The global namespace every key starts with, if one was set.

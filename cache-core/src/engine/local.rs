@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::Engine;
+use super::tags::header::TagList;
 use crate::error::{Error, Result};
 use crate::ttl::check_ttl;
 
@@ -165,6 +167,8 @@ const STRIPES: usize = 64;
 #[derive(Clone)]
 struct Entry {
     bytes: Arc<[u8]>,
+    /// The tags it was written under: it serves only while they hold.
+    tags: Option<Arc<TagList>>,
     value: Option<Arc<dyn Any + Send + Sync>>,
     expires: Instant,
 }
@@ -290,6 +294,27 @@ impl LocalTier {
         Some(entry)
     }
 
+    /// The entry at `key` if the tier may serve it: live, and its tags
+    /// known to hold (one known to have changed is dropped; one whose tags
+    /// are not known is left to a backend read).
+    fn serving(&self, key: &str, engine: &Engine) -> Option<Arc<Entry>> {
+        if !self.serves() {
+            return None;
+        }
+        let entry = self.live(key)?;
+        if let Some(tags) = &entry.tags {
+            match engine.tags_known_valid(tags) {
+                Some(true) => {}
+                Some(false) => {
+                    self.entries.remove(key);
+                    return None;
+                }
+                None => return None,
+            }
+        }
+        Some(entry)
+    }
+
     fn stripe_at(key: &str) -> usize {
         use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
         let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(key);
@@ -396,25 +421,24 @@ impl LocalCopy {
         self.0.is_some()
     }
 
-    /// The local copy of `key`, if there is one and the tier may serve.
-    pub(crate) fn get(&self, key: &str) -> Option<Arc<[u8]>> {
+    /// The local copy of `key`, if there is one, the tier may serve, and
+    /// its tags still hold as far as `engine` knows without a backend call.
+    pub(crate) fn get(&self, key: &str, engine: &Engine) -> Option<Arc<[u8]>> {
         let tier = self.0.as_ref()?;
-        if !tier.serves() {
-            return None;
-        }
-        let entry = tier.live(key)?;
+        let entry = tier.serving(key, engine)?;
         tier.hits.fetch_add(1, Ordering::Relaxed);
         Some(Arc::clone(&entry.bytes))
     }
 
     /// The local copy of `key` as a `V` if it is kept decoded, else its
     /// bytes; `None` when there is none or the tier may not serve.
-    pub(crate) fn get_shared<V: Any + Send + Sync>(&self, key: &str) -> Option<Local<V>> {
+    pub(crate) fn get_shared<V: Any + Send + Sync>(
+        &self,
+        key: &str,
+        engine: &Engine,
+    ) -> Option<Local<V>> {
         let tier = self.0.as_ref()?;
-        if !tier.serves() {
-            return None;
-        }
-        let entry = tier.live(key)?;
+        let entry = tier.serving(key, engine)?;
         tier.hits.fetch_add(1, Ordering::Relaxed);
         let decoded = entry
             .value
@@ -446,14 +470,16 @@ impl LocalCopy {
     /// the tier's TTL or the value's remaining `ttl` if shorter; nothing if
     /// the key was invalidated (or the tier flushed) since the ticket.
     pub(crate) fn fetched(&self, key: &str, bytes: &[u8], ttl: crate::Ttl, ticket: Ticket) {
-        self.fetched_decoded(key, bytes, None, ttl, ticket);
+        let tags = None;
+        self.fetched_decoded(key, (bytes, tags), None, ttl, ticket);
     }
 
-    /// [`fetched`](Self::fetched), keeping `value` (the bytes decoded) too.
+    /// [`fetched`](Self::fetched) of bytes written under `tags`, keeping
+    /// `value` (the bytes decoded) too.
     pub(crate) fn fetched_decoded(
         &self,
         key: &str,
-        bytes: &[u8],
+        (bytes, tags): (&[u8], Option<Arc<TagList>>),
         value: Option<Arc<dyn Any + Send + Sync>>,
         ttl: crate::Ttl,
         ticket: Ticket,
@@ -474,6 +500,7 @@ impl LocalCopy {
         }
         let entry = Arc::new(Entry {
             bytes: Arc::from(bytes),
+            tags,
             value,
             expires: ticket.sent + ttl,
         });

@@ -9,19 +9,21 @@ pub(crate) mod flight;
 pub(crate) mod freshness;
 pub(crate) mod local;
 pub(crate) mod policy;
+pub(crate) mod reading;
 mod scope;
 mod space;
 pub(crate) mod stamp;
+pub(crate) mod tags;
 
 pub(crate) use self::scope::Scope;
-pub(crate) use self::space::{KeyspaceSettings, Space};
+pub(crate) use self::space::{KeyspaceSettings, Since, Space};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use self::flight::Flights;
-use self::local::{Channel, LocalSettings, LocalTier};
+use self::local::{Channel, LocalCopy, LocalSettings, LocalTier};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::key::KeyLayout;
@@ -44,6 +46,10 @@ pub(crate) struct Engine {
     added: Arc<tokio::sync::Notify>,
     /// Set once the invalidation task runs (with the first local tier).
     listening: AtomicBool,
+    /// Where the namespace's tag states live.
+    tag_layout: KeyLayout,
+    /// The local tier of tag states (Redis only), made on first use.
+    state_cache: OnceLock<LocalCopy>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -63,7 +69,10 @@ impl Engine {
     ) -> Self {
         // The memory backend sees every write: its tiers need no channel.
         let live = backend.tracker().is_none();
+        let tag_layout = KeyLayout::tag_states(namespace.as_deref());
         Engine {
+            tag_layout,
+            state_cache: OnceLock::new(),
             backend,
             namespace,
             max_value_size,

@@ -7,11 +7,13 @@ use std::time::Duration;
 use super::Engine;
 use super::local::{LocalCopy, LocalSettings};
 use super::policy::LoadPolicy;
-use super::stamp::{self, Held};
+use super::stamp;
+use super::tags::{self, header};
 use crate::codec::Codec;
+use crate::error::{Error, Result};
 use crate::key::KeyLayout;
 use crate::stats::KeyspaceCounters;
-use crate::ttl::{MAX_TTL, Ttl};
+use crate::ttl::MAX_TTL;
 
 /// A checked keyspace: what a typed view or building block is built from.
 #[derive(Debug, Clone)]
@@ -22,6 +24,8 @@ pub(crate) struct KeyspaceSettings {
     pub(crate) codec: Codec,
     pub(crate) load: LoadPolicy,
     pub(crate) local: Option<LocalSettings>,
+    /// Whether every entry carries the keyspace's tag (`invalidate_all`).
+    pub(crate) tagged: bool,
 }
 
 impl KeyspaceSettings {
@@ -42,6 +46,7 @@ impl KeyspaceSettings {
             codec,
             load,
             local: None,
+            tagged: false,
         }
     }
 }
@@ -123,36 +128,127 @@ impl Space {
     /// fail-safe read each other's values. Bincode bytes could start like a
     /// header, so a bincode view without fail-safe takes them as they are.
     pub(crate) fn reads_headers(&self) -> bool {
-        self.fail_safe().is_some() || stamp::unambiguous(self.settings.codec)
+        self.fail_safe().is_some()
+            || self.settings.tagged
+            || stamp::unambiguous(self.settings.codec)
     }
 
-    /// What is stored for `payload` written to expire after `ttl`, and how
-    /// long Redis keeps it: as it is, or under fail-safe with a header and
-    /// kept for the window longer.
-    pub(crate) fn seal(
+    /// The names of the tags an entry written with the user tags `extra`
+    /// carries: the keyspace's own when it is tagged, then each of `extra` once.
+    pub(crate) fn tag_names(&self, extra: &[String]) -> Vec<String> {
+        let mut names = Vec::with_capacity(extra.len() + 1);
+        if self.settings.tagged {
+            names.push(tags::keyspace_tag(&self.settings.layout));
+        }
+        for tag in extra {
+            let name = tags::user_tag(tag);
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+    }
+
+    /// What is stored for `payload` written to expire after `ttl` under the
+    /// user tags `extra`, and how long Redis keeps it: under fail-safe with
+    /// its header and kept for the window longer; with tags, with the tag
+    /// header listing their states.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for tags on a keyspace whose reads would not see
+    /// them; backend and timeout errors of stamping the tags.
+    pub(crate) async fn seal(
         &self,
         payload: Vec<u8>,
         ttl: Option<Duration>,
-    ) -> (Vec<u8>, Option<Duration>) {
-        match self.fail_safe() {
-            None => (payload, ttl),
-            Some(window) => (
-                stamp::seal(&payload, ttl, None),
-                ttl.map(|ttl| ttl.saturating_add(window).min(MAX_TTL)),
-            ),
-        }
+        extra: &[String],
+    ) -> Result<(Vec<u8>, Option<Duration>)> {
+        let sealed = self.seal_since(payload, ttl, extra, Since::Now).await?;
+        // Only a load can find its tags changed since it began.
+        sealed.ok_or_else(|| Error::config("a write found its tags changed".to_owned()))
     }
 
-    /// A stored value as a plain read sees it: its payload and the time it
-    /// has left (the least of `ttl`, Redis', and its own), or `None` once it
-    /// has expired (under fail-safe, kept only to answer a failed load).
-    pub(crate) fn fresh(&self, stored: Vec<u8>, ttl: Ttl) -> Option<(Vec<u8>, Ttl)> {
-        if !self.reads_headers() {
-            return Some((stored, ttl));
-        }
-        match stamp::hold(stored, ttl) {
-            Held::Fresh(payload, left) => Some((payload, left)),
-            Held::Stale(_) => None,
-        }
+    /// [`seal`](Self::seal) for a loaded value: `None` when one of its tags
+    /// changed after `since` (the load began before an invalidation, so the
+    /// value may be older than it, and must not be stored as fresh).
+    ///
+    /// # Errors
+    /// As `seal`.
+    pub(crate) async fn seal_since(
+        &self,
+        payload: Vec<u8>,
+        ttl: Option<Duration>,
+        extra: &[String],
+        since: Since,
+    ) -> Result<Option<(Vec<u8>, Option<Duration>)>> {
+        let kept = match self.fail_safe() {
+            Some(window) => ttl.map(|ttl| ttl.saturating_add(window).min(MAX_TTL)),
+            None => ttl,
+        };
+        let names = self.tag_names(extra);
+        let payload = match names.is_empty() {
+            true => payload,
+            false => match self.tag_header(names, kept, since, &payload).await? {
+                Some(tagged) => tagged,
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(match self.fail_safe() {
+            None => (payload, ttl),
+            Some(_) => (stamp::seal(&payload, ttl, None), kept),
+        }))
     }
+
+    /// `payload` under the tag header of `names`, stamped to live `kept`;
+    /// `None` when a tag changed after `since`.
+    async fn tag_header(
+        &self,
+        names: Vec<String>,
+        kept: Option<Duration>,
+        since: Since,
+        payload: &[u8],
+    ) -> Result<Option<Vec<u8>>> {
+        if !self.reads_headers() {
+            return Err(Error::config(format!(
+                "tags on keyspace `{}` need a codec other than bincode, or a tagged keyspace \
+                 (KeyspaceBuilder::tagged): its reads would take the tag header for the value",
+                self.settings.layout.prefix()
+            )));
+        }
+        let stamped = self.settings.engine.stamp_tags(&names, kept).await?;
+        let (prefix, count) = (self.settings.layout.prefix(), names.len());
+        if stamped.len() != count {
+            return Err(Error::config(format!(
+                "stamping {count} tags of an entry of `{prefix}` answered {} states",
+                stamped.len()
+            )));
+        }
+        if let Since::Load(clock) = &since
+            && !stamped
+                .iter()
+                .all(|tag| tags::unchanged_since(tag, clock.as_deref()))
+        {
+            return Ok(None);
+        }
+        let tags = names
+            .into_iter()
+            .zip(stamped.into_iter().map(|tag| tag.state));
+        let list = header::TagList {
+            tags: tags.collect(),
+        };
+        let sealed = header::seal(&list, payload).ok_or_else(|| {
+            Error::config(format!(
+                "an entry of `{prefix}` carries {count} tags; one holds at most 65,535"
+            ))
+        })?;
+        Ok(Some(sealed))
+    }
+}
+
+/// From when a written value is known current: now (a plain write), or
+/// from the start of the load that found it, when the tag clock read this.
+#[derive(Clone, Debug)]
+pub(crate) enum Since {
+    Now,
+    Load(Option<Vec<u8>>),
 }

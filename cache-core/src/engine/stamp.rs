@@ -122,6 +122,16 @@ impl StaleCopy {
         }
     }
 
+    /// The value Redis holds as `found`, its codec's bytes from `at`.
+    pub(crate) fn in_redis(found: Vec<u8>, at: usize, serve_now: Option<StaleReason>) -> Self {
+        StaleCopy {
+            found,
+            at,
+            in_redis: true,
+            serve_now,
+        }
+    }
+
     /// The codec's bytes.
     pub(crate) fn payload(&self) -> &[u8] {
         self.found.get(self.at..).unwrap_or_default()
@@ -133,41 +143,14 @@ impl StaleCopy {
     }
 }
 
-/// A stored value under fail-safe, as read.
-pub(crate) enum Held {
-    /// Before its expiry: the payload, and the time it has left.
-    Fresh(Vec<u8>, Ttl),
-    /// After it: kept for a failed load.
-    Stale(StaleCopy),
-}
-
-/// What `stored` is now, with `ttl` the time Redis keeps it (`Persistent`
-/// when not read): the fresh value's time left is the lesser of the two.
-pub(crate) fn hold(stored: Vec<u8>, ttl: Ttl) -> Held {
-    let (stamp, at) = open(&stored);
-    let own = match stamp {
-        Stamp::Fresh(own) => own,
-        Stamp::Expired | Stamp::Throttled(_) => {
-            let serve_now = match stamp {
-                Stamp::Throttled(reason) => Some(reason),
-                _ => None,
-            };
-            return Held::Stale(StaleCopy {
-                found: stored,
-                at,
-                in_redis: true,
-                serve_now,
-            });
-        }
-    };
-    let left = match (own, ttl) {
+/// The time a fresh value has left: the lesser of its own (`own`) and
+/// Redis' (`kept`; `Persistent` when not read).
+pub(crate) fn lesser(own: Ttl, kept: Ttl) -> Ttl {
+    match (own, kept) {
         (Ttl::Expires(own), Ttl::Expires(kept)) => Ttl::Expires(own.min(kept)),
         (Ttl::Expires(own), _) => Ttl::Expires(own),
         (_, kept) => kept,
-    };
-    let mut payload = stored;
-    payload.drain(..at);
-    Held::Fresh(payload, left)
+    }
 }
 
 /// The new header for a stored value whose expiry `expire` moves to `ttl`

@@ -11,6 +11,7 @@ use super::TypedCache;
 use crate::error::Result;
 use crate::key::CacheKey;
 use crate::stats::bump;
+use crate::ttl::Ttl;
 
 impl<K, V> TypedCache<K, V>
 where
@@ -68,19 +69,22 @@ where
         Q: CacheKey + ?Sized,
     {
         self.not_empty(entries.len(), "set_many", "entry")?;
-        let mut encoded = Vec::with_capacity(entries.len());
-        for (key, value) in entries {
-            let full_key = self.space.settings.layout.key(*key);
-            let (bytes, ttl) = self.encode_with_default_ttl(&full_key, value)?;
-            encoded.push((full_key, bytes, ttl));
-        }
-        let written: Vec<String> = match self.space.local.is_on() {
-            true => encoded.iter().map(|(key, _, _)| key.clone()).collect(),
-            false => Vec::new(),
+        let write = async {
+            let mut encoded = Vec::with_capacity(entries.len());
+            for (key, value) in entries {
+                let full_key = self.space.settings.layout.key(*key);
+                let (bytes, ttl) = self.stored_form(&full_key, value, None, &[]).await?;
+                encoded.push((full_key, bytes, ttl));
+            }
+            let written: Vec<String> = match self.space.local.is_on() {
+                true => encoded.iter().map(|(key, _, _)| key.clone()).collect(),
+                false => Vec::new(),
+            };
+            let written: Vec<&str> = written.iter().map(String::as_str).collect();
+            let write = self.space.backend().set_many(encoded);
+            self.space.local.around(&written, write).await
         };
-        let written: Vec<&str> = written.iter().map(String::as_str).collect();
-        let write = self.space.backend().set_many(encoded);
-        let write = self.space.local.around(&written, write);
+        let write = self.space.backend().within(write);
         write.instrument(self.space.span("set_many")).await
     }
 
@@ -150,17 +154,61 @@ where
         self.space.backend().clear(&heads).await
     }
 
-    /// Many reads: local copies first, one MGET for the rest.
+    /// Invalidates every entry of this keyspace (namespace, prefix and
+    /// version) at once, on every handle and process, with one small write:
+    /// the keyspace's tag, which every entry of a
+    /// [tagged](crate::KeyspaceBuilder::tagged) keyspace carries, changes,
+    /// so that reads treat every entry written before as missing (as
+    /// [`Cache::invalidate_tag`](crate::Cache::invalidate_tag) does for a
+    /// tag). For "the data changed"; [`clear`](Self::clear) is for
+    /// reclaiming the memory.
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) when the keyspace is not
+    /// tagged; backend and timeout errors (then it may be invalidated or not).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let cache = cache_core::Cache::memory();
+    /// let plans = cache.keyspace("plan").tagged().typed::<u64, String>()?;
+    /// plans.set(&1, &"free".to_owned()).await?;
+    /// plans.invalidate_all().await?;
+    /// assert_eq!(plans.get(&1).await?, None);
+    /// let untagged = cache.keyspace("user").typed::<u64, String>()?;
+    /// assert!(untagged.invalidate_all().await.unwrap_err().is_config());
+    /// # Ok(()) }
+    /// ```
+    pub async fn invalidate_all(&self) -> Result<()> {
+        self.check_tagged()?;
+        let names = [crate::engine::tags::keyspace_tag(
+            &self.space.settings.layout,
+        )];
+        let engine = &self.space.settings.engine;
+        let invalidate = engine.backend().within(engine.invalidate_tags(&names));
+        invalidate
+            .instrument(self.space.span("invalidate_all"))
+            .await
+    }
+
+    /// Many reads: local copies first, one MGET for the rest (and one for
+    /// the states of their tags not known locally).
     async fn get_many_bytes(&self, full_keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        let backend = self.space.backend();
         if !self.space.local.is_on() {
-            let read = self.space.backend().get_many(full_keys);
+            let read = backend.within(async {
+                let found = backend.get_many(full_keys).await?;
+                let found = found
+                    .into_iter()
+                    .map(|read| read.map(|b| (b, Ttl::Persistent)));
+                self.space.fresh_many(found.collect()).await
+            });
             let found = read.instrument(self.space.span("get_many")).await?;
-            return Ok(found.into_iter().map(|read| self.fresh(read)).collect());
+            return Ok(found.into_iter().map(|f| f.map(|f| f.payload)).collect());
         }
-        let local = &self.space.local;
+        let (local, engine) = (&self.space.local, &self.space.settings.engine);
         let mut found: Vec<Option<Vec<u8>>> = full_keys
             .iter()
-            .map(|key| local.get(key).map(|bytes| bytes.to_vec()))
+            .map(|key| local.get(key, engine).map(|bytes| bytes.to_vec()))
             .collect();
         for _ in found.iter().filter(|bytes| bytes.is_some()) {
             bump(&self.counters().local_hits);
@@ -175,16 +223,20 @@ where
             return Ok(found);
         }
         let tickets: Vec<_> = missing.iter().map(|key| local.ticket(key)).collect();
-        let read = self.space.backend().get_many_with_ttl(&missing);
+        let read = backend.within(async {
+            let found = backend.get_many_with_ttl(&missing).await?;
+            self.space.fresh_many(found).await
+        });
         let fetched = read.instrument(self.space.span("get_many")).await?;
         let mut fetched = fetched.into_iter().zip(missing.iter().zip(tickets));
         for slot in found.iter_mut().filter(|slot| slot.is_none()) {
             let Some((read, (key, ticket))) = fetched.next() else {
                 break;
             };
-            if let Some((bytes, ttl)) = read.and_then(|(b, ttl)| self.space.fresh(b, ttl)) {
-                local.fetched(key, &bytes, ttl, ticket);
-                *slot = Some(bytes);
+            if let Some(fresh) = read {
+                let kept = (fresh.payload.as_slice(), fresh.tags.clone());
+                local.fetched_decoded(key, kept, None, fresh.ttl, ticket);
+                *slot = Some(fresh.payload);
             }
         }
         Ok(found)

@@ -161,14 +161,69 @@ where
         Fut: Future<Output = std::result::Result<Option<V>, E>> + Send + 'static,
         E: Into<BoxError> + 'static,
     {
+        let loader = move || async move {
+            let found = loader().await?;
+            Ok::<_, E>(found.map(|value| (value, Vec::new())))
+        };
+        self.load_one(key, loader).await
+    }
+
+    /// [`try_get_or_load`](Self::try_get_or_load) with a loader that
+    /// returns, with each value, the tags to store it under (besides the
+    /// tags it carries of itself and its keyspace's): for tags only the
+    /// source knows, such as the tenant a row belongs to.
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) when the keyspace is not
+    /// [tagged](crate::KeyspaceBuilder::tagged); otherwise as
+    /// [`try_get_or_load`](Self::try_get_or_load).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let cache = cache_core::Cache::memory();
+    /// let orders = cache.keyspace("order").tagged().typed::<u64, String>()?;
+    /// let load = || async {
+    ///     // SELECT tenant, body FROM orders WHERE id = 7
+    ///     Ok::<_, std::io::Error>(Some(("pending".to_owned(), vec!["tenant:acme".to_owned()])))
+    /// };
+    /// assert_eq!(orders.get_or_load_tagged(&7, load).await?.as_deref(), Some("pending"));
+    /// cache.invalidate_tag("tenant:acme").await?;
+    /// assert_eq!(orders.get(&7).await?, None);
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_or_load_tagged<Q, F, Fut, E>(&self, key: &Q, loader: F) -> Result<Option<V>>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<Option<(V, Vec<String>)>, E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        self.check_tagged()?;
+        Ok(self.load_one(key, loader).await?.value)
+    }
+
+    /// One key through the cache-aside engine, with a loader that returns
+    /// the value and its tags.
+    async fn load_one<Q, F, Fut, E>(&self, key: &Q, loader: F) -> Result<Loaded<V>>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<Option<(V, Vec<String>)>, E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
         let span = self.space.span("get_or_load");
         let keys = [self.space.settings.layout.key(key)];
         // The one key is position 0.
         let loader = move |_: Vec<usize>| async move {
             let found = loader().await.map_err(Into::into)?;
-            Ok(found.map(|value| (0, value)).into_iter().collect())
+            Ok(found
+                .map(|(value, tags)| (0, value, tags))
+                .into_iter()
+                .collect())
         };
-        let run = aside::run(&self.space, self.format, &keys, loader);
+        let run = aside::run(&self.space, (self.format, self.tags_of), &keys, loader);
         let got = run.instrument(span.clone()).await?;
         aside::mark_stale(&span, &got);
         Ok(match got.into_iter().next() {
@@ -312,11 +367,11 @@ where
             let mut found: HashMap<K, V> = found.into_iter().collect();
             let by_position = positions.into_iter().filter_map(|at| {
                 let value = found.remove(asked.get(at)?)?;
-                Some((at, value))
+                Some((at, value, Vec::new()))
             });
             Ok(by_position.collect())
         };
-        let run = aside::run(&self.space, self.format, &full_keys, loader);
+        let run = aside::run(&self.space, (self.format, self.tags_of), &full_keys, loader);
         let got = run.instrument(span.clone()).await?;
         aside::mark_stale(&span, &got);
         self.spread(got, &place, &full_keys)

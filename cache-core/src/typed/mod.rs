@@ -56,6 +56,8 @@ pub struct TypedCache<K: ?Sized, V> {
     /// The keyspace's TTL, policy, companions, local tier and counters.
     pub(crate) space: Space,
     pub(crate) format: ValueFormat,
+    /// The tags a value carries of itself (a derived type's tag fields).
+    pub(crate) tags_of: fn(&V) -> Vec<String>,
     types: PhantomData<fn(&K) -> V>,
 }
 
@@ -65,6 +67,7 @@ impl<K: ?Sized, V> Clone for TypedCache<K, V> {
             scope: self.scope.clone(),
             space: self.space.clone(),
             format: self.format,
+            tags_of: self.tags_of,
             types: PhantomData,
         }
     }
@@ -106,6 +109,7 @@ where
             scope: Scope::new(&keyspace),
             format: ValueFormat::for_type::<V>(keyspace.codec),
             space: Space::new(keyspace, local),
+            tags_of: |_| Vec::new(),
             types: PhantomData,
         }
     }
@@ -276,19 +280,54 @@ where
         &self.space.counters
     }
 
-    /// `value` as stored with the default TTL (jittered, checked), and how
-    /// long Redis keeps it (see `Space::seal`).
-    fn encode_with_default_ttl(
+    /// `value` as stored at `full_key` to expire after `ttl` (`None`: the
+    /// default, jittered, checked) under the call's tags `extra` and its own,
+    /// and how long Redis keeps it (see `Space::seal`).
+    async fn stored_form(
         &self,
         full_key: &str,
         value: &V,
+        ttl: Option<Duration>,
+        extra: &[String],
     ) -> Result<(Vec<u8>, Option<Duration>)> {
-        if let Some(ttl) = self.space.settings.ttl {
-            check_ttl(ttl, Some(full_key))?;
-        }
+        let ttl = match ttl {
+            Some(ttl) => Some(ttl),
+            None => {
+                if let Some(ttl) = self.space.settings.ttl {
+                    check_ttl(ttl, Some(full_key))?;
+                }
+                (self.space.settings.ttl).map(|ttl| self.space.settings.load.jittered(ttl))
+            }
+        };
         let bytes = self.encode(full_key, value)?;
-        let ttl = (self.space.settings.ttl).map(|ttl| self.space.settings.load.jittered(ttl));
-        Ok(self.space.seal(bytes, ttl))
+        let tags = self.tags(value, extra)?;
+        self.space.seal(bytes, ttl, &tags).await
+    }
+
+    /// The user tags of `value` written with the call's `extra` tags.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for tags on a keyspace that is not tagged.
+    pub(crate) fn tags(&self, value: &V, extra: &[String]) -> Result<Vec<String>> {
+        let mut tags = (self.tags_of)(value);
+        tags.extend_from_slice(extra);
+        if !tags.is_empty() {
+            self.check_tagged()?;
+        }
+        Ok(tags)
+    }
+
+    /// # Errors
+    /// [`Error::Config`] when the keyspace is not tagged.
+    pub(crate) fn check_tagged(&self) -> Result<()> {
+        if self.space.settings.tagged {
+            return Ok(());
+        }
+        Err(Error::config(format!(
+            "keyspace `{}` is not tagged: build it with KeyspaceBuilder::tagged() \
+             (or #[cache(tagged)]) to use tags on it",
+            self.space.settings.layout.prefix()
+        )))
     }
 
     fn encode(&self, full_key: &str, value: &V) -> Result<Vec<u8>> {
@@ -307,11 +346,14 @@ where
         })
     }
 
-    /// A read's stored bytes as callers see them: under fail-safe, the
-    /// payload of a value that has not expired (see `Space::fresh`).
-    fn fresh(&self, read: Option<Vec<u8>>) -> Option<Vec<u8>> {
-        let read = read.and_then(|stored| self.space.fresh(stored, Ttl::Persistent));
-        read.map(|(payload, _)| payload)
+    /// A read's stored bytes as callers see them: the payload of a value
+    /// that has not expired (fail-safe) nor been invalidated by a tag.
+    ///
+    /// # Errors
+    /// Backend and timeout errors of reading tag states.
+    async fn fresh(&self, read: Option<Vec<u8>>) -> Result<Option<Vec<u8>>> {
+        let read = read.map(|stored| (stored, Ttl::Persistent));
+        Ok(self.space.fresh(read).await?.map(|fresh| fresh.payload))
     }
 
     /// Decodes a read and counts it as a hit or a miss.

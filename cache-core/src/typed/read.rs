@@ -10,6 +10,7 @@ use tracing::Instrument;
 
 use super::TypedCache;
 use crate::engine::local::Local;
+use crate::engine::reading::Fresh;
 use crate::error::{Error, Result};
 use crate::key::CacheKey;
 use crate::stats::bump;
@@ -39,23 +40,40 @@ where
         Q: CacheKey + ?Sized,
     {
         let full_key = self.space.settings.layout.key(key);
+        let engine = &self.space.settings.engine;
         if !self.space.local.is_on() {
-            let read = self.space.backend().get(&full_key);
+            let read = async {
+                let bytes = self.space.backend().get(&full_key).await?;
+                self.fresh(bytes).await
+            };
+            let read = self.space.backend().within(read);
             let bytes = read.instrument(self.space.span("get")).await?;
-            return self.decode_read(&full_key, self.fresh(bytes));
+            return self.decode_read(&full_key, bytes);
         }
-        if let Some(bytes) = self.space.local.get(&full_key) {
+        if let Some(bytes) = self.space.local.get(&full_key, engine) {
             return self.decode_local(&full_key, &bytes);
         }
         // With the TTL, so that the local copy never outlives the value.
         let ticket = self.space.local.ticket(&full_key);
-        let read = self.space.backend().get_with_ttl(&full_key);
-        let read = read.instrument(self.space.span("get")).await?;
-        let Some((bytes, ttl)) = read.and_then(|(bytes, ttl)| self.space.fresh(bytes, ttl)) else {
+        let read = self.read_fresh(&full_key);
+        let Some(fresh) = read.instrument(self.space.span("get")).await? else {
             return self.decode_read(&full_key, None);
         };
-        self.space.local.fetched(&full_key, &bytes, ttl, ticket);
-        self.decode_read(&full_key, Some(bytes))
+        let tags = fresh.tags.clone();
+        let kept = (fresh.payload.as_slice(), tags);
+        self.space
+            .local
+            .fetched_decoded(&full_key, kept, None, fresh.ttl, ticket);
+        self.decode_read(&full_key, Some(fresh.payload))
+    }
+
+    /// The value at `full_key` with its TTL, if it may be served.
+    async fn read_fresh(&self, full_key: &str) -> Result<Option<Fresh>> {
+        let read = async {
+            let read = self.space.backend().get_with_ttl(full_key).await?;
+            self.space.fresh(read).await
+        };
+        self.space.backend().within(read).await
     }
 
     /// [`get`](Self::get), answered as an `Arc<V>`. With a local tier, the
@@ -84,13 +102,13 @@ where
     {
         let full_key = self.space.settings.layout.key(key);
         if !self.space.local.is_on() {
-            let read = self.space.backend().get(&full_key);
-            let bytes = read.instrument(self.space.span("get")).await?;
-            return Ok(self
-                .decode_read(&full_key, self.fresh(bytes))?
-                .map(Arc::new));
+            return Ok(self.get(key).await?.map(Arc::new));
         }
-        match self.space.local.get_shared::<V>(&full_key) {
+        match self
+            .space
+            .local
+            .get_shared::<V>(&full_key, &self.space.settings.engine)
+        {
             Some(Local::Decoded(value)) => {
                 let counters = self.counters();
                 bump(&counters.local_hits);
@@ -103,11 +121,15 @@ where
             None => {}
         }
         let ticket = self.space.local.ticket(&full_key);
-        let read = self.space.backend().get_with_ttl(&full_key);
-        let read = read.instrument(self.space.span("get")).await?;
-        let Some((bytes, ttl)) = read.and_then(|(bytes, ttl)| self.space.fresh(bytes, ttl)) else {
+        let read = self.read_fresh(&full_key);
+        let Some(fresh) = read.instrument(self.space.span("get")).await? else {
             return Ok(self.decode_read(&full_key, None)?.map(Arc::new));
         };
+        let Fresh {
+            payload: bytes,
+            ttl,
+            tags,
+        } = fresh;
         let counters = self.counters();
         bump(&counters.hits);
         let value = match self.format.decode::<V>(&bytes) {
@@ -121,7 +143,7 @@ where
         let kept: Arc<dyn std::any::Any + Send + Sync> = value.clone();
         self.space
             .local
-            .fetched_decoded(&full_key, &bytes, Some(kept), ttl, ticket);
+            .fetched_decoded(&full_key, (&bytes, tags), Some(kept), ttl, ticket);
         Ok(Some(value))
     }
 
@@ -142,7 +164,7 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        if self.space.fail_safe().is_none() {
+        if self.space.fail_safe().is_none() && !self.space.settings.tagged {
             return self.scope.exists(key).await;
         }
         Ok(self.ttl(key).await? != Ttl::Missing)
@@ -169,13 +191,12 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        if self.space.fail_safe().is_none() {
+        if self.space.fail_safe().is_none() && !self.space.settings.tagged {
             return self.scope.ttl(key).await;
         }
         let full_key = self.space.settings.layout.key(key);
-        let read = self.space.backend().get_with_ttl(&full_key);
-        let read = read.instrument(self.space.span("ttl")).await?;
-        let fresh = read.and_then(|(bytes, ttl)| self.space.fresh(bytes, ttl));
-        Ok(fresh.map_or(Ttl::Missing, |(_, left)| left))
+        let read = self.read_fresh(&full_key);
+        let fresh = read.instrument(self.space.span("ttl")).await?;
+        Ok(fresh.map_or(Ttl::Missing, |fresh| fresh.ttl))
     }
 }

@@ -41,9 +41,41 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
+        self.set_tagged(key, value, &[]).await
+    }
+
+    /// [`set`](Self::set), with the entry tagged `tags` (besides the tags
+    /// the value carries of itself and its keyspace's): after
+    /// [`Cache::invalidate_tag`](crate::Cache::invalidate_tag) of one of
+    /// them, no read returns it. Tags are strings of any content.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the keyspace is not
+    /// [tagged](crate::KeyspaceBuilder::tagged), and as [`set`](Self::set).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let cache = cache_core::Cache::memory();
+    /// let pages = cache.keyspace("page").tagged().typed::<String, String>()?;
+    /// pages.set_tagged("/home", &"<h1>Acme</h1>".to_owned(), &["tenant:acme"]).await?;
+    /// pages.set_tagged("/about", &"<p>Globex</p>".to_owned(), &["tenant:globex"]).await?;
+    /// cache.invalidate_tag("tenant:acme").await?;
+    /// assert_eq!(pages.get("/home").await?, None);
+    /// assert!(pages.get("/about").await?.is_some());
+    /// # Ok(()) }
+    /// ```
+    pub async fn set_tagged<Q>(&self, key: &Q, value: &V, tags: &[&str]) -> Result<()>
+    where
+        K: Borrow<Q>,
+        Q: CacheKey + ?Sized,
+    {
         let full_key = self.space.settings.layout.key(key);
-        let (bytes, ttl) = self.encode_with_default_ttl(&full_key, value)?;
-        self.write(&full_key, bytes, ttl, "set").await
+        let tags: Vec<String> = tags.iter().map(|tag| (*tag).to_owned()).collect();
+        let write = async {
+            let (bytes, ttl) = self.stored_form(&full_key, value, None, &tags).await?;
+            self.write(&full_key, bytes, ttl, "set").await
+        };
+        self.space.backend().within(write).await
     }
 
     /// Writes `value` at `key` expiring after `ttl`, whatever the default.
@@ -66,9 +98,11 @@ where
     {
         let full_key = self.space.settings.layout.key(key);
         check_ttl(ttl, Some(&full_key))?;
-        let bytes = self.encode(&full_key, value)?;
-        let (bytes, kept) = self.space.seal(bytes, Some(ttl));
-        self.write(&full_key, bytes, kept, "set").await
+        let write = async {
+            let (bytes, kept) = self.stored_form(&full_key, value, Some(ttl), &[]).await?;
+            self.write(&full_key, bytes, kept, "set").await
+        };
+        self.space.backend().within(write).await
     }
 
     /// Writes `value` only if `key` holds nothing (`SET NX`), with the default
@@ -91,13 +125,14 @@ where
         Q: CacheKey + ?Sized,
     {
         let full_key = self.space.settings.layout.key(key);
-        let (bytes, ttl) = self.encode_with_default_ttl(&full_key, value)?;
-        // Either way the local copy may be stale: drop it.
-        let write = self
-            .space
-            .backend()
-            .set(&full_key, bytes, ttl, SetMode::IfAbsent);
-        self.space.local.around(&[&full_key], write).await
+        let backend = self.space.backend();
+        let write = async {
+            let (bytes, ttl) = self.stored_form(&full_key, value, None, &[]).await?;
+            // Either way the local copy may be stale: drop it.
+            let write = backend.set(&full_key, bytes, ttl, SetMode::IfAbsent);
+            self.space.local.around(&[&full_key], write).await
+        };
+        backend.within(write).await
     }
 
     /// Removes `key` (and a cached "absent" answer for it, with negative
@@ -191,11 +226,15 @@ where
         Q: CacheKey + ?Sized,
     {
         let full_key = self.space.settings.layout.key(key);
-        let take = self.space.backend().take(&full_key);
-        let keys = [full_key.as_str()];
-        let take = self.space.local.around(&keys, take);
+        let take = async {
+            let take = self.space.backend().take(&full_key);
+            let keys = [full_key.as_str()];
+            let bytes = self.space.local.around(&keys, take).await?;
+            self.fresh(bytes).await
+        };
+        let take = self.space.backend().within(take);
         let bytes = take.instrument(self.space.span("take")).await?;
-        self.decode_read(&full_key, self.fresh(bytes))
+        self.decode_read(&full_key, bytes)
     }
 
     /// Adds `delta` to the integer at `key` atomically (a missing key counts as 0)
@@ -207,7 +246,8 @@ where
     /// [`Error::Overflow`] when the result would leave `V`'s range (nothing is
     /// changed), [`Error::NotAnInteger`] when the key holds something else,
     /// [`Error::Config`] when `V` is not an integer type or the keyspace has
-    /// [fail-safe](crate::LoadPolicy::fail_safe), and backend or timeout errors.
+    /// [fail-safe](crate::LoadPolicy::fail_safe) or is
+    /// [tagged](crate::KeyspaceBuilder::tagged), and backend or timeout errors.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
@@ -223,9 +263,10 @@ where
         Q: CacheKey + ?Sized,
     {
         let full_key = self.space.settings.layout.key(key);
-        if self.space.fail_safe().is_some() {
+        if self.space.fail_safe().is_some() || self.space.settings.tagged {
             return Err(Error::config(format!(
-                "incr on `{full_key}`: a keyspace with fail_safe stores values with a header, not as Redis integers"
+                "incr on `{full_key}`: a keyspace with fail_safe or tags stores values with a \
+                 header, not as Redis integers"
             )));
         }
         let Some(bounds) = self.format.integer else {

@@ -16,6 +16,7 @@ pub(crate) mod rate;
 pub(crate) mod sequence;
 pub(crate) mod set;
 pub(crate) mod stamp;
+pub(crate) mod tags;
 
 use redis::{Cmd, FromRedisValue, Pipeline, Script};
 

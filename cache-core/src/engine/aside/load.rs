@@ -10,15 +10,15 @@ use futures_util::FutureExt;
 use futures_util::future::join_all;
 use serde::Serialize;
 
-use super::Loader;
 use super::read::{Stored, reread};
+use super::{Found, Loader};
 use crate::backend::ops::stamp::ReplaceIfSame;
 use crate::codec::ValueFormat;
-use crate::engine::Space;
 use crate::engine::flight::{self, Failure, FlightGuard, Outcome};
 use crate::engine::freshness::StaleReason;
 use crate::engine::policy::DistributedFlight;
 use crate::engine::stamp::{self, StaleCopy};
+use crate::engine::{Since, Space};
 use crate::error::BoxError;
 use crate::lease::Lease;
 use crate::stats::bump;
@@ -121,6 +121,8 @@ pub(super) type Handoff<V> = Arc<std::sync::Mutex<Vec<(usize, V)>>>;
 /// cannot be shared as bytes.
 pub(super) struct Delivery<V> {
     pub(super) format: ValueFormat,
+    /// The tags a value carries of itself.
+    pub(super) tags_of: fn(&V) -> Vec<String>,
     pub(super) handoff: Handoff<V>,
 }
 
@@ -212,7 +214,7 @@ async fn answer_stored(
     for (leader, stored) in pending.into_iter().zip(stored) {
         let outcome = match stored {
             _ if skip_heal && leader.heal => None,
-            Stored::Value(bytes, _) => Some(Ok(Some(bytes))),
+            Stored::Value(fresh) => Some(Ok(Some(fresh.payload))),
             Stored::Absent => Some(Ok(None)),
             // Within the throttle after another flight's failed load.
             Stored::Stale(copy) => (copy.serve_now).map(|reason| {
@@ -302,13 +304,14 @@ async fn load_and_store<V: Serialize, L: Loader<V>>(
         return;
     }
     bump(&space.counters.loads);
+    let since = load_start(space, degraded).await;
     let asked: Vec<usize> = mine.iter().map(|leader| leader.index).collect();
     #[cfg(feature = "metrics")]
     let started = std::time::Instant::now();
     let loaded = bounded_load(space, loader(asked)).await;
     #[cfg(feature = "metrics")]
     space.counters.labels.load_took(started.elapsed());
-    let outcomes: Vec<Outcome> = match loaded {
+    let (outcomes, tags): (Vec<Outcome>, Vec<Vec<String>>) = match loaded {
         Ok(found) => encode(space, delivery, &mine, found),
         Err(error) => {
             bump(&space.counters.load_errors);
@@ -316,7 +319,8 @@ async fn load_and_store<V: Serialize, L: Loader<V>>(
             if !degraded {
                 throttle(space, &mut mine, stale_reason(&failure)).await;
             }
-            mine.iter().map(|_| Err(Arc::clone(&failure))).collect()
+            let failed = mine.iter().map(|_| (Err(Arc::clone(&failure)), Vec::new()));
+            failed.unzip()
         }
     };
     let leases: Vec<Lease> = mine.iter_mut().filter_map(|l| l.lease.take()).collect();
@@ -332,12 +336,24 @@ async fn load_and_store<V: Serialize, L: Loader<V>>(
         }
         false => Some(answers),
     };
-    super::store::store(space, &keys, &outcomes).await;
+    super::store::store(space, &keys, (&outcomes, &tags), since).await;
     join_all(leases.iter().map(Lease::release)).await;
     // Stored first, so that a caller's next read finds what it was given.
     if let Some(answers) = answers {
         flight::complete_all(answers);
     }
+}
+
+/// From when the values a load finds are known current: for a tagged
+/// keyspace, the tag clock read before the loader runs (none when Redis
+/// failed: a tag that changed cannot then be told from one that did not, and
+/// only tags made by the write-back itself pass).
+async fn load_start(space: &Space, degraded: bool) -> Since {
+    if !space.settings.tagged || degraded {
+        return Since::Load(None);
+    }
+    let clock = space.backend().within(space.settings.engine.tag_clock());
+    Since::Load(clock.await.ok().flatten())
 }
 
 /// Runs a loader's future to its end: a panic is a failed load like an error
@@ -394,8 +410,8 @@ fn encode<V: Serialize>(
     space: &Space,
     delivery: &Delivery<V>,
     mine: &[Leader],
-    found: Vec<(usize, V)>,
-) -> Vec<Outcome> {
+    found: Vec<Found<V>>,
+) -> (Vec<Outcome>, Vec<Vec<String>>) {
     let max = space.settings.engine.max_value_size();
     // By position; positions this flight did not ask for are dropped.
     let size = mine
@@ -403,25 +419,36 @@ fn encode<V: Serialize>(
         .map(|leader| leader.index + 1)
         .max()
         .unwrap_or(0);
-    let mut by_index: Vec<Option<V>> = (0..size).map(|_| None).collect();
-    for (index, value) in found {
+    let mut by_index: Vec<Option<(V, Vec<String>)>> = (0..size).map(|_| None).collect();
+    for (index, value, tags) in found {
         if let Some(slot) = by_index.get_mut(index) {
-            *slot = Some(value);
+            *slot = Some((value, tags));
         }
     }
     let mut outcomes = Vec::with_capacity(mine.len());
+    let mut all_tags = Vec::with_capacity(mine.len());
     for leader in mine {
-        let Some(value) = by_index.get_mut(leader.index).and_then(Option::take) else {
+        let Some((value, mut tags)) = by_index.get_mut(leader.index).and_then(Option::take) else {
             outcomes.push(Ok(None));
+            all_tags.push(Vec::new());
             continue;
         };
-        let outcome = match delivery.format.encode_for(leader.key(), &value, max) {
+        tags.extend((delivery.tags_of)(&value));
+        let encoded = match (tags.is_empty() || space.settings.tagged, &delivery.format) {
+            (true, format) => format.encode_for(leader.key(), &value, max),
+            (false, _) => Err(crate::error::Error::config(format!(
+                "a value loaded for `{}` has tags, but its keyspace is not tagged",
+                leader.key()
+            ))),
+        };
+        let outcome = match encoded {
             Ok(bytes) => Ok(Some(bytes)),
             Err(error) => unstorable(space, delivery, (leader.index, value), error),
         };
         outcomes.push(outcome);
+        all_tags.push(tags);
     }
-    outcomes
+    (outcomes, all_tags)
 }
 
 /// The outcome of a loaded value `set` would refuse. Fail-closed: the error.

@@ -45,17 +45,21 @@ use crate::codec::ValueFormat;
 use crate::error::{BoxError, Error, Result};
 use crate::stats::{KeyspaceCounters, bump};
 
+/// A value a loader found: its position, the value, and the tags it is
+/// stored under besides its own and its keyspace's.
+pub(crate) type Found<V> = (usize, V, Vec<String>);
+
 /// A loader as the protocol takes it: called at most once, in the flight's
 /// task, with the positions (in the keys asked for) of the keys to load; it
 /// returns the values it found by position.
 pub(crate) trait Loader<V>: FnOnce(Vec<usize>) -> Self::Loading + Send + 'static {
-    type Loading: Future<Output = std::result::Result<Vec<(usize, V)>, BoxError>> + Send + 'static;
+    type Loading: Future<Output = std::result::Result<Vec<Found<V>>, BoxError>> + Send + 'static;
 }
 
 impl<V, F, Fut> Loader<V> for F
 where
     F: FnOnce(Vec<usize>) -> Fut + Send + 'static,
-    Fut: Future<Output = std::result::Result<Vec<(usize, V)>, BoxError>> + Send + 'static,
+    Fut: Future<Output = std::result::Result<Vec<Found<V>>, BoxError>> + Send + 'static,
 {
     type Loading = Fut;
 }
@@ -97,7 +101,7 @@ struct Pending {
 /// [`Error::Decode`] for a loaded value that no longer decodes.
 pub(crate) async fn run<V, L>(
     space: &Space,
-    format: ValueFormat,
+    (format, tags_of): (ValueFormat, fn(&V) -> Vec<String>),
     keys: &[String],
     loader: L,
 ) -> Result<Vec<Got<V>>>
@@ -123,6 +127,7 @@ where
         handoff = Some(Arc::clone(&handed));
         let delivery = Delivery {
             format,
+            tags_of,
             handoff: handed,
         };
         let fly = load::fly(space.clone(), delivery, leaders, loader, course);
@@ -259,11 +264,13 @@ fn classify<V: DeserializeOwned>(
     let counters = &space.counters;
     let flights = space.settings.engine.flights();
     let (heal, stale) = match read.held {
-        Stored::Value(bytes, ttl) => match format.decode::<V>(&bytes) {
+        Stored::Value(fresh) => match format.decode::<V>(&fresh.payload) {
             Ok(value) => {
                 bump(&counters.hits);
+                let (bytes, ttl) = (fresh.payload, fresh.ttl);
                 if let Some(ticket) = read.ticket {
-                    space.local.fetched(key, &bytes, ttl, ticket);
+                    let kept = (bytes.as_slice(), fresh.tags);
+                    space.local.fetched_decoded(key, kept, None, ttl, ticket);
                 }
                 // Served now; reloaded in the background with the misses.
                 if space.wants_refresh(ttl)

@@ -4,7 +4,8 @@
 
 use super::super::local::Ticket;
 use super::super::policy::FailurePolicy;
-use super::super::stamp::{self, Held, StaleCopy};
+use super::super::reading::{Fresh, Reading};
+use super::super::stamp::StaleCopy;
 use crate::engine::Space;
 use crate::error::Result;
 use crate::stats::bump;
@@ -12,8 +13,9 @@ use crate::ttl::Ttl;
 
 /// What the store holds for a key.
 pub(crate) enum Stored {
-    /// A value's bytes, with its remaining TTL (`Persistent` when not read).
-    Value(Vec<u8>, Ttl),
+    /// A value that may be served, with its remaining TTL (`Persistent`
+    /// when not read).
+    Value(Fresh),
     /// Under fail-safe, a value past its expiry.
     Stale(StaleCopy),
     /// A cached absence (the key's "absent" marker).
@@ -40,9 +42,13 @@ pub(super) async fn first_read(space: &Space, keys: &[String]) -> Result<(Vec<Fi
     let mut remote = Vec::new();
     for (at, key) in keys.iter().enumerate() {
         // Early refresh is driven by the backend's TTL, seen on backend reads.
-        let local = space.local.get(key);
+        let local = space.local.get(key, &space.settings.engine);
         let held = local.map_or(Stored::Nothing, |b| {
-            Stored::Value(b.to_vec(), Ttl::Persistent)
+            Stored::Value(Fresh {
+                payload: b.to_vec(),
+                ttl: Ttl::Persistent,
+                tags: None,
+            })
         });
         let remote_read = matches!(held, Stored::Nothing);
         if remote_read {
@@ -107,13 +113,11 @@ async fn fetch(space: &Space, keys: &[&str]) -> Result<Vec<Stored>> {
                 .map(|bytes| (bytes, Ttl::Persistent)),
         };
         let marker = || space.absent.key_of_full(key, &space.settings.layout);
-        let held = match found {
-            Some((bytes, ttl)) => value(space, bytes, ttl),
-            None if space.settings.load.negative_ttl.is_none() => Stored::Nothing,
-            None if backend.exists(&marker()).await? => Stored::Absent,
-            None => Stored::Nothing,
+        let marked = match found {
+            None if space.settings.load.negative_ttl.is_some() => backend.exists(&marker()).await?,
+            _ => false,
         };
-        return Ok(vec![held]);
+        return held(space, vec![found], &[marked]).await;
     }
     if !with_ttl {
         return reread(space, keys).await;
@@ -125,12 +129,10 @@ async fn fetch(space: &Space, keys: &[&str]) -> Result<Vec<Stored>> {
         backend.get_many(&markers),
     )
     .await?;
-    let marked = |at: usize| markers.get(at).is_some_and(Option::is_some);
-    Ok(values
-        .into_iter()
-        .enumerate()
-        .map(|(at, value)| held(space, value, marked(at)))
-        .collect())
+    let marked: Vec<bool> = (0..values.len())
+        .map(|at| markers.get(at).is_some_and(Option::is_some))
+        .collect();
+    held(space, values, &marked).await
 }
 
 /// What Redis holds now for `keys` (values and "absent" markers, one MGET
@@ -140,18 +142,13 @@ pub(crate) async fn reread(space: &Space, keys: &[&str]) -> Result<Vec<Stored>> 
     read.extend(markers(space, keys));
     let mut values = space.backend().get_many(&read).await?;
     let markers = values.split_off(keys.len().min(values.len()));
-    let marked = |at: usize| markers.get(at).is_some_and(Option::is_some);
-    Ok(values
+    let marked: Vec<bool> = (0..values.len())
+        .map(|at| markers.get(at).is_some_and(Option::is_some))
+        .collect();
+    let found = values
         .into_iter()
-        .enumerate()
-        .map(|(at, found)| {
-            held(
-                space,
-                found.map(|bytes| (bytes, Ttl::Persistent)),
-                marked(at),
-            )
-        })
-        .collect())
+        .map(|found| found.map(|bytes| (bytes, Ttl::Persistent)));
+    held(space, found.collect(), &marked).await
 }
 
 /// The "absent" markers of `keys`; none without negative caching.
@@ -164,24 +161,33 @@ fn markers(space: &Space, keys: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// A value read from Redis as cache-aside sees it: fresh, or past its
-/// expiry (kept only under fail-safe).
-fn value(space: &Space, stored: Vec<u8>, ttl: Ttl) -> Stored {
-    if !space.reads_headers() {
-        return Stored::Value(stored, ttl);
-    }
-    match stamp::hold(stored, ttl) {
-        Held::Fresh(payload, left) => Stored::Value(payload, left),
-        Held::Stale(copy) if space.fail_safe().is_some() => Stored::Stale(copy),
-        // Written by a fail-safe view; expired for a view without it.
-        Held::Stale(_) => Stored::Nothing,
-    }
-}
-
-fn held(space: &Space, found: Option<(Vec<u8>, Ttl)>, marked: bool) -> Stored {
-    match (found, marked) {
-        (Some((bytes, ttl)), _) => value(space, bytes, ttl),
-        (None, true) => Stored::Absent,
-        (None, false) => Stored::Nothing,
-    }
+/// Values read from Redis as cache-aside sees them, with whether each key
+/// has an "absent" marker: fresh (their tags checked), or past their expiry
+/// or invalidated by a tag (kept only under fail-safe, for a failed load).
+async fn held(
+    space: &Space,
+    found: Vec<Option<(Vec<u8>, Ttl)>>,
+    marked: &[bool],
+) -> Result<Vec<Stored>> {
+    let mut readings: Vec<Option<Reading>> = found
+        .into_iter()
+        .map(|found| found.map(|(stored, ttl)| space.reading(stored, ttl)))
+        .collect();
+    space.check_tags(&mut readings).await?;
+    let fail_safe = space.fail_safe().is_some();
+    let held = readings.into_iter().enumerate().map(|(at, reading)| {
+        let Some(reading) = reading else {
+            return match marked.get(at) {
+                Some(true) => Stored::Absent,
+                _ => Stored::Nothing,
+            };
+        };
+        match reading.into_aside() {
+            Ok(Some(fresh)) => Stored::Value(fresh),
+            Err(Some(copy)) if fail_safe => Stored::Stale(copy),
+            // Written by a fail-safe view: expired for a view without it.
+            Ok(None) | Err(_) => Stored::Nothing,
+        }
+    });
+    Ok(held.collect())
 }

@@ -6,22 +6,37 @@
 use std::time::Duration;
 
 use crate::backend::SetMode;
-use crate::engine::Space;
 use crate::engine::flight::Outcome;
+use crate::engine::{Since, Space};
+use crate::stats::bump;
 
 /// Stores `outcomes` of the full `keys` (each with whether it is healed):
 /// one write alone as a SET, several in one round trip per slot.
-pub(super) async fn store(space: &Space, keys: &[(String, bool)], outcomes: &[Outcome]) {
+pub(super) async fn store(
+    space: &Space,
+    keys: &[(String, bool)],
+    (outcomes, tags): (&[Outcome], &[Vec<String>]),
+    since: Since,
+) {
     let mut writes: Vec<(String, Vec<u8>, Option<Duration>)> = Vec::new();
     let mut removals = Vec::new();
-    for ((full_key, heal), outcome) in keys.iter().zip(outcomes) {
+    let no_tags = Vec::new();
+    for (at, ((full_key, heal), outcome)) in keys.iter().zip(outcomes).enumerate() {
         match outcome {
             // Returned to the callers, not stored (fail-open; counted by encode).
             Ok(Some(bytes)) if bytes.len() > space.settings.engine.max_value_size() => {}
             Ok(Some(bytes)) => {
                 let ttl = (space.settings.ttl).map(|ttl| space.settings.load.jittered(ttl));
-                let (stored, kept) = space.seal(bytes.clone(), ttl);
-                writes.push((full_key.clone(), stored, kept));
+                let tags = tags.get(at).unwrap_or(&no_tags);
+                let sealed = space.seal_since(bytes.clone(), ttl, tags, since.clone());
+                match sealed.await {
+                    Ok(Some((stored, kept))) => writes.push((full_key.clone(), stored, kept)),
+                    // Loaded across an invalidation of one of its tags.
+                    Ok(None) => bump(&space.counters.unstored_values),
+                    Err(error) => {
+                        tracing::debug!(%error, "stamping the tags of a loaded value failed")
+                    }
+                }
             }
             Ok(None) => {
                 if *heal {

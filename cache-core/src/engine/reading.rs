@@ -1,0 +1,170 @@
+//! A stored value as a read finds it, through its headers: the fail-safe
+//! header (is it past its logical expiry?) and the tag header (does every tag
+//! still have the state it was written under?). Every read of a value, plain
+//! or cache-aside, one key or many, goes through here.
+
+use std::sync::Arc;
+
+use super::Space;
+use super::freshness::StaleReason;
+use super::stamp::{self, StaleCopy, Stamp};
+use super::tags::header::{self, Opened, TagList};
+use crate::error::Result;
+use crate::stats::bump;
+use crate::ttl::Ttl;
+
+/// A value that may be served: the codec's bytes, the time it has left,
+/// and the tags it was written under (a local copy keeps them to check).
+#[derive(Debug)]
+pub(crate) struct Fresh {
+    pub(crate) payload: Vec<u8>,
+    pub(crate) ttl: Ttl,
+    pub(crate) tags: Option<Arc<TagList>>,
+}
+
+/// Where a stored value stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    Fresh,
+    /// Past its logical expiry (fail-safe); served again for this reason
+    /// within the throttle after a failed load.
+    Expired(Option<StaleReason>),
+    /// A tag it was written under has changed (or its state is lost).
+    Invalidated,
+    /// A tag header that cannot be read: never served.
+    Broken,
+}
+
+/// A stored value, its headers read but its tags not checked yet.
+#[derive(Debug)]
+pub(crate) struct Reading {
+    stored: Vec<u8>,
+    /// Where the codec's bytes start.
+    at: usize,
+    left: Ttl,
+    standing: Standing,
+    tags: Option<TagList>,
+}
+
+impl Reading {
+    /// The value to serve, if it is fresh.
+    pub(crate) fn into_fresh(self) -> Option<Fresh> {
+        if self.standing != Standing::Fresh {
+            return None;
+        }
+        let mut payload = self.stored;
+        payload.drain(..self.at);
+        Some(Fresh {
+            payload,
+            ttl: self.left,
+            tags: self.tags.map(Arc::new),
+        })
+    }
+
+    /// What a cache-aside read makes of it: fresh, or (`Err`) the copy to
+    /// answer with if a load fails, for a value expired or invalidated.
+    pub(crate) fn into_aside(self) -> std::result::Result<Option<Fresh>, Option<StaleCopy>> {
+        match self.standing {
+            Standing::Fresh => Ok(self.into_fresh()),
+            Standing::Expired(serve_now) => {
+                Err(Some(StaleCopy::in_redis(self.stored, self.at, serve_now)))
+            }
+            Standing::Invalidated => Err(Some(StaleCopy::in_redis(self.stored, self.at, None))),
+            Standing::Broken => Err(None),
+        }
+    }
+}
+
+impl Space {
+    /// Reads the headers of `stored` (Redis keeps it `ttl` longer).
+    pub(crate) fn reading(&self, stored: Vec<u8>, ttl: Ttl) -> Reading {
+        let plain = |stored| Reading {
+            stored,
+            at: 0,
+            left: ttl,
+            standing: Standing::Fresh,
+            tags: None,
+        };
+        if !self.reads_headers() {
+            return plain(stored);
+        }
+        let (stamp, at) = stamp::open(&stored);
+        let (standing, left) = match stamp {
+            Stamp::Fresh(own) => (Standing::Fresh, stamp::lesser(own, ttl)),
+            Stamp::Expired => (Standing::Expired(None), ttl),
+            Stamp::Throttled(reason) => (Standing::Expired(Some(reason)), ttl),
+        };
+        let (tags, at, standing) = match header::open(stored.get(at..).unwrap_or_default()) {
+            Opened::Plain => (None, at, standing),
+            Opened::Tagged(list, len) => (Some(list), at + len, standing),
+            Opened::Broken => (None, at, Standing::Broken),
+        };
+        Reading {
+            stored,
+            at,
+            left,
+            standing,
+            tags,
+        }
+    }
+
+    /// Checks the tags of the fresh `readings` (one backend read for the
+    /// states not known locally); those whose tags changed are counted.
+    ///
+    /// # Errors
+    /// Backend and timeout errors of that read.
+    pub(crate) async fn check_tags(&self, readings: &mut [Option<Reading>]) -> Result<()> {
+        let tagged =
+            |reading: &Reading| reading.standing == Standing::Fresh && reading.tags.is_some();
+        let lists: Vec<&TagList> = (readings.iter().flatten())
+            .filter(|reading| tagged(reading))
+            .filter_map(|reading| reading.tags.as_ref())
+            .collect();
+        if lists.is_empty() {
+            return Ok(());
+        }
+        let valid = self.settings.engine.tags_valid(&lists).await?;
+        let mut valid = valid.into_iter();
+        for reading in readings.iter_mut().flatten() {
+            if tagged(reading) && valid.next() == Some(false) {
+                reading.standing = Standing::Invalidated;
+                bump(&self.counters.tag_invalidated_reads);
+            }
+        }
+        Ok(())
+    }
+
+    /// The values of `reads` that may be served: fresh and, when tagged,
+    /// with every tag still as it was written.
+    ///
+    /// # Errors
+    /// Backend and timeout errors of reading tag states.
+    pub(crate) async fn fresh_many(
+        &self,
+        reads: Vec<Option<(Vec<u8>, Ttl)>>,
+    ) -> Result<Vec<Option<Fresh>>> {
+        let mut readings: Vec<Option<Reading>> = reads
+            .into_iter()
+            .map(|read| read.map(|(stored, ttl)| self.reading(stored, ttl)))
+            .collect();
+        self.check_tags(&mut readings).await?;
+        Ok(readings
+            .into_iter()
+            .map(|reading| reading.and_then(Reading::into_fresh))
+            .collect())
+    }
+
+    /// [`fresh_many`](Self::fresh_many) of one read.
+    ///
+    /// # Errors
+    /// As `fresh_many`.
+    pub(crate) async fn fresh(&self, read: Option<(Vec<u8>, Ttl)>) -> Result<Option<Fresh>> {
+        let Some((stored, ttl)) = read else {
+            return Ok(None);
+        };
+        let mut readings = [Some(self.reading(stored, ttl))];
+        self.check_tags(&mut readings).await?;
+        let [reading] = readings;
+        Ok(reading.and_then(Reading::into_fresh))
+    }
+}

@@ -1,0 +1,328 @@
+//! Tags: invalidating every entry written under a tag, or every entry of a
+//! keyspace, with one small write and no scan.
+//!
+//! Each tag has a state in Redis, `<epoch>.<count>`, under the namespace's
+//! tag head (`{ns}:{{ns}#tags}:`, one hash slot for all of them). An entry
+//! records the state of each of its tags when it was written (see
+//! [`header`]); it is valid while every one of them still has that state.
+//! Invalidating a tag gives it a new state, so every entry written before
+//! reads as invalidated; a lost state (eviction, a flush, a failover without
+//! persistence) does the same, never the reverse.
+//!
+//! A load that began before an invalidation must not store a fresh-looking
+//! entry after it: the namespace's clock counts every change, a load reads
+//! it before calling the loader, and a tag whose state was made after that
+//! count (other than by this very write) means the value may be older than
+//! the invalidation: it is answered, not stored.
+//!
+//! On Redis, the states are read through a local tier of their own, kept
+//! coherent by the handle's client tracking like any other: a warm tagged
+//! read costs no round trip for its tags, a cold one one `MGET`.
+
+pub(crate) mod header;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use self::header::TagList;
+use super::Engine;
+use super::local::{LocalCopy, LocalSettings};
+use crate::backend::Backend;
+use crate::backend::ops::tags::{BumpTags, StampTags, StampedTag, count_of, epoch_of};
+use crate::error::Result;
+use crate::key::{CacheKey, KeyLayout};
+use crate::stats::bump;
+use crate::ttl::Ttl;
+
+/// The local tier of tag states: many tags, each kept until Redis says it
+/// changed (the TTL only bounds what an unnoticed change could cost).
+const STATE_CACHE: LocalSettings = LocalSettings::new(100_000, Duration::from_secs(300));
+
+/// The name of the clock under the tag head (tag names start `t:` or `k:`).
+const CLOCK: &str = "clock";
+
+/// The name of the user tag `tag` under the tag head.
+pub(crate) fn user_tag(tag: &str) -> String {
+    let mut name = String::from("t:");
+    name.push_str(&tag.to_key_string());
+    name
+}
+
+/// The name of the tag every entry of the keyspace `layout` carries.
+pub(crate) fn keyspace_tag(layout: &KeyLayout) -> String {
+    format!("k:{}", layout.prefix_and_version())
+}
+
+/// Milliseconds since the Unix epoch: only to remember locally how long a
+/// tag state is known to live, never compared with another clock.
+fn now_ms() -> u64 {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH);
+    since.map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    })
+}
+
+/// A state as the state cache keeps it: until when the key is known to
+/// live (ms since the epoch; 0: unknown, `u64::MAX`: no expiry), then the state.
+fn cached_form(state: &[u8], left: Ttl) -> Vec<u8> {
+    let until = match left {
+        Ttl::Persistent => u64::MAX,
+        Ttl::Expires(left) => now_ms().saturating_add(crate::ttl::ttl_millis(left)),
+        Ttl::Missing => 0,
+    };
+    let mut form = until.to_be_bytes().to_vec();
+    form.extend_from_slice(state);
+    form
+}
+
+fn split_cached(form: &[u8]) -> Option<(u64, &[u8])> {
+    let (until, state) = form.split_first_chunk::<8>()?;
+    Some((u64::from_be_bytes(*until), state))
+}
+
+/// Whether a tag found at a write was unchanged since the load that wrote
+/// began, when the clock read `clock`: made by the write itself, or changed
+/// at a count the clock had already passed.
+pub(crate) fn unchanged_since(tag: &StampedTag, clock: Option<&[u8]>) -> bool {
+    if tag.made {
+        return true;
+    }
+    let Some(clock) = clock else { return false };
+    let same_life = epoch_of(&tag.state).is_some() && epoch_of(&tag.state) == epoch_of(clock);
+    same_life
+        && matches!((count_of(&tag.state), count_of(clock)), (Some(tag), Some(clock)) if tag <= clock)
+}
+
+impl Engine {
+    /// The full key of the tag state `name`.
+    fn tag_key(&self, name: &str) -> String {
+        format!("{}{name}", self.tag_layout.head())
+    }
+
+    /// The state cache, on Redis; made (and tracked) on first use.
+    fn state_cache(&self) -> Option<&LocalCopy> {
+        self.backend.tracker()?;
+        Some(self.state_cache.get_or_init(|| {
+            let (tier, _) = self.local_tier(&self.tag_layout, STATE_CACHE);
+            LocalCopy::new(Some(tier))
+        }))
+    }
+
+    /// The current state of `name` if known without a backend call: the
+    /// state cache on Redis, the store itself on memory. `Some(None)`: missing.
+    fn known_state(&self, name: &str) -> Option<Option<Vec<u8>>> {
+        let key = self.tag_key(name);
+        match &self.backend {
+            Backend::Memory(memory) => {
+                Some(memory.atomically(|store| {
+                    store.bytes(&key, "tags").ok().flatten().map(|b| b.clone())
+                }))
+            }
+            Backend::Redis(_) => {
+                let cached = self.state_cache()?.get(&key, self)?;
+                split_cached(&cached).map(|(_, state)| Some(state.to_vec()))
+            }
+        }
+    }
+
+    /// Whether every tag of `list` still has the state it records, from
+    /// what is known without a backend call; `None` when something is not.
+    pub(crate) fn tags_known_valid(&self, list: &TagList) -> Option<bool> {
+        for (name, state) in &list.tags {
+            match self.known_state(name)? {
+                Some(now) if now == *state => {}
+                _ => return Some(false),
+            }
+        }
+        Some(true)
+    }
+
+    /// Whether each of `lists` is still valid: states not known locally are
+    /// read in one `MGET` (one hash slot) and kept in the state cache.
+    ///
+    /// # Errors
+    /// Backend and timeout errors of that read.
+    pub(crate) async fn tags_valid(&self, lists: &[&TagList]) -> Result<Vec<bool>> {
+        let mut unknown: Vec<&str> = Vec::new();
+        for list in lists {
+            for (name, _) in &list.tags {
+                if self.known_state(name).is_none() && !unknown.contains(&name.as_str()) {
+                    unknown.push(name);
+                }
+            }
+        }
+        let mut read: Vec<(&str, Option<Vec<u8>>)> = Vec::with_capacity(unknown.len());
+        if !unknown.is_empty() {
+            let keys: Vec<String> = unknown.iter().map(|name| self.tag_key(name)).collect();
+            let cache = self.state_cache();
+            let tickets: Vec<_> = cache
+                .map(|cache| keys.iter().map(|key| cache.ticket(key)).collect())
+                .unwrap_or_default();
+            let states = self.backend.get_many(&keys).await?;
+            for (at, state) in states.into_iter().enumerate() {
+                if let (Some(cache), Some(state), Some(ticket), Some(key)) =
+                    (cache, &state, tickets.get(at), keys.get(at))
+                {
+                    let form = cached_form(state, Ttl::Missing);
+                    cache.fetched(key, &form, Ttl::Persistent, *ticket);
+                }
+                read.push((unknown.get(at).copied().unwrap_or_default(), state));
+            }
+        }
+        let state_of = |name: &str| match read.iter().find(|(read, _)| *read == name) {
+            Some((_, state)) => state.clone(),
+            None => self.known_state(name).flatten(),
+        };
+        Ok(lists
+            .iter()
+            .map(|list| {
+                (list.tags.iter()).all(|(name, state)| state_of(name).as_ref() == Some(state))
+            })
+            .collect())
+    }
+
+    /// The state of every tag in `names` for an entry Redis keeps for
+    /// `kept` (`None`: without expiry), each made when missing and kept at
+    /// least that long. Known states that live long enough cost no call.
+    ///
+    /// # Errors
+    /// Backend and timeout errors.
+    pub(crate) async fn stamp_tags(
+        &self,
+        names: &[String],
+        kept: Option<Duration>,
+    ) -> Result<Vec<StampedTag>> {
+        if let Some(known) = self.stamps_known(names, kept) {
+            return Ok(known);
+        }
+        let keys: Vec<String> = names.iter().map(|name| self.tag_key(name)).collect();
+        let clock = self.tag_key(CLOCK);
+        let cache = self.state_cache();
+        let tickets: Vec<_> = cache
+            .map(|cache| keys.iter().map(|key| cache.ticket(key)).collect())
+            .unwrap_or_default();
+        let mut declared = vec![clock.as_str()];
+        declared.extend(keys.iter().map(String::as_str));
+        let epoch = format!("{:016x}", crate::random::random());
+        let op = StampTags {
+            keys: declared,
+            epoch,
+            needed: kept,
+        };
+        let stamped = self.backend.run(&op).await?;
+        if let Some(cache) = cache {
+            for ((key, tag), ticket) in keys.iter().zip(&stamped).zip(tickets) {
+                let form = cached_form(&tag.state, tag.left);
+                cache.fetched(key, &form, Ttl::Persistent, ticket);
+            }
+        }
+        Ok(stamped)
+    }
+
+    /// The states of `names` from the state cache, if every one is there
+    /// and known to live `kept` longer.
+    fn stamps_known(&self, names: &[String], kept: Option<Duration>) -> Option<Vec<StampedTag>> {
+        let cache = self.state_cache()?;
+        let until = match kept {
+            Some(kept) => now_ms().saturating_add(crate::ttl::ttl_millis(kept)),
+            None => u64::MAX,
+        };
+        let mut known = Vec::with_capacity(names.len());
+        for name in names {
+            let cached = cache.get(&self.tag_key(name), self)?;
+            let (alive_until, state) = split_cached(&cached)?;
+            if alive_until < until {
+                return None;
+            }
+            let state = state.to_vec();
+            known.push(StampedTag {
+                state,
+                made: false,
+                left: Ttl::Persistent,
+            });
+        }
+        Some(known)
+    }
+
+    /// The namespace's tag clock, read before a load (`None`: there is none).
+    ///
+    /// # Errors
+    /// Backend and timeout errors.
+    pub(crate) async fn tag_clock(&self) -> Result<Option<Vec<u8>>> {
+        if let Some(known) = self.known_state(CLOCK) {
+            return Ok(known);
+        }
+        let key = self.tag_key(CLOCK);
+        let cache = self.state_cache();
+        let ticket = cache.map(|cache| cache.ticket(&key));
+        let state = self.backend.get(&key).await?;
+        if let (Some(cache), Some(state), Some(ticket)) = (cache, &state, ticket) {
+            let form = cached_form(state, Ttl::Missing);
+            cache.fetched(&key, &form, Ttl::Persistent, ticket);
+        }
+        Ok(state)
+    }
+
+    /// Gives every tag in `names` a new state: every entry written under one
+    /// of them before reads as invalidated from now on (on other handles,
+    /// once their tracking reports it).
+    ///
+    /// # Errors
+    /// Backend and timeout errors; the tags may then have changed or not.
+    pub(crate) async fn invalidate_tags(&self, names: &[String]) -> Result<()> {
+        let keys: Vec<String> = names.iter().map(|name| self.tag_key(name)).collect();
+        let clock = self.tag_key(CLOCK);
+        let mut declared = vec![clock.as_str()];
+        declared.extend(keys.iter().map(String::as_str));
+        let epoch = format!("{:016x}", crate::random::random());
+        let op = BumpTags {
+            keys: declared.clone(),
+            epoch,
+        };
+        let cache = self.state_cache();
+        let bumped = match cache {
+            Some(cache) => cache.around(&declared, self.backend.run(&op)).await,
+            None => self.backend.run(&op).await,
+        };
+        bumped?;
+        bump(&self.stats.tag_invalidations);
+        #[cfg(feature = "metrics")]
+        metrics::counter!(
+            "cache_tag_invalidations_total",
+            "namespace" => self.namespace.clone().unwrap_or_default()
+        )
+        .increment(u64::try_from(names.len()).unwrap_or(u64::MAX));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tag(state: &[u8], made: bool) -> StampedTag {
+        let state = state.to_vec();
+        let left = Ttl::Persistent;
+        StampedTag { state, made, left }
+    }
+
+    #[test]
+    fn a_tag_changed_after_the_clock_was_read_is_a_race() {
+        let clock = Some(&b"0a.7"[..]);
+        assert!(unchanged_since(&tag(b"0a.7", false), clock));
+        assert!(unchanged_since(&tag(b"0a.2", false), clock));
+        assert!(!unchanged_since(&tag(b"0a.8", false), clock));
+        // Another life of the clock, or none read: nothing can be told.
+        assert!(!unchanged_since(&tag(b"0b.1", false), clock));
+        assert!(!unchanged_since(&tag(b"0a.1", false), None));
+        // Made by this very write: nothing changed it meanwhile.
+        assert!(unchanged_since(&tag(b"0a.9", true), clock));
+    }
+
+    #[test]
+    fn tag_names_never_meet_the_clock_or_each_other() {
+        assert_eq!(user_tag("tenant:7"), "t:tenant%3A7");
+        assert_ne!(user_tag("clock"), CLOCK);
+        let layout = KeyLayout::new(Some("gw"), "price", 2);
+        assert_eq!(keyspace_tag(&layout), "k:price:v2");
+    }
+}
