@@ -279,21 +279,39 @@ impl Backend {
         Ok(bytes.map(|bytes| (bytes, Ttl::from_millis(millis))))
     }
 
-    /// Many values in one round trip (MGET), in the order of `keys`.
+    /// Many values in one round trip (MGET; on a cluster one per hash slot,
+    /// concurrently), in the order of `keys`.
     pub(crate) async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let wire = |()| Wire::Command(::redis::cmd("MGET").arg(keys).take());
-        let read = |store: &mut Store, ()| {
-            let each = keys
-                .iter()
-                .map(|key| Ok(store.bytes(key, "MGET")?.cloned()));
-            each.collect()
-        };
-        let first = first_key(keys);
-        self.exchange("MGET", first, Retry::Idempotent, (), wire, read)
-            .await
+        let groups = self.slot_groups(keys.iter().map(String::as_str));
+        // One node per command: redis-rs reconnects and refreshes its slot
+        // map after a lost node only for those (not for a fanned-out MGET).
+        let reads = groups.iter().map(|positions| async move {
+            let group: Vec<&String> = positions.iter().filter_map(|&at| keys.get(at)).collect();
+            let wire = |()| Wire::Command(::redis::cmd("MGET").arg(&group).take());
+            let read = |store: &mut Store, ()| {
+                let each = group
+                    .iter()
+                    .map(|key| Ok(store.bytes(key, "MGET")?.cloned()));
+                each.collect::<Result<Vec<_>>>()
+            };
+            let first = group.first().map(|key| key.as_str()).unwrap_or_default();
+            let found = self
+                .exchange("MGET", first, Retry::Idempotent, (), wire, read)
+                .await?;
+            Ok::<_, crate::error::Error>((positions, found))
+        });
+        let mut found = vec![None; keys.len()];
+        for (positions, values) in futures_util::future::try_join_all(reads).await? {
+            for (&at, value) in positions.iter().zip(values) {
+                if let Some(slot) = found.get_mut(at) {
+                    *slot = value;
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// The positions of `keys` grouped by what can go in one command: all
@@ -394,21 +412,28 @@ impl Backend {
             .await
     }
 
-    /// Removes many keys in one command; returns how many existed.
+    /// Removes many keys in one command (on a cluster one per hash slot,
+    /// concurrently); returns how many existed.
     pub(crate) async fn delete_many(&self, keys: &[String]) -> Result<usize> {
         if keys.is_empty() {
             return Ok(0);
         }
-        let wire = |()| Wire::Command(::redis::cmd("DEL").arg(keys).take());
-        let delete = |store: &mut Store, ()| {
-            Ok(keys
-                .iter()
-                .filter(|key| store.remove(key).is_some())
-                .count())
-        };
-        let first = first_key(keys);
-        self.exchange("DEL", first, Retry::Idempotent, (), wire, delete)
-            .await
+        let groups = self.slot_groups(keys.iter().map(String::as_str));
+        let deletes = groups.iter().map(|positions| async move {
+            let group: Vec<&String> = positions.iter().filter_map(|&at| keys.get(at)).collect();
+            let wire = |()| Wire::Command(::redis::cmd("DEL").arg(&group).take());
+            let delete = |store: &mut Store, ()| {
+                Ok(group
+                    .iter()
+                    .filter(|key| store.remove(key).is_some())
+                    .count())
+            };
+            let first = group.first().map(|key| key.as_str()).unwrap_or_default();
+            self.exchange("DEL", first, Retry::Idempotent, (), wire, delete)
+                .await
+        });
+        let counts = futures_util::future::try_join_all(deletes).await?;
+        Ok(counts.into_iter().sum())
     }
 }
 
@@ -416,9 +441,4 @@ impl Backend {
 enum Wire {
     Command(::redis::Cmd),
     Pipeline(::redis::Pipeline),
-}
-
-/// The key a batch call names in its errors.
-fn first_key(keys: &[String]) -> &str {
-    keys.first().map(String::as_str).unwrap_or_default()
 }
