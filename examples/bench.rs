@@ -79,10 +79,11 @@ enum Case {
     RawGetC64,
     TypedGetC64,
     TypedGetC64Uncoalesced,
+    TypedGetTaggedC64,
 }
 
 impl Case {
-    const ALL: [Case; 19] = [
+    const ALL: [Case; 20] = [
         Case::RawC1,
         Case::RawC64,
         Case::RawManagerC64,
@@ -102,6 +103,7 @@ impl Case {
         Case::RawGetC64,
         Case::TypedGetC64,
         Case::TypedGetC64Uncoalesced,
+        Case::TypedGetTaggedC64,
     ];
 
     fn name(self) -> &'static str {
@@ -125,6 +127,7 @@ impl Case {
             Case::RawGetC64 => "raw_get_c64",
             Case::TypedGetC64 => "typed_get_c64",
             Case::TypedGetC64Uncoalesced => "typed_get_c64_uncoalesced",
+            Case::TypedGetTaggedC64 => "typed_get_tagged_c64",
         }
     }
 
@@ -140,7 +143,10 @@ impl Case {
             Case::RawC1 | Case::TypedJsonC1 | Case::ConnPerCallC1 | Case::SharedHandleC1 => {
                 Case::RawC1
             }
-            Case::RawGetC64 | Case::TypedGetC64 | Case::TypedGetC64Uncoalesced => Case::RawGetC64,
+            Case::RawGetC64
+            | Case::TypedGetC64
+            | Case::TypedGetC64Uncoalesced
+            | Case::TypedGetTaggedC64 => Case::RawGetC64,
             _ => Case::RawC64,
         }
     }
@@ -269,6 +275,10 @@ async fn step(case: Case, fx: &Fixture, task: usize, i: usize) -> BenchResult<u6
         }
         Case::TypedGetC64Uncoalesced => {
             let _ = fx.json_uncoalesced.get(&fx.batch_keys[slot]).await?;
+            Ok(1)
+        }
+        Case::TypedGetTaggedC64 => {
+            let _ = fx.tagged.get(&fx.batch_keys[slot]).await?;
             Ok(1)
         }
     }

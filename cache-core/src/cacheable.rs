@@ -34,7 +34,7 @@ use crate::key::CacheKey;
 ///
 /// # The derive's attributes
 ///
-/// All go in `#[cache(...)]` on the type, except `key`, which goes on a field.
+/// All go in `#[cache(...)]` on the type, except `key` and `tag`, which go on fields.
 /// Every value is checked at compile time, and every mistake is reported at
 /// once, at the offending token.
 ///
@@ -57,6 +57,8 @@ use crate::key::CacheKey;
 /// | `fail_safe_throttle` | `fail_safe_throttle = "30s"` | after a failed load, serve the expired value this long before loading again (needs `fail_safe`) | 30 s |
 /// | `soft_timeout` | `soft_timeout = "100ms"` | answer with the expired value when the loader is slower, and let it finish alone (needs `fail_safe` and a longer `hard_timeout`) | off |
 /// | `local` | `local(capacity = 10000, ttl = "5s")` | a local in-process tier | none |
+/// | `tagged` | `tagged` | a [tagged](crate::KeyspaceBuilder::tagged) keyspace: `invalidate_all`, and tags on writes | off (on with a `tag` field) |
+/// | `tag` (field) | `#[cache(tag)] provider: String`, `#[cache(tag = "region")] zone: u32` | each entry is tagged `name:value` (the field's name unless given; see [`tag`](crate::tag)); the field's type is a key type | no tags |
 ///
 /// ```
 /// use cache_core::{Cacheable, Codec, FailurePolicy, LocalSettings};

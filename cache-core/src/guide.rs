@@ -8,6 +8,8 @@
 //!   distributed leases, negative caching, jitter, early refresh, failure
 //!   policy, healing.
 //! - [`local_tier`]: the in-process tier and how Redis keeps it coherent.
+//! - [`tags`]: tagging entries, `invalidate_tag` and `invalidate_all`, what
+//!   they promise under races and lost state, what they cost.
 //! - [`blocks`]: rate limits, sequences, locks with fencing tokens, flags,
 //!   one-time codes, typed sets.
 //! - [`cluster`]: what changes (and what does not) on a Redis Cluster.
@@ -21,6 +23,9 @@ pub mod cache_aside {}
 
 #[doc = include_str!("../docs/local_tier.md")]
 pub mod local_tier {}
+
+#[doc = include_str!("../docs/tags.md")]
+pub mod tags {}
 
 #[doc = include_str!("../docs/blocks.md")]
 pub mod blocks {}

@@ -125,7 +125,8 @@ keyspace_counters! {
     /// Loads that went on after their callers had an answer (soft timeout).
     background_loads => "cache_background_loads_total";
     /// Loaded values returned to the caller but not stored: over
-    /// `max_value_size`, or refused by the codec (fail-open).
+    /// `max_value_size`, refused by the codec (fail-open), or loaded across
+    /// an invalidation of one of their tags.
     unstored_values => "cache_unstored_values_total";
     /// Reads that found an entry written under a tag that was invalidated
     /// since (a miss; under fail-safe, an expired value for a failed load).

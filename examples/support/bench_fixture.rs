@@ -36,6 +36,9 @@ pub(crate) struct Fixture {
     pub(crate) batches: AtomicU64,
     /// The same values behind a local in-process tier.
     pub(crate) local: TypedCache<String, ModelPrice>,
+    /// A tagged keyspace: each value carries the keyspace's tag and two of
+    /// its own, whose states the handle's state cache holds.
+    pub(crate) tagged: TypedCache<String, ModelPrice>,
     pub(crate) peer: cached::AsyncRedisCache<String, ModelPrice>,
 }
 
@@ -110,7 +113,9 @@ impl Fixture {
         for key in &batch_keys {
             local.get_shared(key).await?;
         }
+        let tagged = tagged_keyspace(&cache, &batch_keys).await?;
         Ok(Fixture {
+            tagged,
             raw,
             raw_manager,
             client,
@@ -132,4 +137,47 @@ impl Fixture {
             peer,
         })
     }
+}
+
+/// The tagged keyspace of `typed_get_tagged_c64`, its values written and its
+/// tag states in the state cache (no MGET left in a read of every key).
+async fn tagged_keyspace(
+    cache: &Cache,
+    keys: &[String],
+) -> BenchResult<TypedCache<String, ModelPrice>> {
+    let tagged = cache
+        .keyspace("bench-tagged")
+        .ttl(Duration::from_secs(TTL_SECS))
+        .tagged()
+        .typed::<String, ModelPrice>()?;
+    for key in keys {
+        let tags = ["provider:openai", "tenant:acme"];
+        tagged.set_tagged(key, &sample_price(), &tags).await?;
+    }
+    let mut raw = cache.redis_connection().ok_or("the bench runs on Redis")?;
+    let started = std::time::Instant::now();
+    loop {
+        let before = mget_calls(&mut raw).await?;
+        for key in keys {
+            tagged.get(key).await?;
+        }
+        if mget_calls(&mut raw).await? == before {
+            return Ok(tagged);
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            return Err("the tag states never stayed in the state cache".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How many MGETs the server has run.
+async fn mget_calls(raw: &mut cache_core::RedisConnection) -> BenchResult<u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(raw)
+        .await?;
+    let line = info.lines().find(|l| l.starts_with("cmdstat_mget:"));
+    let calls = line.and_then(|l| l.split(['=', ',']).nth(1));
+    Ok(calls.and_then(|c| c.parse().ok()).unwrap_or(0))
 }

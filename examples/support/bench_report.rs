@@ -101,6 +101,11 @@ pub(crate) fn print_targets(ops: &impl Fn(Case) -> Option<f64>, fx: &Fixture) {
         1.5,
     );
     target(
+        "typed_get_tagged_c64 / typed_get_c64",
+        ratio(Case::TypedGetTaggedC64, Case::TypedGetC64),
+        0.9,
+    );
+    target(
         "typed_json_c64 / raw_c64",
         ratio(Case::TypedJsonC64, Case::RawC64),
         1.0,

@@ -304,6 +304,7 @@ async fn fencing_tokens_keep_increasing_after_the_server_loses_its_data() {
 
 /// Every key the library writes expires, except sequence hashes, which are
 /// documented as permanent (an expiring one would restart its numbering).
+/// Tag states and the tag clock included.
 #[tokio::test]
 async fn every_key_the_library_writes_expires_except_sequences() {
     use cache_core::{LoadPolicy, RateLimit};
@@ -370,6 +371,14 @@ async fn every_key_the_library_writes_expires_except_sequences() {
     members.replace(&2, &[]).await.unwrap();
     let seqs = cache.keyspace("seq").sequences::<u64>(10).unwrap();
     seqs.next(&1).await.unwrap();
+    // Tag states and the tag clock expire with the entries that use them.
+    let pages = cache.keyspace("page").ttl(minute).tagged();
+    let pages = pages.typed::<String, u64>().unwrap();
+    pages.set_tagged("a", &1, &["tenant:a"]).await.unwrap();
+    cache.invalidate_tag("tenant:b").await.unwrap();
+    pages.invalidate_all().await.unwrap();
+    let loader = || async { Ok::<_, std::io::Error>(Some((2, vec!["tenant:c".to_owned()]))) };
+    pages.get_or_load_tagged("b", loader).await.unwrap();
 
     let mut raw = redis.raw().await;
     let pattern = format!("{}:*", redis.namespace());
@@ -379,7 +388,7 @@ async fn every_key_the_library_writes_expires_except_sequences() {
         keys.push(key.unwrap());
     }
     drop(scan);
-    assert!(keys.len() >= 18, "only {} keys: {keys:?}", keys.len());
+    assert!(keys.len() >= 24, "only {} keys: {keys:?}", keys.len());
     let mut permanent = Vec::new();
     for key in &keys {
         let ttl: i64 = raw.pttl(key).await.unwrap();

@@ -21,8 +21,9 @@ pub(crate) const INVALIDATION_MEMORY: Duration = Duration::from_secs(24 * 3600);
 
 /// ARGV: a new epoch (for a missing clock), the TTL the tags must have left
 /// (ms; 0: none, they become persistent), the TTL to give them when they
-/// have less (ms). Returns the clock's state, then for each tag its state,
-/// "1" if made now ("0" if it was there) and its PTTL.
+/// have less (ms); the clock is kept as long. Returns the clock's state,
+/// then for each tag its state, "1" if made now ("0" if it was there) and
+/// its PTTL.
 static STAMP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -34,6 +35,16 @@ local clock = redis.call('GET', KEYS[1])
 local epoch = epoch_of(clock)
 local count = 0
 if epoch then count = tonumber(string.match(clock, '%.(%d+)$')) else epoch = ARGV[1] end
+local function keep(key, made)
+  if ARGV[2] == '0' then
+    redis.call('PERSIST', key)
+    return
+  end
+  local left = redis.call('PTTL', key)
+  if made or (left >= 0 and left < tonumber(ARGV[2])) then
+    redis.call('PEXPIRE', key, ARGV[3])
+  end
+end
 local out = {}
 for i = 2, #KEYS do
   local state = redis.call('GET', KEYS[i])
@@ -43,20 +54,14 @@ for i = 2, #KEYS do
     state = epoch .. '.' .. string.format('%d', count)
     redis.call('SET', KEYS[i], state)
   end
-  if ARGV[2] == '0' then
-    redis.call('PERSIST', KEYS[i])
-  else
-    local left = redis.call('PTTL', KEYS[i])
-    if made or (left >= 0 and left < tonumber(ARGV[2])) then
-      redis.call('PEXPIRE', KEYS[i], ARGV[3])
-    end
-  end
+  keep(KEYS[i], made)
   out[#out + 1] = state
   out[#out + 1] = made and '1' or '0'
   out[#out + 1] = tostring(redis.call('PTTL', KEYS[i]))
 end
 local now = epoch .. '.' .. string.format('%d', count)
-if now ~= clock then redis.call('SET', KEYS[1], now) end
+if now ~= clock then redis.call('SET', KEYS[1], now, 'KEEPTTL') end
+keep(KEYS[1], not clock)
 table.insert(out, 1, now)
 return out
 ",
@@ -65,7 +70,7 @@ return out
 
 /// ARGV: a new epoch (for a missing clock), the least TTL an invalidated
 /// tag keeps (ms). Moves the clock on once and gives every tag its state;
-/// returns it.
+/// returns it. The clock lives at least as long as any tag.
 static BUMP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -74,8 +79,7 @@ local epoch = clock and string.match(clock, '^(%x+)%.%d+$')
 local count = 0
 if epoch then count = tonumber(string.match(clock, '%.(%d+)$')) else epoch = ARGV[1] end
 local now = epoch .. '.' .. string.format('%d', count + 1)
-redis.call('SET', KEYS[1], now)
-for i = 2, #KEYS do
+for i = 1, #KEYS do
   local left = redis.call('PTTL', KEYS[i])
   if left == -1 then
     redis.call('SET', KEYS[i], now)
@@ -111,6 +115,19 @@ impl StampTags<'_> {
     fn given(&self) -> Option<Duration> {
         let needed = self.needed?;
         Some(needed.saturating_mul(2).min(crate::ttl::MAX_TTL))
+    }
+
+    /// Makes `key` live at least `needed` (as the script's `keep`).
+    fn keep(&self, store: &mut Store, key: &str, made: bool) {
+        let now = store.now();
+        let short = match (self.needed, store.ttl(key)) {
+            (None, _) => true,
+            (Some(needed), Ttl::Expires(left)) => left < needed,
+            (Some(_), _) => made,
+        };
+        if short && let Some(entry) = store.entry(key) {
+            entry.expires_at = self.given().map(|ttl| deadline(now, ttl));
+        }
     }
 }
 
@@ -193,7 +210,6 @@ impl Atomic for StampTags<'_> {
             ));
         };
         let (epoch, mut count, found) = clock_in(store, clock_key, &self.epoch)?;
-        let now = store.now();
         let mut tags = Vec::with_capacity(tag_keys.len());
         for key in tag_keys {
             let held = store.bytes(key, "tags")?.map(|bytes| bytes.clone());
@@ -202,15 +218,7 @@ impl Atomic for StampTags<'_> {
                 count += 1;
                 store.insert(key, Value::Bytes(state(&epoch, count)), None);
             }
-            let left = store.ttl(key);
-            let short = match (self.needed, left) {
-                (None, _) => true,
-                (Some(needed), Ttl::Expires(left)) => left < needed,
-                (Some(_), _) => made,
-            };
-            if short && let Some(entry) = store.entry(key) {
-                entry.expires_at = self.given().map(|ttl| deadline(now, ttl));
-            }
+            self.keep(store, key, made);
             let state = store
                 .bytes(key, "tags")?
                 .map(|b| b.clone())
@@ -220,8 +228,10 @@ impl Atomic for StampTags<'_> {
         }
         let clock = state(&epoch, count);
         if found.as_deref() != Some(clock.as_slice()) {
-            store.insert(clock_key, Value::Bytes(clock), None);
+            let expires_at = store.entry(clock_key).and_then(|entry| entry.expires_at);
+            store.insert(clock_key, Value::Bytes(clock), expires_at);
         }
+        self.keep(store, clock_key, found.is_none());
         Ok(tags)
     }
 }
@@ -249,7 +259,7 @@ impl Atomic for BumpTags<'_> {
     }
 
     fn in_memory(&self, store: &mut Store) -> Result<Vec<u8>> {
-        let Some((clock_key, tag_keys)) = self.keys.split_first() else {
+        let Some(clock_key) = self.keys.first() else {
             return Err(Error::config(
                 "a tag invalidation needs the clock's key".to_owned(),
             ));
@@ -257,8 +267,7 @@ impl Atomic for BumpTags<'_> {
         let (epoch, count, _) = clock_in(store, clock_key, &self.epoch)?;
         let now = state(&epoch, count + 1);
         let at = store.now();
-        store.insert(clock_key, Value::Bytes(now.clone()), None);
-        for key in tag_keys {
+        for key in self.keys.iter().copied() {
             let expires_at = match store.ttl(key) {
                 Ttl::Persistent => None,
                 Ttl::Expires(left) => Some(deadline(at, left.max(INVALIDATION_MEMORY))),
