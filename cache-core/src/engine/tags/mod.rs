@@ -124,16 +124,35 @@ impl Engine {
         }
     }
 
-    /// Whether every tag of `list` still has the state it records, from
-    /// what is known without a backend call; `None` when something is not.
-    pub(crate) fn tags_known_valid(&self, list: &TagList) -> Option<bool> {
-        for (name, state) in &list.tags {
-            match self.known_state(name)? {
-                Some(now) if now == *state => {}
-                _ => return Some(false),
+    /// Whether the tag `name` has the state `state` now, if that is known
+    /// without a backend call (`Some(false)` also when it has none).
+    fn state_is(&self, name: &str, state: &[u8]) -> Option<bool> {
+        let key = self.tag_key(name);
+        match &self.backend {
+            Backend::Memory(memory) => Some(memory.atomically(|store| {
+                let now = store.bytes(&key, "tags").ok().flatten();
+                now.is_some_and(|now| now.as_slice() == state)
+            })),
+            Backend::Redis(_) => {
+                let cached = self.state_cache()?.get(&key, self)?;
+                split_cached(&cached).map(|(_, now)| now == state)
             }
         }
-        Some(true)
+    }
+
+    /// Whether every tag of `list` still has the state it records, from
+    /// what is known without a backend call; `None` when something is not
+    /// (and no tag is known to have changed).
+    pub(crate) fn tags_known_valid(&self, list: &TagList) -> Option<bool> {
+        let mut verdict = Some(true);
+        for (name, state) in &list.tags {
+            match self.state_is(name, state) {
+                Some(true) => {}
+                Some(false) => return Some(false),
+                None => verdict = None,
+            }
+        }
+        verdict
     }
 
     /// Whether each of `lists` is still valid: states not known locally are
@@ -142,42 +161,54 @@ impl Engine {
     /// # Errors
     /// Backend and timeout errors of that read.
     pub(crate) async fn tags_valid(&self, lists: &[&TagList]) -> Result<Vec<bool>> {
+        let known: Vec<Option<bool>> = lists.iter().map(|l| self.tags_known_valid(l)).collect();
+        if known.iter().all(Option::is_some) {
+            return Ok(known.into_iter().map(|valid| valid == Some(true)).collect());
+        }
         let mut unknown: Vec<&str> = Vec::new();
-        for list in lists {
-            for (name, _) in &list.tags {
-                if self.known_state(name).is_none() && !unknown.contains(&name.as_str()) {
+        for (list, _) in lists
+            .iter()
+            .zip(&known)
+            .filter(|(_, known)| known.is_none())
+        {
+            for (name, state) in &list.tags {
+                if self.state_is(name, state).is_none() && !unknown.contains(&name.as_str()) {
                     unknown.push(name);
                 }
             }
         }
-        let mut read: Vec<(&str, Option<Vec<u8>>)> = Vec::with_capacity(unknown.len());
-        if !unknown.is_empty() {
-            let keys: Vec<String> = unknown.iter().map(|name| self.tag_key(name)).collect();
-            let cache = self.state_cache();
-            let tickets: Vec<_> = cache
-                .map(|cache| keys.iter().map(|key| cache.ticket(key)).collect())
-                .unwrap_or_default();
-            let states = self.backend.get_many(&keys).await?;
-            for (at, state) in states.into_iter().enumerate() {
-                if let (Some(cache), Some(state), Some(ticket), Some(key)) =
-                    (cache, &state, tickets.get(at), keys.get(at))
-                {
-                    let form = cached_form(state, Ttl::Missing);
-                    cache.fetched(key, &form, Ttl::Persistent, *ticket);
-                }
-                read.push((unknown.get(at).copied().unwrap_or_default(), state));
-            }
-        }
+        let read = self.read_states(&unknown).await?;
         let state_of = |name: &str| match read.iter().find(|(read, _)| *read == name) {
             Some((_, state)) => state.clone(),
             None => self.known_state(name).flatten(),
         };
-        Ok(lists
-            .iter()
-            .map(|list| {
-                (list.tags.iter()).all(|(name, state)| state_of(name).as_ref() == Some(state))
-            })
+        let check = |list: &TagList| {
+            (list.tags.iter()).all(|(name, state)| state_of(name).as_ref() == Some(state))
+        };
+        Ok((lists.iter().zip(known))
+            .map(|(list, known)| known.unwrap_or_else(|| check(list)))
             .collect())
+    }
+
+    /// Reads the states of `names` in one `MGET`, keeping them in the state cache.
+    async fn read_states<'n>(&self, names: &[&'n str]) -> Result<Vec<(&'n str, Option<Vec<u8>>)>> {
+        let keys: Vec<String> = names.iter().map(|name| self.tag_key(name)).collect();
+        let cache = self.state_cache();
+        let tickets: Vec<_> = cache
+            .map(|cache| keys.iter().map(|key| cache.ticket(key)).collect())
+            .unwrap_or_default();
+        let states = self.backend.get_many(&keys).await?;
+        let mut read = Vec::with_capacity(names.len());
+        for (at, state) in states.into_iter().enumerate() {
+            if let (Some(cache), Some(state), Some(ticket), Some(key)) =
+                (cache, &state, tickets.get(at), keys.get(at))
+            {
+                let form = cached_form(state, Ttl::Missing);
+                cache.fetched(key, &form, Ttl::Persistent, *ticket);
+            }
+            read.push((names.get(at).copied().unwrap_or_default(), state));
+        }
+        Ok(read)
     }
 
     /// The state of every tag in `names` for an entry Redis keeps for
