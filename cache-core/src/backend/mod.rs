@@ -34,6 +34,19 @@ pub(crate) async fn within<F: Future>(timeout: Duration, operation: F) -> F::Out
     DEADLINE.scope(Instant::now() + timeout, operation).await
 }
 
+/// [`within`], for an operation that began at `started`: its calls share
+/// what is left of `timeout` from then.
+pub(crate) async fn within_since<F: Future>(
+    started: Instant,
+    timeout: Duration,
+    operation: F,
+) -> F::Output {
+    if DEADLINE.try_with(|_| ()).is_ok() {
+        return operation.await;
+    }
+    DEADLINE.scope(started + timeout, operation).await
+}
+
 /// What is left of the running operation's time, at most `timeout`.
 pub(crate) fn budget(timeout: Duration) -> Duration {
     DEADLINE
@@ -113,6 +126,20 @@ impl Backend {
     pub(crate) async fn within<F: Future>(&self, operation: F) -> F::Output {
         match self {
             Backend::Redis(redis) => within(redis.timeout(), operation).await,
+            Backend::Memory(_) => operation.await,
+        }
+    }
+
+    /// The rest of one public operation that began at `started` with a
+    /// first call made outside [`within`](Self::within): what it calls now
+    /// gets what is left of the timeout.
+    pub(crate) async fn within_since<F: Future>(
+        &self,
+        started: Instant,
+        operation: F,
+    ) -> F::Output {
+        match self {
+            Backend::Redis(redis) => within_since(started, redis.timeout(), operation).await,
             Backend::Memory(_) => operation.await,
         }
     }

@@ -430,6 +430,17 @@ impl LocalCopy {
         Some(Arc::clone(&entry.bytes))
     }
 
+    /// The copy of `key` as of `now`, if the tier may serve: for the state
+    /// cache, whose entries carry no tags and whose hits are not counted.
+    pub(crate) fn get_as_of(&self, key: &str, now: Instant) -> Option<Arc<[u8]>> {
+        let tier = self.0.as_ref()?;
+        if !tier.serves() {
+            return None;
+        }
+        let entry = tier.entries.get(key)?;
+        (entry.expires > now).then(|| Arc::clone(&entry.bytes))
+    }
+
     /// The local copy of `key` as a `V` if it is kept decoded, else its
     /// bytes; `None` when there is none or the tier may not serve.
     pub(crate) fn get_shared<V: Any + Send + Sync>(

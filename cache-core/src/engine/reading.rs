@@ -3,8 +3,6 @@
 //! still have the state it was written under?). Every read of a value, plain
 //! or cache-aside, one key or many, goes through here.
 
-use std::sync::Arc;
-
 use super::Space;
 use super::freshness::StaleReason;
 use super::stamp::{self, StaleCopy, Stamp};
@@ -19,7 +17,7 @@ use crate::ttl::Ttl;
 pub(crate) struct Fresh {
     pub(crate) payload: Vec<u8>,
     pub(crate) ttl: Ttl,
-    pub(crate) tags: Option<Arc<TagList>>,
+    pub(crate) tags: Option<TagList>,
 }
 
 /// Where a stored value stands.
@@ -57,7 +55,7 @@ impl Reading {
         Some(Fresh {
             payload,
             ttl: self.left,
-            tags: self.tags.map(Arc::new),
+            tags: self.tags,
         })
     }
 
@@ -162,9 +160,25 @@ impl Space {
         let Some((stored, ttl)) = read else {
             return Ok(None);
         };
-        let mut readings = [Some(self.reading(stored, ttl))];
-        self.check_tags(&mut readings).await?;
-        let [reading] = readings;
-        Ok(reading.and_then(Reading::into_fresh))
+        let mut reading = self.reading(stored, ttl);
+        // A hot read: every tag's state known locally, no list to gather.
+        let known = match (&reading.tags, reading.standing) {
+            (Some(tags), Standing::Fresh) => self.settings.engine.tags_known_valid(tags),
+            _ => Some(true),
+        };
+        match known {
+            Some(true) => {}
+            Some(false) => {
+                reading.standing = Standing::Invalidated;
+                bump(&self.counters.tag_invalidated_reads);
+            }
+            None => {
+                let mut readings = [Some(reading)];
+                self.check_tags(&mut readings).await?;
+                let [checked] = readings;
+                return Ok(checked.and_then(Reading::into_fresh));
+            }
+        }
+        Ok(reading.into_fresh())
     }
 }

@@ -230,17 +230,14 @@ impl Space {
         {
             return Ok(None);
         }
-        let tags = names
-            .into_iter()
-            .zip(stamped.into_iter().map(|tag| tag.state));
-        let list = header::TagList {
-            tags: tags.collect(),
-        };
-        let sealed = header::seal(&list, payload).ok_or_else(|| {
+        let tags = names.iter().map(String::as_str);
+        let list = header::TagList::new(tags.zip(stamped.iter().map(|tag| tag.state.as_slice())));
+        let list = list.ok_or_else(|| {
             Error::config(format!(
                 "an entry of `{prefix}` carries {count} tags; one holds at most 65,535"
             ))
         })?;
+        let sealed = header::seal(&list, payload);
         Ok(Some(sealed))
     }
 }

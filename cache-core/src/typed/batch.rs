@@ -2,6 +2,7 @@
 //! `get_many`, `set_many`, `delete_many`, and `clear` of the whole keyspace.
 
 use std::borrow::Borrow;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -234,7 +235,7 @@ where
                 break;
             };
             if let Some(fresh) = read {
-                let kept = (fresh.payload.as_slice(), fresh.tags.clone());
+                let kept = (fresh.payload.as_slice(), fresh.tags.map(Arc::new));
                 local.fetched_decoded(key, kept, None, fresh.ttl, ticket);
                 *slot = Some(fresh.payload);
             }

@@ -42,12 +42,12 @@ where
         let full_key = self.space.settings.layout.key(key);
         let engine = &self.space.settings.engine;
         if !self.space.local.is_on() {
-            let read = async {
-                let bytes = self.space.backend().get(&full_key).await?;
-                self.fresh(bytes).await
-            };
-            let read = self.space.backend().within(read);
-            let bytes = read.instrument(self.space.span("get")).await?;
+            // The tags' states, when they must be read, get what the GET left.
+            let (backend, started) = (self.space.backend(), std::time::Instant::now());
+            let span = self.space.span("get");
+            let bytes = backend.get(&full_key).instrument(span.clone()).await?;
+            let fresh = backend.within_since(started, self.fresh(bytes));
+            let bytes = fresh.instrument(span).await?;
             return self.decode_read(&full_key, bytes);
         }
         if let Some(bytes) = self.space.local.get(&full_key, engine) {
@@ -59,7 +59,7 @@ where
         let Some(fresh) = read.instrument(self.space.span("get")).await? else {
             return self.decode_read(&full_key, None);
         };
-        let tags = fresh.tags.clone();
+        let tags = fresh.tags.map(Arc::new);
         let kept = (fresh.payload.as_slice(), tags);
         self.space
             .local
@@ -141,9 +141,13 @@ where
             }
         };
         let kept: Arc<dyn std::any::Any + Send + Sync> = value.clone();
-        self.space
-            .local
-            .fetched_decoded(&full_key, (&bytes, tags), Some(kept), ttl, ticket);
+        self.space.local.fetched_decoded(
+            &full_key,
+            (&bytes, tags.map(Arc::new)),
+            Some(kept),
+            ttl,
+            ticket,
+        );
         Ok(Some(value))
     }
 

@@ -269,7 +269,7 @@ fn classify<V: DeserializeOwned>(
                 bump(&counters.hits);
                 let (bytes, ttl) = (fresh.payload, fresh.ttl);
                 if let Some(ticket) = read.ticket {
-                    let kept = (bytes.as_slice(), fresh.tags);
+                    let kept = (bytes.as_slice(), fresh.tags.map(Arc::new));
                     space.local.fetched_decoded(key, kept, None, ttl, ticket);
                 }
                 // Served now; reloaded in the background with the misses.

@@ -8,10 +8,36 @@
 /// What a tag header starts with: a byte no JSON text begins with.
 pub(crate) const MAGIC: [u8; 3] = [0xFF, b't', b'g'];
 
-/// The tags of one stored value, with the state of each when it was written.
+/// The tags of one stored value, with the state each had when it was
+/// written: the header's bytes after the count, checked when read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct TagList {
-    pub(crate) tags: Vec<(String, Vec<u8>)>,
+    count: usize,
+    raw: Vec<u8>,
+}
+
+impl TagList {
+    /// A list of `(name, state)` pairs; `None` when a name or state is too
+    /// long for the format, or there are too many (the tag layer keeps all
+    /// of them short).
+    pub(crate) fn new<'a>(tags: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Option<Self> {
+        let (mut count, mut raw) = (0, Vec::new());
+        for (name, state) in tags {
+            raw.extend_from_slice(&u16::try_from(name.len()).ok()?.to_be_bytes());
+            raw.extend_from_slice(name.as_bytes());
+            raw.push(u8::try_from(state.len()).ok()?);
+            raw.extend_from_slice(state);
+            count += 1;
+        }
+        u16::try_from(count).ok()?;
+        Some(TagList { count, raw })
+    }
+
+    /// Each tag's name and state.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        let mut reader = Reader { rest: &self.raw };
+        (0..self.count).map_while(move |_| reader.tag())
+    }
 }
 
 /// What the bytes after any fail-safe header hold.
@@ -25,22 +51,15 @@ pub(crate) enum Opened {
     Broken,
 }
 
-/// `payload` under a header listing `list`. `None` when a name or state is
-/// too long for the format (the tag layer keeps both short).
-pub(crate) fn seal(list: &TagList, payload: &[u8]) -> Option<Vec<u8>> {
-    let count = u16::try_from(list.tags.len()).ok()?;
-    let size: usize = list.tags.iter().map(|(n, s)| 3 + n.len() + s.len()).sum();
-    let mut out = Vec::with_capacity(MAGIC.len() + 2 + size + payload.len());
+/// `payload` under a header listing `list`.
+pub(crate) fn seal(list: &TagList, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(MAGIC.len() + 2 + list.raw.len() + payload.len());
     out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&count.to_be_bytes());
-    for (name, state) in &list.tags {
-        out.extend_from_slice(&u16::try_from(name.len()).ok()?.to_be_bytes());
-        out.extend_from_slice(name.as_bytes());
-        out.push(u8::try_from(state.len()).ok()?);
-        out.extend_from_slice(state);
-    }
+    // The count fits: `TagList::new` checked it.
+    out.extend_from_slice(&u16::try_from(list.count).unwrap_or(u16::MAX).to_be_bytes());
+    out.extend_from_slice(&list.raw);
     out.extend_from_slice(payload);
-    Some(out)
+    out
 }
 
 /// Reads the tag header at the start of `bytes`, if there is one.
@@ -49,10 +68,18 @@ pub(crate) fn open(bytes: &[u8]) -> Opened {
         return Opened::Plain;
     };
     let mut reader = Reader { rest };
-    match reader.list() {
-        Some(list) => Opened::Tagged(list, bytes.len() - reader.rest.len()),
-        None => Opened::Broken,
+    let Some(count) = reader.u16() else {
+        return Opened::Broken;
+    };
+    let start = reader.rest;
+    for _ in 0..count {
+        if reader.tag().is_none() {
+            return Opened::Broken;
+        }
     }
+    let raw = start[..start.len() - reader.rest.len()].to_vec();
+    let list = TagList { count, raw };
+    Opened::Tagged(list, bytes.len() - reader.rest.len())
 }
 
 struct Reader<'a> {
@@ -74,18 +101,12 @@ impl<'a> Reader<'a> {
         Some(usize::from(u16::from_be_bytes([bytes[0], bytes[1]])))
     }
 
-    fn list(&mut self) -> Option<TagList> {
-        let count = self.u16()?;
-        // Each tag takes at least 3 bytes: a bound from the bytes, not the count.
-        let mut tags = Vec::with_capacity(count.min(self.rest.len() / 3));
-        for _ in 0..count {
-            let len = self.u16()?;
-            let name = std::str::from_utf8(self.take(len)?).ok()?.to_owned();
-            let len = usize::from(*self.take(1)?.first()?);
-            let state = self.take(len)?.to_vec();
-            tags.push((name, state));
-        }
-        Some(TagList { tags })
+    /// One tag: its name (UTF-8) and state.
+    fn tag(&mut self) -> Option<(&'a str, &'a [u8])> {
+        let len = self.u16()?;
+        let name = std::str::from_utf8(self.take(len)?).ok()?;
+        let len = usize::from(*self.take(1)?.first()?);
+        Some((name, self.take(len)?))
     }
 }
 
@@ -93,22 +114,20 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
+    const TAGS: [(&str, &[u8]); 2] = [("t:tenant%3A7", b"00ab.3"), ("k:price:v1", b"00ab.1")];
+
     fn list() -> TagList {
-        TagList {
-            tags: vec![
-                ("t:tenant%3A7".to_owned(), b"00ab.3".to_vec()),
-                ("k:price:v1".to_owned(), b"00ab.1".to_vec()),
-            ],
-        }
+        TagList::new(TAGS).unwrap()
     }
 
     #[test]
     fn a_sealed_list_opens_to_itself_and_the_payload() {
-        let sealed = seal(&list(), b"{\"a\":1}").unwrap();
+        let sealed = seal(&list(), b"{\"a\":1}");
         let Opened::Tagged(opened, at) = open(&sealed) else {
             panic!("not tagged");
         };
         assert_eq!(opened, list());
+        assert_eq!(opened.iter().collect::<Vec<_>>(), TAGS);
         assert_eq!(&sealed[at..], b"{\"a\":1}");
     }
 
@@ -116,7 +135,7 @@ mod tests {
     fn plain_and_cut_bytes_are_told_apart() {
         assert_eq!(open(b"{\"a\":1}"), Opened::Plain);
         assert_eq!(open(b""), Opened::Plain);
-        let sealed = seal(&list(), b"1").unwrap();
+        let sealed = seal(&list(), b"1");
         for cut in 3..sealed.len() - 1 {
             assert_eq!(open(&sealed[..cut]), Opened::Broken, "cut at {cut}");
         }

@@ -21,7 +21,7 @@
 
 pub(crate) mod header;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use self::header::TagList;
 use super::Engine;
@@ -98,9 +98,32 @@ impl Engine {
         format!("{}{name}", self.tag_layout.head())
     }
 
+    /// Runs `with` on the full key of `name`, built in a buffer of the
+    /// thread's: a hot read checks its tags without allocating.
+    fn with_tag_key<T>(&self, name: &str, with: impl FnOnce(&str) -> T) -> T {
+        thread_local! {
+            static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        KEY.with(|key| match key.try_borrow_mut() {
+            Ok(mut key) => {
+                key.clear();
+                key.push_str(self.tag_layout.head());
+                key.push_str(name);
+                with(&key)
+            }
+            // Only if `with` itself asked for a key: build one.
+            Err(_) => with(&self.tag_key(name)),
+        })
+    }
+
     /// The state cache, on Redis; made (and tracked) on first use.
     fn state_cache(&self) -> Option<&LocalCopy> {
-        self.backend.tracker()?;
+        if let Some(cache) = self.state_cache.get() {
+            return Some(cache);
+        }
+        if !matches!(self.backend, Backend::Redis(_)) {
+            return None;
+        }
         Some(self.state_cache.get_or_init(|| {
             let (tier, _) = self.local_tier(&self.tag_layout, STATE_CACHE);
             LocalCopy::new(Some(tier))
@@ -126,27 +149,26 @@ impl Engine {
 
     /// Whether the tag `name` has the state `state` now, if that is known
     /// without a backend call (`Some(false)` also when it has none).
-    fn state_is(&self, name: &str, state: &[u8]) -> Option<bool> {
-        let key = self.tag_key(name);
-        match &self.backend {
+    fn state_is(&self, name: &str, state: &[u8], now: Instant) -> Option<bool> {
+        self.with_tag_key(name, |key| match &self.backend {
             Backend::Memory(memory) => Some(memory.atomically(|store| {
-                let now = store.bytes(&key, "tags").ok().flatten();
+                let now = store.bytes(key, "tags").ok().flatten();
                 now.is_some_and(|now| now.as_slice() == state)
             })),
             Backend::Redis(_) => {
-                let cached = self.state_cache()?.get(&key, self)?;
-                split_cached(&cached).map(|(_, now)| now == state)
+                let cached = self.state_cache()?.get_as_of(key, now)?;
+                split_cached(&cached).map(|(_, held)| held == state)
             }
-        }
+        })
     }
 
     /// Whether every tag of `list` still has the state it records, from
     /// what is known without a backend call; `None` when something is not
     /// (and no tag is known to have changed).
     pub(crate) fn tags_known_valid(&self, list: &TagList) -> Option<bool> {
-        let mut verdict = Some(true);
-        for (name, state) in &list.tags {
-            match self.state_is(name, state) {
+        let (mut verdict, now) = (Some(true), Instant::now());
+        for (name, state) in list.iter() {
+            match self.state_is(name, state, now) {
                 Some(true) => {}
                 Some(false) => return Some(false),
                 None => verdict = None,
@@ -165,14 +187,14 @@ impl Engine {
         if known.iter().all(Option::is_some) {
             return Ok(known.into_iter().map(|valid| valid == Some(true)).collect());
         }
-        let mut unknown: Vec<&str> = Vec::new();
+        let (mut unknown, now): (Vec<&str>, _) = (Vec::new(), Instant::now());
         for (list, _) in lists
             .iter()
             .zip(&known)
             .filter(|(_, known)| known.is_none())
         {
-            for (name, state) in &list.tags {
-                if self.state_is(name, state).is_none() && !unknown.contains(&name.as_str()) {
+            for (name, state) in list.iter() {
+                if self.state_is(name, state, now).is_none() && !unknown.contains(&name) {
                     unknown.push(name);
                 }
             }
@@ -183,7 +205,7 @@ impl Engine {
             None => self.known_state(name).flatten(),
         };
         let check = |list: &TagList| {
-            (list.tags.iter()).all(|(name, state)| state_of(name).as_ref() == Some(state))
+            (list.iter()).all(|(name, state)| state_of(name).as_deref() == Some(state))
         };
         Ok((lists.iter().zip(known))
             .map(|(list, known)| known.unwrap_or_else(|| check(list)))
