@@ -180,6 +180,19 @@ async fn the_metrics_facade_counts_what_was_done() {
     let failing = || async { Err::<Option<u64>, _>("database down") };
     assert_eq!(safe.try_get_or_load("b", failing).await.unwrap(), Some(2));
 
+    // A tag invalidation, and a read that finds its entry invalidated.
+    let pages = cache
+        .keyspace("page")
+        .tagged()
+        .typed::<String, u64>()
+        .unwrap();
+    pages.set_tagged("p", &3, &["tenant:a"]).await.unwrap();
+    cache
+        .invalidate_tags(&["tenant:a", "tenant:b"])
+        .await
+        .unwrap();
+    assert_eq!(pages.get("p").await.unwrap(), None);
+
     let (counters, histograms) = figures(&snapshotter);
     let keyspace = |prefix: &str| {
         vec![
@@ -211,6 +224,17 @@ async fn the_metrics_facade_counts_what_was_done() {
     stale.push(("reason".to_owned(), "loader_error".to_owned()));
     stale.sort();
     assert_eq!(count("cache_stale_answers_total", stale), 1, "{counters:?}");
+    let handle = vec![("namespace".to_owned(), namespace.clone())];
+    assert_eq!(
+        count("cache_tag_invalidations_total", handle),
+        2,
+        "{counters:?}"
+    );
+    assert_eq!(
+        count("cache_tag_invalidated_reads_total", keyspace("page")),
+        1
+    );
+    assert_eq!(cache.stats().tag_invalidations, 1, "one call");
     let loads = ("cache_load_seconds".to_owned(), namespace.clone());
     assert_eq!(histograms.get(&loads), Some(&2));
     // Every Redis call of the test: GET, GET (read before the load), SET,
@@ -225,7 +249,9 @@ async fn the_metrics_facade_counts_what_was_done() {
     // Labels never carry a key.
     for (name, labels) in counters.keys() {
         assert!(
-            labels.iter().all(|(_, value)| value != "a" && value != "l"),
+            labels
+                .iter()
+                .all(|(_, value)| !["a", "l", "p", "tenant:a"].contains(&value.as_str())),
             "{name} {labels:?}"
         );
     }

@@ -229,6 +229,9 @@ pub(crate) struct LocalTier {
     flushes: [AtomicU64; 4],
     /// Whether its keyspace's prefix is tracked (on Redis); it serves only then.
     tracked: AtomicBool,
+    /// Moved on after every drop of a copy (invalidation, flush): what was
+    /// checked against the tier at one count still holds at the same count.
+    changes: AtomicU64,
     /// The keyspace's labels for the `metrics` facade.
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     counters: Arc<crate::stats::KeyspaceCounters>,
@@ -260,6 +263,7 @@ impl LocalTier {
             invalidations: AtomicU64::new(0),
             flushes: std::array::from_fn(|_| AtomicU64::new(0)),
             tracked: AtomicBool::new(tracked),
+            changes: AtomicU64::new(0),
             channel,
             counters,
         }
@@ -345,6 +349,7 @@ impl LocalTier {
             if let Some(last) = self.last.get() {
                 last.remove(key);
             }
+            self.changes.fetch_add(1, Ordering::AcqRel);
         }
         if remote {
             self.invalidations.fetch_add(1, Ordering::Relaxed);
@@ -362,6 +367,7 @@ impl LocalTier {
             stripe.fetch_add(1, Ordering::AcqRel);
         }
         self.entries.clear();
+        self.changes.fetch_add(1, Ordering::AcqRel);
         // What Redis held before an outage or a topology change is still the
         // best answer while it cannot be read; after a clear it is not.
         if matches!(reason, Flush::Clear | Flush::Server)
@@ -428,6 +434,15 @@ impl LocalCopy {
         let entry = tier.serving(key, engine)?;
         tier.hits.fetch_add(1, Ordering::Relaxed);
         Some(Arc::clone(&entry.bytes))
+    }
+
+    /// Where the tier stands, while it serves: the same figure later means
+    /// no copy was dropped and the channel stayed up meanwhile.
+    pub(crate) fn version(&self) -> Option<u64> {
+        let tier = self.0.as_ref()?;
+        let generation = tier.channel.generation();
+        let changes = tier.changes.load(Ordering::Acquire);
+        tier.serves().then(|| changes.wrapping_add(generation))
     }
 
     /// The copy of `key` as of `now`, if the tier may serve: for the state

@@ -19,7 +19,7 @@ pub(crate) use self::scope::Scope;
 pub(crate) use self::space::{KeyspaceSettings, Since, Space};
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use self::flight::Flights;
@@ -29,8 +29,14 @@ use crate::error::{Error, Result};
 use crate::key::KeyLayout;
 use crate::stats::{CacheStats, KeyspaceCounters, Stats};
 
+/// Numbers every engine of the process, never twice.
+static ENGINES: AtomicU64 = AtomicU64::new(0);
+
 /// The shared state of one handle and all its clones and views.
 pub(crate) struct Engine {
+    /// Tells this engine from every other of the process (for memos kept
+    /// outside it, which must never apply to another).
+    id: u64,
     backend: Backend,
     namespace: Option<String>,
     max_value_size: usize,
@@ -71,6 +77,7 @@ impl Engine {
         let live = backend.tracker().is_none();
         let tag_layout = KeyLayout::tag_states(namespace.as_deref());
         Engine {
+            id: ENGINES.fetch_add(1, Ordering::Relaxed),
             tag_layout,
             state_cache: OnceLock::new(),
             backend,

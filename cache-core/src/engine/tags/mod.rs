@@ -20,6 +20,7 @@
 //! read costs no round trip for its tags, a cold one one `MGET`.
 
 pub(crate) mod header;
+mod memo;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -164,15 +165,27 @@ impl Engine {
 
     /// Whether every tag of `list` still has the state it records, from
     /// what is known without a backend call; `None` when something is not
-    /// (and no tag is known to have changed).
+    /// (and no tag is known to have changed). A list this thread found valid
+    /// while nothing in the state cache changed since is valid still.
     pub(crate) fn tags_known_valid(&self, list: &TagList) -> Option<bool> {
-        let (mut verdict, now) = (Some(true), Instant::now());
+        // Read before the states: a change after it moves it on.
+        let version = self.state_cache().and_then(LocalCopy::version);
+        let now = Instant::now();
+        if let Some(version) = version
+            && memo::holds(self.id, version, list, now)
+        {
+            return Some(true);
+        }
+        let mut verdict = Some(true);
         for (name, state) in list.iter() {
             match self.state_is(name, state, now) {
                 Some(true) => {}
                 Some(false) => return Some(false),
                 None => verdict = None,
             }
+        }
+        if let (Some(true), Some(version)) = (verdict, version) {
+            memo::keep(self.id, version, list, now);
         }
         verdict
     }
