@@ -18,8 +18,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use cache_core::Cache;
 
 mod cluster;
+mod tags;
 
 pub use cluster::{NODE_TIMEOUT, TestCluster};
+pub use tags::tag_state_key;
 
 /// How long a spawned server may take to answer its first PING.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);

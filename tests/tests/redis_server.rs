@@ -371,14 +371,7 @@ async fn every_key_the_library_writes_expires_except_sequences() {
     members.replace(&2, &[]).await.unwrap();
     let seqs = cache.keyspace("seq").sequences::<u64>(10).unwrap();
     seqs.next(&1).await.unwrap();
-    // Tag states and the tag clock expire with the entries that use them.
-    let pages = cache.keyspace("page").ttl(minute).tagged();
-    let pages = pages.typed::<String, u64>().unwrap();
-    pages.set_tagged("a", &1, &["tenant:a"]).await.unwrap();
-    cache.invalidate_tag("tenant:b").await.unwrap();
-    pages.invalidate_all().await.unwrap();
-    let loader = || async { Ok::<_, std::io::Error>(Some((2, vec!["tenant:c".to_owned()]))) };
-    pages.get_or_load_tagged("b", loader).await.unwrap();
+    use_tags(&cache, minute).await;
 
     let mut raw = redis.raw().await;
     let pattern = format!("{}:*", redis.namespace());
@@ -398,4 +391,16 @@ async fn every_key_the_library_writes_expires_except_sequences() {
     }
     assert_eq!(permanent, [seqs.key(&1)], "keys without an expiry");
     drop(guard);
+}
+
+/// Tagged writes, a tagged load and invalidations: tag states and the tag
+/// clock must expire with the entries that use them.
+async fn use_tags(cache: &cache_core::Cache, ttl: Duration) {
+    let pages = cache.keyspace("page").ttl(ttl).tagged();
+    let pages = pages.typed::<String, u64>().unwrap();
+    pages.set_tagged("a", &1, &["tenant:a"]).await.unwrap();
+    cache.invalidate_tag("tenant:b").await.unwrap();
+    pages.invalidate_all().await.unwrap();
+    let loader = || async { Ok::<_, std::io::Error>(Some((2, vec!["tenant:c".to_owned()]))) };
+    pages.get_or_load_tagged("b", loader).await.unwrap();
 }

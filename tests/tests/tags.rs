@@ -206,15 +206,6 @@ async fn a_load_that_began_before_an_invalidation_is_answered_but_not_stored(env
     assert_eq!(pages.get("/").await.unwrap().as_deref(), Some("new"));
 }
 
-/// The full key of the user tag `tag`'s state in `cache`'s namespace.
-pub fn tag_state_key(cache: &Cache, tag: &str) -> String {
-    let mut namespace = String::new();
-    cache_core::escape_into(cache.namespace().unwrap_or_default(), &mut namespace);
-    let mut key = format!("{namespace}:{{{namespace}#tags}}:t:");
-    cache_core::escape_into(tag, &mut key);
-    key
-}
-
 async fn a_lost_tag_state_reads_as_invalidated(env: Env) {
     let pages = pages(&env.cache, "page");
     pages
@@ -222,7 +213,7 @@ async fn a_lost_tag_state_reads_as_invalidated(env: Env) {
         .await
         .unwrap();
     assert!(pages.get("/").await.unwrap().is_some());
-    let state = tag_state_key(&env.cache, "tenant:acme");
+    let state = cache_tests::tag_state_key(&env.cache, "tenant:acme");
     assert!(
         env.cache.raw_get(&state).await.unwrap().is_some(),
         "{state}"

@@ -159,7 +159,7 @@ async fn a_warm_tagged_read_reads_no_tag_state(env: Env) {
     // MGETs seen by the node holding the tag states.
     let states_node = env
         .cluster
-        .map(|c| c.master_of(&tag_state_key(&env.cache, "a")));
+        .map(|c| c.master_of(&cache_tests::tag_state_key(&env.cache, "a")));
     let mut redis = env.cache.redis_connection().unwrap();
     let mut mgets = async || -> u64 {
         let info: String = match (states_node, env.cluster) {
@@ -240,7 +240,7 @@ async fn a_failover_of_the_tags_master_never_revalidates_an_entry() {
     }
     pages.set_tagged("kept", &1, &["tenant:b"]).await.unwrap();
     cache.invalidate_tag("tenant:a").await.unwrap();
-    let victim = cluster.master_of(&tag_state_key(&cache, "tenant:a"));
+    let victim = cluster.master_of(&cache_tests::tag_state_key(&cache, "tenant:a"));
     cluster.kill(victim);
     let killed = Instant::now();
     let limit = cache_tests::NODE_TIMEOUT + Duration::from_secs(5);
@@ -276,12 +276,4 @@ async fn a_failover_of_the_tags_master_never_revalidates_an_entry() {
     assert_eq!(pages.get("k0").await.unwrap(), Some(2));
     let kept = pages.get("kept").await.unwrap();
     assert!(kept.is_none() || kept == Some(1));
-}
-
-fn tag_state_key(cache: &Cache, tag: &str) -> String {
-    let mut namespace = String::new();
-    cache_core::escape_into(cache.namespace().unwrap_or_default(), &mut namespace);
-    let mut key = format!("{namespace}:{{{namespace}#tags}}:t:");
-    cache_core::escape_into(tag, &mut key);
-    key
 }

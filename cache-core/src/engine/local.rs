@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::Engine;
+use super::bounded;
 use super::tags::header::TagList;
 use crate::error::{Error, Result};
 use crate::ttl::check_ttl;
@@ -180,36 +181,6 @@ pub(crate) enum Local<V> {
     Bytes(Arc<[u8]>),
 }
 
-/// A cache that never holds more than `capacity` entries: quick_cache splits
-/// its capacity between shards, rounding each share up, so the total asked
-/// for is a multiple of the shard count.
-fn bounded_cache(capacity: u64) -> quick_cache::sync::Cache<String, Arc<Entry>> {
-    let capacity = usize::try_from(capacity).unwrap_or(usize::MAX);
-    let shards = 16_usize.min(capacity.max(1)).next_power_of_two();
-    let shards = if shards > capacity.max(1) {
-        shards / 2
-    } else {
-        shards
-    }
-    .max(1);
-    let held = capacity - capacity % shards;
-    let options = quick_cache::OptionsBuilder::new()
-        .shards(shards)
-        .estimated_items_capacity(held)
-        .weight_capacity(u64::try_from(held).unwrap_or(u64::MAX))
-        .build();
-    match options {
-        Ok(options) => quick_cache::sync::Cache::with_options(
-            options,
-            quick_cache::UnitWeighter,
-            quick_cache::DefaultHashBuilder::default(),
-            quick_cache::sync::DefaultLifecycle::default(),
-        ),
-        // Only an option left unset fails; all are set above.
-        Err(_) => quick_cache::sync::Cache::new(held),
-    }
-}
-
 /// The local tier of one keyspace on one handle, shared by its typed views.
 pub(crate) struct LocalTier {
     entries: quick_cache::sync::Cache<String, Arc<Entry>>,
@@ -253,7 +224,7 @@ impl LocalTier {
         tracked: bool,
     ) -> Self {
         LocalTier {
-            entries: bounded_cache(settings.capacity),
+            entries: bounded::cache(settings.capacity),
             last: std::sync::OnceLock::new(),
             settings,
             stripes: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -548,7 +519,7 @@ impl LocalCopy {
     pub(crate) fn keep_last_copies(&self) {
         if let Some(tier) = &self.0 {
             tier.last
-                .get_or_init(|| bounded_cache(tier.settings.capacity));
+                .get_or_init(|| bounded::cache(tier.settings.capacity));
         }
     }
 

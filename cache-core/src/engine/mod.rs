@@ -4,6 +4,7 @@
 //! building blocks and leases hold the engine, never the face.
 
 pub(crate) mod aside;
+mod bounded;
 mod coherence;
 pub(crate) mod flight;
 pub(crate) mod freshness;
