@@ -152,7 +152,9 @@ where
     }
 
     /// Whether `key` holds a live value (under
-    /// [fail-safe](crate::LoadPolicy::fail_safe), one before its expiry).
+    /// [fail-safe](crate::LoadPolicy::fail_safe), one before its expiry; in
+    /// a [tagged](crate::KeyspaceBuilder::tagged) keyspace, one none of
+    /// whose tags was invalidated since it was written).
     ///
     /// # Errors
     /// Backend or timeout errors.
@@ -177,6 +179,8 @@ where
     /// The remaining time to live of `key`. Under
     /// [fail-safe](crate::LoadPolicy::fail_safe), the time left before the
     /// value's expiry (Redis keeps it for the window longer); `Missing` after it.
+    /// In a [tagged](crate::KeyspaceBuilder::tagged) keyspace, `Missing` for
+    /// an entry one of whose tags was invalidated since it was written.
     ///
     /// # Errors
     /// Backend or timeout errors.
