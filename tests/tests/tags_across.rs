@@ -1,7 +1,8 @@
 //! Tags across handles (separate connections, as separate processes would
-//! have) on a spawned Redis and on the local cluster: another handle's local
-//! tier stops serving the entries of an invalidated tag within the coherence
-//! bound and keeps serving the rest; reads racing invalidations never return
+//! have) and across processes, on a spawned Redis and on the local cluster:
+//! another handle's (and another process's) local tier stops serving the
+//! entries of an invalidated tag within the coherence bound and keeps
+//! serving the rest; reads racing invalidations never return
 //! an entry written before one once it returned; a warm tagged read costs no
 //! round trip for its tags; a flushed server's tag states count as lost; and
 //! on a cluster of its own, a failover of the tags' master never brings an
@@ -16,6 +17,7 @@ use cache_tests::{Env, TestCluster, TestRedis};
 
 cache_tests::redis_suite!(
     another_handle_stops_serving_a_tag_within_the_bound,
+    another_process_stops_serving_a_tag_within_the_bound,
     reads_racing_invalidations_never_return_an_older_entry,
     a_warm_tagged_read_reads_no_tag_state,
 );
@@ -86,6 +88,43 @@ async fn another_handle_stops_serving_a_tag_within_the_bound(env: Env) {
     assert_eq!(theirs.get("b1").await.unwrap(), Some(1));
     assert_eq!(theirs.local_stats().unwrap().hits, before + 1);
     assert!(theirs.local_stats().unwrap().invalidations >= 1);
+}
+
+async fn another_process_stops_serving_a_tag_within_the_bound(env: Env) {
+    use tokio::io::AsyncBufReadExt;
+    let pages = pages(&env.cache).await;
+    pages.set_tagged("k", &1, &["tenant:a"]).await.unwrap();
+    pages.set_tagged("other", &2, &["tenant:b"]).await.unwrap();
+    let (kind, target) = match (&env.redis, env.cluster) {
+        (Some(redis), _) => ("url", redis.url().to_owned()),
+        (None, Some(cluster)) => ("nodes", cluster.urls().join(",")),
+        (None, None) => panic!("a Redis suite has a server or a cluster"),
+    };
+    let namespace = env.cache.namespace().unwrap_or_default().to_owned();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tag-reader"))
+        .args([kind, target.as_str(), namespace.as_str()])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let mut next = async || {
+        let line = tokio::time::timeout(Duration::from_secs(15), lines.next_line()).await;
+        line.unwrap().unwrap().unwrap_or_default()
+    };
+    assert_eq!(next().await, "ready");
+    env.cache.invalidate_tag("tenant:a").await.unwrap();
+    let invalidated = Instant::now();
+    assert_eq!(next().await, "gone");
+    let after = invalidated.elapsed();
+    assert!(
+        after < BOUND + SLACK,
+        "the other process served it {after:?} after"
+    );
+    println!("the other process stopped serving it {after:?} after");
+    assert_eq!(next().await, "other kept");
+    assert!(child.wait().await.unwrap().success());
 }
 
 async fn reads_racing_invalidations_never_return_an_older_entry(env: Env) {
@@ -215,7 +254,12 @@ async fn a_flushed_servers_tag_states_count_as_lost() {
         .await
         .unwrap();
     cache.raw_set(&pages.key("k"), &stored, None).await.unwrap();
-    assert_eq!(pages.get("k").await.unwrap(), None);
+    // The flush reaches the handle's state cache within the coherence bound.
+    let flushed = Instant::now();
+    while pages.get("k").await.unwrap().is_some() {
+        assert!(flushed.elapsed() < BOUND + SLACK, "served after the flush");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     pages.set_tagged("k", &2, &["tenant:a"]).await.unwrap();
     assert_eq!(pages.get("k").await.unwrap(), Some(2));
 }
