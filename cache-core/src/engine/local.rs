@@ -158,6 +158,9 @@ pub struct LocalStats {
     pub flushes_clear: u64,
 }
 
+/// The least a local copy is kept short of the TTL Redis reported.
+const EXPIRY_MARGIN: Duration = Duration::from_millis(2);
+
 /// How many stripes of invalidation counts a tier keeps: a read compares
 /// the count of its key's stripe before and after, and keeps what it read
 /// under the stripe's lock.
@@ -484,10 +487,12 @@ impl LocalCopy {
         let Some(tier) = &self.0 else { return };
         tier.remote_hits.fetch_add(1, Ordering::Relaxed);
         let ttl = match ttl {
-            // Counted from when the read was sent, less the server's
-            // millisecond rounding: the copy goes no later than the value.
+            // Counted from when the read was sent, less a margin for the
+            // server's millisecond rounding and its cached clock (a busy
+            // server answers PTTL from a time taken a little earlier): the
+            // copy goes no later than the value.
             crate::Ttl::Expires(left) => left
-                .saturating_sub(Duration::from_millis(1))
+                .saturating_sub(EXPIRY_MARGIN.max(left / 50))
                 .min(tier.settings.ttl),
             crate::Ttl::Persistent => tier.settings.ttl,
             crate::Ttl::Missing => return,
