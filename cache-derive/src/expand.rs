@@ -115,11 +115,11 @@ fn impls(input: &DeriveInput, settings: &valid::Settings) -> TokenStream {
 /// `fn tags`, for a type with tag fields: `name:value` for each, the value
 /// escaped as keys are. A field type that is not a key type is an error at
 /// the field's type.
-fn tags_fn(krate: &syn::Path, tags: &[(String, syn::Member, syn::Type, Span)]) -> TokenStream {
+fn tags_fn(krate: &syn::Path, tags: &[(String, syn::Member, syn::Type)]) -> TokenStream {
     if tags.is_empty() {
         return TokenStream::new();
     }
-    let each = tags.iter().map(|(name, member, ty, _)| {
+    let each = tags.iter().map(|(name, member, ty)| {
         let span = syn::spanned::Spanned::span(ty);
         let check = quote_spanned!(span=> #krate::tag::<#ty>);
         quote!(#check(#name, &self.#member))

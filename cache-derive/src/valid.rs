@@ -24,8 +24,8 @@ pub(crate) struct Settings {
     pub(crate) local: Option<(u64, u64)>,
     /// Whether the keyspace is tagged (`tagged`, or any tag field).
     pub(crate) tagged: bool,
-    /// The tag fields: the tag's name, the field, its type and span.
-    pub(crate) tags: Vec<(String, Member, Type, Span)>,
+    /// The tag fields: the tag's name, the field and its type.
+    pub(crate) tags: Vec<(String, Member, Type)>,
 }
 
 /// The `get_or_load` policy; `None` fields keep `LoadPolicy::DEFAULT`'s.
@@ -113,8 +113,8 @@ pub(crate) fn check(
 /// The tag fields, each with its tag's name: as given, or the field's.
 /// Names follow the prefix rule (so `name:value` reads one way) and are
 /// distinct; tag fields go on structs.
-fn tag_fields(fields: Vec<TagField>, errors: &mut Errors) -> Vec<(String, Member, Type, Span)> {
-    let mut tags: Vec<(String, Member, Type, Span)> = Vec::with_capacity(fields.len());
+fn tag_fields(fields: Vec<TagField>, errors: &mut Errors) -> Vec<(String, Member, Type)> {
+    let mut tags: Vec<(String, Member, Type)> = Vec::with_capacity(fields.len());
     for field in fields {
         if field.in_enum {
             errors.push(
@@ -155,7 +155,7 @@ fn tag_fields(fields: Vec<TagField>, errors: &mut Errors) -> Vec<(String, Member
             errors.push(span, format!("duplicate tag name `{name}`"));
             continue;
         }
-        tags.push((name, field.member, field.ty, field.span));
+        tags.push((name, field.member, field.ty));
     }
     tags
 }

@@ -100,10 +100,10 @@ where
         Q: CacheKey + ?Sized,
         V: Send + Sync + 'static,
     {
-        let full_key = self.space.settings.layout.key(key);
         if !self.space.local.is_on() {
             return Ok(self.get(key).await?.map(Arc::new));
         }
+        let full_key = self.space.settings.layout.key(key);
         match self
             .space
             .local
