@@ -39,6 +39,12 @@ pub const MAX_KEY_PART_LEN: usize = 256;
 /// }
 /// assert_eq!(UserId(7).to_key_string(), "7");
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be (part of) a cache key",
+    label = "not a `cache_core::CacheKey`",
+    note = "keys are strings, integers, `bool`, `char`, `()` or tuples of up to 4 of those; \
+            a domain type can implement `CacheKey`"
+)]
 pub trait CacheKey {
     /// Appends this key, escaped, to `out`.
     fn write_key(&self, out: &mut String);
@@ -138,6 +144,12 @@ macro_rules! display_keys {
 display_keys!(
     i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, bool
 );
+
+/// The key of a cached function without key arguments: nothing after
+/// `v{version}:`.
+impl CacheKey for () {
+    fn write_key(&self, _out: &mut String) {}
+}
 
 impl CacheKey for char {
     fn write_key(&self, out: &mut String) {

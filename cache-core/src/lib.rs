@@ -58,6 +58,7 @@ mod backend;
 mod blocks;
 mod cache;
 mod cacheable;
+mod cached;
 mod codec;
 mod engine;
 mod error;
@@ -102,6 +103,16 @@ pub use crate::typed::TypedCache;
 /// `#[derive(Cacheable)]`: see [`Cacheable`] for the attributes.
 #[cfg(feature = "derive")]
 pub use cache_derive::Cacheable;
+
+/// `#[cached]` on an `async fn` or method: see [`guide::cached`].
+#[cfg(feature = "derive")]
+pub use cache_derive::cached;
+
+/// What `#[cached]` expands to; not a public interface.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::cached::*;
+}
 
 /// [`redact::url`] under its former name.
 ///

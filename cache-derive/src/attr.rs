@@ -90,7 +90,7 @@ pub(crate) struct KeyField {
 /// The value after `name =`, which must be a string literal. Any other value
 /// is an error here, and reading goes on, so that the attribute's other
 /// mistakes are reported too.
-fn string(
+pub(crate) fn string(
     meta: &ParseNestedMeta,
     name: &syn::Ident,
     errors: &mut Errors,
@@ -178,7 +178,7 @@ fn pair(
 }
 
 /// Sets `slot` once; a second occurrence is an error at the repeated name.
-fn set_once<T>(slot: &mut Option<T>, value: T, name: &syn::Ident, errors: &mut Errors) {
+pub(crate) fn set_once<T>(slot: &mut Option<T>, value: T, name: &syn::Ident, errors: &mut Errors) {
     if slot.is_some() {
         errors.push(name.span(), format!("duplicate `{name}` attribute"));
     } else {
@@ -230,6 +230,64 @@ fn simple(
     Ok(false)
 }
 
+/// Reads one of the keyspace and load-policy options that the derive and
+/// `#[cached]` share; returns whether `name` was one of them.
+pub(crate) fn shared_option(
+    container: &mut Container,
+    meta: &ParseNestedMeta,
+    name: &syn::Ident,
+    errors: &mut Errors,
+) -> syn::Result<bool> {
+    if simple(container, meta, name, errors)? {
+        return Ok(true);
+    }
+    match name.to_string().as_str() {
+        "crate" => {
+            let hint = "`crate` must be a path, e.g. \"my::cache_core\"";
+            parse_into(&mut container.krate, meta, name, hint, errors)?;
+        }
+        "distributed" => {
+            let (lease, wait) = pair(meta, ["lease", "wait"], errors)?;
+            set_once(
+                &mut container.distributed,
+                (lease, wait, name.span()),
+                name,
+                errors,
+            );
+        }
+        "local" => {
+            let (capacity, ttl) = pair(meta, ["capacity", "ttl"], errors)?;
+            set_once(
+                &mut container.local,
+                (capacity, ttl, name.span()),
+                name,
+                errors,
+            );
+        }
+        "tagged" if !meta.input.peek(syn::Token![=]) => {
+            set_once(&mut container.tagged, name.span(), name, errors);
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// Reports an unknown option at its name and skips its value, so that
+/// reading goes on to the next one.
+pub(crate) fn unknown(
+    meta: &ParseNestedMeta,
+    message: String,
+    errors: &mut Errors,
+) -> syn::Result<()> {
+    errors.push(meta.path.span(), message);
+    if meta.input.peek(syn::Token![=]) {
+        let _: syn::Expr = meta.value()?.parse()?;
+    } else if meta.input.peek(syn::token::Paren) {
+        let _: proc_macro2::Group = meta.input.parse()?;
+    }
+    Ok(())
+}
+
 pub(crate) fn container(input: &DeriveInput, errors: &mut Errors) -> Container {
     let mut container = Container::default();
     for attr in cache_attrs(&input.attrs) {
@@ -238,54 +296,33 @@ pub(crate) fn container(input: &DeriveInput, errors: &mut Errors) -> Container {
                 errors.push(meta.path.span(), "unknown cache attribute");
                 return Ok(());
             };
-            let word = name.to_string();
-            if simple(&mut container, &meta, &name, errors)? {
+            if shared_option(&mut container, &meta, &name, errors)? {
                 return Ok(());
             }
-            match word.as_str() {
-                "crate" => {
-                    let hint = "`crate` must be a path, e.g. \"my::cache_core\"";
-                    parse_into(&mut container.krate, &meta, &name, hint, errors)?;
-                }
+            match name.to_string().as_str() {
                 "key_type" => {
                     let hint = "`key_type` must be a type, e.g. \"u64\"";
                     parse_into(&mut container.key_type, &meta, &name, hint, errors)?;
-                }
-                "distributed" => {
-                    let (lease, wait) = pair(&meta, ["lease", "wait"], errors)?;
-                    set_once(&mut container.distributed, (lease, wait, name.span()), &name, errors);
-                }
-                "local" => {
-                    let (capacity, ttl) = pair(&meta, ["capacity", "ttl"], errors)?;
-                    set_once(&mut container.local, (capacity, ttl, name.span()), &name, errors);
                 }
                 "key" => errors.push(
                     name.span(),
                     "`key` goes on a field: `#[cache(key)] id: String`; use `key_type = \"...\"` here",
                 ),
-                "tagged" if !meta.input.peek(syn::Token![=]) => {
-                    set_once(&mut container.tagged, name.span(), &name, errors);
-                }
                 "tag" => errors.push(
                     name.span(),
                     "`tag` goes on a field: `#[cache(tag)] tenant: u64`; use `tagged` here",
                 ),
-                other => {
-                    errors.push(
-                        name.span(),
-                        format!(
-                            "unknown cache attribute `{other}`; expected one of \
-                             `prefix`, `ttl`, `version`, `codec`, `key_type`, `crate`, \
-                             `negative_ttl`, `jitter`, `early_refresh`, `on_failure`, `distributed`, \
-                             `hard_timeout`, `soft_timeout`, `fail_safe`, `fail_safe_throttle`, `local`, \
-                             `tagged` (a bare word)"
-                        ),
-                    );
-                    // Skip its value so that parsing can go on to the next one.
-                    if meta.input.peek(syn::Token![=]) {
-                        let _: syn::Expr = meta.value()?.parse()?;
-                    }
-                }
+                other => unknown(
+                    &meta,
+                    format!(
+                        "unknown cache attribute `{other}`; expected one of \
+                         `prefix`, `ttl`, `version`, `codec`, `key_type`, `crate`, \
+                         `negative_ttl`, `jitter`, `early_refresh`, `on_failure`, `distributed`, \
+                         `hard_timeout`, `soft_timeout`, `fail_safe`, `fail_safe_throttle`, `local`, \
+                         `tagged` (a bare word)"
+                    ),
+                    errors,
+                )?,
             }
             Ok(())
         });

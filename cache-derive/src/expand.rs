@@ -20,7 +20,7 @@ pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
         Ok(()) => impls(input, &settings),
         Err(error) => {
             let errors = error.into_compile_error();
-            let fallback = fallback(input, &settings.krate);
+            let fallback = fallback(input, &settings.common.krate);
             quote!(#errors #fallback)
         }
     }
@@ -43,17 +43,21 @@ fn fallback(input: &DeriveInput, krate: &syn::Path) -> TokenStream {
     }
 }
 
-fn impls(input: &DeriveInput, settings: &valid::Settings) -> TokenStream {
-    let krate = &settings.krate;
-    let name = &input.ident;
-    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
-    let prefix = &settings.prefix;
-    let version = settings.version;
-    let ttl = match settings.ttl_ms {
+/// The shared settings as expressions of cache-core's types.
+pub(crate) struct CommonTokens {
+    pub(crate) ttl: TokenStream,
+    pub(crate) codec: TokenStream,
+    pub(crate) load: TokenStream,
+    pub(crate) local: TokenStream,
+}
+
+pub(crate) fn common_tokens(common: &valid::Common) -> CommonTokens {
+    let krate = &common.krate;
+    let ttl = match common.ttl_ms {
         Some(ms) => quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms))),
         None => quote!(::core::option::Option::None),
     };
-    let codec = match settings.codec {
+    let codec = match common.codec {
         Codec::Json => quote!(#krate::Codec::Json),
         Codec::Gated(codec, span) => {
             // Every token carries the `codec` value's span, so that the
@@ -63,13 +67,33 @@ fn impls(input: &DeriveInput, settings: &valid::Settings) -> TokenStream {
             quote_spanned!(span=> #path!())
         }
     };
-    let load = load_policy(krate, &settings.load);
-    let local = match settings.local {
+    let load = load_policy(krate, &common.load);
+    let local = match common.local {
         Some((capacity, ms)) => quote!(::core::option::Option::Some(
             #krate::LocalSettings::new(#capacity, ::core::time::Duration::from_millis(#ms))
         )),
         None => quote!(::core::option::Option::None),
     };
+    CommonTokens {
+        ttl,
+        codec,
+        load,
+        local,
+    }
+}
+
+fn impls(input: &DeriveInput, settings: &valid::Settings) -> TokenStream {
+    let krate = &settings.common.krate;
+    let name = &input.ident;
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    let prefix = &settings.common.prefix;
+    let version = settings.common.version;
+    let CommonTokens {
+        ttl,
+        codec,
+        load,
+        local,
+    } = common_tokens(&settings.common);
     let key_ty = match &settings.key {
         Key::Field { ty, .. } | Key::Type(ty) => ty,
     };
@@ -93,7 +117,7 @@ fn impls(input: &DeriveInput, settings: &valid::Settings) -> TokenStream {
         Key::Type(_) => TokenStream::new(),
     };
 
-    let tagged = settings.tagged;
+    let tagged = settings.common.tagged;
     let tags = tags_fn(krate, &settings.tags);
     quote! {
         #[automatically_derived]

@@ -7,6 +7,7 @@
 //! once), and `expand` writes the impls with absolute paths only.
 
 mod attr;
+mod cached;
 mod expand;
 mod valid;
 
@@ -22,4 +23,13 @@ use syn::{DeriveInput, parse_macro_input};
 pub fn derive_cacheable(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     expand::derive(&input).into()
+}
+
+/// Caches an `async fn` or method in Redis (or the memory backend): the
+/// body runs on a miss, once per key however many calls ask at once. The
+/// options, return types and generated helpers are documented in
+/// `cache_core::guide::cached`.
+#[proc_macro_attribute]
+pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
+    cached::expand(args.into(), item.into()).into()
 }

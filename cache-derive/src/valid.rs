@@ -13,19 +13,25 @@ const MAX_TTL_MS: u64 = i64::MAX as u64 / 2;
 
 /// What the derive writes, all checked.
 pub(crate) struct Settings {
+    pub(crate) common: Common,
+    pub(crate) key: Key,
+    /// The tag fields: the tag's name, the field and its type.
+    pub(crate) tags: Vec<(String, Member, Type)>,
+}
+
+/// The keyspace and load-policy settings that the derive and `#[cached]`
+/// share, all checked.
+pub(crate) struct Common {
     pub(crate) krate: Path,
     pub(crate) prefix: String,
     pub(crate) version: u32,
     pub(crate) ttl_ms: Option<u64>,
     pub(crate) codec: Codec,
-    pub(crate) key: Key,
     pub(crate) load: Load,
     /// The local tier: capacity and TTL in milliseconds.
     pub(crate) local: Option<(u64, u64)>,
-    /// Whether the keyspace is tagged (`tagged`, or any tag field).
+    /// Whether the keyspace is tagged.
     pub(crate) tagged: bool,
-    /// The tag fields: the tag's name, the field and its type.
-    pub(crate) tags: Vec<(String, Member, Type)>,
 }
 
 /// The `get_or_load` policy; `None` fields keep `LoadPolicy::DEFAULT`'s.
@@ -64,7 +70,7 @@ fn first_bad_prefix_char(prefix: &str) -> Option<char> {
 
 pub(crate) fn check(
     input: &DeriveInput,
-    container: Container,
+    mut container: Container,
     marked: Marked,
     errors: &mut Errors,
 ) -> Settings {
@@ -74,9 +80,20 @@ pub(crate) fn check(
             "`Cacheable` cannot be derived for a union; use a struct or an enum",
         );
     }
+    let key_type = container.key_type.take();
+    let default_prefix = snake_case(&input.ident.unraw());
+    let mut common = common(container, default_prefix, errors);
+    let tags = tag_fields(marked.tags, errors);
+    common.tagged |= !tags.is_empty();
+    let key = key_choice(key_type, marked.keys, errors);
+    Settings { common, key, tags }
+}
+
+/// Checks the shared settings; `default_prefix` is used when none is given.
+pub(crate) fn common(container: Container, default_prefix: String, errors: &mut Errors) -> Common {
     let load = load_policy(&container, errors);
     let local = local_tier(&container, errors);
-    let prefix = prefix(&container, input, errors);
+    let prefix = prefix(&container, default_prefix, errors);
     let version = version(&container, errors);
     let ttl_ms = container
         .ttl
@@ -93,21 +110,25 @@ pub(crate) fn check(
         .krate
         .map(|(path, _)| path)
         .unwrap_or_else(|| syn::parse_quote!(::cache_core));
-    let tags = tag_fields(marked.tags, errors);
-    let tagged = container.tagged.is_some() || !tags.is_empty();
-    let key = key_choice(container.key_type, marked.keys, errors);
-    Settings {
-        tagged,
-        tags,
+    Common {
         krate,
         prefix,
         version,
         ttl_ms,
         codec,
-        key,
         load,
         local,
+        tagged: container.tagged.is_some(),
     }
+}
+
+/// Whether `name` can name a tag: non-empty, made of A-Z a-z 0-9 . _ - (the
+/// prefix rule, so that `name:value` reads one way).
+pub(crate) fn is_tag_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// The tag fields, each with its tag's name: as given, or the field's.
@@ -137,11 +158,7 @@ fn tag_fields(fields: Vec<TagField>, errors: &mut Errors) -> Vec<(String, Member
                 continue;
             }
         };
-        let valid = !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-        if !valid {
+        if !is_tag_name(&name) {
             errors.push(
                 span,
                 format!(
@@ -161,7 +178,7 @@ fn tag_fields(fields: Vec<TagField>, errors: &mut Errors) -> Vec<(String, Member
 }
 
 /// The key prefix: as given (checked), or the type's name in snake case.
-fn prefix(container: &Container, input: &DeriveInput, errors: &mut Errors) -> String {
+fn prefix(container: &Container, default: String, errors: &mut Errors) -> String {
     match &container.prefix {
         Some(lit) => {
             let prefix = lit.value();
@@ -175,7 +192,7 @@ fn prefix(container: &Container, input: &DeriveInput, errors: &mut Errors) -> St
             }
             prefix
         }
-        None => snake_case(&input.ident.unraw()),
+        None => default,
     }
 }
 
