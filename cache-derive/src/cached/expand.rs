@@ -73,7 +73,7 @@ fn maker(plan: &Plan) -> TokenStream {
     let shape = &plan.shape;
     let mut inputs = Vec::new();
     let mut rebinds = Vec::new();
-    if let Some(receiver) = &shape.receiver {
+    if let Some(receiver) = shape.receiver.as_ref().filter(|_| plan.body_uses_self) {
         let owned = &receiver.owned;
         inputs.push(quote!(__self: #owned));
         if receiver.by_ref {
@@ -83,7 +83,7 @@ fn maker(plan: &Plan) -> TokenStream {
         }
     }
     for (at, param) in shape.params.iter().enumerate() {
-        if Some(at) == plan.batch {
+        if Some(at) == plan.batch || !plan.body_uses[at] {
             continue;
         }
         let Param {
@@ -103,7 +103,7 @@ fn maker(plan: &Plan) -> TokenStream {
         }
     }
     let mut body = plan.function.block.to_token_stream();
-    if shape.receiver.is_some() {
+    if plan.body_uses_self {
         body = rename_self(body);
     }
     let output = &shape.output;
@@ -140,7 +140,7 @@ fn maker(plan: &Plan) -> TokenStream {
 fn make_args(plan: &Plan, keep: bool) -> Vec<TokenStream> {
     let shape = &plan.shape;
     let mut args = Vec::new();
-    if let Some(receiver) = &shape.receiver {
+    if let Some(receiver) = shape.receiver.as_ref().filter(|_| plan.body_uses_self) {
         args.push(match receiver.by_ref {
             true => quote!(::core::clone::Clone::clone(self)),
             false => quote!(::core::clone::Clone::clone(&self)),
@@ -148,7 +148,7 @@ fn make_args(plan: &Plan, keep: bool) -> Vec<TokenStream> {
     }
     for (at, param) in shape.params.iter().enumerate() {
         let name = &param.name;
-        if Some(at) == plan.batch {
+        if Some(at) == plan.batch || !plan.body_uses[at] {
             continue;
         }
         args.push(

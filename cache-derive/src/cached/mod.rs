@@ -27,6 +27,10 @@ pub(crate) struct Plan {
     pub(crate) tags: Vec<(LitStr, Expr)>,
     /// For a batch: the argument holding the keys.
     pub(crate) batch: Option<usize>,
+    /// Which arguments the body uses (the load gets only those).
+    pub(crate) body_uses: Vec<bool>,
+    /// Whether a method's body uses `self` (the load then gets a clone).
+    pub(crate) body_uses_self: bool,
     pub(crate) shape: Shape,
     pub(crate) function: ItemFn,
 }
@@ -78,7 +82,18 @@ fn plan(options: Options, shape: Shape, function: ItemFn, errors: &mut Errors) -
     let (key, batch) = key_parts(options.key, &shape, &cache_uses, options.batch, errors);
     let tags = tags(options.tags, options.batch, errors);
     common.tagged |= !tags.is_empty();
+    let body = function.block.to_token_stream();
+    // A pattern binds inside the body: its argument always goes to the load.
+    let body_uses = (shape.params.iter())
+        .map(|param| {
+            let name = param.name.to_string();
+            name.starts_with("__arg") || signature::mentions(body.clone(), &name)
+        })
+        .collect();
+    let body_uses_self = shape.receiver.is_some() && signature::mentions(body, "self");
     Some(Plan {
+        body_uses,
+        body_uses_self,
         common,
         cache,
         cache_uses,

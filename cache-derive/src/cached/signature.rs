@@ -239,12 +239,21 @@ fn type_args(ty: &Type, name: &str) -> Option<(Type, Option<Type>)> {
     Some((first, types.next()))
 }
 
-/// Whether `tokens` mention `ident` (as a word, at any depth).
+/// Whether `tokens` mention `ident` (as a word, at any depth, or as an
+/// inline argument of a format string: `"{ident}"`, `"{ident:?}"`).
 pub(crate) fn mentions(tokens: TokenStream, ident: &str) -> bool {
     tokens.into_iter().any(|token| match token {
         TokenTree::Ident(word) => word == ident,
         TokenTree::Group(group) => mentions(group.stream(), ident),
-        _ => false,
+        TokenTree::Literal(literal) => {
+            let text = literal.to_string();
+            let inline = format!("{{{ident}");
+            text.match_indices(&inline).any(|(at, _)| {
+                let next = text[at + inline.len()..].chars().next();
+                matches!(next, Some('}' | ':'))
+            })
+        }
+        TokenTree::Punct(_) => false,
     })
 }
 
