@@ -104,7 +104,9 @@ pub fn written<Q: CacheKey + ?Sized>(parts: &Q) -> WrittenKey {
 }
 
 /// One key part, checked to be a key type where the attribute names it.
-pub fn part<Q: CacheKey + ?Sized>(part: &Q) -> &Q {
+/// Its type is erased, so that a part that is not a key reports one error
+/// (here) and none where the parts are put together.
+pub fn part<Q: CacheKey>(part: &Q) -> &dyn CacheKey {
     part
 }
 
