@@ -144,7 +144,7 @@ if [ "$status" -eq 0 ]; then
     # with no setup, and on the Redis server.
     gateway_example memory
     gateway_example "one server" REDIS_URL="redis+unix://$work/redis.sock"
-    for example in quickstart model_prices chat_sequences database_outage tenant_pages; do
+    for example in quickstart model_prices chat_sequences database_outage tenant_pages cached_functions; do
         for url in "" "redis+unix://$work/redis.sock"; do
             label="example $example on ${url:-memory}"
             if REDIS_URL="$url" run_example "$example" >"$work/example.log" 2>&1; then
@@ -165,7 +165,7 @@ if [ "$status" -eq 0 ]; then
     exec 3>"$work/cluster.in"
     for _ in $(seq 600); do [ -s "$work/cluster.nodes" ] && break; sleep 0.1; done
     nodes="$(head -n 1 "$work/cluster.nodes")"
-    cluster_runs="quickstart model_prices chat_sequences database_outage tenant_pages bench"
+    cluster_runs="quickstart model_prices chat_sequences database_outage tenant_pages cached_functions bench"
     for example in $cluster_runs; do
         label="example $example on a cluster"
         args=""

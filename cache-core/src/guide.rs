@@ -7,6 +7,8 @@
 //! - [`cache_aside`]: `get_or_load` and `get_or_load_many`: single flight,
 //!   distributed leases, negative caching, jitter, early refresh, failure
 //!   policy, healing.
+//! - [`cached`]: `#[cached]` on async functions and methods: options,
+//!   return types, keys, the generated helpers, batches.
 //! - [`local_tier`]: the in-process tier and how Redis keeps it coherent.
 //! - [`tags`]: tagging entries, `invalidate_tag` and `invalidate_all`, what
 //!   they promise under races and lost state, what they cost.
@@ -20,6 +22,9 @@ pub mod handle {}
 
 #[doc = include_str!("../docs/cache_aside.md")]
 pub mod cache_aside {}
+
+#[doc = include_str!("../docs/cached.md")]
+pub mod cached {}
 
 #[doc = include_str!("../docs/local_tier.md")]
 pub mod local_tier {}

@@ -118,13 +118,13 @@ impl Users {
     #[cached(cache = self.cache, ttl = "5m")]
     async fn nickname(&self, id: u64) -> Option<String> {
         self.runs.fetch_add(1, Ordering::SeqCst);
-        (id % 2 == 0).then(|| format!("nick {id}"))
+        id.is_multiple_of(2).then(|| format!("nick {id}"))
     }
 
     #[cached(cache = self.cache, ttl = "5m", negative_ttl = "1m")]
     async fn nickname_or_none(&self, id: u64) -> Option<String> {
         self.runs.fetch_add(1, Ordering::SeqCst);
-        (id % 2 == 0).then(|| format!("nick {id}"))
+        id.is_multiple_of(2).then(|| format!("nick {id}"))
     }
 
     #[cached(cache = self.cache, prefix = "profile", ttl = "5m")]
@@ -141,7 +141,7 @@ impl Users {
         self.runs.fetch_add(1, Ordering::SeqCst);
         // Odd ids have no name.
         ids.iter()
-            .filter(|id| *id % 2 == 0)
+            .filter(|id| id.is_multiple_of(2))
             .map(|id| (*id, format!("name {id}")))
             .collect()
     }
@@ -275,10 +275,8 @@ async fn borrowed_arguments_and_generic_return_types(env: Env) {
         (Some("ADA"), Some("ADA"))
     );
     assert_eq!(users.runs(), 1);
-    assert_eq!(
-        users.profile_key("ada"),
-        users.profile_key(&"ada".to_owned())
-    );
+    let owned = String::from("ada");
+    assert_eq!(users.profile_key("ada"), users.profile_key(&owned));
 }
 
 async fn one_calls_entry_is_invalidated_by_the_helper(env: Env) {

@@ -191,18 +191,19 @@ fn wrapper(plan: &Plan) -> TokenStream {
         let runner = syn::Ident::new(runner, value.span());
         quote_spanned!(value.span()=> #krate::__private::#runner)
     };
-    let call = match plan.batch {
+    let (prelude, call) = match plan.batch {
         Some(at) => {
             let keys = batch_keys(plan, at);
             let (many_result, many) = (runner_path("many_result"), runner_path("many"));
-            match fallible {
+            let call = match fallible {
                 true => quote!(#many_result(__cache, &__SITE, #keys, __loader)),
                 false => quote! {
                     #many(
                         __cache, &__SITE, #keys, (__loader, || __make(#(#again_args),*)(#keys)),
                     )
                 },
-            }
+            };
+            (TokenStream::new(), call)
         }
         None => {
             let (key, tags) = (key(plan), tags(plan));
@@ -217,7 +218,12 @@ fn wrapper(plan: &Plan) -> TokenStream {
                 false => quote!((__loader, || __make(#(#again_args),*)())),
             };
             let runner = runner_path(runner);
-            quote!(#runner(__cache, &__SITE, &#key, #tags, #loader))
+            // Bound first: the parts borrow the arguments only while the key is written.
+            let prelude = quote!(let (__key, __tags) = (#key, #tags););
+            (
+                prelude,
+                quote!(#runner(__cache, &__SITE, &__key, __tags, #loader)),
+            )
         }
     };
     quote! {
@@ -229,6 +235,7 @@ fn wrapper(plan: &Plan) -> TokenStream {
                 __cache => {
                     #maker
                     let __loader = __make(#(#loader_args),*);
+                    #prelude
                     #call.await
                 }
             }

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cache_core::{Cache, Flags, RateLimit, RateLimiter, Sequences, TypedCache};
+use cache_core::{Cache, Flags, RateLimit, RateLimiter, Sequences, TypedCache, cached};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -24,7 +24,6 @@ pub struct Gateway(Arc<Parts>);
 struct Parts {
     cache: Cache,
     table: PriceTable,
-    prices: TypedCache<String, ModelPrice>,
     /// Token ids revoked before their expiry.
     revoked: Flags<str>,
     limiter: RateLimiter<str>,
@@ -53,7 +52,6 @@ impl Gateway {
         let failed = |what: &str, err: cache_core::Error| format!("{what}: {err}");
         let rule = RateLimit::sliding_window(config.rate_limit, Duration::from_secs(60));
         let parts = Parts {
-            prices: cache.typed::<ModelPrice>(),
             revoked: cache
                 .keyspace("revoked-token")
                 .flags::<str>()
@@ -77,6 +75,18 @@ impl Gateway {
             table,
         };
         Ok(Gateway(Arc::new(parts)))
+    }
+
+    /// A model's price: from the cache, else from the table (one read per
+    /// cold model however many requests ask at once). Fail-open: served from
+    /// the table while Redis is down. A database error is never cached.
+    #[cached(cache = self.0.cache, prefix = "price", ttl = "5m", key = model)]
+    async fn price_of(&self, model: &str) -> Result<Option<ModelPrice>, PriceError> {
+        self.0
+            .table
+            .price(model)
+            .await
+            .map_err(PriceError::Database)
     }
 
     /// The HTTP routes.
@@ -115,27 +125,43 @@ fn authorization(headers: &HeaderMap) -> Option<&str> {
         .and_then(|value| value.to_str().ok())
 }
 
-/// `GET /v1/prices/{model}`: cache-aside over the price table, one database
-/// read per cold model however many ask at once; fail-open (from the
-/// database) while Redis is down.
+/// Why a price could not be read.
+#[derive(Debug)]
+enum PriceError {
+    Database(sqlx::Error),
+    Cache(cache_core::Error),
+}
+
+impl std::fmt::Display for PriceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PriceError::Database(err) => err.fmt(f),
+            PriceError::Cache(err) => err.fmt(f),
+        }
+    }
+}
+
+impl From<cache_core::Error> for PriceError {
+    fn from(err: cache_core::Error) -> Self {
+        PriceError::Cache(err)
+    }
+}
+
+/// `GET /v1/prices/{model}`: [`Gateway::price_of`]; 404 for an unknown model.
 async fn price(
     State(gateway): State<Gateway>,
     Path(model): Path<String>,
 ) -> Result<Json<ModelPrice>, ApiError> {
-    let table = gateway.0.table.clone();
-    let wanted = model.clone();
-    let loaded = gateway
-        .0
-        .prices
-        .try_get_or_load(&model, move || async move { table.price(&wanted).await })
-        .await;
-    match loaded {
+    match gateway.price_of(&model).await {
         Ok(Some(price)) => Ok(Json(price)),
         Ok(None) => Err(ApiError::not_found(format!("no price for model `{model}`"))),
-        Err(err @ cache_core::Error::Load { .. }) => Err(ApiError::unavailable(format!(
+        // The database failed: this request's read, or the one it waited for.
+        Err(
+            err @ (PriceError::Database(_) | PriceError::Cache(cache_core::Error::Load { .. })),
+        ) => Err(ApiError::unavailable(format!(
             "cannot read the price of `{model}` from the database: {err}"
         ))),
-        Err(err) => Err(ApiError::cache(&format!("price of `{model}`"), &err)),
+        Err(PriceError::Cache(err)) => Err(ApiError::cache(&format!("price of `{model}`"), &err)),
     }
 }
 
@@ -175,7 +201,7 @@ async fn update_price(
     gateway.0.table.upsert(&price).await.map_err(|err| {
         ApiError::unavailable(format!("cannot write the price of `{model}`: {err}"))
     })?;
-    if let Err(err) = gateway.0.prices.delete(&model).await {
+    if let Err(err) = gateway.price_of_invalidate(&model).await {
         // The table has the new price; a stale cached one may stay up to its TTL.
         return Err(ApiError::cache(
             &format!(

@@ -10,11 +10,9 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
 
 /// A model's price per 1,000 tokens, as the API shows it and the cache holds it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, cache_core::Cacheable)]
-#[cache(prefix = "price", ttl = "5m", version = 1)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelPrice {
     /// The model's name, e.g. `gpt-4o`.
-    #[cache(key)]
     pub model: String,
     /// Dollars per 1,000 input tokens.
     pub input_per_1k: f64,

@@ -2,7 +2,7 @@
 //! in a real database, with the cache's building blocks where a real service
 //! needs them.
 //!
-//! - `GET /v1/prices/{model}`: cache-aside with stampede protection,
+//! - `GET /v1/prices/{model}`: a `#[cached]` method: cache-aside with stampede protection,
 //!   fail-open (served from the database while Redis is down).
 //! - `PUT /v1/prices/{model}` (admin): updates the table and drops the
 //!   cached price.
