@@ -6,6 +6,8 @@
 //! raw `:`, `{`, `}`, `*` or `?`, which keeps the layout unambiguous, keeps user
 //! input from choosing a Cluster hash slot, and keeps glob patterns out of SCAN.
 
+use std::sync::Arc;
+
 use sha2::{Digest, Sha256};
 
 /// Escaped key parts longer than this are replaced by `#` and their SHA-256.
@@ -178,12 +180,13 @@ tuple_keys!(A, B, C);
 tuple_keys!(A, B, C, D);
 
 /// The fixed head of every key of one typed cache: `{namespace}:{prefix}:v{version}:`.
+/// Shared strings: every view of a keyspace clones its layout.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct KeyLayout {
-    head: String,
+    head: Arc<str>,
     /// Where the version part starts in `head`, to derive companion keyspaces.
     version_at: usize,
-    prefix: String,
+    prefix: Arc<str>,
 }
 
 impl KeyLayout {
@@ -198,9 +201,9 @@ impl KeyLayout {
         let version_at = head.len();
         head.push_str(&format!(":v{version}:"));
         KeyLayout {
-            head,
+            head: head.into(),
             version_at,
-            prefix: prefix.to_owned(),
+            prefix: prefix.into(),
         }
     }
 
@@ -220,8 +223,8 @@ impl KeyLayout {
         };
         KeyLayout {
             version_at: head.len(),
-            head,
-            prefix: "#tags".to_owned(),
+            head: head.into(),
+            prefix: "#tags".into(),
         }
     }
 
@@ -239,25 +242,21 @@ impl KeyLayout {
         let version_at = head.len();
         head.push_str(&self.head[self.version_at..]);
         KeyLayout {
-            head,
+            head: head.into(),
             version_at,
-            prefix: format!("{}#{role}", self.prefix),
+            prefix: format!("{}#{role}", self.prefix).into(),
         }
     }
 
     /// The key in this keyspace with the same key part as `full_key` of `from`.
     pub(crate) fn key_of_full(&self, full_key: &str, from: &KeyLayout) -> String {
-        let part = full_key
-            .strip_prefix(from.head.as_str())
-            .unwrap_or(full_key);
+        let part = full_key.strip_prefix(&*from.head).unwrap_or(full_key);
         format!("{}{part}", self.head)
     }
 
     /// [`tagged_key`](Self::tagged_key) of the key whose full key in `from` is `full_key`.
     pub(crate) fn tagged_key_of_full(&self, full_key: &str, from: &KeyLayout) -> String {
-        let part = full_key
-            .strip_prefix(from.head.as_str())
-            .unwrap_or(full_key);
+        let part = full_key.strip_prefix(&*from.head).unwrap_or(full_key);
         format!("{}{{{part}}}", self.head)
     }
 

@@ -109,6 +109,11 @@ impl Cache {
         }
     }
 
+    /// The engine behind this handle.
+    pub(crate) fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
     /// The counters of this handle (and its clones) since it was built.
     ///
     /// ```

@@ -6,6 +6,7 @@
 
 mod run;
 
+use std::any::TypeId;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -118,12 +119,27 @@ pub fn tag<Q: CacheKey + ?Sized>(name: &str, value: &Q) -> String {
 /// Checks, where the return type is written, that values can be cached.
 pub fn value_type<V: Serialize + DeserializeOwned + Send + 'static>() {}
 
-/// The typed view of `site`'s keyspace on `cache`.
+/// The typed view of `site`'s keyspace on `cache`: made once per handle,
+/// site and value type, then cloned (a few reference counts) on each call.
 ///
 /// # Errors
 /// [`Error::Config`](crate::Error::Config) when the keyspace already has a
 /// local tier with other settings on this handle.
-pub fn view<K, V>(cache: &Cache, site: &Site) -> Result<TypedCache<K, V>>
+pub fn view<K, V>(cache: &Cache, site: &'static Site) -> Result<TypedCache<K, V>>
+where
+    K: CacheKey + ?Sized,
+    V: Serialize + DeserializeOwned + 'static,
+{
+    let memo = (std::ptr::from_ref(site) as usize, TypeId::of::<V>());
+    let (space, format) = cache.engine().prepared_space(memo, || {
+        let view = build::<K, V>(cache, site)?;
+        Ok((view.space, view.format))
+    })?;
+    Ok(TypedCache::from_space(space, format))
+}
+
+/// The typed view of `site`'s keyspace, built and checked.
+fn build<K, V>(cache: &Cache, site: &Site) -> Result<TypedCache<K, V>>
 where
     K: CacheKey + ?Sized,
     V: Serialize + DeserializeOwned,
@@ -155,6 +171,10 @@ pub fn full_key<Q: CacheKey + ?Sized>(cache: &Cache, site: &Site, key: &Q) -> St
 ///
 /// # Errors
 /// As [`TypedCache::delete`].
-pub async fn invalidate<Q: CacheKey + ?Sized>(cache: &Cache, site: &Site, key: &Q) -> Result<bool> {
+pub async fn invalidate<Q: CacheKey + ?Sized>(
+    cache: &Cache,
+    site: &'static Site,
+    key: &Q,
+) -> Result<bool> {
     view::<Q, ()>(cache, site)?.delete(key).await
 }

@@ -61,7 +61,7 @@ impl<E: Display> Slot<E> {
 /// One key through cache-aside, with the call's tags when it has some.
 async fn load_one<V, E, F, Fut>(
     cache: &Cache,
-    site: &Site,
+    site: &'static Site,
     key: &WrittenKey,
     tags: Option<Vec<String>>,
     loader: F,
@@ -89,7 +89,7 @@ where
 /// The body's error, or the cache's converted into `E`.
 pub async fn result_option<V, E, F, Fut>(
     cache: &Cache,
-    site: &Site,
+    site: &'static Site,
     key: &WrittenKey,
     tags: Option<Vec<String>>,
     loader: F,
@@ -113,7 +113,7 @@ where
 /// The body's error, or the cache's converted into `E`.
 pub async fn result_value<V, E, F, Fut>(
     cache: &Cache,
-    site: &Site,
+    site: &'static Site,
     key: &WrittenKey,
     tags: Option<Vec<String>>,
     loader: F,
@@ -133,7 +133,7 @@ where
 
 /// The error for a cached absence found by a function that always returns
 /// a value (another function with the same prefix stored it).
-fn absence(cache: &Cache, site: &Site, key: &WrittenKey) -> Error {
+fn absence(cache: &Cache, site: &'static Site, key: &WrittenKey) -> Error {
     let message = "the keyspace holds a cached absence, and this function cannot return none";
     Error::Load {
         key: super::full_key(cache, site, key),
@@ -144,7 +144,7 @@ fn absence(cache: &Cache, site: &Site, key: &WrittenKey) -> Error {
 /// `Option<V>`: `None` is cached only with a `negative_ttl`.
 pub async fn option<V, F, Fut, A>(
     cache: &Cache,
-    site: &Site,
+    site: &'static Site,
     key: &WrittenKey,
     tags: Option<Vec<String>>,
     (loader, again): (F, A),
@@ -165,7 +165,7 @@ where
 /// A plain `V`.
 pub async fn value<V, F, Fut, A>(
     cache: &Cache,
-    site: &Site,
+    site: &'static Site,
     key: &WrittenKey,
     tags: Option<Vec<String>>,
     (loader, again): (F, A),
@@ -186,7 +186,7 @@ where
 
 /// Runs the body in the caller's task, for a call the cache could not answer.
 async fn uncached<T, Fut: Future<Output = T>>(
-    site: &Site,
+    site: &'static Site,
     error: &Error,
     again: impl FnOnce() -> Fut,
 ) -> T {
@@ -206,7 +206,7 @@ async fn uncached<T, Fut: Future<Output = T>>(
 /// The body's error, or the cache's converted into `E`.
 pub async fn many_result<K, V, M, E, F, Fut>(
     cache: &Cache,
-    site: &Site,
+    site: &'static Site,
     keys: Vec<K>,
     loader: F,
 ) -> std::result::Result<M, E>
@@ -228,7 +228,7 @@ where
 /// A batch that returns a plain map.
 pub async fn many<K, V, M, F, Fut, A>(
     cache: &Cache,
-    site: &Site,
+    site: &'static Site,
     keys: Vec<K>,
     (loader, again): (F, A),
 ) -> M
@@ -250,7 +250,7 @@ where
 /// The keys through batch cache-aside; the answer holds the keys found.
 async fn load_many<K, V, M, E, F, Fut>(
     cache: &Cache,
-    site: &Site,
+    site: &'static Site,
     keys: Vec<K>,
     loader: F,
 ) -> Result<M>

@@ -17,15 +17,17 @@ pub(crate) mod stamp;
 pub(crate) mod tags;
 
 pub(crate) use self::scope::Scope;
-pub(crate) use self::space::{KeyspaceSettings, Since, Space};
+pub(crate) use self::space::{KeyspaceSettings, Prepared, Since, Space};
 
+use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use self::flight::Flights;
 use self::local::{Channel, LocalCopy, LocalSettings, LocalTier};
 use crate::backend::Backend;
+use crate::codec::ValueFormat;
 use crate::error::{Error, Result};
 use crate::key::KeyLayout;
 use crate::stats::{CacheStats, KeyspaceCounters, Stats};
@@ -57,6 +59,9 @@ pub(crate) struct Engine {
     tag_layout: KeyLayout,
     /// The local tier of tag states (Redis only), made on first use.
     state_cache: OnceLock<LocalCopy>,
+    /// The keyspaces of `#[cached]` functions, by the function's settings
+    /// (a `static`'s address) and value type, made once per handle.
+    prepared: RwLock<HashMap<(usize, TypeId), (Prepared, ValueFormat)>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -91,7 +96,32 @@ impl Engine {
             added: Arc::default(),
             channel: Arc::new(Channel::new(live)),
             listening: AtomicBool::new(false),
+            prepared: RwLock::default(),
         }
+    }
+
+    /// The keyspace kept under `site` for values of `format`'s type, made
+    /// by `build` the first time.
+    ///
+    /// # Errors
+    /// `build`'s.
+    pub(crate) fn prepared_space(
+        self: &Arc<Self>,
+        site: (usize, TypeId),
+        build: impl FnOnce() -> Result<(Space, ValueFormat)>,
+    ) -> Result<(Space, ValueFormat)> {
+        let known = self.prepared.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some((prepared, format)) = known.get(&site) {
+            return Ok((Space::from_prepared(Arc::clone(self), prepared), *format));
+        }
+        drop(known);
+        let (space, format) = build()?;
+        let mut known = self
+            .prepared
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        known.insert(site, (space.prepared(), format));
+        Ok((space, format))
     }
 
     pub(crate) fn backend(&self) -> &Backend {

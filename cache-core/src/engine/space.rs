@@ -249,3 +249,59 @@ pub(crate) enum Since {
     Now,
     Load(Option<Vec<u8>>),
 }
+
+/// A keyspace's parts without its engine (so an engine can keep them
+/// without keeping itself alive): views made again and again, a
+/// `#[cached]` function's on every call, are cloned from these.
+#[derive(Clone)]
+pub(crate) struct Prepared {
+    layout: KeyLayout,
+    ttl: Option<Duration>,
+    codec: Codec,
+    load: LoadPolicy,
+    local_settings: Option<LocalSettings>,
+    tagged: bool,
+    absent: KeyLayout,
+    lock: KeyLayout,
+    local: LocalCopy,
+    counters: Arc<KeyspaceCounters>,
+}
+
+impl Space {
+    /// This keyspace's parts, for [`from_prepared`](Self::from_prepared).
+    pub(crate) fn prepared(&self) -> Prepared {
+        let settings = &self.settings;
+        Prepared {
+            layout: settings.layout.clone(),
+            ttl: settings.ttl,
+            codec: settings.codec,
+            load: settings.load,
+            local_settings: settings.local,
+            tagged: settings.tagged,
+            absent: self.absent.clone(),
+            lock: self.lock.clone(),
+            local: self.local.clone(),
+            counters: Arc::clone(&self.counters),
+        }
+    }
+
+    /// The keyspace `prepared` describes, on `engine` (the one it was made on).
+    pub(crate) fn from_prepared(engine: Arc<Engine>, prepared: &Prepared) -> Space {
+        let prepared = prepared.clone();
+        Space {
+            settings: KeyspaceSettings {
+                engine,
+                layout: prepared.layout,
+                ttl: prepared.ttl,
+                codec: prepared.codec,
+                load: prepared.load,
+                local: prepared.local_settings,
+                tagged: prepared.tagged,
+            },
+            absent: prepared.absent,
+            lock: prepared.lock,
+            local: prepared.local,
+            counters: prepared.counters,
+        }
+    }
+}

@@ -104,6 +104,17 @@ where
         Ok(TypedCache::with_local_copy(keyspace, LocalCopy::new(local)))
     }
 
+    /// A view of `space`, whose values are read and written as `format`.
+    pub(crate) fn from_space(space: Space, format: ValueFormat) -> Self {
+        TypedCache {
+            scope: Scope::new(&space.settings),
+            format,
+            space,
+            tags_of: |_| Vec::new(),
+            types: PhantomData,
+        }
+    }
+
     pub(crate) fn with_local_copy(keyspace: KeyspaceSettings, local: LocalCopy) -> Self {
         TypedCache {
             scope: Scope::new(&keyspace),

@@ -30,7 +30,7 @@ fn site(plan: &Plan) -> TokenStream {
     let (prefix, version, tagged) = (&common.prefix, common.version, common.tagged);
     let function = plan.function.sig.ident.to_string();
     quote! {
-        const __SITE: #krate::__private::Site = #krate::__private::Site {
+        static __SITE: #krate::__private::Site = #krate::__private::Site {
             function: #function,
             prefix: #prefix,
             version: #version,
