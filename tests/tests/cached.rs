@@ -28,6 +28,7 @@ cache_tests::backend_suite!(
     call_tags_invalidate_their_entries,
     a_local_tier_serves_repeated_calls,
     a_plain_function_is_answered_uncached_when_the_cache_cannot,
+    codec_version_and_fail_safe_apply,
 );
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,6 +66,8 @@ impl From<cache_core::Error> for LookupError {
 struct Users {
     cache: Cache,
     runs: Arc<AtomicUsize>,
+    /// Makes the bodies that look at it fail, as a database outage would.
+    down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Users {
@@ -72,6 +75,7 @@ impl Users {
         Users {
             cache: cache.clone(),
             runs: Arc::default(),
+            down: Arc::default(),
         }
     }
 
@@ -152,6 +156,20 @@ impl Users {
         format!("{tenant}{path}")
     }
 
+    #[cached(cache = self.cache, prefix = "quote", ttl = "300ms", fail_safe = "1h")]
+    async fn quote(&self, id: u64) -> Result<u64, LookupError> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        match self.down.load(Ordering::SeqCst) {
+            true => Err(LookupError::Db("down".to_owned())),
+            false => Ok(id * 100),
+        }
+    }
+
+    #[cached(cache = self.cache, prefix = "packed", version = 3, codec = "msgpack")]
+    async fn packed(&self, id: u64) -> Vec<u64> {
+        vec![id; 3]
+    }
+
     #[cached(cache = self.cache, ttl = "5m", local(capacity = 100, ttl = "1m"))]
     async fn hot(&self, id: u64) -> u64 {
         self.runs.fetch_add(1, Ordering::SeqCst);
@@ -191,6 +209,7 @@ async fn distributed_runs_the_body_once_across_four_handles(env: Env) {
         let users = Users {
             cache: handles[call % 4].clone(),
             runs: Arc::clone(&runs),
+            down: Arc::default(),
         };
         calls.push(tokio::spawn(async move { users.report(9).await }));
     }
@@ -365,4 +384,28 @@ async fn a_plain_function_is_answered_uncached_when_the_cache_cannot(env: Env) {
     assert_eq!(flaky(&env.cache, Arc::clone(&runs), 1).await, 2);
     assert_eq!(flaky(&env.cache, Arc::clone(&runs), 1).await, 2);
     assert_eq!(runs.load(Ordering::SeqCst), 3);
+}
+
+async fn codec_version_and_fail_safe_apply(env: Env) {
+    let users = Users::new(&env.cache);
+    assert_eq!(users.packed(4).await, [4, 4, 4]);
+    let packed = (env.cache.keyspace("packed"))
+        .version(3)
+        .codec(cache_core::Codec::MsgPack)
+        .typed::<u64, Vec<u64>>()
+        .unwrap();
+    assert_eq!(users.packed_key(4), packed.key(&4));
+    assert_eq!(packed.get(&4).await.unwrap(), Some(vec![4, 4, 4]));
+
+    assert_eq!(users.quote(2).await.unwrap(), 200);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    users.down.store(true, Ordering::SeqCst);
+    let stale = users.quote(2).await;
+    assert_eq!(
+        stale.unwrap(),
+        200,
+        "the expired value answers a failed load"
+    );
+    assert_eq!(users.runs(), 2, "the load was tried");
+    assert_eq!(env.cache.stats().stale_loader_errors, 1);
 }
