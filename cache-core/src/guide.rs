@@ -15,6 +15,7 @@
 //! - [`blocks`]: rate limits, sequences, locks with fencing tokens, flags,
 //!   one-time codes, typed sets.
 //! - [`cluster`]: what changes (and what does not) on a Redis Cluster.
+//! - [`sentinel`]: a primary behind Redis Sentinel, and its failovers.
 //! - [`observability`]: counters, tracing spans and metrics.
 
 #[doc = include_str!("../docs/handle.md")]
@@ -37,6 +38,9 @@ pub mod blocks {}
 
 #[doc = include_str!("../docs/cluster.md")]
 pub mod cluster {}
+
+#[doc = include_str!("../docs/sentinel.md")]
+pub mod sentinel {}
 
 #[doc = include_str!("../docs/observability.md")]
 pub mod observability {}

@@ -1,6 +1,8 @@
-//! What every example shares: a Redis Cluster when `REDIS_CLUSTER_NODES` is
-//! set (comma-separated node URLs), one Redis server when `REDIS_URL` is set,
-//! otherwise the embedded memory backend.
+//! What every example shares: a primary behind Redis Sentinel when
+//! `REDIS_SENTINELS` (comma-separated sentinel URLs) and
+//! `REDIS_SENTINEL_MASTER` (the master's name) are set, a Redis Cluster when
+//! `REDIS_CLUSTER_NODES` is set (comma-separated node URLs), one Redis server
+//! when `REDIS_URL` is set, otherwise the embedded memory backend.
 
 use cache_core::Cache;
 
@@ -8,6 +10,13 @@ use cache_core::Cache;
 #[allow(dead_code)] // The bench connects its own way.
 pub(crate) async fn connect(namespace: &str) -> cache_core::Result<Cache> {
     let builder = Cache::builder().namespace(namespace);
+    if let Some((master, sentinels)) = sentinels() {
+        println!(
+            "backend: Redis Sentinel master {master} at {}",
+            cache_core::redact::nodes(&sentinels)
+        );
+        return builder.sentinel(master, sentinels).build().await;
+    }
     if let Some(nodes) = cluster_nodes() {
         println!(
             "backend: Redis Cluster at {}",
@@ -32,7 +41,22 @@ pub(crate) async fn connect(namespace: &str) -> cache_core::Result<Cache> {
 /// The node URLs in `REDIS_CLUSTER_NODES`, if it names any.
 #[allow(dead_code)] // Not every example that includes this module asks directly.
 pub(crate) fn cluster_nodes() -> Option<Vec<String>> {
-    let nodes: Vec<String> = std::env::var("REDIS_CLUSTER_NODES")
+    url_list("REDIS_CLUSTER_NODES")
+}
+
+/// `REDIS_SENTINEL_MASTER` and the sentinel URLs in `REDIS_SENTINELS`, when
+/// both are set.
+#[allow(dead_code)] // Not every example that includes this module asks directly.
+pub(crate) fn sentinels() -> Option<(String, Vec<String>)> {
+    let master = std::env::var("REDIS_SENTINEL_MASTER").ok()?;
+    let master = master.trim();
+    (!master.is_empty()).then_some(())?;
+    Some((master.to_owned(), url_list("REDIS_SENTINELS")?))
+}
+
+/// The comma-separated URLs in the variable `var`, if it names any.
+fn url_list(var: &str) -> Option<Vec<String>> {
+    let nodes: Vec<String> = std::env::var(var)
         .ok()?
         .split(',')
         .map(str::trim)

@@ -18,9 +18,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use cache_core::Cache;
 
 mod cluster;
+mod sentinel;
 mod tags;
 
 pub use cluster::{NODE_TIMEOUT, TestCluster};
+pub use sentinel::{MASTER as SENTINEL_MASTER, TestSentinel, port_of};
 pub use tags::tag_state_key;
 
 /// How long a spawned server may take to answer its first PING.
@@ -296,6 +298,7 @@ impl Drop for TestRedis {
             // A paused server must be thawed to die promptly on some systems.
             let _ = Command::new("sh")
                 .args(["-c", &format!("kill -CONT {}", server.child.id())])
+                .stderr(Stdio::null())
                 .status();
             let _ = server.child.kill();
             let _ = server.child.wait();

@@ -35,6 +35,8 @@ pub struct CacheBuilder {
     lazy: bool,
     coalesce: bool,
     tls_root: Option<Vec<u8>>,
+    /// The data nodes' username and password, behind Sentinel.
+    credentials: (Option<String>, Option<String>),
 }
 
 #[derive(Clone)]
@@ -42,6 +44,10 @@ enum UrlSource {
     Given(String),
     Env(String),
     Cluster(Vec<String>),
+    Sentinel {
+        master: String,
+        sentinels: Vec<String>,
+    },
 }
 
 impl Default for CacheBuilder {
@@ -54,6 +60,7 @@ impl Default for CacheBuilder {
             lazy: false,
             coalesce: true,
             tls_root: None,
+            credentials: (None, None),
         }
     }
 }
@@ -64,6 +71,9 @@ impl fmt::Debug for CacheBuilder {
             UrlSource::Given(url) => redact::url(url),
             UrlSource::Env(var) => format!("${var}"),
             UrlSource::Cluster(nodes) => redact::nodes(nodes),
+            UrlSource::Sentinel { master, sentinels } => {
+                format!("sentinel {master} at {}", redact::nodes(sentinels))
+            }
         };
         f.debug_struct("CacheBuilder")
             .field("url", &url)
@@ -179,6 +189,56 @@ impl CacheBuilder {
         let nodes = nodes.into_iter().map(Into::into).collect();
         CacheBuilder {
             url: UrlSource::Cluster(nodes),
+            ..self
+        }
+    }
+
+    /// A primary with replicas behind Redis Sentinel: the handle asks
+    /// `sentinels` (`redis://` URLs, with the sentinels' own passwords) for
+    /// the primary of `master`, and asks again when the primary stops
+    /// answering or refuses a write (`READONLY`), so a failover costs the
+    /// calls made until the sentinels announce the new primary. The data
+    /// nodes' credentials are set with
+    /// [`data_node_credentials`](Self::data_node_credentials). A local tier
+    /// is flushed when the primary changes, as on a cluster's topology change.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let cache = cache_core::Cache::builder()
+    ///     .sentinel("mymaster", ["redis://10.0.0.1:26379", "redis://10.0.0.2:26379"])
+    ///     .data_node_credentials(None, "s3cret")
+    ///     .namespace("gateway")
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn sentinel<I, S>(self, master: impl Into<String>, sentinels: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let sentinels = sentinels.into_iter().map(Into::into).collect();
+        CacheBuilder {
+            url: UrlSource::Sentinel {
+                master: master.into(),
+                sentinels,
+            },
+            ..self
+        }
+    }
+
+    /// The username (ACL) and password of the data nodes behind
+    /// [`sentinel`](Self::sentinel); the sentinels' own are in their URLs.
+    ///
+    /// ```
+    /// let builder = cache_core::Cache::builder()
+    ///     .sentinel("mymaster", ["redis://:sentinel-pw@10.0.0.1:26379"])
+    ///     .data_node_credentials(Some("cache"), "data-pw");
+    /// assert!(!format!("{builder:?}").contains("pw"));
+    /// ```
+    pub fn data_node_credentials(self, username: Option<&str>, password: &str) -> Self {
+        CacheBuilder {
+            credentials: (username.map(str::to_owned), Some(password.to_owned())),
             ..self
         }
     }
@@ -303,6 +363,14 @@ impl CacheBuilder {
                 return Err(Error::config("cluster_nodes needs at least one node URL"));
             }
             UrlSource::Cluster(nodes) => Target::Cluster(nodes.clone()),
+            UrlSource::Sentinel { sentinels, .. } if sentinels.is_empty() => {
+                return Err(Error::config("sentinel needs at least one sentinel URL"));
+            }
+            UrlSource::Sentinel { master, sentinels } => Target::Sentinel {
+                master: master.clone(),
+                sentinels: sentinels.clone(),
+                credentials: self.credentials.clone(),
+            },
         };
         let stats = Arc::<Stats>::default();
         let options = ConnectOptions {

@@ -103,7 +103,8 @@ impl Gateway {
     }
 }
 
-/// The cluster `REDIS_CLUSTER_NODES` names, else the server `REDIS_URL`
+/// The Sentinel master `REDIS_SENTINEL_MASTER` and `REDIS_SENTINELS` name,
+/// else the cluster `REDIS_CLUSTER_NODES` names, else the server `REDIS_URL`
 /// names, else the embedded memory backend. Connected lazily, so the
 /// service starts (and serves prices from the database) while Redis is down.
 async fn connect_cache(config: &Config) -> Result<Cache, String> {
@@ -111,10 +112,13 @@ async fn connect_cache(config: &Config) -> Result<Cache, String> {
         .namespace(&config.namespace)
         .timeout(config.redis_timeout)
         .lazy_connect(true);
-    let built = match (&config.cluster_nodes, &config.redis_url) {
-        (Some(nodes), _) => builder.cluster_nodes(nodes.clone()).build().await,
-        (None, Some(url)) => builder.url(url).build().await,
-        (None, None) => builder.build_memory(),
+    let built = match (&config.sentinels, &config.cluster_nodes, &config.redis_url) {
+        (Some((master, sentinels)), _, _) => {
+            builder.sentinel(master, sentinels.clone()).build().await
+        }
+        (None, Some(nodes), _) => builder.cluster_nodes(nodes.clone()).build().await,
+        (None, None, Some(url)) => builder.url(url).build().await,
+        (None, None, None) => builder.build_memory(),
     };
     built.map_err(|err| format!("cannot set up the cache: {err}"))
 }

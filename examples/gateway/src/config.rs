@@ -19,6 +19,9 @@ pub struct Config {
     /// `REDIS_CLUSTER_NODES`: comma-separated node URLs of a Redis Cluster
     /// (wins over `REDIS_URL`). With neither, the embedded memory backend.
     pub cluster_nodes: Option<Vec<String>>,
+    /// `REDIS_SENTINEL_MASTER` and `REDIS_SENTINELS` (comma-separated
+    /// sentinel URLs): a primary behind Redis Sentinel (wins over both above).
+    pub sentinels: Option<(String, Vec<String>)>,
     /// `DATABASE_URL`: `sqlite:...` or `postgres://...`.
     pub database_url: String,
     /// `GATEWAY_ADDR`: the listen address.
@@ -48,6 +51,11 @@ impl std::fmt::Debug for Config {
             .field(
                 "cluster_nodes",
                 &self.cluster_nodes.as_deref().map(cache_core::redact::nodes),
+            )
+            .field(
+                "sentinels",
+                &(self.sentinels.as_ref())
+                    .map(|(master, urls)| (master, cache_core::redact::nodes(urls))),
             )
             .field("database_url", &cache_core::redact::url(&self.database_url))
             .field("addr", &self.addr)
@@ -96,17 +104,21 @@ impl Config {
             Some(secret) => secret.into_bytes(),
             None => random_bytes::<32>()?.to_vec(),
         };
-        let cluster_nodes = lookup("REDIS_CLUSTER_NODES").map(|nodes| {
-            nodes
-                .split(',')
-                .map(str::trim)
-                .filter(|node| !node.is_empty())
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        });
+        let urls = |var: &str| {
+            let urls = lookup(var).map(|urls| {
+                urls.split(',')
+                    .map(str::trim)
+                    .filter(|url| !url.is_empty())
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            });
+            urls.filter(|urls| !urls.is_empty())
+        };
+        let master = lookup("REDIS_SENTINEL_MASTER").filter(|name| !name.trim().is_empty());
         Ok(Config {
             redis_url: lookup("REDIS_URL"),
-            cluster_nodes: cluster_nodes.filter(|nodes| !nodes.is_empty()),
+            cluster_nodes: urls("REDIS_CLUSTER_NODES"),
+            sentinels: master.zip(urls("REDIS_SENTINELS")),
             database_url: lookup("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
             addr,
             rate_limit,

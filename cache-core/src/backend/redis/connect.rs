@@ -9,10 +9,11 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Value};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisConnectionInfo, RedisFuture, Value};
 use tokio::sync::OnceCell;
 
 use super::next::{Attempt, Next, after_error, backstop};
+use super::sentinel::SentinelLink;
 use super::{RedisBackend, Retry, redirect};
 use crate::error::{Error, Result};
 use crate::redact;
@@ -24,6 +25,15 @@ pub(crate) enum Target {
     Standalone(String),
     /// A Redis Cluster, through any of these node URLs.
     Cluster(Vec<String>),
+    /// A primary found through Redis Sentinel.
+    Sentinel {
+        /// The name the sentinels monitor it under.
+        master: String,
+        /// The sentinels' URLs (with the sentinels' credentials).
+        sentinels: Vec<String>,
+        /// The data nodes' username and password.
+        credentials: (Option<String>, Option<String>),
+    },
 }
 
 /// What a handle needs to reach its server.
@@ -48,6 +58,8 @@ pub(crate) enum Connection {
     Cluster(ClusterConnection),
     /// A cluster not reached yet (`lazy_connect`): connected on first use.
     LazyCluster(Arc<Cluster>),
+    /// The primary the sentinels name, followed through failovers.
+    Sentinel(Arc<SentinelLink>),
 }
 
 /// A cluster connection, made on first use (and again after a failed try).
@@ -79,12 +91,23 @@ impl RedisBackend {
                 let first = nodes.first().map(String::as_str).unwrap_or_default();
                 (connection, first, redacted)
             }
+            Target::Sentinel {
+                master, sentinels, ..
+            } => {
+                let redacted = format!("sentinel `{master}` at {}", redact::nodes(sentinels));
+                let first = sentinels.first().map(String::as_str).unwrap_or_default();
+                let connection = sentinel(&options, &redacted)?;
+                (connection, first, redacted)
+            }
         };
-        let node_info = Arc::new(
-            client(first, &options, &redacted)?
-                .get_connection_info()
-                .clone(),
-        );
+        let mut node_info = client(first, &options, &redacted)?
+            .get_connection_info()
+            .clone();
+        if let Target::Sentinel { credentials, .. } = &options.target {
+            // Tracking connections go to the primary, with its credentials.
+            node_info = node_info.set_redis_settings(data_node(credentials));
+        }
+        let node_info = Arc::new(node_info);
         let mut connection = RedisConnection(connection);
         if !options.lazy {
             let deadline = tokio::time::Instant::now() + timeout;
@@ -161,6 +184,38 @@ fn standalone(url: &str, options: &ConnectOptions, redacted: &str) -> Result<Con
         }
     })?;
     Ok(Connection::Standalone(manager))
+}
+
+/// The data nodes' settings: their credentials, database 0.
+fn data_node((username, password): &(Option<String>, Option<String>)) -> RedisConnectionInfo {
+    let mut info = RedisConnectionInfo::default();
+    if let Some(username) = username {
+        info = info.set_username(username);
+    }
+    if let Some(password) = password {
+        info = info.set_password(password);
+    }
+    info
+}
+
+/// The link to a primary through its sentinels; nothing is connected yet.
+fn sentinel(options: &ConnectOptions, redacted: &str) -> Result<Connection> {
+    let Target::Sentinel {
+        master,
+        sentinels,
+        credentials,
+    } = &options.target
+    else {
+        return Err(Error::config("not a Sentinel target"));
+    };
+    let link = SentinelLink::new(sentinels, master, data_node(credentials), options.timeout)
+        .map_err(|err| {
+            Error::config(format!(
+                "invalid Sentinel settings {redacted}: {}",
+                describe(&err)
+            ))
+        })?;
+    Ok(Connection::Sentinel(Arc::new(link)))
 }
 
 /// A cluster client for `nodes`, with TLS settings when they are `rediss://`.
@@ -288,7 +343,7 @@ impl RedisConnection {
     /// The cluster connection, connecting a lazy one; `None` on one server.
     async fn cluster(&self) -> Option<redis::RedisResult<ClusterConnection>> {
         match &self.0 {
-            Connection::Standalone(_) => None,
+            Connection::Standalone(_) | Connection::Sentinel(_) => None,
             Connection::Cluster(connection) => Some(Ok(connection.clone())),
             Connection::LazyCluster(cluster) => Some(cluster.connection().await),
         }
@@ -297,6 +352,9 @@ impl RedisConnection {
     /// The nodes a keyspace walk must visit: `None`, the one server, or every
     /// primary of a cluster (from CLUSTER SLOTS).
     pub(crate) async fn primaries(&self) -> redis::RedisResult<Vec<Option<Node>>> {
+        if let Connection::Sentinel(link) = &self.0 {
+            return Ok(vec![Some(link.current().await?)]);
+        }
         let Some(connection) = self.cluster().await else {
             return Ok(vec![None]);
         };
@@ -357,6 +415,7 @@ impl std::fmt::Debug for RedisConnection {
         let transport = match self.0 {
             Connection::Standalone(_) => "standalone",
             Connection::Cluster(_) | Connection::LazyCluster(_) => "cluster",
+            Connection::Sentinel(_) => "sentinel",
         };
         f.debug_struct("RedisConnection")
             .field("transport", &transport)
@@ -373,6 +432,7 @@ impl ConnectionLike for RedisConnection {
                 let mut connection = cluster.connection().await?;
                 redirect::command(&mut connection, cmd).await
             }),
+            Connection::Sentinel(link) => Box::pin(link.command(cmd)),
         }
     }
 
@@ -391,14 +451,15 @@ impl ConnectionLike for RedisConnection {
                 let mut connection = cluster.connection().await?;
                 redirect::commands(&mut connection, pipeline, offset, count).await
             }),
+            Connection::Sentinel(link) => Box::pin(link.commands(pipeline, offset, count)),
         }
     }
 
     fn get_db(&self) -> i64 {
         match &self.0 {
             Connection::Standalone(manager) => manager.get_db(),
-            // A cluster has only database 0.
-            Connection::Cluster(_) | Connection::LazyCluster(_) => 0,
+            // A cluster has only database 0; the primary behind sentinels is used at 0.
+            Connection::Cluster(_) | Connection::LazyCluster(_) | Connection::Sentinel(_) => 0,
         }
     }
 }

@@ -7,6 +7,7 @@ mod coalesce;
 mod connect;
 mod next;
 mod redirect;
+mod sentinel;
 mod tracking;
 
 pub(crate) use self::coalesce::Op;

@@ -41,12 +41,13 @@ pub(super) fn is_connection_loss(err: &RedisError) -> bool {
     err.is_connection_dropped() || err.is_io_error()
 }
 
-/// A cluster's answer that the command was not executed and should go again
-/// (ASK, MOVED, TRYAGAIN, CLUSTERDOWN, MASTERDOWN). `redirect` follows one
-/// redirection; what it leaves goes again after a pause.
+/// An answer that the command was not executed and should go again (ASK,
+/// MOVED, TRYAGAIN, CLUSTERDOWN, MASTERDOWN, and READONLY from a primary
+/// demoted in a failover). `redirect` follows one redirection, Sentinel
+/// asks for the new primary; what is left goes again after a pause.
 pub(super) fn is_not_executed(err: &RedisError) -> bool {
-    err.is_cluster_error()
-        || err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::MasterDown)
+    use redis::ServerErrorKind::{MasterDown, ReadOnly};
+    err.is_cluster_error() || matches!(err.kind(), redis::ErrorKind::Server(MasterDown | ReadOnly))
 }
 
 /// The decision; pure, so that it is tested without a server.
@@ -168,13 +169,15 @@ mod tests {
     }
 
     #[test]
-    fn what_a_cluster_did_not_run_goes_again_until_the_budget_is_spent() {
+    fn what_a_server_did_not_run_goes_again_until_the_budget_is_spent() {
+        // READONLY: a write that reached a primary demoted by a failover.
         let kinds = [
             ServerErrorKind::Moved,
             ServerErrorKind::Ask,
             ServerErrorKind::TryAgain,
             ServerErrorKind::ClusterDown,
             ServerErrorKind::MasterDown,
+            ServerErrorKind::ReadOnly,
         ];
         for kind in kinds {
             let err = server(kind);

@@ -1,0 +1,200 @@
+//! A local Sentinel deployment for one test: a primary, two replicas and
+//! three sentinels, each on a free port in a temporary directory, killed on
+//! drop. Sentinels mark a silent primary down after 1 s and fail over at
+//! once, so a test sees a promotion within a few seconds.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cache_core::{Cache, CacheBuilder};
+
+use crate::{TestRedis, free_port, redis_server_binary, unique_namespace};
+
+/// The name the sentinels monitor the primary under.
+pub const MASTER: &str = "cache-test-primary";
+
+/// One Sentinel deployment.
+pub struct TestSentinel {
+    /// The data nodes; the first is the primary the deployment started with.
+    pub nodes: Vec<TestRedis>,
+    sentinels: Vec<Child>,
+    ports: Vec<u16>,
+    dir: PathBuf,
+    namespace: String,
+}
+
+impl TestSentinel {
+    /// Starts the deployment and waits until every sentinel sees the
+    /// primary, both replicas and the other sentinels.
+    pub async fn start(test: &str) -> Self {
+        let namespace = unique_namespace(test);
+        // Extra arguments: always spawned, never an external server.
+        let primary = TestRedis::start_with(test, &["--appendonly", "no"]);
+        let primary_port = port_of(primary.url());
+        let replica_of = ["--replicaof", "127.0.0.1", &primary_port.to_string()].map(str::to_owned);
+        let replica_args: Vec<&str> = replica_of.iter().map(String::as_str).collect();
+        let mut nodes = vec![primary];
+        for _ in 0..2 {
+            nodes.push(TestRedis::start_with(test, &replica_args));
+        }
+        let dir = std::env::temp_dir().join(format!("cache-sentinel-{namespace}"));
+        if let Err(err) = std::fs::create_dir_all(&dir) {
+            panic!("cannot create {}: {err}", dir.display());
+        }
+        let mut deployment = TestSentinel {
+            nodes,
+            sentinels: Vec::new(),
+            ports: Vec::new(),
+            dir,
+            namespace,
+        };
+        for index in 0..3 {
+            deployment.spawn_sentinel(index, primary_port);
+        }
+        deployment.wait_until_settled().await;
+        deployment
+    }
+
+    fn spawn_sentinel(&mut self, index: usize, primary_port: u16) {
+        let port = free_port();
+        let config = self.dir.join(format!("sentinel-{index}.conf"));
+        let text = format!(
+            "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {dir}\nloglevel warning\n\
+             sentinel monitor {MASTER} 127.0.0.1 {primary_port} 2\n\
+             sentinel down-after-milliseconds {MASTER} 1000\n\
+             sentinel failover-timeout {MASTER} 4000\n\
+             sentinel parallel-syncs {MASTER} 2\n",
+            dir = self.dir.display()
+        );
+        if let Err(err) = std::fs::write(&config, text) {
+            panic!("cannot write {}: {err}", config.display());
+        }
+        let child = Command::new(redis_server_binary())
+            .arg(&config)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        match child {
+            Ok(child) => self.sentinels.push(child),
+            Err(err) => panic!("cannot start a sentinel (redis-server --sentinel): {err}"),
+        }
+        self.ports.push(port);
+    }
+
+    /// The sentinels' URLs.
+    pub fn urls(&self) -> Vec<String> {
+        (self.ports.iter())
+            .map(|port| format!("redis://127.0.0.1:{port}"))
+            .collect()
+    }
+
+    /// A builder for a handle on this deployment, under the test's namespace.
+    pub fn builder(&self) -> CacheBuilder {
+        Cache::builder()
+            .sentinel(MASTER, self.urls())
+            .namespace(self.namespace.clone())
+    }
+
+    /// The port of the primary the sentinels name now.
+    pub async fn primary_port(&self) -> Option<u16> {
+        for port in &self.ports {
+            let reply: redis::RedisResult<Option<(String, String)>> = self
+                .ask(
+                    *port,
+                    redis::cmd("SENTINEL")
+                        .arg("get-master-addr-by-name")
+                        .arg(MASTER),
+                )
+                .await;
+            if let Ok(Some((_, port))) = reply {
+                return port.parse().ok();
+            }
+        }
+        None
+    }
+
+    /// The node (index in `nodes`) the sentinels name as primary.
+    pub async fn primary_index(&self) -> Option<usize> {
+        let port = self.primary_port().await?;
+        (self.nodes.iter()).position(|node| port_of(node.url()) == port)
+    }
+
+    /// Waits (up to 30 s) until the sentinels name a primary other than `old`.
+    pub async fn wait_for_promotion(&self, old: u16) -> u16 {
+        let started = Instant::now();
+        loop {
+            if let Some(port) = self.primary_port().await
+                && port != old
+            {
+                return port;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no replica was promoted within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn ask<T: redis::FromRedisValue>(
+        &self,
+        port: u16,
+        cmd: &redis::Cmd,
+    ) -> redis::RedisResult<T> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
+        let mut connection = client.get_multiplexed_async_connection().await?;
+        cmd.query_async(&mut connection).await
+    }
+
+    async fn wait_until_settled(&self) {
+        let started = Instant::now();
+        loop {
+            if self.settled().await {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the Sentinel deployment did not settle within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Whether every sentinel knows both replicas and both other sentinels.
+    async fn settled(&self) -> bool {
+        for port in &self.ports {
+            let replicas: redis::RedisResult<Vec<redis::Value>> = self
+                .ask(*port, redis::cmd("SENTINEL").arg("replicas").arg(MASTER))
+                .await;
+            let others: redis::RedisResult<Vec<redis::Value>> = self
+                .ask(*port, redis::cmd("SENTINEL").arg("sentinels").arg(MASTER))
+                .await;
+            match (replicas, others) {
+                (Ok(replicas), Ok(others)) if replicas.len() == 2 && others.len() == 2 => {}
+                _ => return false,
+            }
+        }
+        true
+    }
+}
+
+impl Drop for TestSentinel {
+    fn drop(&mut self) {
+        for child in &mut self.sentinels {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The port of a `redis://127.0.0.1:PORT` URL.
+pub fn port_of(url: &str) -> u16 {
+    let port = url.rsplit(':').next().unwrap_or_default();
+    match port.trim_end_matches('/').parse() {
+        Ok(port) => port,
+        Err(_) => panic!("no port in {url}"),
+    }
+}
