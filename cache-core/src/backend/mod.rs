@@ -59,7 +59,7 @@ pub(crate) use self::ops::Atomic;
 pub(crate) use self::ops::counter::{Bounds, Incr};
 pub use self::redis::RedisConnection;
 pub(crate) use self::redis::{
-    ConnectOptions, Event, Health, Op, RedisBackend, Retry, Target, Tracker,
+    ConnectOptions, Event, Health, Op, Opened, RedisBackend, Retry, Target, Tracker,
 };
 
 /// Converts a Redis reply to what `operation` on `key` returns.

@@ -3,7 +3,9 @@
 //! the keyspaces with a local tier, and drops the local copies of keys that
 //! any client wrote. A keyspace's tier serves once its prefix is tracked. When a connection drops,
 //! misses a heartbeat, or (on a cluster) the primaries change, every tier is
-//! flushed and bypassed until the connections are back.
+//! flushed and bypassed until the connections are back. A server that
+//! refuses tracking (some managed services) leaves the tiers serving
+//! without invalidations: each copy then lives at most the tier's TTL.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -12,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::local::{Channel, Flush, LocalTier};
-use crate::backend::{Event, Health, Tracker};
+use crate::backend::{Event, Health, Opened, Tracker};
 
 /// A handle's local tiers, by keyspace.
 pub(crate) type Tiers = Mutex<HashMap<String, Arc<LocalTier>>>;
@@ -34,14 +36,19 @@ pub(crate) struct Listener {
     pub(crate) namespace: String,
     /// Told when a keyspace gets a local tier: its prefix is then tracked too.
     pub(crate) added: Arc<Notify>,
+    /// The head of the tag states' tier, which never serves untracked: a
+    /// tag's invalidation by another process must be seen at once.
+    pub(crate) state_head: String,
 }
 
 /// The handle's invalidation task; it ends once the handle is gone.
 pub(crate) async fn run(listener: Listener) {
     let mut backoff = HEARTBEAT / 5;
     loop {
-        let Ended::Down { reason, was_up } = listen(&listener).await else {
-            return;
+        let (reason, was_up) = match listen(&listener).await {
+            Ended::Down { reason, was_up } => (reason, was_up),
+            Ended::Refused => return untracked_mode(&listener).await,
+            Ended::HandleGone => return,
         };
         listener.channel.set_live(false);
         if was_up {
@@ -60,6 +67,8 @@ pub(crate) async fn run(listener: Listener) {
 enum Ended {
     /// Every handle clone is dropped.
     HandleGone,
+    /// The server does not allow tracking.
+    Refused,
     /// The channel is down; `was_up` when it had come up first.
     Down { reason: Flush, was_up: bool },
 }
@@ -84,6 +93,7 @@ async fn listen(listener: &Listener) -> Ended {
         channel,
         namespace,
         added,
+        ..
     } = listener;
     let down = |was_up| Ended::Down {
         reason: Flush::ChannelDown,
@@ -96,8 +106,10 @@ async fn listen(listener: &Listener) -> Ended {
     let mut serving = untracked(&handle, &tracked);
     drop(handle);
     let heads: Vec<String> = serving.iter().map(|(head, _)| head.clone()).collect();
-    let Some(mut session) = tracker.session(namespace, &heads).await else {
-        return down(false);
+    let mut session = match tracker.session(namespace, &heads).await {
+        Opened::Session(session) => session,
+        Opened::Refused => return Ended::Refused,
+        Opened::Unreachable => return down(false),
     };
     tracked.extend(heads);
     serving.iter().for_each(|(_, tier)| tier.set_tracked());
@@ -140,6 +152,36 @@ async fn listen(listener: &Listener) -> Ended {
                 }
             }
         }
+    }
+}
+
+/// Tracking refused: every tier but the tag states' serves without
+/// invalidations (a copy lives at most its tier's TTL, and writes through
+/// this handle still drop it), until the handle is gone.
+async fn untracked_mode(listener: &Listener) {
+    tracing::warn!(
+        namespace = listener.namespace,
+        "the server refuses client tracking: local tiers serve without invalidations, \
+         each copy for at most its tier's TTL"
+    );
+    #[cfg(feature = "metrics")]
+    metrics::counter!("cache_tracking_refused_total", "namespace" => listener.namespace.clone())
+        .increment(1);
+    let mut serving: Vec<String> = Vec::new();
+    listener.channel.set_live(true);
+    loop {
+        let Some(handle) = listener.tiers.upgrade() else {
+            return;
+        };
+        for (head, tier) in untracked(&handle, &serving) {
+            if head != listener.state_head {
+                tier.set_tracked();
+            }
+            serving.push(head);
+        }
+        drop(handle);
+        // Woken for a new tier; now and then, to see whether the handle is gone.
+        let _ = tokio::time::timeout(MAX_BACKOFF, listener.added.notified()).await;
     }
 }
 

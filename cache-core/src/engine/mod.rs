@@ -240,6 +240,7 @@ impl Engine {
             channel: Arc::clone(&self.channel),
             namespace: self.namespace.clone().unwrap_or_default(),
             added: Arc::clone(&self.added),
+            state_head: self.tag_layout.head().to_owned(),
         }));
     }
 

@@ -13,7 +13,7 @@ mod tracking;
 pub(crate) use self::coalesce::Op;
 pub use self::connect::RedisConnection;
 pub(crate) use self::connect::{ConnectOptions, Target};
-pub(crate) use self::tracking::{Event, Health, Tracker};
+pub(crate) use self::tracking::{Event, Health, Opened, Tracker};
 
 use std::fmt;
 use std::future::Future;

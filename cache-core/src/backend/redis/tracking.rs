@@ -44,11 +44,11 @@ impl Tracker {
     }
 
     /// Opens an invalidation connection to the server, or to every primary,
-    /// tracking `heads`; `None` when one cannot be opened within the timeout.
-    pub(crate) async fn session(&self, namespace: &str, heads: &[String]) -> Option<Session> {
+    /// tracking `heads`.
+    pub(crate) async fn session(&self, namespace: &str, heads: &[String]) -> Opened {
         let timeout = self.timeout();
         let Ok(Ok(nodes)) = tokio::time::timeout(timeout, self.nodes()).await else {
-            return None;
+            return Opened::Unreachable;
         };
         let (pushed, pushes) = mpsc::unbounded_channel();
         let mut connections = Vec::with_capacity(nodes.len());
@@ -56,12 +56,13 @@ impl Tracker {
             let open = self.open(node.as_ref(), namespace, heads, pushed.clone());
             match tokio::time::timeout(timeout, open).await {
                 Ok(Ok(connection)) => connections.push(connection),
-                _ => return None,
+                Ok(Err(err)) if refused(&err) => return Opened::Refused,
+                _ => return Opened::Unreachable,
             }
         }
         // Only the connections send now: when they are all gone, so are the events.
         drop(pushed);
-        Some(Session {
+        Opened::Session(Session {
             tracker: self.clone(),
             nodes,
             connections,
@@ -116,6 +117,26 @@ impl Tracker {
         track(&mut connection, prefixes).await?;
         Ok(connection)
     }
+}
+
+/// What opening the invalidation connections gave.
+pub(crate) enum Opened {
+    Session(Session),
+    /// The server answered that it does not allow them (RESP3, `CLIENT`
+    /// or `CLIENT TRACKING` refused, renamed or denied by an ACL), as some
+    /// managed services do.
+    Refused,
+    /// A node could not be reached in time: try again later.
+    Unreachable,
+}
+
+/// Whether `err` is the server refusing a command, rather than a node that
+/// is down, busy or still loading.
+fn refused(err: &redis::RedisError) -> bool {
+    let code = err.code().unwrap_or_default();
+    let detail = err.detail().unwrap_or_default().to_ascii_lowercase();
+    matches!(code, "NOPERM" | "NOPROTO")
+        || (code == "ERR" && (detail.contains("unknown") || detail.contains("disabled")))
 }
 
 /// What an invalidation connection tells.
