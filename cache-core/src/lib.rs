@@ -74,7 +74,7 @@ mod telemetry;
 mod ttl;
 mod typed;
 
-pub use crate::backend::RedisConnection;
+pub use crate::backend::{Credentials, RedisConnection};
 pub use crate::blocks::flag::Flags;
 pub use crate::blocks::lock::{LockGuard, Locks};
 pub use crate::blocks::otp::{OneTimeCodes, Verification};

@@ -1,9 +1,11 @@
 //! Servers as some managed services configure them: one that refuses client
 //! tracking (`CLIENT` renamed away, or denied by an ACL) still builds a
 //! handle whose local tier serves, bounded by its TTL instead of kept
-//! coherent, with one warning and the metric `cache_tracking_refused_total`.
+//! coherent, with one warning and the metric `cache_tracking_refused_total`;
+//! and a password rotated while the handle runs reaches its next connections
+//! through the credentials hook.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use cache_tests::TestRedis;
@@ -86,4 +88,82 @@ async fn client_renamed_away_or_denied_by_an_acl() {
     ];
     let redis = TestRedis::start_with("client_denied", &acl);
     a_refused_tracking_gives_a_ttl_bounded_local_tier(redis).await;
+}
+
+/// A password rotated on the server while the handle runs: with a
+/// credentials hook that returns the new one, the handle reconnects and
+/// goes on (its local tier too); a handle with the old password in its URL
+/// cannot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_password_is_used_from_the_next_connection() {
+    // The default user may only PING and INFO (the harness's readiness check).
+    let default = [
+        "--user", "default", "on", "nopass", "-@all", "+ping", "+info",
+    ];
+    let app = ["--user", "app", "on", ">one", "~*", "&*", "+@all"];
+    let acl: Vec<&str> = default.into_iter().chain(app).collect();
+    let redis = TestRedis::start_with("rotated_password", &acl);
+    let port = cache_tests::port_of(redis.url());
+    let password = Arc::new(Mutex::new("one".to_owned()));
+    let current = Arc::clone(&password);
+    let cache = cache_core::Cache::builder()
+        .url(format!("redis://127.0.0.1:{port}"))
+        .namespace(redis.namespace())
+        .credentials(move || {
+            let password = current.lock().unwrap().clone();
+            async move {
+                let username = Some("app".to_owned());
+                Ok(cache_core::Credentials { username, password })
+            }
+        })
+        .build()
+        .await
+        .unwrap();
+    let old = cache_core::Cache::builder()
+        .url(format!("redis://app:one@127.0.0.1:{port}"))
+        .namespace(redis.namespace())
+        .build()
+        .await
+        .unwrap();
+    let values = (cache.keyspace("value"))
+        .local(100, Duration::from_secs(60))
+        .typed::<u64, u64>()
+        .unwrap();
+    cache_tests::local_tier_live(|| values.local_is_live()).await;
+    values.set(&1, &1).await.unwrap();
+    let old_values = old.keyspace("value").typed::<u64, u64>().unwrap();
+    assert_eq!(old_values.get(&1).await.unwrap(), Some(1));
+
+    let admin = redis::Client::open(format!("redis://app:one@127.0.0.1:{port}")).unwrap();
+    let mut admin = admin.get_multiplexed_async_connection().await.unwrap();
+    let rotate = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("app")
+        .arg("resetpass")
+        .arg(">two")
+        .clone();
+    let _: () = rotate.query_async(&mut admin).await.unwrap();
+    *password.lock().unwrap() = "two".to_owned();
+    let kill = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("USER")
+        .arg("app")
+        .clone();
+    let _: u64 = kill.query_async(&mut admin).await.unwrap();
+
+    let started = Instant::now();
+    while values.set(&2, &2).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "never reconnected"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(values.get(&2).await.unwrap(), Some(2));
+    cache_tests::local_tier_live(|| values.local_is_live()).await;
+    let refused = old_values.get(&1).await;
+    assert!(
+        refused.is_err(),
+        "the old password still worked: {refused:?}"
+    );
 }

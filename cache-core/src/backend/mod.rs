@@ -57,10 +57,10 @@ pub(crate) fn budget(timeout: Duration) -> Duration {
 pub(crate) use self::memory::MemoryBackend;
 pub(crate) use self::ops::Atomic;
 pub(crate) use self::ops::counter::{Bounds, Incr};
-pub use self::redis::RedisConnection;
 pub(crate) use self::redis::{
-    ConnectOptions, Event, Health, Op, Opened, RedisBackend, Retry, Target, Tracker,
+    ConnectOptions, Event, Health, Hook, Op, Opened, Pending, RedisBackend, Retry, Target, Tracker,
 };
+pub use self::redis::{Credentials, RedisConnection};
 
 /// Converts a Redis reply to what `operation` on `key` returns.
 fn reply<T: FromRedisValue>(

@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Cache, DEFAULT_MAX_VALUE_SIZE, DEFAULT_TIMEOUT, DEFAULT_URL};
-use crate::backend::{Backend, ConnectOptions, Target};
-use crate::error::{Error, Result};
+use std::future::Future;
+
+use crate::backend::{Backend, ConnectOptions, Credentials, Hook, Pending, Target};
+use crate::error::{BoxError, Error, Result};
 use crate::redact;
 use crate::stats::Stats;
 
@@ -37,6 +39,8 @@ pub struct CacheBuilder {
     tls_root: Option<Vec<u8>>,
     /// The data nodes' username and password, behind Sentinel.
     credentials: (Option<String>, Option<String>),
+    /// Asked for credentials on every (re)connect.
+    hook: Option<Hook>,
 }
 
 #[derive(Clone)]
@@ -61,6 +65,7 @@ impl Default for CacheBuilder {
             coalesce: true,
             tls_root: None,
             credentials: (None, None),
+            hook: None,
         }
     }
 }
@@ -83,6 +88,7 @@ impl fmt::Debug for CacheBuilder {
             .field("lazy", &self.lazy)
             .field("coalesce", &self.coalesce)
             .field("tls_root", &self.tls_root.as_ref().map(|_| "custom"))
+            .field("credentials_hook", &self.hook.is_some())
             .finish()
     }
 }
@@ -243,6 +249,42 @@ impl CacheBuilder {
         }
     }
 
+    /// Asks `hook` for the credentials of every connection the handle opens
+    /// and of every reconnect (its own connections, the local tier's
+    /// invalidation connections, every cluster node, the primary behind
+    /// Sentinel), instead of the password in the URL: for passwords that
+    /// rotate and tokens that expire (IAM, Entra ID). A connection keeps the
+    /// credentials it was opened with; after a rotation, connections opened
+    /// from then on use the new ones. When the hook fails, that connection
+    /// fails (and is tried again on the next call).
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// use cache_core::Credentials;
+    ///
+    /// let cache = cache_core::Cache::builder()
+    ///     .url("redis://redis.internal:6379")
+    ///     .credentials(|| async {
+    ///         // e.g. a token from the cloud's identity service
+    ///         let token = std::env::var("REDIS_TOKEN")?;
+    ///         Ok(Credentials { username: Some("cache".into()), password: token })
+    ///     })
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn credentials<F, Fut>(self, hook: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<Credentials, BoxError>> + Send + 'static,
+    {
+        let hook = move || -> Pending { Box::pin(hook()) };
+        CacheBuilder {
+            hook: Some(Hook(Arc::new(hook))),
+            ..self
+        }
+    }
+
     /// Reads the URL from the environment variable `var` when building; when it is
     /// unset, uses [`DEFAULT_URL`].
     ///
@@ -378,6 +420,7 @@ impl CacheBuilder {
             timeout: self.timeout,
             lazy: self.lazy,
             coalesce: self.coalesce,
+            credentials: self.hook,
             tls_root: self.tls_root,
         };
         let backend = Backend::connect(options, Arc::clone(&stats)).await?;

@@ -12,6 +12,7 @@ use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, FromRedisValue, Pipeline, RedisConnectionInfo, RedisFuture, Value};
 use tokio::sync::OnceCell;
 
+use super::credentials::Hook;
 use super::next::{Attempt, Next, after_error, backstop};
 use super::sentinel::SentinelLink;
 use super::{RedisBackend, Retry, redirect};
@@ -43,9 +44,18 @@ pub(crate) struct ConnectOptions {
     pub(crate) lazy: bool,
     /// Whether concurrent single-key calls share round trips (`coalesce`).
     pub(crate) coalesce: bool,
+    /// Asked for credentials on every (re)connect, when set.
+    pub(crate) credentials: Option<Hook>,
     /// A private CA for `rediss://`; read only with the `tls` feature.
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub(crate) tls_root: Option<Vec<u8>>,
+}
+
+/// How to reach a node as the handle does: its address, credentials,
+/// database and TLS settings, and the credentials hook.
+pub(crate) struct NodeAccess {
+    pub(crate) info: redis::ConnectionInfo,
+    pub(crate) credentials: Option<Hook>,
 }
 
 /// The transports a handle can use.
@@ -107,7 +117,10 @@ impl RedisBackend {
             // Tracking connections go to the primary, with its credentials.
             node_info = node_info.set_redis_settings(data_node(credentials));
         }
-        let node_info = Arc::new(node_info);
+        let node_info = Arc::new(NodeAccess {
+            info: node_info,
+            credentials: options.credentials.clone(),
+        });
         let mut connection = RedisConnection(connection);
         if !options.lazy {
             let deadline = tokio::time::Instant::now() + timeout;
@@ -172,11 +185,14 @@ fn connect_error(
 /// A standalone server's connection manager; it connects in the background.
 fn standalone(url: &str, options: &ConnectOptions, redacted: &str) -> Result<Connection> {
     let client = client(url, options, redacted)?;
-    let config = ConnectionManagerConfig::new()
+    let mut config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(backstop(options.timeout)))
         // One timer per call: ours.
         .set_response_timeout(None)
         .set_number_of_retries(2);
+    if let Some(hook) = &options.credentials {
+        config = config.set_credentials_provider(hook.clone());
+    }
     let manager = ConnectionManager::new_lazy_with_config(client, config).map_err(|source| {
         Error::Connection {
             url: redacted.to_owned(),
@@ -208,13 +224,13 @@ fn sentinel(options: &ConnectOptions, redacted: &str) -> Result<Connection> {
     else {
         return Err(Error::config("not a Sentinel target"));
     };
-    let link = SentinelLink::new(sentinels, master, data_node(credentials), options.timeout)
-        .map_err(|err| {
-            Error::config(format!(
-                "invalid Sentinel settings {redacted}: {}",
-                describe(&err)
-            ))
-        })?;
+    let data = (data_node(credentials), options.credentials.clone());
+    let link = SentinelLink::new(sentinels, master, data, options.timeout).map_err(|err| {
+        Error::config(format!(
+            "invalid Sentinel settings {redacted}: {}",
+            describe(&err)
+        ))
+    })?;
     Ok(Connection::Sentinel(Arc::new(link)))
 }
 
@@ -234,6 +250,9 @@ fn cluster(nodes: &[String], options: &ConnectOptions, redacted: &str) -> Result
         .connection_timeout(backstop(options.timeout))
         .response_timeout(backstop(options.timeout))
         .retries(0);
+    if let Some(hook) = &options.credentials {
+        builder = builder.set_credentials_provider(hook.clone());
+    }
     if tls {
         builder = cluster_tls(builder, options, redacted)?;
     }

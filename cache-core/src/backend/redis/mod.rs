@@ -5,14 +5,18 @@
 
 mod coalesce;
 mod connect;
+mod credentials;
 mod next;
 mod redirect;
 mod sentinel;
 mod tracking;
 
 pub(crate) use self::coalesce::Op;
+pub(crate) use self::connect::NodeAccess;
 pub use self::connect::RedisConnection;
 pub(crate) use self::connect::{ConnectOptions, Target};
+pub use self::credentials::Credentials;
+pub(crate) use self::credentials::{Hook, Pending};
 pub(crate) use self::tracking::{Event, Health, Opened, Tracker};
 
 use std::fmt;
@@ -70,8 +74,9 @@ const CLUSTER_RETRY_PAUSE: Duration = Duration::from_millis(20);
 #[derive(Clone)]
 pub(crate) struct RedisBackend {
     connection: RedisConnection,
-    /// The server, or the first cluster node (for tracking connections).
-    node_info: Arc<redis::ConnectionInfo>,
+    /// The server, or the first cluster node, and the credentials hook (for
+    /// tracking connections).
+    node_info: Arc<NodeAccess>,
     timeout: Duration,
     redacted_url: String,
     stats: Arc<Stats>,
@@ -91,7 +96,7 @@ impl fmt::Debug for RedisBackend {
 impl RedisBackend {
     pub(crate) fn new(
         connection: RedisConnection,
-        node_info: Arc<redis::ConnectionInfo>,
+        node_info: Arc<NodeAccess>,
         timeout: Duration,
         redacted_url: String,
         stats: Arc<Stats>,
@@ -187,7 +192,7 @@ impl RedisBackend {
     /// attributes: the system, the command, the server (not known per call on
     /// a cluster) and the database index. Never keys or values.
     fn call_span(&self, operation: &'static str) -> tracing::Span {
-        let (address, port) = match self.node_info.addr() {
+        let (address, port) = match self.node_info.info.addr() {
             _ if self.is_cluster() => (None, None),
             redis::ConnectionAddr::Tcp(host, port)
             | redis::ConnectionAddr::TcpTls { host, port, .. } => {
@@ -204,7 +209,7 @@ impl RedisBackend {
             db.operation.name = operation,
             server.address = address,
             server.port = port,
-            db.namespace = self.node_info.redis_settings().db(),
+            db.namespace = self.node_info.info.redis_settings().db(),
         )
     }
 

@@ -12,6 +12,7 @@ use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServer
 use redis::{Cmd, ConnectionAddr, Pipeline, RedisConnectionInfo, RedisResult, Value};
 
 use super::connect::Node;
+use super::credentials::Hook;
 use super::next::{backstop, is_connection_loss};
 
 /// The sentinels of one master, and the primary they named last.
@@ -19,6 +20,7 @@ pub(crate) struct SentinelLink {
     client: tokio::sync::Mutex<SentinelClient>,
     primary: RwLock<Option<Primary>>,
     timeout: Duration,
+    credentials: Option<Hook>,
 }
 
 /// The primary the sentinels named, and the connection to it.
@@ -30,11 +32,12 @@ pub(crate) struct Primary {
 
 impl SentinelLink {
     /// The link to `master` through `sentinels`; `data` holds the credentials
-    /// and database for the data nodes (the sentinels' are in their URLs).
+    /// and database for the data nodes, and their credentials hook (the
+    /// sentinels' credentials are in their URLs).
     pub(crate) fn new(
         sentinels: &[String],
         master: &str,
-        data: RedisConnectionInfo,
+        (data, credentials): (RedisConnectionInfo, Option<Hook>),
         timeout: Duration,
     ) -> RedisResult<Self> {
         let nodes = SentinelNodeConnectionInfo::default().set_redis_connection_info(data);
@@ -50,6 +53,7 @@ impl SentinelLink {
             client: tokio::sync::Mutex::new(client),
             primary: RwLock::new(None),
             timeout,
+            credentials,
         })
     }
 
@@ -65,10 +69,13 @@ impl SentinelLink {
         }
         let found = client.async_get_client().await?;
         let node = node_of(found.get_connection_info().addr());
-        let config = ConnectionManagerConfig::new()
+        let mut config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(backstop(self.timeout)))
             .set_response_timeout(None)
             .set_number_of_retries(0);
+        if let Some(hook) = &self.credentials {
+            config = config.set_credentials_provider(hook.clone());
+        }
         let manager = ConnectionManager::new_lazy_with_config(found, config)?;
         let primary = Primary { node, manager };
         *self.primary.write().unwrap_or_else(PoisonError::into_inner) = Some(primary.clone());

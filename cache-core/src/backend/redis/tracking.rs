@@ -10,21 +10,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{
-    AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, ProtocolVersion, PushInfo, PushKind,
-    Value,
-};
+use redis::{AsyncConnectionConfig, ConnectionAddr, ProtocolVersion, PushInfo, PushKind, Value};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use super::RedisBackend;
-use super::connect::Node;
+use super::connect::{Node, NodeAccess};
 
 /// What it takes to open tracking connections like the handle's own.
 #[derive(Clone)]
 pub(crate) struct Tracker {
     /// The server, or the first cluster node: credentials and TLS settings
     /// for every node.
-    node: Arc<ConnectionInfo>,
+    node: Arc<NodeAccess>,
     backend: RedisBackend,
 }
 
@@ -88,18 +85,22 @@ impl Tracker {
     ) -> redis::RedisResult<MultiplexedConnection> {
         let settings = self
             .node
+            .info
             .redis_settings()
             .clone()
             .set_protocol(ProtocolVersion::RESP3);
-        let mut info = ConnectionInfo::clone(&self.node).set_redis_settings(settings);
+        let mut info = self.node.info.clone().set_redis_settings(settings);
         if let Some((host, port)) = node {
             let addr = at(info.addr(), host, *port);
             info = info.set_addr(addr);
         }
-        let config = AsyncConnectionConfig::new()
+        let mut config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.timeout()))
             .set_response_timeout(Some(self.timeout()))
             .set_push_sender(pushes);
+        if let Some(hook) = &self.node.credentials {
+            config = config.set_credentials_provider(hook.clone());
+        }
         let client = redis::Client::open(info)?;
         let mut connection = client
             .get_multiplexed_async_connection_with_config(&config)
