@@ -372,7 +372,10 @@ impl RedisConnection {
     /// primary of a cluster (from CLUSTER SLOTS).
     pub(crate) async fn primaries(&self) -> redis::RedisResult<Vec<Option<Node>>> {
         if let Connection::Sentinel(link) = &self.0 {
-            return Ok(vec![Some(link.current().await?)]);
+            // Boxed: the sentinel lookup's future is deep, and would make
+            // every caller's (`clear()`'s) too deep for the compiler.
+            let current: RedisFuture<'_, Node> = Box::pin(link.current());
+            return Ok(vec![Some(current.await?)]);
         }
         let Some(connection) = self.cluster().await else {
             return Ok(vec![None]);
