@@ -40,9 +40,9 @@ examples_dir="${CARGO_TARGET_DIR:-target}/debug/examples"
 # Runs an example binary; an empty REDIS_URL means the memory backend.
 run_example() {
     if [ -z "${REDIS_URL:-}" ]; then
-        env -u REDIS_URL "$examples_dir/$1"
+        env -u REDIS_URL -u REDIS_CLUSTER_NODES -u REDIS_SENTINELS "$examples_dir/$1"
     else
-        "$examples_dir/$1"
+        env -u REDIS_CLUSTER_NODES -u REDIS_SENTINELS "$examples_dir/$1"
     fi
 }
 
@@ -51,7 +51,7 @@ run_example() {
 # stops it with SIGTERM.
 gateway_smoke() {
     cargo build -p gateway --locked -q
-    env -u DATABASE_URL -u REDIS_URL -u REDIS_CLUSTER_NODES "$@" GATEWAY_ADDR=127.0.0.1:0 \
+    env -u DATABASE_URL -u REDIS_URL -u REDIS_CLUSTER_NODES -u REDIS_SENTINELS "$@" GATEWAY_ADDR=127.0.0.1:0 \
         "${CARGO_TARGET_DIR:-target}/debug/gateway" >"$work/gateway.out" 2>&1 &
     local pid=$!
     local url=""
@@ -170,7 +170,7 @@ if [ "$status" -eq 0 ]; then
         label="example $example on a cluster"
         args=""
         [ "$example" = bench ] && args="--quick"
-        if [ -n "$nodes" ] && env -u REDIS_URL REDIS_CLUSTER_NODES="$nodes" \
+        if [ -n "$nodes" ] && env -u REDIS_URL -u REDIS_SENTINELS REDIS_CLUSTER_NODES="$nodes" \
             "$examples_dir/$example" $args >"$work/example.log" 2>&1; then
             echo "$label ... ok"
             examples_passed=$((examples_passed + 1))
@@ -187,6 +187,35 @@ if [ "$status" -eq 0 ]; then
     fi
     exec 3>&-
     wait "$cluster_pid" 2>/dev/null || true
+    # And behind Redis Sentinel (a primary, two replicas, three sentinels),
+    # named by REDIS_SENTINEL_MASTER and REDIS_SENTINELS.
+    cargo build -p cache-tests --bin test-sentinel --locked -q
+    mkfifo "$work/sentinel.in"
+    "${CARGO_TARGET_DIR:-target}/debug/test-sentinel" <"$work/sentinel.in" >"$work/sentinel.out" 2>"$work/sentinel.log" &
+    sentinel_pid=$!
+    exec 4>"$work/sentinel.in"
+    for _ in $(seq 600); do [ -s "$work/sentinel.out" ] && break; sleep 0.1; done
+    read -r master sentinels <"$work/sentinel.out" || true
+    for example in quickstart model_prices chat_sequences database_outage tenant_pages cached_functions; do
+        label="example $example behind Sentinel"
+        if [ -n "${sentinels:-}" ] && env -u REDIS_URL -u REDIS_CLUSTER_NODES \
+            REDIS_SENTINEL_MASTER="$master" REDIS_SENTINELS="$sentinels" \
+            "$examples_dir/$example" >"$work/example.log" 2>&1; then
+            echo "$label ... ok"
+            examples_passed=$((examples_passed + 1))
+        else
+            echo "$label ... FAILED"; cat "$work/example.log" "$work/sentinel.log"
+            examples_failed=$((examples_failed + 1))
+        fi
+    done
+    if [ -n "${sentinels:-}" ]; then
+        gateway_example "Sentinel" REDIS_SENTINEL_MASTER="$master" REDIS_SENTINELS="$sentinels"
+    else
+        echo "example gateway behind Sentinel ... FAILED (no deployment)"; cat "$work/sentinel.log"
+        examples_failed=$((examples_failed + 1))
+    fi
+    exec 4>&-
+    wait "$sentinel_pid" 2>/dev/null || true
 fi
 
 # cargo ends on its last (often empty) doc-test crate; print the grand total.
