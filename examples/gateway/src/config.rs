@@ -172,15 +172,45 @@ mod tests {
     }
 
     #[test]
+    fn sentinel_needs_both_its_variables() -> Result<(), String> {
+        let urls = "redis://s1:26379, redis://s2:26379";
+        let both = config(&[
+            ("REDIS_SENTINEL_MASTER", "cache"),
+            ("REDIS_SENTINELS", urls),
+        ])?;
+        let expected = ["redis://s1:26379", "redis://s2:26379"].map(String::from);
+        assert_eq!(
+            both.sentinels,
+            Some(("cache".to_owned(), expected.to_vec()))
+        );
+        assert!(config(&[("REDIS_SENTINELS", urls)])?.sentinels.is_none());
+        assert!(
+            config(&[("REDIS_SENTINEL_MASTER", "cache")])?
+                .sentinels
+                .is_none()
+        );
+        Ok(())
+    }
+
+    #[test]
     fn debug_output_hides_passwords_and_secrets() -> Result<(), String> {
         let config = config(&[
             ("REDIS_URL", "redis://:hunter2@cache:6379"),
+            ("REDIS_SENTINEL_MASTER", "cache"),
+            ("REDIS_SENTINELS", "redis://:sentinel-pw@s1:26379"),
             ("DATABASE_URL", "postgres://app:s3cret@db/prices"),
             ("GATEWAY_JWT_SECRET", "jwt-key-material"),
             ("GATEWAY_ADMIN_TOKEN", "admin-token-value"),
         ])?;
         let shown = format!("{config:?}");
-        for secret in ["hunter2", "s3cret", "jwt-key-material", "admin-token-value"] {
+        let secrets = [
+            "hunter2",
+            "sentinel-pw",
+            "s3cret",
+            "jwt-key-material",
+            "admin-token-value",
+        ];
+        for secret in secrets {
             assert!(!shown.contains(secret), "{shown}");
         }
         Ok(())
