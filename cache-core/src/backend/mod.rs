@@ -97,6 +97,15 @@ impl Backend {
         Backend::Memory(MemoryBackend::default())
     }
 
+    /// This backend reading from replicas; `None` without replica reads (and
+    /// on one server or the memory backend).
+    pub(crate) fn replica_reads(&self) -> Option<Backend> {
+        match self {
+            Backend::Redis(redis) => redis.replica_reads().map(Backend::Redis),
+            Backend::Memory(_) => None,
+        }
+    }
+
     /// The handle's Redis connection; `None` on the memory backend.
     pub(crate) fn redis_connection(&self) -> Option<RedisConnection> {
         match self {

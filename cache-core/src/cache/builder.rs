@@ -41,6 +41,7 @@ pub struct CacheBuilder {
     credentials: (Option<String>, Option<String>),
     /// Asked for credentials on every (re)connect.
     hook: Option<Hook>,
+    replica_reads: bool,
 }
 
 #[derive(Clone)]
@@ -66,6 +67,7 @@ impl Default for CacheBuilder {
             tls_root: None,
             credentials: (None, None),
             hook: None,
+            replica_reads: false,
         }
     }
 }
@@ -89,6 +91,7 @@ impl fmt::Debug for CacheBuilder {
             .field("coalesce", &self.coalesce)
             .field("tls_root", &self.tls_root.as_ref().map(|_| "custom"))
             .field("credentials_hook", &self.hook.is_some())
+            .field("read_from_replicas", &self.replica_reads)
             .finish()
     }
 }
@@ -245,6 +248,34 @@ impl CacheBuilder {
     pub fn data_node_credentials(self, username: Option<&str>, password: &str) -> Self {
         CacheBuilder {
             credentials: (username.map(str::to_owned), Some(password.to_owned())),
+            ..self
+        }
+    }
+
+    /// Lets plain reads go to replicas (default off), behind Sentinel:
+    /// `get`, `get_shared`, `get_many`, `exists` and `ttl` of a
+    /// keyspace without a local tier and without tags. Such a read may not
+    /// see a write made just before it, even through this handle (replication
+    /// is asynchronous: usually well under a millisecond behind, unbounded
+    /// while a replica is cut off). Everything else reads the primary: writes,
+    /// `get_or_load` and its batch form (which read their own writes), local
+    /// tiers, tagged keyspaces, counters, locks, rate limits, sequences,
+    /// flags, one-time codes and typed sets. One server has no replicas, and
+    /// on a Redis Cluster replica reads are not supported yet: there every
+    /// read goes to the primaries, as without the setting.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let cache = cache_core::Cache::builder()
+    ///     .sentinel("mymaster", ["redis://10.0.0.1:26379"])
+    ///     .read_from_replicas(true)
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn read_from_replicas(self, replicas: bool) -> Self {
+        CacheBuilder {
+            replica_reads: replicas,
             ..self
         }
     }
@@ -421,6 +452,7 @@ impl CacheBuilder {
             lazy: self.lazy,
             coalesce: self.coalesce,
             credentials: self.hook,
+            replica_reads: self.replica_reads,
             tls_root: self.tls_root,
         };
         let backend = Backend::connect(options, Arc::clone(&stats)).await?;

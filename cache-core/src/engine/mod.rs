@@ -41,6 +41,8 @@ pub(crate) struct Engine {
     /// outside it, which must never apply to another).
     id: u64,
     backend: Backend,
+    /// Where plain reads may go (`read_from_replicas`).
+    replica_reads: Option<Backend>,
     namespace: Option<String>,
     max_value_size: usize,
     stats: Arc<Stats>,
@@ -86,6 +88,7 @@ impl Engine {
             id: ENGINES.fetch_add(1, Ordering::Relaxed),
             tag_layout,
             state_cache: OnceLock::new(),
+            replica_reads: backend.replica_reads(),
             backend,
             namespace,
             max_value_size,
@@ -122,6 +125,11 @@ impl Engine {
             .unwrap_or_else(PoisonError::into_inner);
         known.insert(site, (space.prepared(), format));
         Ok((space, format))
+    }
+
+    /// The backend that reads from replicas, with `read_from_replicas`.
+    pub(crate) fn replica_reads(&self) -> Option<&Backend> {
+        self.replica_reads.as_ref()
     }
 
     pub(crate) fn backend(&self) -> &Backend {

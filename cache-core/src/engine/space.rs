@@ -86,6 +86,16 @@ impl Space {
         self.settings.engine.backend()
     }
 
+    /// Where this keyspace's plain reads go: a replica when the handle reads
+    /// from replicas and nothing here must read its own writes (no local
+    /// tier, no tags); the primary otherwise.
+    pub(crate) fn read_backend(&self) -> &crate::backend::Backend {
+        match self.settings.engine.replica_reads() {
+            Some(reads) if !self.local.is_on() && !self.settings.tagged => reads,
+            _ => self.backend(),
+        }
+    }
+
     /// A debug span for one operation, with the keyspace but no key or value.
     pub(crate) fn span(&self, operation: &'static str) -> tracing::Span {
         tracing::debug_span!(

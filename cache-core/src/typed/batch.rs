@@ -194,7 +194,7 @@ where
     /// Many reads: local copies first, one MGET for the rest (and one for
     /// the states of their tags not known locally).
     async fn get_many_bytes(&self, full_keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
-        let backend = self.space.backend();
+        let backend = self.space.read_backend();
         if !self.space.local.is_on() {
             let read = backend.within(async {
                 let found = backend.get_many(full_keys).await?;

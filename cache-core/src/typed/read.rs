@@ -43,7 +43,7 @@ where
         let engine = &self.space.settings.engine;
         if !self.space.local.is_on() {
             // The tags' states, when they must be read, get what the GET left.
-            let (backend, started) = (self.space.backend(), std::time::Instant::now());
+            let (backend, started) = (self.space.read_backend(), std::time::Instant::now());
             let span = self.space.span("get");
             let bytes = backend.get(&full_key).instrument(span.clone()).await?;
             let fresh = backend.within_since(started, self.fresh(bytes));
@@ -70,7 +70,7 @@ where
     /// The value at `full_key` with its TTL, if it may be served.
     async fn read_fresh(&self, full_key: &str) -> Result<Option<Fresh>> {
         let read = async {
-            let read = self.space.backend().get_with_ttl(full_key).await?;
+            let read = self.space.read_backend().get_with_ttl(full_key).await?;
             self.space.fresh(read).await
         };
         self.space.backend().within(read).await
@@ -171,7 +171,8 @@ where
         Q: CacheKey + ?Sized,
     {
         if self.space.fail_safe().is_none() && !self.space.settings.tagged {
-            return self.scope.exists(key).await;
+            let full_key = self.space.settings.layout.key(key);
+            return self.space.read_backend().exists(&full_key).await;
         }
         Ok(self.ttl(key).await? != Ttl::Missing)
     }
@@ -200,7 +201,8 @@ where
         Q: CacheKey + ?Sized,
     {
         if self.space.fail_safe().is_none() && !self.space.settings.tagged {
-            return self.scope.ttl(key).await;
+            let full_key = self.space.settings.layout.key(key);
+            return self.space.read_backend().ttl(&full_key).await;
         }
         let full_key = self.space.settings.layout.key(key);
         let read = self.read_fresh(&full_key);

@@ -9,6 +9,7 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::sentinel::SentinelServerType;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisConnectionInfo, RedisFuture, Value};
 use tokio::sync::OnceCell;
 
@@ -46,6 +47,8 @@ pub(crate) struct ConnectOptions {
     pub(crate) coalesce: bool,
     /// Asked for credentials on every (re)connect, when set.
     pub(crate) credentials: Option<Hook>,
+    /// Whether plain reads may go to replicas (cluster and Sentinel).
+    pub(crate) replica_reads: bool,
     /// A private CA for `rediss://`; read only with the `tls` feature.
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub(crate) tls_root: Option<Vec<u8>>,
@@ -106,7 +109,7 @@ impl RedisBackend {
             } => {
                 let redacted = format!("sentinel `{master}` at {}", redact::nodes(sentinels));
                 let first = sentinels.first().map(String::as_str).unwrap_or_default();
-                let connection = sentinel(&options, &redacted)?;
+                let connection = sentinel(&options, &redacted, SentinelServerType::Master)?;
                 (connection, first, redacted)
             }
         };
@@ -146,14 +149,17 @@ impl RedisBackend {
                 Err(_elapsed) => return Err(timed_out()),
             }
         }
-        Ok(RedisBackend::new(
+        let replica = replica_connection(&options, &redacted)?;
+        let mut backend = RedisBackend::new(
             connection,
             node_info,
             timeout,
             redacted,
             stats,
             options.coalesce,
-        ))
+        );
+        backend.replica = replica;
+        Ok(backend)
     }
 }
 
@@ -214,8 +220,26 @@ fn data_node((username, password): &(Option<String>, Option<String>)) -> RedisCo
     info
 }
 
-/// The link to a primary through its sentinels; nothing is connected yet.
-fn sentinel(options: &ConnectOptions, redacted: &str) -> Result<Connection> {
+/// The connection plain reads take with `read_from_replicas`: the replicas
+/// behind Sentinel; `None` on one server (it has no replicas to read from)
+/// and on a cluster (not supported yet: reads go to the primaries).
+fn replica_connection(options: &ConnectOptions, redacted: &str) -> Result<Option<RedisConnection>> {
+    let connection = match &options.target {
+        Target::Sentinel { .. } if options.replica_reads => {
+            sentinel(options, redacted, SentinelServerType::Replica)?
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(RedisConnection(connection)))
+}
+
+/// The link to a primary (or its replicas) through its sentinels; nothing
+/// is connected yet.
+fn sentinel(
+    options: &ConnectOptions,
+    redacted: &str,
+    server: SentinelServerType,
+) -> Result<Connection> {
     let Target::Sentinel {
         master,
         sentinels,
@@ -225,12 +249,13 @@ fn sentinel(options: &ConnectOptions, redacted: &str) -> Result<Connection> {
         return Err(Error::config("not a Sentinel target"));
     };
     let data = (data_node(credentials), options.credentials.clone());
-    let link = SentinelLink::new(sentinels, master, data, options.timeout).map_err(|err| {
-        Error::config(format!(
-            "invalid Sentinel settings {redacted}: {}",
-            describe(&err)
-        ))
-    })?;
+    let link =
+        SentinelLink::new(sentinels, (master, server), data, options.timeout).map_err(|err| {
+            Error::config(format!(
+                "invalid Sentinel settings {redacted}: {}",
+                describe(&err)
+            ))
+        })?;
     Ok(Connection::Sentinel(Arc::new(link)))
 }
 

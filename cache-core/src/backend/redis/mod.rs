@@ -82,6 +82,8 @@ pub(crate) struct RedisBackend {
     stats: Arc<Stats>,
     /// The queue of calls that share round trips; `None` when turned off.
     coalescer: Option<Arc<coalesce::Coalescer>>,
+    /// Where plain reads may go (`read_from_replicas`).
+    replica: Option<RedisConnection>,
 }
 
 impl fmt::Debug for RedisBackend {
@@ -109,7 +111,19 @@ impl RedisBackend {
             redacted_url,
             stats,
             coalescer: coalesce.then(Arc::default),
+            replica: None,
         }
+    }
+
+    /// This backend reading from replicas; `None` without replica reads.
+    pub(crate) fn replica_reads(&self) -> Option<RedisBackend> {
+        let connection = self.replica.clone()?;
+        Some(RedisBackend {
+            connection,
+            coalescer: None,
+            replica: None,
+            ..self.clone()
+        })
     }
 
     /// Whether the transport is a cluster, where keys of different hash

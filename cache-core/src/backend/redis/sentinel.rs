@@ -15,7 +15,8 @@ use super::connect::Node;
 use super::credentials::Hook;
 use super::next::{backstop, is_connection_loss};
 
-/// The sentinels of one master, and the primary they named last.
+/// The sentinels of one master, and the primary (or, for replica reads, the
+/// replica) they named last.
 pub(crate) struct SentinelLink {
     client: tokio::sync::Mutex<SentinelClient>,
     primary: RwLock<Option<Primary>>,
@@ -36,19 +37,15 @@ impl SentinelLink {
     /// sentinels' credentials are in their URLs).
     pub(crate) fn new(
         sentinels: &[String],
-        master: &str,
+        (master, server): (&str, SentinelServerType),
         (data, credentials): (RedisConnectionInfo, Option<Hook>),
         timeout: Duration,
     ) -> RedisResult<Self> {
         let nodes = SentinelNodeConnectionInfo::default().set_redis_connection_info(data);
         // redis-rs takes a `String` here, or any `AsRef<str>` with TLS on.
         #[allow(clippy::unnecessary_to_owned)]
-        let client = SentinelClient::build(
-            sentinels.to_vec(),
-            master.to_owned(),
-            Some(nodes),
-            SentinelServerType::Master,
-        )?;
+        let client =
+            SentinelClient::build(sentinels.to_vec(), master.to_owned(), Some(nodes), server)?;
         Ok(SentinelLink {
             client: tokio::sync::Mutex::new(client),
             primary: RwLock::new(None),
