@@ -15,6 +15,9 @@
 //! an INCR one; the batch cases count keys read. The slow-loader cases
 //! report the latency of `get_or_load` calls whose loader takes 500 ms, with
 //! and without fail-safe. Without `REDIS_URL` a redis-server is spawned on a free port.
+//! Behind Sentinel (`REDIS_SENTINELS` and `REDIS_SENTINEL_MASTER`), the cases
+//! run against the primary the sentinels name, reached by its address (the
+//! raw clients have no Sentinel support to compare with).
 
 mod support;
 
@@ -153,6 +156,29 @@ impl Case {
 }
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// The URL of the primary the first answering sentinel names for `master`.
+async fn primary_of(master: &str, sentinels: &[String]) -> BenchResult<String> {
+    for sentinel in sentinels {
+        let Ok(client) = redis::Client::open(sentinel.as_str()) else {
+            continue;
+        };
+        let Ok(mut connection) = client.get_multiplexed_async_connection().await else {
+            continue;
+        };
+        let mut ask = redis::cmd("SENTINEL");
+        ask.arg("get-master-addr-by-name").arg(master);
+        if let Ok(Some((host, port))) = ask
+            .query_async::<Option<(String, u16)>>(&mut connection)
+            .await
+        {
+            println!("behind Sentinel: the primary of {master} is {host}:{port}");
+            return Ok(format!("redis://{host}:{port}"));
+        }
+    }
+    let sentinels = cache_core::redact::nodes(sentinels);
+    Err(format!("no sentinel of {sentinels} names a primary for {master}").into())
+}
 
 /// SET EX of pre-encoded bytes, then GET: the raw workload.
 async fn raw_set_get(
@@ -430,9 +456,10 @@ async fn main() -> BenchResult<()> {
 
     // Keep the spawned server alive for the whole run.
     let spawned;
-    let url = match std::env::var("REDIS_URL") {
-        Ok(url) => url,
-        Err(_) => {
+    let url = match (support::sentinels(), std::env::var("REDIS_URL")) {
+        (Some((master, sentinels)), _) => primary_of(&master, &sentinels).await?,
+        (None, Ok(url)) => url,
+        (None, Err(_)) => {
             spawned = cache_tests::TestRedis::start("bench");
             spawned.url().to_owned()
         }

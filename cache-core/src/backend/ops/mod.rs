@@ -64,3 +64,59 @@ pub(crate) trait Atomic {
 pub(crate) fn args<const N: usize>(parts: [&[u8]; N]) -> Vec<Vec<u8>> {
     parts.iter().map(|part| part.to_vec()).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every script of the library, as source.
+    const SOURCES: [(&str, &str); 8] = [
+        ("counter", include_str!("counter.rs")),
+        ("lease", include_str!("lease.rs")),
+        ("otp", include_str!("otp.rs")),
+        ("rate", include_str!("rate.rs")),
+        ("sequence", include_str!("sequence.rs")),
+        ("set", include_str!("set.rs")),
+        ("stamp", include_str!("stamp.rs")),
+        ("tags", include_str!("tags.rs")),
+    ];
+
+    /// Whether a script's `key` variable only ever holds a key argument: it
+    /// iterates `KEYS`, or its Lua helper `keep(key, ..)` is only called
+    /// with `KEYS[...]` (the Rust twin's `self.keep(..)` lines aside).
+    fn bound_from_keys(source: &str) -> bool {
+        if source.contains("in ipairs(KEYS)") {
+            return true;
+        }
+        let lua_calls = source
+            .lines()
+            .map(str::trim)
+            .filter(|line| line.starts_with("keep("));
+        let mut calls = lua_calls.peekable();
+        calls.peek().is_some() && calls.all(|line| line.starts_with("keep(KEYS["))
+    }
+
+    /// Some proxies (and Redis Cluster) refuse scripts that touch keys not
+    /// passed as keys: every key a script touches is `KEYS[...]`, or a
+    /// variable bound from `KEYS` only (`for _, key in ipairs(KEYS)`, or a
+    /// local function only ever called with `KEYS[...]`).
+    #[test]
+    fn every_script_touches_only_keys_passed_as_keys() {
+        let mut calls = 0;
+        for (name, source) in SOURCES {
+            for call in source.split("redis.call('").skip(1) {
+                let (command, rest) = call.split_once('\'').unwrap_or_default();
+                if command == "TIME" {
+                    continue;
+                }
+                let key = rest.trim_start_matches(',').trim_start();
+                let key = key.split([',', ')']).next().unwrap_or_default().trim();
+                let bound_from_keys = key == "key" && bound_from_keys(source);
+                assert!(
+                    key.starts_with("KEYS[") || bound_from_keys,
+                    "{name}: {command} on `{key}`, not a key argument"
+                );
+                calls += 1;
+            }
+        }
+        assert!(calls > 40, "only {calls} calls found: the scan is broken");
+    }
+}
