@@ -252,17 +252,18 @@ impl CacheBuilder {
         }
     }
 
-    /// Lets plain reads go to replicas (default off), behind Sentinel:
-    /// `get`, `get_shared`, `get_many`, `exists` and `ttl` of a
+    /// Lets plain reads go to replicas (default off), on a cluster and behind
+    /// Sentinel: `get`, `get_shared`, `get_many`, `exists` and `ttl` of a
     /// keyspace without a local tier and without tags. Such a read may not
     /// see a write made just before it, even through this handle (replication
     /// is asynchronous: usually well under a millisecond behind, unbounded
     /// while a replica is cut off). Everything else reads the primary: writes,
     /// `get_or_load` and its batch form (which read their own writes), local
     /// tiers, tagged keyspaces, counters, locks, rate limits, sequences,
-    /// flags, one-time codes and typed sets. One server has no replicas, and
-    /// on a Redis Cluster replica reads are not supported yet: there every
-    /// read goes to the primaries, as without the setting.
+    /// flags, one-time codes and typed sets. One server has no replicas: the
+    /// setting changes nothing there. On a cluster, replicas are those
+    /// `CLUSTER SLOTS` lists when the handle maps the slots (Redis leaves out
+    /// a replica that has not replicated anything yet).
     ///
     /// ```no_run
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {

@@ -100,7 +100,7 @@ impl RedisBackend {
             }
             Target::Cluster(nodes) => {
                 let redacted = redact::nodes(nodes);
-                let connection = cluster(nodes, &options, &redacted)?;
+                let connection = cluster(nodes, &options, &redacted, false)?;
                 let first = nodes.first().map(String::as_str).unwrap_or_default();
                 (connection, first, redacted)
             }
@@ -220,15 +220,15 @@ fn data_node((username, password): &(Option<String>, Option<String>)) -> RedisCo
     info
 }
 
-/// The connection plain reads take with `read_from_replicas`: the replicas
-/// behind Sentinel; `None` on one server (it has no replicas to read from)
-/// and on a cluster (not supported yet: reads go to the primaries).
+/// The connection plain reads take with `read_from_replicas`: a cluster
+/// client that reads from replicas, or the replicas behind Sentinel; `None`
+/// on one server (it has no replicas to read from).
 fn replica_connection(options: &ConnectOptions, redacted: &str) -> Result<Option<RedisConnection>> {
     let connection = match &options.target {
-        Target::Sentinel { .. } if options.replica_reads => {
-            sentinel(options, redacted, SentinelServerType::Replica)?
-        }
-        _ => return Ok(None),
+        _ if !options.replica_reads => return Ok(None),
+        Target::Standalone(_) => return Ok(None),
+        Target::Cluster(nodes) => cluster(nodes, options, redacted, true)?,
+        Target::Sentinel { .. } => sentinel(options, redacted, SentinelServerType::Replica)?,
     };
     Ok(Some(RedisConnection(connection)))
 }
@@ -259,8 +259,16 @@ fn sentinel(
     Ok(Connection::Sentinel(Arc::new(link)))
 }
 
-/// A cluster client for `nodes`, with TLS settings when they are `rediss://`.
-fn cluster(nodes: &[String], options: &ConnectOptions, redacted: &str) -> Result<Connection> {
+/// A cluster client for `nodes`, with TLS settings when they are `rediss://`;
+/// with `replicas`, read-only commands go to a random replica of their slot
+/// (one `CLUSTER SLOTS` lists: a replica that has replicated nothing yet is
+/// not listed, and its primary answers instead).
+fn cluster(
+    nodes: &[String],
+    options: &ConnectOptions,
+    redacted: &str,
+    replicas: bool,
+) -> Result<Connection> {
     let invalid = |err: redis::RedisError| {
         Error::config(format!(
             "invalid Redis Cluster nodes `{redacted}`: {}",
@@ -277,6 +285,10 @@ fn cluster(nodes: &[String], options: &ConnectOptions, redacted: &str) -> Result
         .retries(0);
     if let Some(hook) = &options.credentials {
         builder = builder.set_credentials_provider(hook.clone());
+    }
+    if replicas {
+        let strategy = redis::cluster_read_routing::RandomReplicaStrategy;
+        builder = builder.read_routing_strategy(strategy);
     }
     if tls {
         builder = cluster_tls(builder, options, redacted)?;
