@@ -22,7 +22,7 @@ mod sentinel;
 mod tags;
 
 pub use cluster::{NODE_TIMEOUT, TestCluster};
-pub use sentinel::{MASTER as SENTINEL_MASTER, TestSentinel, port_of};
+pub use sentinel::{MASTER as SENTINEL_MASTER, Passwords, TestSentinel, port_of};
 pub use tags::tag_state_key;
 
 /// How long a spawned server may take to answer its first PING.

@@ -14,6 +14,17 @@ use crate::{TestRedis, free_port, redis_server_binary, unique_namespace};
 /// The name the sentinels monitor the primary under.
 pub const MASTER: &str = "cache-test-primary";
 
+/// Passwords of a deployment with authentication: the data nodes' user
+/// `app` has `data`; the sentinels require `sentinel`. The data nodes'
+/// `default` user may only PING and INFO (the harness's readiness check).
+#[derive(Clone, Copy)]
+pub struct Passwords {
+    /// The data nodes' user `app`'s password.
+    pub data: &'static str,
+    /// The sentinels' password.
+    pub sentinel: &'static str,
+}
+
 /// One Sentinel deployment.
 pub struct TestSentinel {
     /// The data nodes; the first is the primary the deployment started with.
@@ -22,17 +33,35 @@ pub struct TestSentinel {
     ports: Vec<u16>,
     dir: PathBuf,
     namespace: String,
+    passwords: Option<Passwords>,
 }
 
 impl TestSentinel {
     /// Starts the deployment and waits until every sentinel sees the
     /// primary, both replicas and the other sentinels.
     pub async fn start(test: &str) -> Self {
+        Self::start_with_passwords(test, None).await
+    }
+
+    /// [`start`](Self::start), with authentication on the data nodes and
+    /// the sentinels when `passwords` are given.
+    pub async fn start_with_passwords(test: &str, passwords: Option<Passwords>) -> Self {
         let namespace = unique_namespace(test);
         // Extra arguments: always spawned, never an external server.
-        let primary = TestRedis::start_with(test, &["--appendonly", "no"]);
+        let mut common = vec!["--appendonly".to_owned(), "no".to_owned()];
+        if let Some(Passwords { data, .. }) = passwords {
+            let acl = format!(
+                "--user default on nopass -@all +ping +info --user app on >{data} ~* &* +@all \
+                 --masteruser app --masterauth {data}"
+            );
+            common.extend(acl.split_whitespace().map(str::to_owned));
+        }
+        let args: Vec<&str> = common.iter().map(String::as_str).collect();
+        let primary = TestRedis::start_with(test, &args);
         let primary_port = port_of(primary.url());
-        let replica_of = ["--replicaof", "127.0.0.1", &primary_port.to_string()].map(str::to_owned);
+        let mut replica_of = common.clone();
+        replica_of
+            .extend(["--replicaof", "127.0.0.1", &primary_port.to_string()].map(str::to_owned));
         let replica_args: Vec<&str> = replica_of.iter().map(String::as_str).collect();
         let mut nodes = vec![primary];
         for _ in 0..2 {
@@ -48,6 +77,7 @@ impl TestSentinel {
             ports: Vec::new(),
             dir,
             namespace,
+            passwords,
         };
         for index in 0..3 {
             deployment.spawn_sentinel(index, primary_port);
@@ -64,8 +94,15 @@ impl TestSentinel {
              sentinel monitor {MASTER} 127.0.0.1 {primary_port} 2\n\
              sentinel down-after-milliseconds {MASTER} 1000\n\
              sentinel failover-timeout {MASTER} 4000\n\
-             sentinel parallel-syncs {MASTER} 2\n",
-            dir = self.dir.display()
+             sentinel parallel-syncs {MASTER} 2\n{auth}",
+            dir = self.dir.display(),
+            auth = match self.passwords {
+                Some(Passwords { data, sentinel }) => format!(
+                    "requirepass {sentinel}\nsentinel sentinel-pass {sentinel}\n\
+                     sentinel auth-user {MASTER} app\nsentinel auth-pass {MASTER} {data}\n"
+                ),
+                None => String::new(),
+            }
         );
         if let Err(err) = std::fs::write(&config, text) {
             panic!("cannot write {}: {err}", config.display());
@@ -83,10 +120,14 @@ impl TestSentinel {
         self.ports.push(port);
     }
 
-    /// The sentinels' URLs.
+    /// The sentinels' URLs (with their password, if they have one).
     pub fn urls(&self) -> Vec<String> {
+        let auth = match self.passwords {
+            Some(Passwords { sentinel, .. }) => format!(":{sentinel}@"),
+            None => String::new(),
+        };
         (self.ports.iter())
-            .map(|port| format!("redis://127.0.0.1:{port}"))
+            .map(|port| format!("redis://{auth}127.0.0.1:{port}"))
             .collect()
     }
 
@@ -143,7 +184,11 @@ impl TestSentinel {
         port: u16,
         cmd: &redis::Cmd,
     ) -> redis::RedisResult<T> {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
+        let auth = match self.passwords {
+            Some(Passwords { sentinel, .. }) => format!(":{sentinel}@"),
+            None => String::new(),
+        };
+        let client = redis::Client::open(format!("redis://{auth}127.0.0.1:{port}"))?;
         let mut connection = client.get_multiplexed_async_connection().await?;
         cmd.query_async(&mut connection).await
     }

@@ -59,28 +59,31 @@ where
     replica_gets().await - before
 }
 
-/// Waits (up to 10 s) until `CLUSTER SLOTS` lists a replica for every
-/// range: Redis lists a replica only once it has replicated something.
+/// Waits (up to 10 s) until every node's `CLUSTER SLOTS` lists a replica
+/// for every range: Redis lists a replica only once it has replicated
+/// something, and each node learns that by gossip, so the handle's slot map
+/// (from whichever node it asks) then has them all.
 async fn replicas_listed(cluster: &TestCluster) {
-    let port = cluster.master_ports()[0];
     let started = Instant::now();
-    loop {
+    for port in cluster.ports() {
         let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
         let mut raw = client.get_multiplexed_async_connection().await.unwrap();
-        let ranges: Vec<Vec<redis::Value>> = redis::cmd("CLUSTER")
-            .arg("SLOTS")
-            .query_async(&mut raw)
-            .await
-            .unwrap();
-        // [start, end, primary, replicas...]
-        if !ranges.is_empty() && ranges.iter().all(|range| range.len() > 3) {
-            return;
+        loop {
+            let ranges: Vec<Vec<redis::Value>> = redis::cmd("CLUSTER")
+                .arg("SLOTS")
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            // [start, end, primary, replicas...]
+            if !ranges.is_empty() && ranges.iter().all(|range| range.len() > 3) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "replicas never listed"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "replicas never listed"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

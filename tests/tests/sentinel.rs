@@ -3,14 +3,15 @@
 //! SIGKILL of the primary under traffic the same handle answers again once
 //! a replica is promoted (the time it took is printed), writes the old
 //! primary acknowledged to its replicas are readable, and a local tier
-//! serves nothing from before the switch.
+//! serves nothing from before the switch. The sentinels and the data nodes
+//! may have different credentials.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use cache_core::TypedCache;
-use cache_tests::{TestSentinel, port_of};
+use cache_tests::{Passwords, TestSentinel, port_of};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_primary_is_found_through_the_sentinels() {
@@ -133,4 +134,31 @@ async fn a_killed_primary_is_followed_to_the_promoted_replica() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinels_and_data_nodes_have_their_own_credentials() {
+    let passwords = Passwords {
+        data: "data-pw-1",
+        sentinel: "sentinel-pw-2",
+    };
+    let deployment = TestSentinel::start_with_passwords("sentinel_auth", Some(passwords)).await;
+    let cache = (deployment.builder())
+        .data_node_credentials(Some("app"), passwords.data)
+        .build()
+        .await
+        .unwrap();
+    let names = cache.keyspace("name").typed::<u64, String>().unwrap();
+    names.set(&1, &"ada".to_owned()).await.unwrap();
+    assert_eq!(names.get(&1).await.unwrap().as_deref(), Some("ada"));
+    // Without the data nodes' credentials (its default user may only PING):
+    // a write is refused, and no password is shown.
+    let anonymous = deployment.builder().build().await.unwrap();
+    let names = anonymous.keyspace("name").typed::<u64, String>().unwrap();
+    let refused = names.set(&2, &"bob".to_owned()).await.unwrap_err();
+    let shown = format!("{refused} {refused:?}");
+    assert!(
+        !shown.contains(passwords.sentinel) && !shown.contains(passwords.data),
+        "{shown}"
+    );
 }
