@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::codec::Codec;
+use crate::codec::{Codec, CompressSettings};
 use crate::engine::local::LocalSettings;
 use crate::engine::policy::LoadPolicy;
 use crate::key::CacheKey;
@@ -44,6 +44,8 @@ use crate::key::CacheKey;
 /// | `ttl` | `ttl = 300`, `ttl = "5m"` | default expiry (`ms`, `s`, `m`, `h`, `d`; a bare number is seconds) | never expires |
 /// | `version` | `version = 2` | schema version, part of every key | 1 |
 /// | `codec` | `codec = "msgpack"` | `json`, `bincode` or `msgpack` (the feature is checked) | `json` |
+/// | `compress` | `compress = "lz4"` | compress large values: `lz4` or `zstd` (the feature is checked); see [`KeyspaceBuilder::compress`](crate::KeyspaceBuilder::compress) | off |
+/// | `compress_min` | `compress_min = "4KiB"` | compress values from this size (`B`, `KiB`, `MiB`; a bare number is bytes; needs `compress`) | 1 KiB |
 /// | `key` (field) | `#[cache(key)] model: String` | the key type, and `put(&value)` stores under it | |
 /// | `key_type` | `key_type = "u64"` | the key type when no field is the key | `String` |
 /// | `crate` | `crate = "my_facade::cache_core"` | where cache-core is, for facade crates | `::cache_core` |
@@ -124,6 +126,10 @@ pub trait Cacheable {
 
     /// The value codec.
     const CODEC: Codec = Codec::Json;
+
+    /// Compression of large values; see
+    /// [`KeyspaceBuilder::compress`](crate::KeyspaceBuilder::compress).
+    const COMPRESS: Option<CompressSettings> = None;
 
     /// How `get_or_load` behaves for this type; see [`LoadPolicy`].
     const LOAD: LoadPolicy = LoadPolicy::DEFAULT;
@@ -229,5 +235,44 @@ macro_rules! __cacheable_codec_bincode {
 macro_rules! __cacheable_codec_bincode {
     () => {
         ::core::compile_error!("codec \"bincode\" needs the `bincode` feature of cache-core")
+    };
+}
+
+/// The `lz4` compression for the derive: a compile error naming the feature
+/// when it is off, as for the codecs.
+#[cfg(feature = "lz4")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cacheable_compress_lz4 {
+    () => {
+        $crate::Compression::Lz4
+    };
+}
+
+#[cfg(not(feature = "lz4"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cacheable_compress_lz4 {
+    () => {
+        ::core::compile_error!("compress = \"lz4\" needs the `lz4` feature of cache-core")
+    };
+}
+
+/// The `zstd` compression for the derive, as for `lz4`.
+#[cfg(feature = "zstd")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cacheable_compress_zstd {
+    () => {
+        $crate::Compression::Zstd
+    };
+}
+
+#[cfg(not(feature = "zstd"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cacheable_compress_zstd {
+    () => {
+        ::core::compile_error!("compress = \"zstd\" needs the `zstd` feature of cache-core")
     };
 }

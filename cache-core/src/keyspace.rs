@@ -13,7 +13,7 @@ use crate::blocks::otp::OneTimeCodes;
 use crate::blocks::ratelimit::{RateLimit, RateLimiter};
 use crate::blocks::sequence::Sequences;
 use crate::blocks::set::TypedSet;
-use crate::codec::Codec;
+use crate::codec::{Codec, CompressSettings, Compression, DEFAULT_COMPRESS_MIN};
 use crate::engine::local::LocalSettings;
 use crate::engine::policy::LoadPolicy;
 use crate::engine::{Engine, KeyspaceSettings};
@@ -50,6 +50,8 @@ pub struct KeyspaceBuilder {
     load: LoadPolicy,
     local: Option<LocalSettings>,
     tagged: bool,
+    compress: Option<Compression>,
+    compress_min: Option<usize>,
 }
 
 impl KeyspaceBuilder {
@@ -63,6 +65,8 @@ impl KeyspaceBuilder {
             load: LoadPolicy::DEFAULT,
             local: None,
             tagged: false,
+            compress: None,
+            compress_min: None,
         }
     }
 
@@ -98,6 +102,57 @@ impl KeyspaceBuilder {
     /// ```
     pub fn codec(self, codec: Codec) -> Self {
         KeyspaceBuilder { codec, ..self }
+    }
+
+    /// Compresses values whose encoding takes at least
+    /// [`compress_min`](Self::compress_min) bytes (default
+    /// [`DEFAULT_COMPRESS_MIN`], 1 KiB) with `algorithm`, when that makes
+    /// them smaller. Every write compresses (single and batch writes, loads,
+    /// [typed sets](Self::typed_set)' members); every read of the keyspace
+    /// reads both compressed and plain values, so compression can be turned
+    /// on or off on a live keyspace. A [local tier](Self::local) keeps values
+    /// inflated: its hits cost no decompression. `max_value_size` applies to
+    /// the bytes stored (compressed) and, because a reader never inflates a
+    /// value past it, to the value before compression too. The stored format
+    /// is in the README ("Compression").
+    ///
+    /// ```
+    /// # #[cfg(feature = "lz4")]
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// use cache_core::Compression;
+    ///
+    /// let cache = cache_core::Cache::memory();
+    /// let pages = cache.keyspace("page").compress(Compression::Lz4).typed::<str, String>()?;
+    /// let page = "<p>hello</p>".repeat(1_000);
+    /// pages.set("home", &page).await?;
+    /// assert_eq!(pages.get("home").await?, Some(page));
+    /// # Ok(()) }
+    /// # #[cfg(not(feature = "lz4"))] fn main() {}
+    /// ```
+    pub fn compress(self, algorithm: Compression) -> Self {
+        KeyspaceBuilder {
+            compress: Some(algorithm),
+            ..self
+        }
+    }
+
+    /// The size from which [`compress`](Self::compress) compresses a value
+    /// (its codec's bytes; default [`DEFAULT_COMPRESS_MIN`], 1 KiB).
+    ///
+    /// ```
+    /// # #[cfg(feature = "zstd")] {
+    /// # let cache = cache_core::Cache::memory();
+    /// let builder = cache
+    ///     .keyspace("page")
+    ///     .compress(cache_core::Compression::Zstd)
+    ///     .compress_min(4096);
+    /// # }
+    /// ```
+    pub fn compress_min(self, bytes: usize) -> Self {
+        KeyspaceBuilder {
+            compress_min: Some(bytes),
+            ..self
+        }
     }
 
     /// How `get_or_load` behaves (negative caching, jitter, early refresh,
@@ -162,7 +217,8 @@ impl KeyspaceBuilder {
     ///
     /// # Errors
     /// [`Error::Config`] for a prefix that is empty or holds characters other than
-    /// `A-Z a-z 0-9 . _ -`, or a version of zero; [`Error::InvalidTtl`] for a TTL
+    /// `A-Z a-z 0-9 . _ -`, a version of zero, or `compress_min` without
+    /// `compress`; [`Error::InvalidTtl`] for a TTL
     /// of zero or beyond [`MAX_TTL`](crate::MAX_TTL).
     ///
     /// ```
@@ -303,6 +359,12 @@ impl KeyspaceBuilder {
         if let Some(local) = &self.local {
             local.check(&self.prefix)?;
         }
+        if self.compress_min.is_some() && self.compress.is_none() {
+            return Err(Error::config(format!(
+                "compress_min on `{}` needs compress(...) to choose an algorithm",
+                self.prefix
+            )));
+        }
         let mut keyspace = KeyspaceSettings::new(
             self.engine,
             &self.prefix,
@@ -313,6 +375,10 @@ impl KeyspaceBuilder {
         );
         keyspace.local = self.local;
         keyspace.tagged = self.tagged;
+        keyspace.compress = self.compress.map(|algorithm| {
+            let min = self.compress_min.unwrap_or(DEFAULT_COMPRESS_MIN);
+            CompressSettings::new(algorithm, min)
+        });
         Ok(keyspace)
     }
 }

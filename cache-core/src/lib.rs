@@ -8,6 +8,8 @@
 //!   `{namespace}:{prefix}:v{version}:{key}`, with a default TTL per keyspace.
 //! - [`Codec`]: JSON by default, bincode 2 and MessagePack behind the
 //!   `bincode` and `msgpack` features.
+//! - [`Compression`]: lz4 or zstd for large values, behind the `lz4` and
+//!   `zstd` features.
 //! - [`Error`]: one error type; every error about an entry names its key, and
 //!   URLs are shown with their password redacted.
 //!
@@ -20,6 +22,8 @@
 //! | `derive` | `#[derive(Cacheable)]` (re-exported from `cache-derive`) | yes |
 //! | `bincode` | [`Codec::Bincode`] (bincode 2 through serde) | no |
 //! | `msgpack` | [`Codec::MsgPack`] (`rmp-serde`) | no |
+//! | `lz4` | [`Compression::Lz4`] (lz4_flex, pure Rust) | no |
+//! | `zstd` | [`Compression::Zstd`] (zstd, builds the C library) | no |
 //! | `tls` | `rediss://` URLs and cluster nodes (rustls, ring) | no |
 //! | `metrics` | counters and histograms through the `metrics` facade (the README lists them) | no |
 //!
@@ -38,7 +42,7 @@
 //! - `backend`: the one seam to storage: `memory`, `redis` (`connect`, `next`:
 //!   what to do after an error, `coalesce`, `redirect`, `tracking`), and `ops`:
 //!   each multi-step operation once, as a script and its in-memory twin.
-//! - `codec`, `key`, `ttl`, `cacheable`, `error`, `stats`, `telemetry`,
+//! - `codec` (with `compress`: the frame of compressed values), `key`, `ttl`, `cacheable`, `error`, `stats`, `telemetry`,
 //!   [`redact`]: values, keys, TTLs, the derive's trait, errors, counters.
 //!
 //! ```
@@ -83,7 +87,7 @@ pub use crate::blocks::sequence::{Allocation, MAX_SEQUENCE, Sequences};
 pub use crate::blocks::set::TypedSet;
 pub use crate::cache::{Cache, CacheBuilder, DEFAULT_MAX_VALUE_SIZE, DEFAULT_TIMEOUT, DEFAULT_URL};
 pub use crate::cacheable::{Cacheable, KeyedCacheable, tag};
-pub use crate::codec::Codec;
+pub use crate::codec::{Codec, CompressSettings, Compression, DEFAULT_COMPRESS_MIN};
 pub use crate::engine::freshness::{Freshness, Loaded, StaleReason};
 pub use crate::engine::local::{LocalSettings, LocalStats, MAX_LOCAL_TTL};
 pub use crate::engine::policy::{

@@ -131,6 +131,12 @@ keyspace_counters! {
     /// Reads that found an entry written under a tag that was invalidated
     /// since (a miss; under fail-safe, an expired value for a failed load).
     tag_invalidated_reads => "cache_tag_invalidated_reads_total";
+    /// Bytes of the values written to keyspaces with compression, as their
+    /// codec wrote them.
+    compress_input_bytes => "cache_compress_input_bytes_total";
+    /// The same values as stored: compressed, or as they were when smaller
+    /// than the keyspace's threshold or when compressing did not shrink them.
+    compress_output_bytes => "cache_compress_output_bytes_total";
 }
 
 /// Something that counts events.
@@ -163,6 +169,16 @@ impl Tally for Counter {
         (self.field)(&self.keyspace).add_one();
         #[cfg(feature = "metrics")]
         self.metric.increment(1);
+    }
+}
+
+impl Counter {
+    /// Adds `amount` (a byte count).
+    pub(crate) fn add(&self, amount: usize) {
+        let amount = u64::try_from(amount).unwrap_or(u64::MAX);
+        (self.field)(&self.keyspace).fetch_add(amount, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.metric.increment(amount);
     }
 }
 

@@ -38,6 +38,8 @@ pub(crate) struct Container {
     pub(crate) ttl: Option<Lit>,
     pub(crate) version: Option<Lit>,
     pub(crate) codec: Option<LitStr>,
+    pub(crate) compress: Option<LitStr>,
+    pub(crate) compress_min: Option<Lit>,
     pub(crate) krate: Option<(Path, Span)>,
     pub(crate) key_type: Option<(Type, Span)>,
     pub(crate) negative_ttl: Option<Lit>,
@@ -202,6 +204,7 @@ fn simple(
     let strings = [
         ("prefix", &mut container.prefix),
         ("codec", &mut container.codec),
+        ("compress", &mut container.compress),
         ("on_failure", &mut container.on_failure),
     ];
     if let Some((_, slot)) = strings.into_iter().find(|(known, _)| *known == word) {
@@ -213,6 +216,7 @@ fn simple(
     let literals = [
         ("ttl", &mut container.ttl),
         ("version", &mut container.version),
+        ("compress_min", &mut container.compress_min),
         ("negative_ttl", &mut container.negative_ttl),
         ("jitter", &mut container.jitter),
         ("early_refresh", &mut container.early_refresh),
@@ -316,7 +320,8 @@ pub(crate) fn container(input: &DeriveInput, errors: &mut Errors) -> Container {
                     &meta,
                     format!(
                         "unknown cache attribute `{other}`; expected one of \
-                         `prefix`, `ttl`, `version`, `codec`, `key_type`, `crate`, \
+                         `prefix`, `ttl`, `version`, `codec`, `compress`, `compress_min`, \
+                         `key_type`, `crate`, \
                          `negative_ttl`, `jitter`, `early_refresh`, `on_failure`, `distributed`, \
                          `hard_timeout`, `soft_timeout`, `fail_safe`, `fail_safe_throttle`, `local`, \
                          `tagged` (a bare word)"

@@ -47,6 +47,7 @@ fn fallback(input: &DeriveInput, krate: &syn::Path) -> TokenStream {
 pub(crate) struct CommonTokens {
     pub(crate) ttl: TokenStream,
     pub(crate) codec: TokenStream,
+    pub(crate) compress: TokenStream,
     pub(crate) load: TokenStream,
     pub(crate) local: TokenStream,
 }
@@ -67,6 +68,7 @@ pub(crate) fn common_tokens(common: &valid::Common) -> CommonTokens {
             quote_spanned!(span=> #path!())
         }
     };
+    let compress = crate::compress::tokens(krate, common.compress.as_ref());
     let load = load_policy(krate, &common.load);
     let local = match common.local {
         Some((capacity, ms)) => quote!(::core::option::Option::Some(
@@ -77,6 +79,7 @@ pub(crate) fn common_tokens(common: &valid::Common) -> CommonTokens {
     CommonTokens {
         ttl,
         codec,
+        compress,
         load,
         local,
     }
@@ -91,6 +94,7 @@ fn impls(input: &DeriveInput, settings: &valid::Settings) -> TokenStream {
     let CommonTokens {
         ttl,
         codec,
+        compress,
         load,
         local,
     } = common_tokens(&settings.common);
@@ -129,6 +133,7 @@ fn impls(input: &DeriveInput, settings: &valid::Settings) -> TokenStream {
             const VERSION: u32 = #version;
             const TTL: ::core::option::Option<::core::time::Duration> = #ttl;
             const CODEC: #krate::Codec = #codec;
+            const COMPRESS: ::core::option::Option<#krate::CompressSettings> = #compress;
             const LOAD: #krate::LoadPolicy = #load;
             const LOCAL: ::core::option::Option<#krate::LocalSettings> = #local;
         }
@@ -192,7 +197,7 @@ fn load_policy(krate: &syn::Path, load: &valid::Load) -> TokenStream {
 }
 
 /// A path's tokens (idents and punctuation, no groups) with one span.
-fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
     tokens
         .into_iter()
         .map(|mut token: TokenTree| {

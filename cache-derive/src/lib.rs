@@ -8,6 +8,7 @@
 
 mod attr;
 mod cached;
+mod compress;
 mod expand;
 mod valid;
 

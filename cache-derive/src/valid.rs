@@ -5,6 +5,7 @@ use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Lit, Member, Path, Type};
 
 use crate::attr::{Container, Errors, KeyField, Marked, TagField};
+use crate::compress::{self, Compress};
 
 /// The longest TTL: Redis' millisecond expiry times are `i64` since the epoch,
 /// and half that range leaves room for "now" (the same bound as
@@ -27,6 +28,7 @@ pub(crate) struct Common {
     pub(crate) version: u32,
     pub(crate) ttl_ms: Option<u64>,
     pub(crate) codec: Codec,
+    pub(crate) compress: Option<Compress>,
     pub(crate) load: Load,
     /// The local tier: capacity and TTL in milliseconds.
     pub(crate) local: Option<(u64, u64)>,
@@ -106,6 +108,7 @@ pub(crate) fn common(container: Container, default_prefix: String, errors: &mut 
             }
         });
     let codec = codec(&container, errors);
+    let compress = compress::check(&container, errors);
     let krate = container
         .krate
         .map(|(path, _)| path)
@@ -116,6 +119,7 @@ pub(crate) fn common(container: Container, default_prefix: String, errors: &mut 
         version,
         ttl_ms,
         codec,
+        compress,
         load,
         local,
         tagged: container.tagged.is_some(),

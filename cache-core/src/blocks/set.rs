@@ -8,6 +8,7 @@
 
 use std::borrow::Borrow;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -15,17 +16,23 @@ use serde::de::DeserializeOwned;
 
 use super::{block_basics, block_key, on_one_key};
 use crate::backend::ops::set::{Answer, MARKER, Query, SetQuery, Write};
-use crate::codec::{Codec, check_size};
+use crate::codec::{Codec, CompressSettings, check_size, compress};
 use crate::engine::KeyspaceSettings;
 use crate::engine::Scope;
 use crate::error::{Error, Result};
 use crate::key::CacheKey;
+use crate::stats::KeyspaceCounters;
 use crate::ttl::{Ttl, check_ttl};
 
 /// A typed set per key. Made by [`KeyspaceBuilder::typed_set`](crate::KeyspaceBuilder::typed_set).
 ///
 /// Members are compared by their encoded bytes, so use member types whose
 /// encoding is deterministic (integers, strings, structs; not `HashMap`s).
+/// With [compression](crate::KeyspaceBuilder::compress), members from its
+/// threshold up are stored compressed, and compared compressed: a member
+/// added before compression was turned on or off (or before the compressor
+/// changed its output, in an upgrade) is still listed by `members`, but
+/// `contains` and `remove` may not find it.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
@@ -49,10 +56,12 @@ pub struct TypedSet<K: ?Sized, M> {
     scope: Scope<K>,
     ttl: Option<Duration>,
     codec: Codec,
+    compress: Option<CompressSettings>,
+    counters: Arc<KeyspaceCounters>,
     members: PhantomData<fn() -> M>,
 }
 
-block_basics!(TypedSet<K, M> { ttl, codec, members });
+block_basics!(TypedSet<K, M> { ttl, codec, compress, counters, members });
 block_key!(
     TypedSet < K,
     M > r#"```
@@ -81,6 +90,8 @@ where
             scope: Scope::new(&keyspace),
             ttl: keyspace.ttl,
             codec: keyspace.codec,
+            compress: keyspace.compress,
+            counters: keyspace.engine.keyspace_counters(keyspace.layout.prefix()),
             members: PhantomData,
         }
     }
@@ -111,10 +122,7 @@ where
         members
             .iter()
             .map(|member| {
-                let bytes = self.codec.encode(member).map_err(|source| Error::Encode {
-                    key: full_key.to_owned(),
-                    source,
-                })?;
+                let bytes = self.codec_bytes(full_key, member)?;
                 if bytes.is_empty() {
                     return Err(Error::Encode {
                         key: full_key.to_owned(),
@@ -122,16 +130,33 @@ where
                     });
                 }
                 check_size(full_key, bytes.len(), max)?;
-                Ok(bytes)
+                let before = bytes.len();
+                let stored = compress::pack(bytes, self.compress);
+                if self.compress.is_some() {
+                    self.counters.compress_input_bytes.add(before);
+                    self.counters.compress_output_bytes.add(stored.len());
+                }
+                check_size(full_key, stored.len(), max)?;
+                Ok(stored)
             })
             .collect()
+    }
+
+    fn codec_bytes(&self, full_key: &str, member: &M) -> Result<Vec<u8>> {
+        self.codec.encode(member).map_err(|source| Error::Encode {
+            key: full_key.to_owned(),
+            source,
+        })
     }
 
     fn decode_all(&self, full_key: &str, raw: Vec<Vec<u8>>) -> Result<Vec<M>> {
         raw.into_iter()
             .filter(|bytes| bytes.as_slice() != MARKER)
-            .map(|bytes| {
-                self.codec.decode(&bytes).map_err(|source| Error::Decode {
+            .map(|stored| {
+                let limit = self.scope.engine.max_value_size();
+                let decoded =
+                    compress::unpack(&stored, limit).and_then(|bytes| self.codec.decode(&bytes));
+                decoded.map_err(|source| Error::Decode {
                     key: full_key.to_owned(),
                     source,
                 })
@@ -292,15 +317,13 @@ where
         Q: CacheKey + ?Sized,
     {
         let full_key = self.scope.key(key);
-        let encoded = self.codec.encode(member).map_err(|source| Error::Encode {
-            key: full_key.clone(),
-            source,
-        })?;
+        let encoded = self.codec_bytes(&full_key, member)?;
         // The marker is not a member, and nothing encodes to it.
         if encoded.is_empty() {
             return Ok(false);
         }
-        Ok(count(self.query(&full_key, Query::Contains(&encoded)).await?) > 0)
+        let stored = compress::pack(encoded, self.compress);
+        Ok(count(self.query(&full_key, Query::Contains(&stored)).await?) > 0)
     }
 
     /// How many members the set has; `None` when nothing is cached at `key`.

@@ -207,6 +207,7 @@ impl Cache {
         });
         keyspace.local = None;
         keyspace.tagged = T::TAGGED;
+        keyspace.compress = T::COMPRESS;
         let mut typed = TypedCache::with_local_copy(keyspace, LocalCopy::new(local));
         typed.tags_of = T::tags;
         typed

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 
 pub use self::run::{keys_of, many, many_result, option, result_option, result_value, value};
 use crate::cache::Cache;
-use crate::codec::Codec;
+use crate::codec::{Codec, CompressSettings};
 use crate::engine::local::LocalSettings;
 use crate::engine::policy::LoadPolicy;
 use crate::error::Result;
@@ -42,6 +42,8 @@ pub struct Site {
     pub local: Option<LocalSettings>,
     /// Whether the keyspace is tagged.
     pub tagged: bool,
+    /// Compression of large values.
+    pub compress: Option<CompressSettings>,
 }
 
 /// What a `cache = ...` expression may give: a handle, or a reference,
@@ -157,6 +159,11 @@ where
     }
     if site.tagged {
         keyspace = keyspace.tagged();
+    }
+    if let Some(compress) = site.compress {
+        keyspace = keyspace
+            .compress(compress.algorithm)
+            .compress_min(compress.min_size);
     }
     keyspace.typed()
 }

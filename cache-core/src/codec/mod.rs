@@ -61,14 +61,18 @@ macro_rules! see_through_newtypes {
     };
 }
 
+pub(crate) mod compress;
+mod format;
 mod integer;
 mod lossless;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::backend::Bounds;
-use crate::error::{BoxError, Error, Result};
+use crate::error::BoxError;
+
+pub use compress::{CompressSettings, Compression, DEFAULT_COMPRESS_MIN};
+pub(crate) use format::{ValueFormat, check_size};
 
 /// The serialization format of a typed cache's values.
 ///
@@ -251,74 +255,6 @@ impl serde::ser::Error for SerdeMessage {
 impl serde::de::Error for SerdeMessage {
     fn custom<T: std::fmt::Display>(msg: T) -> Self {
         SerdeMessage(msg.to_string())
-    }
-}
-
-/// [`Error::ValueTooLarge`] naming the key when `size` bytes exceed `max`.
-pub(crate) fn check_size(full_key: &str, size: usize, max: usize) -> Result<()> {
-    if size > max {
-        return Err(Error::ValueTooLarge {
-            key: full_key.to_owned(),
-            size,
-            max,
-        });
-    }
-    Ok(())
-}
-
-/// How one typed cache turns values into bytes: its codec, or the decimal
-/// integer form for integer-shaped values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ValueFormat {
-    pub(crate) codec: Codec,
-    /// The value type's range when it is integer-shaped.
-    pub(crate) integer: Option<Bounds>,
-}
-
-impl ValueFormat {
-    pub(crate) fn for_type<V: DeserializeOwned>(codec: Codec) -> Self {
-        ValueFormat {
-            codec,
-            integer: integer::integer_bounds::<V>(),
-        }
-    }
-
-    pub(crate) fn encode<V: Serialize + ?Sized>(
-        self,
-        value: &V,
-    ) -> std::result::Result<Vec<u8>, BoxError> {
-        if self.integer.is_some() {
-            Ok(integer::to_i64(value)?.to_string().into_bytes())
-        } else {
-            self.codec.encode(value)
-        }
-    }
-
-    /// The bytes to write at `full_key`: encoded, checked to read back
-    /// unchanged and to fit in `max` bytes. Every value write goes through here.
-    pub(crate) fn encode_for<V: Serialize + ?Sized>(
-        self,
-        full_key: &str,
-        value: &V,
-        max: usize,
-    ) -> Result<Vec<u8>> {
-        let bytes = self.encode(value).map_err(|source| Error::Encode {
-            key: full_key.to_owned(),
-            source,
-        })?;
-        check_size(full_key, bytes.len(), max)?;
-        Ok(bytes)
-    }
-
-    pub(crate) fn decode<V: DeserializeOwned>(
-        self,
-        bytes: &[u8],
-    ) -> std::result::Result<V, BoxError> {
-        if self.integer.is_some() {
-            Ok(integer::from_decimal(bytes)?)
-        } else {
-            self.codec.decode(bytes)
-        }
     }
 }
 
@@ -563,20 +499,5 @@ mod tests {
         let text = "x".repeat(3 << 20);
         let bytes = Codec::Bincode.encode(&text).unwrap();
         assert_eq!(Codec::Bincode.decode::<String>(&bytes).unwrap(), text);
-    }
-
-    #[test]
-    fn integer_format_is_decimal() {
-        #[derive(Debug, PartialEq, Serialize, Deserialize)]
-        struct Seq(i64);
-        let format = ValueFormat::for_type::<Seq>(Codec::Json);
-        assert!(format.integer.is_some());
-        assert_eq!(format.encode(&Seq(-12)).unwrap(), b"-12");
-        assert_eq!(format.decode::<Seq>(b"41").unwrap(), Seq(41));
-        assert!(
-            ValueFormat::for_type::<Price>(Codec::Json)
-                .integer
-                .is_none()
-        );
     }
 }

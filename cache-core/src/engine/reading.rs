@@ -1,12 +1,15 @@
 //! A stored value as a read finds it, through its headers: the fail-safe
 //! header (is it past its logical expiry?) and the tag header (does every tag
 //! still have the state it was written under?). Every read of a value, plain
-//! or cache-aside, one key or many, goes through here.
+//! or cache-aside, one key or many, goes through here; a value it serves
+//! comes out inflated when it was compressed, so that a local tier keeps it
+//! ready to decode.
 
 use super::Space;
 use super::freshness::StaleReason;
 use super::stamp::{self, StaleCopy, Stamp};
 use super::tags::header::{self, Opened, TagList};
+use crate::codec::compress;
 use crate::error::Result;
 use crate::stats::bump;
 use crate::ttl::Ttl;
@@ -42,6 +45,8 @@ pub(crate) struct Reading {
     left: Ttl,
     standing: Standing,
     tags: Option<TagList>,
+    /// `max_value_size`: the most a compressed value may inflate to.
+    limit: usize,
 }
 
 impl Reading {
@@ -53,7 +58,7 @@ impl Reading {
         let mut payload = self.stored;
         payload.drain(..self.at);
         Some(Fresh {
-            payload,
+            payload: compress::inflate(payload, self.limit),
             ttl: self.left,
             tags: self.tags,
         })
@@ -76,12 +81,14 @@ impl Reading {
 impl Space {
     /// Reads the headers of `stored` (Redis keeps it `ttl` longer).
     pub(crate) fn reading(&self, stored: Vec<u8>, ttl: Ttl) -> Reading {
+        let limit = self.settings.engine.max_value_size();
         let plain = |stored| Reading {
             stored,
             at: 0,
             left: ttl,
             standing: Standing::Fresh,
             tags: None,
+            limit,
         };
         if !self.reads_headers() {
             return plain(stored);
@@ -103,6 +110,7 @@ impl Space {
             left,
             standing,
             tags,
+            limit,
         }
     }
 

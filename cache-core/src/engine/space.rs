@@ -9,7 +9,7 @@ use super::local::{LocalCopy, LocalSettings};
 use super::policy::LoadPolicy;
 use super::stamp;
 use super::tags::{self, header};
-use crate::codec::Codec;
+use crate::codec::{Codec, CompressSettings};
 use crate::error::{Error, Result};
 use crate::key::KeyLayout;
 use crate::stats::KeyspaceCounters;
@@ -26,6 +26,8 @@ pub(crate) struct KeyspaceSettings {
     pub(crate) local: Option<LocalSettings>,
     /// Whether every entry carries the keyspace's tag (`invalidate_all`).
     pub(crate) tagged: bool,
+    /// Compression of large values.
+    pub(crate) compress: Option<CompressSettings>,
 }
 
 impl KeyspaceSettings {
@@ -47,6 +49,7 @@ impl KeyspaceSettings {
             load,
             local: None,
             tagged: false,
+            compress: None,
         }
     }
 }
@@ -271,6 +274,7 @@ pub(crate) struct Prepared {
     load: LoadPolicy,
     local_settings: Option<LocalSettings>,
     tagged: bool,
+    compress: Option<CompressSettings>,
     absent: KeyLayout,
     lock: KeyLayout,
     local: LocalCopy,
@@ -288,6 +292,7 @@ impl Space {
             load: settings.load,
             local_settings: settings.local,
             tagged: settings.tagged,
+            compress: settings.compress,
             absent: self.absent.clone(),
             lock: self.lock.clone(),
             local: self.local.clone(),
@@ -307,6 +312,7 @@ impl Space {
                 load: prepared.load,
                 local: prepared.local_settings,
                 tagged: prepared.tagged,
+                compress: prepared.compress,
             },
             absent: prepared.absent,
             lock: prepared.lock,

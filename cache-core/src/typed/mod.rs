@@ -118,7 +118,11 @@ where
     pub(crate) fn with_local_copy(keyspace: KeyspaceSettings, local: LocalCopy) -> Self {
         TypedCache {
             scope: Scope::new(&keyspace),
-            format: ValueFormat::for_type::<V>(keyspace.codec),
+            format: ValueFormat::for_type::<V>(
+                keyspace.codec,
+                keyspace.compress,
+                keyspace.engine.max_value_size(),
+            ),
             space: Space::new(keyspace, local),
             tags_of: |_| Vec::new(),
             types: PhantomData,
@@ -342,8 +346,7 @@ where
     }
 
     fn encode(&self, full_key: &str, value: &V) -> Result<Vec<u8>> {
-        self.format
-            .encode_for(full_key, value, self.space.settings.engine.max_value_size())
+        self.format.encode_for(full_key, value, self.counters())
     }
 
     fn decode(&self, full_key: &str, bytes: Option<Vec<u8>>) -> Result<Option<V>> {

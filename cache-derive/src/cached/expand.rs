@@ -24,6 +24,7 @@ fn site(plan: &Plan) -> TokenStream {
     let CommonTokens {
         ttl,
         codec,
+        compress,
         load,
         local,
     } = common_tokens(common);
@@ -39,6 +40,7 @@ fn site(plan: &Plan) -> TokenStream {
             load: #load,
             local: #local,
             tagged: #tagged,
+            compress: #compress,
         };
     }
 }

@@ -24,7 +24,8 @@ pub(crate) struct Options {
     pub(crate) batch: Option<Span>,
 }
 
-const KNOWN: &str = "`cache`, `key`, `prefix`, `ttl`, `version`, `codec`, `crate`, \
+const KNOWN: &str = "`cache`, `key`, `prefix`, `ttl`, `version`, `codec`, `compress`, \
+    `compress_min`, `crate`, \
     `negative_ttl`, `jitter`, `early_refresh`, `on_failure`, `distributed`, `hard_timeout`, \
     `soft_timeout`, `fail_safe`, `fail_safe_throttle`, `local`, `tagged`, `tags`, `batch`";
 

@@ -412,7 +412,6 @@ fn encode<V: Serialize>(
     mine: &[Leader],
     found: Vec<Found<V>>,
 ) -> (Vec<Outcome>, Vec<Vec<String>>) {
-    let max = space.settings.engine.max_value_size();
     // By position; positions this flight did not ask for are dropped.
     let size = mine
         .iter()
@@ -435,7 +434,7 @@ fn encode<V: Serialize>(
         };
         tags.extend((delivery.tags_of)(&value));
         let encoded = match (tags.is_empty() || space.settings.tagged, &delivery.format) {
-            (true, format) => format.encode_for(leader.key(), &value, max),
+            (true, format) => format.encode_for(leader.key(), &value, &space.counters),
             (false, _) => Err(crate::error::Error::config(format!(
                 "a value loaded for `{}` has tags, but its keyspace is not tagged",
                 leader.key()
