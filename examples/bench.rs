@@ -12,7 +12,9 @@
 //! ```
 //!
 //! Throughput is Redis commands per second: a SET EX + GET pair counts two,
-//! an INCR one; the batch cases count keys read. The slow-loader cases
+//! an INCR one; the batch cases count keys read. The 16 KiB document cases
+//! (SET+GET, plain and lz4) also report the stored size of one value
+//! (`bytes_per_value`, read with `STRLEN`). The slow-loader cases
 //! report the latency of `get_or_load` calls whose loader takes 500 ms, with
 //! and without fail-safe. Without `REDIS_URL` a redis-server is spawned on a free port.
 //! Behind Sentinel (`REDIS_SENTINELS` and `REDIS_SENTINEL_MASTER`), the cases
@@ -25,6 +27,8 @@ mod support;
 mod cluster;
 #[path = "support/bench_fixture.rs"]
 mod fixture;
+#[path = "support/bench_large.rs"]
+mod large;
 #[path = "support/bench_report.rs"]
 mod report;
 #[path = "support/bench_slow_loader.rs"]
@@ -83,10 +87,12 @@ enum Case {
     TypedGetC64,
     TypedGetC64Uncoalesced,
     TypedGetTaggedC64,
+    TypedJson16kC64,
+    TypedJson16kLz4C64,
 }
 
 impl Case {
-    const ALL: [Case; 20] = [
+    const ALL: [Case; 22] = [
         Case::RawC1,
         Case::RawC64,
         Case::RawManagerC64,
@@ -107,6 +113,8 @@ impl Case {
         Case::TypedGetC64,
         Case::TypedGetC64Uncoalesced,
         Case::TypedGetTaggedC64,
+        Case::TypedJson16kC64,
+        Case::TypedJson16kLz4C64,
     ];
 
     fn name(self) -> &'static str {
@@ -131,11 +139,14 @@ impl Case {
             Case::TypedGetC64 => "typed_get_c64",
             Case::TypedGetC64Uncoalesced => "typed_get_c64_uncoalesced",
             Case::TypedGetTaggedC64 => "typed_get_tagged_c64",
+            Case::TypedJson16kC64 => "typed_json_16k_c64",
+            Case::TypedJson16kLz4C64 => "typed_json_16k_lz4_c64",
         }
     }
 
     /// The case this one is compared with: the raw case at the same
-    /// concurrency, or for `get_many_100`, the same keys read one by one.
+    /// concurrency, or for `get_many_100`, the same keys read one by one;
+    /// for compressed 16 KiB documents, the same uncompressed.
     fn raw(self) -> Case {
         match self {
             Case::GetMany100
@@ -150,6 +161,7 @@ impl Case {
             | Case::TypedGetC64
             | Case::TypedGetC64Uncoalesced
             | Case::TypedGetTaggedC64 => Case::RawGetC64,
+            Case::TypedJson16kC64 | Case::TypedJson16kLz4C64 => Case::TypedJson16kC64,
             _ => Case::RawC64,
         }
     }
@@ -307,6 +319,8 @@ async fn step(case: Case, fx: &Fixture, task: usize, i: usize) -> BenchResult<u6
             let _ = fx.tagged.get(&fx.batch_keys[slot]).await?;
             Ok(1)
         }
+        Case::TypedJson16kC64 => fx.large.step(false, task, slot).await,
+        Case::TypedJson16kLz4C64 => fx.large.step(true, task, slot).await,
     }
 }
 
@@ -514,6 +528,7 @@ async fn main() -> BenchResult<()> {
         }
     }
 
+    let sizes = report::stored_sizes(&fx, &active).await?;
     let rows: Vec<Row> = Case::ALL
         .into_iter()
         .map(|case| {
@@ -524,6 +539,7 @@ async fn main() -> BenchResult<()> {
                 ops_per_s,
                 ratio_vs_raw,
                 latency_us: latency.iter().find(|(c, _)| *c == case).map(|(_, l)| *l),
+                bytes_per_value: sizes.iter().find(|(c, _)| *c == case).map(|(_, b)| *b),
             }
         })
         .collect();
@@ -549,6 +565,7 @@ async fn main() -> BenchResult<()> {
     }
 
     print_targets(&ops, &fx);
+    report::print_large_targets(&ops, &sizes);
     let wanted_name =
         |name: &str| (options.cases.as_ref()).is_none_or(|names| names.iter().any(|n| n == name));
     let slow_for = if options.quick {

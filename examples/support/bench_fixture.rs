@@ -40,6 +40,8 @@ pub(crate) struct Fixture {
     /// its own, whose states the handle's state cache holds.
     pub(crate) tagged: TypedCache<String, ModelPrice>,
     pub(crate) peer: cached::AsyncRedisCache<String, ModelPrice>,
+    /// The 16 KiB document cases' keyspaces.
+    pub(crate) large: super::large::Large,
 }
 
 impl Fixture {
@@ -115,6 +117,7 @@ impl Fixture {
         }
         let tagged = tagged_keyspace(&cache, &batch_keys).await?;
         Ok(Fixture {
+            large: super::large::Large::new(&cache)?,
             tagged,
             raw,
             raw_manager,

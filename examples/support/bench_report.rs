@@ -15,6 +15,53 @@ pub(crate) struct Row {
     pub(crate) ratio_vs_raw: Option<f64>,
     /// p50 and p99 per call in microseconds, for the GET cases.
     pub(crate) latency_us: Option<(f64, f64)>,
+    /// The stored size of one value, for the 16 KiB document cases.
+    pub(crate) bytes_per_value: Option<u64>,
+}
+
+/// The stored size of one value of each 16 KiB document case that ran.
+pub(crate) async fn stored_sizes(fx: &Fixture, active: &[Case]) -> BenchResult<Vec<(Case, u64)>> {
+    let mut sizes = Vec::new();
+    for (case, compressed) in [
+        (Case::TypedJson16kC64, false),
+        (Case::TypedJson16kLz4C64, true),
+    ] {
+        if active.contains(&case) {
+            let bytes = fx
+                .large
+                .bytes_per_value(&mut fx.raw.clone(), compressed)
+                .await?;
+            println!("{:<28} {bytes:>12} bytes per value", case.name());
+            sizes.push((case, bytes));
+        }
+    }
+    Ok(sizes)
+}
+
+/// The compressed document case against the plain one: throughput and size.
+pub(crate) fn print_large_targets(ops: &impl Fn(Case) -> Option<f64>, sizes: &[(Case, u64)]) {
+    let (plain, lz4) = (Case::TypedJson16kC64, Case::TypedJson16kLz4C64);
+    let Some(speed) = ops(lz4).zip(ops(plain)).map(|(a, b)| a / b) else {
+        return;
+    };
+    let size = |case| {
+        sizes
+            .iter()
+            .find(|(c, _)| *c == case)
+            .map(|(_, b)| *b as f64)
+    };
+    let stored = size(lz4).zip(size(plain)).map_or(f64::NAN, |(a, b)| a / b);
+    let verdict = |met: bool| if met { "met" } else { "MISSED" };
+    println!(
+        "  {:<40} {speed:>7.3}  (goal >= 0.8) {}",
+        "typed_json_16k_lz4_c64 / typed_json_16k_c64",
+        verdict(speed >= 0.8)
+    );
+    println!(
+        "  {:<40} {stored:>7.3}  (goal <= 0.333) {}",
+        "bytes stored, lz4 / plain",
+        verdict(stored <= 1.0 / 3.0)
+    );
 }
 
 pub(crate) fn json_report(rows: &[Row], slow: &[slow_loader::Figures]) -> serde_json::Value {
@@ -27,6 +74,7 @@ pub(crate) fn json_report(rows: &[Row], slow: &[slow_loader::Figures]) -> serde_
                 "ratio_vs_raw": row.ratio_vs_raw.map(|r| (r * 1000.0).round() / 1000.0),
                 "p50_us": row.latency_us.map(|(p50, _)| p50.round()),
                 "p99_us": row.latency_us.map(|(_, p99)| p99.round()),
+                "bytes_per_value": row.bytes_per_value,
             })
         })
         .collect();
