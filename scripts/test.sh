@@ -116,6 +116,8 @@ set -e
 # listens only on a Unix socket in the temp dir, so no port can clash.
 examples_passed=0
 examples_failed=0
+# The examples that run on every backend (price_outage kills its own server).
+every_example="quickstart model_prices chat_sequences database_outage tenant_pages cached_functions large_values"
 if [ "$status" -eq 0 ]; then
     cargo build --examples --all-features --locked -q
     "${CACHE_TEST_REDIS_SERVER:-redis-server}" --port 0 --unixsocket "$work/redis.sock" \
@@ -133,7 +135,7 @@ if [ "$status" -eq 0 ]; then
     # The bench must keep running and writing its JSON (its numbers in a
     # debug build mean nothing; the README's come from a release run).
     if "$examples_dir/bench" --quick --json "$work/bench.json" >"$work/example.log" 2>&1 \
-        && [ "$(grep -c '"name"' "$work/bench.json")" -eq 22 ]; then
+        && [ "$(grep -c '"name"' "$work/bench.json")" -eq 24 ]; then
         echo "example bench --quick ... ok"
         examples_passed=$((examples_passed + 1))
     else
@@ -144,7 +146,7 @@ if [ "$status" -eq 0 ]; then
     # with no setup, and on the Redis server.
     gateway_example memory
     gateway_example "one server" REDIS_URL="redis+unix://$work/redis.sock"
-    for example in quickstart model_prices chat_sequences database_outage tenant_pages cached_functions; do
+    for example in $every_example; do
         for url in "" "redis+unix://$work/redis.sock"; do
             label="example $example on ${url:-memory}"
             if REDIS_URL="$url" run_example "$example" >"$work/example.log" 2>&1; then
@@ -165,7 +167,7 @@ if [ "$status" -eq 0 ]; then
     exec 3>"$work/cluster.in"
     for _ in $(seq 600); do [ -s "$work/cluster.nodes" ] && break; sleep 0.1; done
     nodes="$(head -n 1 "$work/cluster.nodes")"
-    cluster_runs="quickstart model_prices chat_sequences database_outage tenant_pages cached_functions bench"
+    cluster_runs="$every_example bench"
     for example in $cluster_runs; do
         label="example $example on a cluster"
         args=""
@@ -196,7 +198,7 @@ if [ "$status" -eq 0 ]; then
     exec 4>"$work/sentinel.in"
     for _ in $(seq 600); do [ -s "$work/sentinel.out" ] && break; sleep 0.1; done
     read -r master sentinels <"$work/sentinel.out" || true
-    for example in quickstart model_prices chat_sequences database_outage tenant_pages cached_functions; do
+    for example in $every_example; do
         label="example $example behind Sentinel"
         if [ -n "${sentinels:-}" ] && env -u REDIS_URL -u REDIS_CLUSTER_NODES \
             REDIS_SENTINEL_MASTER="$master" REDIS_SENTINELS="$sentinels" \

@@ -127,7 +127,8 @@ pub enum Error {
     ValueTooLarge {
         /// The key.
         key: String,
-        /// The encoded size.
+        /// The encoded size (before compression; as stored when framing made
+        /// it larger).
         size: usize,
         /// The configured maximum.
         max: usize,

@@ -421,3 +421,23 @@ async fn bincode_bytes_that_start_like_a_frame_read_back(env: Env) {
         assert_eq!(bytes[7..], Codec::Bincode.encode(&tricky).unwrap());
     }
 }
+
+#[derive(Serialize, Deserialize, Cacheable)]
+#[cache(prefix = "default-threshold", compress = "zstd")]
+struct DefaultThreshold(String);
+
+#[test]
+fn the_derive_and_the_builder_share_the_default_threshold() {
+    let settings = cache_core::CompressSettings::new(Compression::Zstd, 1024);
+    assert_eq!(DefaultThreshold::COMPRESS, Some(settings));
+    assert_eq!(cache_core::DEFAULT_COMPRESS_MIN, 1024);
+    let error = Cache::memory()
+        .keyspace("t")
+        .compress_min(10)
+        .typed::<u64, String>();
+    let error = error.unwrap_err().to_string();
+    assert!(
+        error.contains("compress_min on `t` needs compress"),
+        "{error}"
+    );
+}

@@ -181,6 +181,14 @@ async fn the_metrics_facade_counts_what_was_done() {
     assert_eq!(safe.try_get_or_load("b", failing).await.unwrap(), Some(2));
 
     tag_traffic(&cache).await;
+    // A compressed keyspace counts the bytes before and after.
+    let pages = cache
+        .keyspace("page-z")
+        .compress(cache_core::Compression::Lz4);
+    let pages = pages.typed::<String, String>().unwrap();
+    let page = "<li>item</li>".repeat(400);
+    pages.set("home", &page).await.unwrap();
+    let stored = cache.raw_get(&pages.key("home")).await.unwrap().unwrap();
 
     let (counters, histograms) = figures(&snapshotter);
     let keyspace = |prefix: &str| {
@@ -223,6 +231,12 @@ async fn the_metrics_facade_counts_what_was_done() {
         (2, 1),
         "tags invalidated, reads that found one"
     );
+    let compressed = (
+        count("cache_compress_input_bytes_total", keyspace("page-z")),
+        count("cache_compress_output_bytes_total", keyspace("page-z")),
+    );
+    let json_len = page.len() as u64 + 2;
+    assert_eq!(compressed, (json_len, stored.len() as u64), "{counters:?}");
     let loads = ("cache_load_seconds".to_owned(), namespace.clone());
     assert_eq!(histograms.get(&loads), Some(&2));
     // Every Redis call of the test: GET, GET (read before the load), SET,
