@@ -487,8 +487,20 @@ impl Env {
         }
     }
 
+    /// A handle behind `deployment`'s sentinels, under a namespace of its own.
+    pub async fn sentinel(deployment: &TestSentinel, test: &str) -> Self {
+        let builder = deployment.builder().namespace(unique_namespace(test));
+        let built = builder.timeout(Duration::from_secs(2)).build().await;
+        let cache = built.unwrap_or_else(|err| panic!("cannot connect behind Sentinel: {err}"));
+        Env {
+            cache,
+            redis: None,
+            cluster: None,
+        }
+    }
+
     /// A builder for another handle on the same store and namespace (a
-    /// second connection); `None` on the memory backend.
+    /// second connection); `None` on the memory backend and behind Sentinel.
     pub fn another_handle(&self) -> Option<cache_core::CacheBuilder> {
         let namespace = self.cache.namespace().unwrap_or_default().to_owned();
         let builder = Cache::builder().namespace(namespace);
@@ -579,6 +591,25 @@ macro_rules! redis_suite {
                     super::$name($crate::Env::cluster(stringify!($name)).await).await;
                 }
             )*
+        }
+    };
+}
+
+/// Runs the named `async fn(Env)`s one after another behind one local
+/// Sentinel deployment (module `sentinel`), each under a namespace of its
+/// own: one deployment for all, since each is six processes.
+#[macro_export]
+macro_rules! sentinel_suite {
+    ($($name:ident),* $(,)?) => {
+        mod sentinel {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn every_test_behind_one_deployment() {
+                let deployment = $crate::TestSentinel::start("sentinel-suite").await;
+                $(
+                    let env = $crate::Env::sentinel(&deployment, stringify!($name)).await;
+                    super::$name(env).await;
+                )*
+            }
         }
     };
 }
