@@ -129,9 +129,14 @@ async fn uncoalesced(builder: cache_core::CacheBuilder) -> Cache {
 /// `memory`), once on a spawned Redis (module `redis_server`) and once on the
 /// shared local cluster (module `cluster`). Prefixed with `coalesce_off_too;`,
 /// also on both through a handle with coalescing off (modules
-/// `redis_server_uncoalesced` and `cluster_uncoalesced`).
+/// `redis_server_uncoalesced` and `cluster_uncoalesced`); with
+/// `sentinel_too;`, also behind Sentinel (see [`sentinel_suite`]).
 #[macro_export]
 macro_rules! backend_suite {
+    (sentinel_too; $($name:ident),* $(,)?) => {
+        $crate::backend_suite!($($name),*);
+        $crate::sentinel_suite!($($name),*);
+    };
     (coalesce_off_too; $($name:ident),* $(,)?) => {
         $crate::backend_suite!($($name),*);
         mod redis_server_uncoalesced {

@@ -15,17 +15,7 @@ use cache_tests::Env;
 use serde::{Deserialize, Serialize};
 
 cache_tests::backend_suite!(
-    every_codec_round_trips_with_compression_on_and_off,
-    switching_compression_reads_both_kinds,
-    bombs_and_cut_frames_are_refused_naming_the_key,
-    every_write_path_compresses,
-    a_local_tier_serves_compressed_values,
-    fail_safe_and_tag_headers_stay_outside_the_frame,
-    max_value_size_bounds_the_value_before_and_after_compression,
-    counters_show_the_bytes_before_and_after,
-    bincode_bytes_that_start_like_a_frame_read_back,
-);
-cache_tests::sentinel_suite!(
+    sentinel_too;
     every_codec_round_trips_with_compression_on_and_off,
     switching_compression_reads_both_kinds,
     bombs_and_cut_frames_are_refused_naming_the_key,
