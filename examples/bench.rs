@@ -23,12 +23,18 @@
 
 mod support;
 
+#[path = "support/bench_cases.rs"]
+mod cases;
 #[path = "support/bench_cluster.rs"]
 mod cluster;
 #[path = "support/bench_fixture.rs"]
 mod fixture;
 #[path = "support/bench_large.rs"]
 mod large;
+#[path = "support/bench_peers.rs"]
+mod peers;
+#[path = "support/bench_quiet.rs"]
+mod quiet;
 #[path = "support/bench_report.rs"]
 mod report;
 #[path = "support/bench_slow_loader.rs"]
@@ -40,7 +46,9 @@ use std::time::{Duration, Instant};
 
 use cache_core::Cacheable;
 use cached::{ConcurrentCachedAsync, SerializeCachedAsync};
+use cases::Case;
 use fixture::Fixture;
+use peers::Fred;
 use report::{Row, json_report, print_targets, slow_loader_cases};
 use serde::{Deserialize, Serialize};
 
@@ -64,108 +72,6 @@ fn sample_price() -> ModelPrice {
 
 const TTL_SECS: u64 = 300;
 const KEYS_PER_TASK: usize = 100;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Case {
-    RawC1,
-    RawC64,
-    RawManagerC64,
-    TypedJsonC1,
-    TypedJsonC64,
-    TypedMsgpackC64,
-    TypedBincodeC64,
-    CachedCrateC64,
-    ConnPerCallC1,
-    SharedHandleC1,
-    GetMany100,
-    SequentialGet100,
-    L1HitC64,
-    GetOrLoadMany100,
-    SequentialGetOrLoad100,
-    GetOrLoadMany100Miss10,
-    RawGetC64,
-    TypedGetC64,
-    TypedGetC64Uncoalesced,
-    TypedGetTaggedC64,
-    TypedJson16kC64,
-    TypedJson16kLz4C64,
-}
-
-impl Case {
-    const ALL: [Case; 22] = [
-        Case::RawC1,
-        Case::RawC64,
-        Case::RawManagerC64,
-        Case::TypedJsonC1,
-        Case::TypedJsonC64,
-        Case::TypedMsgpackC64,
-        Case::TypedBincodeC64,
-        Case::CachedCrateC64,
-        Case::ConnPerCallC1,
-        Case::SharedHandleC1,
-        Case::GetMany100,
-        Case::SequentialGet100,
-        Case::L1HitC64,
-        Case::GetOrLoadMany100,
-        Case::SequentialGetOrLoad100,
-        Case::GetOrLoadMany100Miss10,
-        Case::RawGetC64,
-        Case::TypedGetC64,
-        Case::TypedGetC64Uncoalesced,
-        Case::TypedGetTaggedC64,
-        Case::TypedJson16kC64,
-        Case::TypedJson16kLz4C64,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            Case::RawC1 => "raw_c1",
-            Case::RawC64 => "raw_c64",
-            Case::RawManagerC64 => "raw_manager_c64",
-            Case::TypedJsonC1 => "typed_json_c1",
-            Case::TypedJsonC64 => "typed_json_c64",
-            Case::TypedMsgpackC64 => "typed_msgpack_c64",
-            Case::TypedBincodeC64 => "typed_bincode_c64",
-            Case::CachedCrateC64 => "cached_crate_c64",
-            Case::ConnPerCallC1 => "conn_per_call_c1",
-            Case::SharedHandleC1 => "shared_handle_c1",
-            Case::GetMany100 => "get_many_100",
-            Case::SequentialGet100 => "sequential_get_100",
-            Case::L1HitC64 => "l1_hit_c64",
-            Case::GetOrLoadMany100 => "get_or_load_many_100",
-            Case::SequentialGetOrLoad100 => "sequential_get_or_load_100",
-            Case::GetOrLoadMany100Miss10 => "get_or_load_many_100_miss10",
-            Case::RawGetC64 => "raw_get_c64",
-            Case::TypedGetC64 => "typed_get_c64",
-            Case::TypedGetC64Uncoalesced => "typed_get_c64_uncoalesced",
-            Case::TypedGetTaggedC64 => "typed_get_tagged_c64",
-            Case::TypedJson16kC64 => "typed_json_16k_c64",
-            Case::TypedJson16kLz4C64 => "typed_json_16k_lz4_c64",
-        }
-    }
-
-    /// The case this one is compared with: the raw case at the same
-    /// concurrency, or for `get_many_100`, the same keys read one by one;
-    /// for compressed 16 KiB documents, the same uncompressed.
-    fn raw(self) -> Case {
-        match self {
-            Case::GetMany100
-            | Case::SequentialGet100
-            | Case::GetOrLoadMany100
-            | Case::SequentialGetOrLoad100
-            | Case::GetOrLoadMany100Miss10 => Case::SequentialGet100,
-            Case::RawC1 | Case::TypedJsonC1 | Case::ConnPerCallC1 | Case::SharedHandleC1 => {
-                Case::RawC1
-            }
-            Case::RawGetC64
-            | Case::TypedGetC64
-            | Case::TypedGetC64Uncoalesced
-            | Case::TypedGetTaggedC64 => Case::RawGetC64,
-            Case::TypedJson16kC64 | Case::TypedJson16kLz4C64 => Case::TypedJson16kC64,
-            _ => Case::RawC64,
-        }
-    }
-}
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -232,6 +138,10 @@ async fn step(case: Case, fx: &Fixture, task: usize, i: usize) -> BenchResult<u6
             let key = format!("bench-raw:{task}:{slot}");
             raw_set_get(&mut fx.raw_manager.clone(), &key, &fx.raw_value).await
         }
+        Case::FredC64 => fx.fred.set_get(Fred::One, task, slot).await,
+        Case::FredPool4C64 => fx.fred.set_get(Fred::Pool4, task, slot).await,
+        Case::FredGetC64 => fx.fred.get(Fred::One, slot).await,
+        Case::FredGetPool4C64 => fx.fred.get(Fred::Pool4, slot).await,
         Case::TypedJsonC1 | Case::TypedJsonC64 | Case::TypedMsgpackC64 | Case::TypedBincodeC64 => {
             let typed = match case {
                 Case::TypedMsgpackC64 => &fx.msgpack,
@@ -324,13 +234,6 @@ async fn step(case: Case, fx: &Fixture, task: usize, i: usize) -> BenchResult<u6
     }
 }
 
-fn concurrency(case: Case) -> usize {
-    match case.raw() {
-        Case::RawC1 | Case::SequentialGet100 => 1,
-        _ => 64,
-    }
-}
-
 /// Runs `case` for `duration` and returns commands per second.
 async fn measure(case: Case, fx: &Arc<Fixture>, duration: Duration) -> BenchResult<f64> {
     let fx = Arc::clone(fx);
@@ -338,7 +241,7 @@ async fn measure(case: Case, fx: &Arc<Fixture>, duration: Duration) -> BenchResu
         let fx = Arc::clone(&fx);
         async move { step(case, &fx, task, i).await }
     };
-    run_tasks(concurrency(case), duration, step).await
+    run_tasks(case.concurrency(), duration, step).await
 }
 
 /// Runs `tasks` tasks calling `step(task, i)` for `duration`; returns the
@@ -381,7 +284,7 @@ where
 async fn latencies(case: Case, fx: &Arc<Fixture>, duration: Duration) -> BenchResult<(f64, f64)> {
     let deadline = Instant::now() + duration;
     let mut running = Vec::new();
-    for task in 0..concurrency(case) {
+    for task in 0..case.concurrency() {
         let fx = Arc::clone(fx);
         running.push(tokio::spawn(async move {
             let mut took = Vec::new();
@@ -500,7 +403,9 @@ async fn main() -> BenchResult<()> {
             .as_ref()
             .is_none_or(|names| names.iter().any(|n| n == case.name()))
     };
-    let active: Vec<Case> = Case::ALL.into_iter().filter(|&c| wanted(c)).collect();
+    let active: Vec<Case> = Case::ALL.iter().copied().filter(|&c| wanted(c)).collect();
+    let server = quiet::server_pid(&mut fx.raw.clone()).await;
+    let meter = quiet::Meter::start(server.into_iter().collect());
     // Warm up connections, scripts and key sets.
     for &case in &active {
         measure(case, &fx, Duration::from_millis(100)).await?;
@@ -517,20 +422,14 @@ async fn main() -> BenchResult<()> {
         .map(|(&case, s)| (case, median(s)))
         .collect();
     let ops = |case: Case| medians.iter().find(|(c, _)| *c == case).map(|(_, v)| *v);
+    // p50 and p99 of every case at 64 tasks, in a pass of their own.
     let mut latency = Vec::new();
-    for case in [
-        Case::RawGetC64,
-        Case::TypedGetC64,
-        Case::TypedGetC64Uncoalesced,
-    ] {
-        if active.contains(&case) {
-            latency.push((case, latencies(case, &fx, per_case).await?));
-        }
+    for &case in active.iter().filter(|case| case.concurrency() == 64) {
+        latency.push((case, latencies(case, &fx, per_case).await?));
     }
 
     let sizes = report::stored_sizes(&fx, &active).await?;
-    let rows: Vec<Row> = Case::ALL
-        .into_iter()
+    let rows: Vec<Row> = (Case::ALL.iter().copied())
         .map(|case| {
             let ops_per_s = ops(case);
             let ratio_vs_raw = ops_per_s.zip(ops(case.raw())).map(|(v, raw)| v / raw);
@@ -565,6 +464,7 @@ async fn main() -> BenchResult<()> {
     }
 
     print_targets(&ops, &fx);
+    report::print_p99_targets(&rows);
     report::print_large_targets(&ops, &sizes);
     let wanted_name =
         |name: &str| (options.cases.as_ref()).is_none_or(|names| names.iter().any(|n| n == name));
@@ -575,10 +475,14 @@ async fn main() -> BenchResult<()> {
     };
     let slow = slow_loader_cases(&url, slow_for, wanted_name).await?;
 
+    let quiet = meter.as_ref().and_then(quiet::Meter::finish);
+    if let Some(quiet) = &quiet {
+        quiet.report();
+    }
     if let Some(path) = options.json {
         std::fs::write(
             &path,
-            serde_json::to_string_pretty(&json_report(&rows, &slow))?,
+            serde_json::to_string_pretty(&json_report(&rows, &slow, quiet.as_ref()))?,
         )?;
         println!("\nwrote {path}");
     }

@@ -42,6 +42,8 @@ pub(crate) struct Fixture {
     pub(crate) peer: cached::AsyncRedisCache<String, ModelPrice>,
     /// The 16 KiB document cases' keyspaces.
     pub(crate) large: super::large::Large,
+    /// fred: one client and a pool of four.
+    pub(crate) fred: super::peers::FredClients,
 }
 
 impl Fixture {
@@ -116,7 +118,10 @@ impl Fixture {
             local.get_shared(key).await?;
         }
         let tagged = tagged_keyspace(&cache, &batch_keys).await?;
+        let value = serde_json::to_vec(&sample_price())?;
+        let fred = super::peers::FredClients::connect(url, &value).await?;
         Ok(Fixture {
+            fred,
             large: super::large::Large::new(&cache)?,
             tagged,
             raw,

@@ -8,6 +8,15 @@
 //! as WRONGTYPE) reaches its own caller only, each caller waits no longer
 //! than its own timeout, a caller that gave up before its batch left sends
 //! nothing, and concurrent reads of one key in a batch share one GET.
+//!
+//! One timer per batch: a batch's round trip ends by the earliest deadline
+//! of its callers, and the round trip before it by one no later than a new
+//! caller's (it began earlier, with no longer a budget). So a queued caller
+//! needs no timer of its own, unless its deadline is earlier than one
+//! already in the queue (an operation with part of its budget spent); it then
+//! keeps its own. A batch's callers may be told "timeout" up to one round
+//! trip before their own deadline, never after it (to the timer's
+//! millisecond).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -15,6 +24,7 @@ use std::time::Duration;
 
 use redis::{Cmd, Pipeline, Value};
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use super::next::{Attempt, Next, after_error, is_not_executed};
 use super::{RedisBackend, Retry, slot_groups};
@@ -59,6 +69,8 @@ struct Queued {
     key: String,
     op: Op,
     answer: oneshot::Sender<Result<Value>>,
+    /// When its caller's budget runs out.
+    deadline: Instant,
 }
 
 /// The queue of one handle's calls.
@@ -73,6 +85,9 @@ struct State {
     /// [`IN_FLIGHT`].
     sending: usize,
     queue: Vec<Queued>,
+    /// The latest deadline of the round trip in flight and of the calls
+    /// queued: a call whose deadline is not earlier needs no timer.
+    latest: Option<Instant>,
 }
 
 /// How many round trips of one handle's queue may be in flight at once. One:
@@ -110,13 +125,22 @@ impl RedisBackend {
             return self.alone(key, &op).await;
         };
         let name = op.name();
+        let budget = crate::backend::budget(self.timeout);
+        let deadline = Instant::now() + budget;
         let queued = {
             let mut state = coalescer.lock();
+            let own_timer = state.latest.is_some_and(|latest| deadline < latest);
+            state.latest = state.latest.max(Some(deadline));
             if state.sending >= IN_FLIGHT {
                 let (answer, answered) = oneshot::channel();
                 let key = key.to_owned();
-                state.queue.push(Queued { key, op, answer });
-                Err(answered)
+                state.queue.push(Queued {
+                    key,
+                    op,
+                    answer,
+                    deadline,
+                });
+                Err((answered, own_timer.then_some(budget)))
             } else {
                 state.sending += 1;
                 Ok(op)
@@ -124,7 +148,7 @@ impl RedisBackend {
         };
         let op = match queued {
             Ok(op) => op,
-            Err(answered) => return self.await_batch(name, key, answered).await,
+            Err((answered, timer)) => return self.await_batch(name, key, answered, timer).await,
         };
         let turn = Turn(self);
         let sent = self.alone(key, &op).await;
@@ -137,17 +161,22 @@ impl RedisBackend {
             .await
     }
 
-    /// Waits for a queued call's answer, within the caller's own budget.
+    /// Waits for a queued call's answer: by its batch's deadline, or by its
+    /// own `timer` when it has a shorter budget than calls queued before it.
     async fn await_batch(
         &self,
         name: &'static str,
         key: &str,
         answered: oneshot::Receiver<Result<Value>>,
+        timer: Option<Duration>,
     ) -> Result<Value> {
-        let budget = crate::backend::budget(self.timeout);
         #[cfg(feature = "metrics")]
         let started = std::time::Instant::now();
-        let error = match tokio::time::timeout(budget, answered).await {
+        let outcome = match timer {
+            Some(budget) => tokio::time::timeout(budget, answered).await,
+            None => Ok(answered.await),
+        };
+        let error = match outcome {
             Ok(Ok(answer)) => return answer,
             Ok(Err(_dropped)) => {
                 let lost = std::io::Error::other("the batch carrying this call ended unanswered");
@@ -185,8 +214,11 @@ impl RedisBackend {
         let mut state = self.coalescer.as_ref()?.lock();
         if state.queue.is_empty() {
             state.sending -= 1;
+            state.latest = None;
             return None;
         }
+        // What is in flight now is this batch, due by its latest deadline.
+        state.latest = state.queue.iter().map(|queued| queued.deadline).max();
         Some(std::mem::take(&mut state.queue))
     }
 
@@ -250,16 +282,31 @@ impl RedisBackend {
         }
         #[cfg(feature = "metrics")]
         let started = std::time::Instant::now();
+        let deadline = group.iter().map(|queued| queued.deadline).min();
+        let deadline = deadline.unwrap_or_else(|| Instant::now() + self.timeout);
         let mut answers = self
-            .round_trip(&pipe)
+            .round_trip(&pipe, deadline)
             .await
             .map(|values| values.into_iter().map(Some).collect::<Vec<_>>());
         for (queued, index) in group.into_iter().zip(at) {
-            let Queued { key, op, answer } = queued;
+            let Queued {
+                key,
+                op,
+                answer,
+                deadline,
+            } = queued;
             let name = op.name();
             // Sent alone, the call is counted (and timed) there.
             let Some(result) = self.settle(&mut answers, &mut readers, index, name, &key) else {
-                drop(answer.send(self.alone(&key, &op).await));
+                let alone = match tokio::time::timeout_at(deadline, self.alone(&key, &op)).await {
+                    Ok(result) => result,
+                    Err(_elapsed) => {
+                        let error = self.timeout_error(name, &key, false);
+                        self.stats.count_error(&error);
+                        Err(error)
+                    }
+                };
+                drop(answer.send(alone));
                 continue;
             };
             // A caller that stopped waiting counted its own timeout.
@@ -319,10 +366,13 @@ impl RedisBackend {
         }
     }
 
-    /// Sends `pipe` within the handle's timeout, once more if its connection
-    /// dropped (every command in a batch may be applied twice).
-    async fn round_trip(&self, pipe: &Pipeline) -> std::result::Result<Vec<Value>, Failure> {
-        let deadline = tokio::time::Instant::now() + self.timeout;
+    /// Sends `pipe` by `deadline`, once more if its connection dropped
+    /// (every command in a batch may be applied twice).
+    async fn round_trip(
+        &self,
+        pipe: &Pipeline,
+        deadline: Instant,
+    ) -> std::result::Result<Vec<Value>, Failure> {
         let span = self.call_span("PIPELINE");
         // Every command in a batch may be applied twice: one resend.
         let mut may_resend = true;
