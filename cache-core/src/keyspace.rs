@@ -114,7 +114,7 @@ impl KeyspaceBuilder {
     /// inflated: its hits cost no decompression. `max_value_size` applies to
     /// the bytes stored (compressed) and, because a reader never inflates a
     /// value past it, to the value before compression too. The stored format
-    /// is in the README ("Compression").
+    /// is in the README ("Large values").
     ///
     /// ```
     /// # #[cfg(feature = "lz4")]

@@ -130,7 +130,7 @@ async fn uncoalesced(builder: cache_core::CacheBuilder) -> Cache {
 /// shared local cluster (module `cluster`). Prefixed with `coalesce_off_too;`,
 /// also on both through a handle with coalescing off (modules
 /// `redis_server_uncoalesced` and `cluster_uncoalesced`); with
-/// `sentinel_too;`, also behind Sentinel (see [`sentinel_suite`]).
+/// `sentinel_too;`, also behind Sentinel (see [`sentinel_suite!`](crate::sentinel_suite)).
 #[macro_export]
 macro_rules! backend_suite {
     (sentinel_too; $($name:ident),* $(,)?) => {
