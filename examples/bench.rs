@@ -1,10 +1,10 @@
-//! Side-by-side throughput: the typed layer against raw redis-rs, against the
-//! `cached` crate's async Redis store, and the shared handle against a
-//! connection per call. Cases run interleaved (A B C ... A B C ...) for several
+//! Side-by-side throughput: the typed layer against raw redis-rs and fred,
+//! against the `cached` crate's async Redis store, and the shared handle
+//! against a connection per call. Cases run interleaved (A B C ... A B C ...) for several
 //! rounds and each reports its median, so drift on the machine hits all alike.
 //!
 //! ```text
-//! cargo run --release --example bench                 # full run, about 2 minutes
+//! cargo run --release --example bench                 # full run, about 7 minutes
 //! cargo run --release --example bench -- --quick      # under a minute
 //! cargo run --release --example bench -- --json out.json
 //! cargo run --release --example bench -- --cases raw_c1,typed_json_c1
