@@ -1,7 +1,8 @@
 //! Side-by-side throughput: the typed layer against raw redis-rs and fred,
 //! against the `cached` crate's async Redis store, and the shared handle
-//! against a connection per call. Cases run interleaved (A B C ... A B C ...) for several
-//! rounds and each reports its median, so drift on the machine hits all alike.
+//! against a connection per call. Cases run interleaved (A B C ... A B C ...)
+//! for several rounds and each reports its median, so drift on the machine
+//! hits all alike.
 //!
 //! ```text
 //! cargo run --release --example bench                 # full run, about 7 minutes
