@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 
 use super::{block_basics, block_key, on_one_key};
 use crate::backend::ops::set::{Answer, MARKER, Query, SetQuery, Write};
-use crate::codec::{Codec, CompressSettings, check_size, compress};
+use crate::codec::{Codec, CompressSettings, compress, stored_form};
 use crate::engine::KeyspaceSettings;
 use crate::engine::Scope;
 use crate::error::{Error, Result};
@@ -129,15 +129,7 @@ where
                         source: "a set member must not encode to zero bytes".into(),
                     });
                 }
-                check_size(full_key, bytes.len(), max)?;
-                let before = bytes.len();
-                let stored = compress::pack(bytes, self.compress);
-                if self.compress.is_some() {
-                    self.counters.compress_input_bytes.add(before);
-                    self.counters.compress_output_bytes.add(stored.len());
-                }
-                check_size(full_key, stored.len(), max)?;
-                Ok(stored)
+                stored_form(full_key, bytes, (self.compress, max), &self.counters)
             })
             .collect()
     }

@@ -22,6 +22,26 @@ pub(crate) fn check_size(full_key: &str, size: usize, max: usize) -> Result<()> 
     Ok(())
 }
 
+/// The bytes to write at `full_key` for the codec's `bytes`: checked to fit
+/// in `limit` (a reader inflates into no more), compressed as `compress`
+/// asks (the sizes before and after counted), and checked to fit as stored.
+pub(crate) fn stored_form(
+    full_key: &str,
+    bytes: Vec<u8>,
+    (compress, limit): (Option<CompressSettings>, usize),
+    counters: &KeyspaceCounters,
+) -> Result<Vec<u8>> {
+    check_size(full_key, bytes.len(), limit)?;
+    let before = bytes.len();
+    let stored = compress::pack(bytes, compress);
+    if compress.is_some() {
+        counters.compress_input_bytes.add(before);
+        counters.compress_output_bytes.add(stored.len());
+    }
+    check_size(full_key, stored.len(), limit)?;
+    Ok(stored)
+}
+
 /// How one typed cache turns values into bytes: its codec, or the decimal
 /// integer form for integer-shaped values; large values compressed when the
 /// keyspace asks for it.
@@ -87,15 +107,7 @@ impl ValueFormat {
             key: full_key.to_owned(),
             source,
         })?;
-        check_size(full_key, bytes.len(), self.limit)?;
-        let before = bytes.len();
-        let stored = compress::pack(bytes, self.compress);
-        if self.compress.is_some() {
-            counters.compress_input_bytes.add(before);
-            counters.compress_output_bytes.add(stored.len());
-        }
-        check_size(full_key, stored.len(), self.limit)?;
-        Ok(stored)
+        stored_form(full_key, bytes, (self.compress, self.limit), counters)
     }
 
     /// The value in stored bytes (compressed or not).

@@ -72,7 +72,7 @@ use serde::de::DeserializeOwned;
 use crate::error::BoxError;
 
 pub use compress::{CompressSettings, Compression, DEFAULT_COMPRESS_MIN};
-pub(crate) use format::{ValueFormat, check_size};
+pub(crate) use format::{ValueFormat, check_size, stored_form};
 
 /// The serialization format of a typed cache's values.
 ///
