@@ -26,6 +26,7 @@
 //! | `zstd` | [`Compression::Zstd`] (zstd, builds the C library) | no |
 //! | `tls` | `rediss://` URLs and cluster nodes (rustls, ring) | no |
 //! | `metrics` | counters and histograms through the `metrics` facade (the README lists them) | no |
+//! | `testing` | [`testing`]: faults injected into a memory-backed handle, a loader counter | no |
 //!
 //! # Map of the crate
 //!
@@ -75,6 +76,8 @@ pub mod redact;
 mod stats;
 #[cfg(feature = "metrics")]
 mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod ttl;
 mod typed;
 

@@ -29,6 +29,35 @@ macro_rules! keyspace_counters {
             pub tag_invalidations: u64,
         }
 
+        impl CacheStats {
+            /// What changed from `earlier` (a snapshot of the same handle)
+            /// to this one: each counter's difference.
+            ///
+            /// ```
+            /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+            /// let cache = cache_core::Cache::memory();
+            /// let names = cache.keyspace("name").typed::<u64, String>()?;
+            /// names.get(&1).await?;
+            /// let before = cache.stats();
+            /// names.set(&1, &"Ada".to_owned()).await?;
+            /// names.get(&1).await?;
+            /// let change = cache.stats().since(&before);
+            /// assert_eq!((change.hits, change.misses), (1, 0));
+            /// # Ok(()) }
+            /// ```
+            #[must_use]
+            pub fn since(&self, earlier: &CacheStats) -> CacheStats {
+                CacheStats {
+                    $($field: self.$field.saturating_sub(earlier.$field),)*
+                    backend_errors: self.backend_errors.saturating_sub(earlier.backend_errors),
+                    timeouts: self.timeouts.saturating_sub(earlier.timeouts),
+                    tag_invalidations: self
+                        .tag_invalidations
+                        .saturating_sub(earlier.tag_invalidations),
+                }
+            }
+        }
+
         /// The live counters behind a [`CacheStats`].
         #[derive(Debug, Default)]
         pub(crate) struct Stats {

@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::Call;
 use crate::error::{Error, Result};
 use crate::ttl::Ttl;
 
@@ -237,6 +238,9 @@ impl Store {
 #[derive(Debug)]
 pub(crate) struct MemoryBackend {
     store: Mutex<Store>,
+    /// Faults injected into every call, for tests of what uses the handle.
+    #[cfg(feature = "testing")]
+    injector: Option<super::injected::Injector>,
 }
 
 impl Default for MemoryBackend {
@@ -250,11 +254,42 @@ impl Default for MemoryBackend {
                 last_sweep: now,
                 now,
             }),
+            #[cfg(feature = "testing")]
+            injector: None,
         }
     }
 }
 
 impl MemoryBackend {
+    /// A store whose calls run into what `injector`'s faults say.
+    #[cfg(feature = "testing")]
+    pub(crate) fn with_faults(injector: super::injected::Injector) -> Self {
+        MemoryBackend {
+            injector: Some(injector),
+            ..MemoryBackend::default()
+        }
+    }
+
+    /// The timeout of a handle with injected faults, which bounds each
+    /// operation as on Redis; `None` otherwise (calls cannot wait).
+    pub(crate) fn timeout(&self) -> Option<Duration> {
+        #[cfg(feature = "testing")]
+        if let Some(injector) = &self.injector {
+            return Some(injector.timeout());
+        }
+        None
+    }
+
+    /// Lets `call` through, unless an injected fault ends it.
+    pub(crate) async fn admit(&self, call: Call<'_>) -> Result<()> {
+        #[cfg(feature = "testing")]
+        if let Some(injector) = &self.injector {
+            return injector.admit(call).await;
+        }
+        let _ = call;
+        Ok(())
+    }
+
     /// Runs `operation` alone on the store, with the time fixed at its start.
     pub(crate) fn atomically<R>(&self, operation: impl FnOnce(&mut Store) -> R) -> R {
         // Nothing panics while holding the lock, but a poisoned map is still consistent.

@@ -4,6 +4,8 @@
 //! written once for every backend. An enum rather than a trait object keeps the
 //! hot path free of boxing.
 
+#[cfg(feature = "testing")]
+mod injected;
 pub(crate) mod memory;
 pub(crate) mod ops;
 pub(crate) mod redis;
@@ -72,6 +74,62 @@ fn reply<T: FromRedisValue>(
         .map_err(|err| crate::Error::from_redis(operation, Some(key), err.into(), false))
 }
 
+/// What kind of call an exchange is, for injected faults to pick from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CallKind {
+    Read,
+    Write,
+    Script,
+    Batch,
+}
+
+/// One plain call: its kind, its name in errors, its main key, and whether
+/// it may be sent twice.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Call<'a> {
+    // Read only by injected faults, which only the `testing` feature builds.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    pub(crate) kind: CallKind,
+    pub(crate) name: &'static str,
+    pub(crate) key: &'a str,
+    pub(crate) retry: Retry,
+}
+
+impl<'a> Call<'a> {
+    /// A single-key read, safe to send twice.
+    fn read(name: &'static str, key: &'a str) -> Self {
+        let (kind, retry) = (CallKind::Read, Retry::Idempotent);
+        Call {
+            kind,
+            name,
+            key,
+            retry,
+        }
+    }
+
+    /// A single-key write.
+    fn write(name: &'static str, key: &'a str, retry: Retry) -> Self {
+        let kind = CallKind::Write;
+        Call {
+            kind,
+            name,
+            key,
+            retry,
+        }
+    }
+
+    /// A call on many keys (named by the first), safe to send twice.
+    fn batch(name: &'static str, key: &'a str) -> Self {
+        let (kind, retry) = (CallKind::Batch, Retry::Idempotent);
+        Call {
+            kind,
+            name,
+            key,
+            retry,
+        }
+    }
+}
+
 /// Whether a write replaces an existing value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SetMode {
@@ -95,6 +153,27 @@ impl Backend {
     /// The embedded in-process store.
     pub(crate) fn memory() -> Self {
         Backend::Memory(MemoryBackend::default())
+    }
+
+    /// The embedded store, with `faults` injected into its calls, each
+    /// operation bounded by `timeout` and its errors counted in `stats`.
+    #[cfg(feature = "testing")]
+    pub(crate) fn memory_with_faults(
+        faults: crate::testing::Faults,
+        timeout: Duration,
+        stats: Arc<Stats>,
+    ) -> Self {
+        let injector = injected::Injector::new(faults, timeout, stats);
+        Backend::Memory(MemoryBackend::with_faults(injector))
+    }
+
+    /// The operation timeout; `None` on a memory backend without faults,
+    /// whose calls never wait.
+    fn timeout(&self) -> Option<Duration> {
+        match self {
+            Backend::Redis(redis) => Some(redis.timeout()),
+            Backend::Memory(memory) => memory.timeout(),
+        }
     }
 
     /// This backend reading from replicas; `None` without replica reads (and
@@ -133,9 +212,9 @@ impl Backend {
 
     /// Runs one public operation: all its Redis calls share one timeout.
     pub(crate) async fn within<F: Future>(&self, operation: F) -> F::Output {
-        match self {
-            Backend::Redis(redis) => within(redis.timeout(), operation).await,
-            Backend::Memory(_) => operation.await,
+        match self.timeout() {
+            Some(timeout) => within(timeout, operation).await,
+            None => operation.await,
         }
     }
 
@@ -147,9 +226,9 @@ impl Backend {
         started: Instant,
         operation: F,
     ) -> F::Output {
-        match self {
-            Backend::Redis(redis) => within_since(started, redis.timeout(), operation).await,
-            Backend::Memory(_) => operation.await,
+        match self.timeout() {
+            Some(timeout) => within_since(started, timeout, operation).await,
+            None => operation.await,
         }
     }
 
@@ -158,7 +237,11 @@ impl Backend {
     pub(crate) async fn clear(&self, heads: &[String]) -> Result<u64> {
         match self {
             Backend::Redis(redis) => redis.clear(heads).await,
-            Backend::Memory(memory) => Ok(memory.atomically(|store| store.remove_under(heads))),
+            Backend::Memory(memory) => {
+                let head = heads.first().map(String::as_str).unwrap_or_default();
+                memory.admit(Call::batch("SCAN", head)).await?;
+                Ok(memory.atomically(|store| store.remove_under(heads)))
+            }
         }
     }
 
@@ -166,7 +249,25 @@ impl Backend {
     pub(crate) async fn run<O: Atomic>(&self, op: &O) -> Result<O::Output> {
         match self {
             Backend::Redis(redis) => redis.run(op).await,
-            Backend::Memory(memory) => memory.atomically(|store| op.in_memory(store)),
+            Backend::Memory(memory) => {
+                let (key, retry) = match op.redis() {
+                    ops::RedisForm::Script(_, keys, _) => {
+                        (keys.first().copied().unwrap_or_default(), Retry::Never)
+                    }
+                    ops::RedisForm::Pipeline(key, _, retry)
+                    | ops::RedisForm::Command(key, _, retry) => (key, retry),
+                };
+                let kind = CallKind::Script;
+                let call = Call {
+                    kind,
+                    name: O::NAME,
+                    key,
+                    retry,
+                };
+                let admitted = memory.admit(call).await;
+                admitted.map_err(|error| op.refine(error))?;
+                memory.atomically(|store| op.in_memory(store))
+            }
         }
     }
 
@@ -177,34 +278,36 @@ impl Backend {
     /// the memory backend stores it without a copy.
     async fn exchange<P, T: FromRedisValue>(
         &self,
-        name: &'static str,
-        key: &str,
-        retry: Retry,
+        call: Call<'_>,
         payload: P,
         wire: impl FnOnce(P) -> Wire,
         in_memory: impl FnOnce(&mut Store, P) -> Result<T>,
     ) -> Result<T> {
+        let Call {
+            name, key, retry, ..
+        } = call;
         match self {
             Backend::Redis(redis) => match wire(payload) {
                 Wire::Command(cmd) => redis.send(name, key, cmd, retry).await,
                 Wire::Pipeline(pipe) => redis.pipeline(name, key, pipe, retry).await,
             },
-            Backend::Memory(memory) => memory.atomically(|store| in_memory(store, payload)),
+            Backend::Memory(memory) => {
+                memory.admit(call).await?;
+                memory.atomically(|store| in_memory(store, payload))
+            }
         }
     }
 
     /// `name key [args]` on Redis.
     async fn command<T: FromRedisValue>(
         &self,
-        name: &'static str,
-        key: &str,
+        call: Call<'_>,
         args: &[u64],
-        retry: Retry,
         in_memory: impl FnOnce(&mut Store) -> Result<T>,
     ) -> Result<T> {
-        let wire = |()| Wire::Command(::redis::cmd(name).arg(key).arg(args).take());
+        let wire = |()| Wire::Command(::redis::cmd(call.name).arg(call.key).arg(args).take());
         let in_memory = |store: &mut Store, ()| in_memory(store);
-        self.exchange(name, key, retry, (), wire, in_memory).await
+        self.exchange(call, (), wire, in_memory).await
     }
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
@@ -213,7 +316,7 @@ impl Backend {
             return reply("GET", key, value);
         }
         let read = |store: &mut Store| Ok(store.bytes(key, "GET")?.cloned());
-        self.command("GET", key, &[], Retry::Idempotent, read).await
+        self.command(Call::read("GET", key), &[], read).await
     }
 
     /// Reads and removes the value at `key` (GETDEL); never sent twice.
@@ -222,7 +325,8 @@ impl Backend {
             store.bytes(key, "GETDEL")?;
             Ok(store.remove(key).and_then(Entry::into_bytes))
         };
-        self.command("GETDEL", key, &[], Retry::Never, take).await
+        self.command(Call::write("GETDEL", key, Retry::Never), &[], take)
+            .await
     }
 
     pub(crate) async fn delete(&self, key: &str) -> Result<bool> {
@@ -231,19 +335,18 @@ impl Backend {
             return Ok(removed > 0);
         }
         let delete = |store: &mut Store| Ok(store.remove(key).is_some());
-        self.command("DEL", key, &[], Retry::Idempotent, delete)
+        self.command(Call::write("DEL", key, Retry::Idempotent), &[], delete)
             .await
     }
 
     pub(crate) async fn exists(&self, key: &str) -> Result<bool> {
         let exists = |store: &mut Store| Ok(store.entry(key).is_some());
-        self.command("EXISTS", key, &[], Retry::Idempotent, exists)
-            .await
+        self.command(Call::read("EXISTS", key), &[], exists).await
     }
 
     pub(crate) async fn ttl(&self, key: &str) -> Result<Ttl> {
         let read = |store: &mut Store| Ok(store.ttl(key).millis());
-        let millis = self.command("PTTL", key, &[], Retry::Idempotent, read);
+        let millis = self.command(Call::read("PTTL", key), &[], read);
         Ok(Ttl::from_millis(millis.await?))
     }
 
@@ -251,8 +354,12 @@ impl Backend {
     pub(crate) async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
         let expire = |store: &mut Store| Ok(store.expire(key, ttl));
         let args = [ttl_millis(ttl)];
-        self.command("PEXPIRE", key, &args, Retry::Idempotent, expire)
-            .await
+        self.command(
+            Call::write("PEXPIRE", key, Retry::Idempotent),
+            &args,
+            expire,
+        )
+        .await
     }
 
     /// Writes `value` (only where `key` holds nothing, with `IfAbsent`);
@@ -294,7 +401,9 @@ impl Backend {
             SetMode::IfAbsent => Retry::Never,
         };
         // SET answers OK, or nil when NX found the key present.
-        let written: Option<()> = self.exchange("SET", key, retry, value, wire, write).await?;
+        let written: Option<()> = self
+            .exchange(Call::write("SET", key, retry), value, wire, write)
+            .await?;
         Ok(written.is_some())
     }
 
@@ -310,7 +419,7 @@ impl Backend {
             Ok((bytes, store.ttl(key).millis()))
         };
         let (bytes, millis): (Option<Vec<u8>>, i64) = self
-            .exchange("GET", key, Retry::Idempotent, (), wire, read)
+            .exchange(Call::read("GET", key), (), wire, read)
             .await?;
         Ok(bytes.map(|bytes| (bytes, Ttl::from_millis(millis))))
     }
@@ -335,7 +444,7 @@ impl Backend {
             };
             let first = group.first().map(|key| key.as_str()).unwrap_or_default();
             let found = self
-                .exchange("MGET", first, Retry::Idempotent, (), wire, read)
+                .exchange(Call::batch("MGET", first), (), wire, read)
                 .await?;
             Ok::<_, crate::error::Error>((positions, found))
         });
@@ -385,7 +494,7 @@ impl Backend {
             };
             let first = group.first().map(|key| key.as_str()).unwrap_or_default();
             let pairs: Vec<(Option<Vec<u8>>, i64)> = self
-                .exchange("GET", first, Retry::Idempotent, (), wire, read)
+                .exchange(Call::batch("GET", first), (), wire, read)
                 .await?;
             Ok::<_, crate::error::Error>((positions, pairs))
         });
@@ -444,7 +553,7 @@ impl Backend {
             }
             Ok(())
         };
-        self.exchange("SET", &first, Retry::Idempotent, entries, wire, write)
+        self.exchange(Call::batch("SET", &first), entries, wire, write)
             .await
     }
 
@@ -465,7 +574,7 @@ impl Backend {
                     .count())
             };
             let first = group.first().map(|key| key.as_str()).unwrap_or_default();
-            self.exchange("DEL", first, Retry::Idempotent, (), wire, delete)
+            self.exchange(Call::batch("DEL", first), (), wire, delete)
                 .await
         });
         let counts = futures_util::future::try_join_all(deletes).await?;

@@ -42,6 +42,9 @@ pub struct CacheBuilder {
     /// Asked for credentials on every (re)connect.
     hook: Option<Hook>,
     replica_reads: bool,
+    /// Faults injected into a memory-backed handle's calls.
+    #[cfg(feature = "testing")]
+    faults: Option<crate::testing::Faults>,
 }
 
 #[derive(Clone)]
@@ -68,6 +71,8 @@ impl Default for CacheBuilder {
             credentials: (None, None),
             hook: None,
             replica_reads: false,
+            #[cfg(feature = "testing")]
+            faults: None,
         }
     }
 }
@@ -158,6 +163,27 @@ impl CacheBuilder {
     /// ```
     pub fn coalesce(self, coalesce: bool) -> Self {
         CacheBuilder { coalesce, ..self }
+    }
+
+    /// Injects `faults` into every call of the handle that
+    /// [`build_memory`](Self::build_memory) makes (feature `testing`): it
+    /// then fails as a Redis handle with this [`timeout`](Self::timeout)
+    /// would against a failing server (see [`Faults`](crate::testing::Faults)).
+    /// [`build`](Self::build) refuses it with [`Error::Config`]: faults are for
+    /// tests without a server.
+    ///
+    /// ```
+    /// # fn main() -> cache_core::Result<()> {
+    /// let faults = cache_core::testing::Faults::new();
+    /// let cache = cache_core::Cache::builder().faults(faults.clone()).build_memory()?;
+    /// # drop(cache); Ok(()) }
+    /// ```
+    #[cfg(feature = "testing")]
+    pub fn faults(self, faults: crate::testing::Faults) -> Self {
+        CacheBuilder {
+            faults: Some(faults),
+            ..self
+        }
     }
 
     /// The server: `redis://[user[:password]@]host[:port][/db]`,
@@ -379,7 +405,8 @@ impl CacheBuilder {
     }
 
     /// Builds a cache on the embedded memory backend with this configuration
-    /// (the URL and timeout are not used).
+    /// (the URL is not used; the timeout only bounds operations when faults
+    /// are injected).
     ///
     /// # Errors
     /// [`Error::Config`] for an empty namespace or a zero limit.
@@ -392,11 +419,19 @@ impl CacheBuilder {
     /// ```
     pub fn build_memory(self) -> Result<Cache> {
         self.check()?;
+        let stats = Arc::<Stats>::default();
+        #[cfg(feature = "testing")]
+        let backend = match self.faults {
+            Some(faults) => Backend::memory_with_faults(faults, self.timeout, Arc::clone(&stats)),
+            None => Backend::memory(),
+        };
+        #[cfg(not(feature = "testing"))]
+        let backend = Backend::memory();
         Ok(Cache::from_parts(
-            Backend::memory(),
+            backend,
             self.namespace,
             self.max_value_size,
-            Arc::default(),
+            stats,
         ))
     }
 
@@ -422,6 +457,12 @@ impl CacheBuilder {
     /// ```
     pub async fn build(self) -> Result<Cache> {
         self.check()?;
+        #[cfg(feature = "testing")]
+        if self.faults.is_some() {
+            return Err(Error::config(
+                "faults are injected only into the memory backend: build it with build_memory",
+            ));
+        }
         let target = match &self.url {
             UrlSource::Given(url) => Target::Standalone(url.clone()),
             UrlSource::Env(var) => Target::Standalone(match std::env::var(var) {

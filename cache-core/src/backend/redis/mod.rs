@@ -3,14 +3,16 @@
 //! server or a cluster) is chosen in `connect` and hidden behind one
 //! `Connection`; what to do after a failed attempt is decided in `next`.
 
+mod attempts;
 mod coalesce;
 mod connect;
 mod credentials;
-mod next;
+pub(super) mod next;
 mod redirect;
 mod sentinel;
 mod tracking;
 
+pub(crate) use self::attempts::CallSite;
 pub(crate) use self::coalesce::Op;
 pub(crate) use self::connect::NodeAccess;
 pub use self::connect::RedisConnection;
@@ -27,7 +29,7 @@ use std::time::Duration;
 use redis::{Cmd, FromRedisValue, Script};
 use tracing::Instrument;
 
-use self::next::{Attempt, Next, after_error};
+pub(crate) use self::attempts::attempts;
 use super::ops::{Atomic, RedisForm};
 use crate::error::{Error, Result};
 use crate::stats::Stats;
@@ -67,9 +69,6 @@ pub(crate) fn slot_groups<'k>(
 
 /// How many keys one SCAN step asks for while clearing.
 const CLEAR_BATCH: u64 = 1_000;
-
-/// How long to wait before sending again a command a cluster did not execute.
-const CLUSTER_RETRY_PAUSE: Duration = Duration::from_millis(20);
 
 #[derive(Clone)]
 pub(crate) struct RedisBackend {
@@ -141,9 +140,8 @@ impl RedisBackend {
     }
 
     /// Runs `call` within what is left of the operation's timeout and maps
-    /// its error to the crate's error. An idempotent call whose connection
-    /// dropped (a server restart) is sent once more within the same budget;
-    /// no call is sent once the budget is spent.
+    /// its error to the crate's error (see [`attempts`]), with its span,
+    /// its latency and its error counted.
     async fn bounded<T, F, Fut>(
         &self,
         operation: &'static str,
@@ -159,47 +157,20 @@ impl RedisBackend {
         let span = self.call_span(operation);
         #[cfg(feature = "metrics")]
         let started = std::time::Instant::now();
-        let budget = super::budget(self.timeout);
-        let deadline = tokio::time::Instant::now() + budget;
-        // One resend after a dropped connection, for calls that may go twice.
-        let mut may_resend = retry == Retry::Idempotent;
-        let error = loop {
-            if budget.is_zero() {
-                break self.timeout_error(operation, key, false);
-            }
-            let attempt = tokio::time::timeout_at(deadline, call(self.connection.clone()));
-            let err = match attempt.instrument(span.clone()).await {
-                Ok(Ok(value)) => {
-                    #[cfg(feature = "metrics")]
-                    crate::telemetry::backend_call(operation, started.elapsed(), None);
-                    return Ok(value);
-                }
-                Ok(Err(err)) => err,
-                Err(_elapsed) => {
-                    break self.timeout_error(operation, key, retry == Retry::Never);
-                }
-            };
-            let deadline_passed = tokio::time::Instant::now() >= deadline;
-            let seen = Attempt {
-                retry,
-                may_resend,
-                deadline_passed,
-            };
-            match after_error(&err, seen) {
-                Next::Resend => may_resend = false,
-                Next::Pause => tokio::time::sleep(CLUSTER_RETRY_PAUSE).await,
-                Next::Timeout { outcome_unknown } => {
-                    break self.timeout_error(operation, key, outcome_unknown);
-                }
-                Next::Fail { outcome_unknown } => {
-                    break Error::from_redis(operation, Some(key), err, outcome_unknown);
-                }
-            }
+        let site = CallSite {
+            operation,
+            key,
+            retry,
+            timeout: self.timeout,
         };
-        self.stats.count_error(&error);
+        let attempt = || call(self.connection.clone()).instrument(span.clone());
+        let result = attempts(site, attempt).await;
+        if let Err(error) = &result {
+            self.stats.count_error(error);
+        }
         #[cfg(feature = "metrics")]
-        crate::telemetry::backend_call(operation, started.elapsed(), Some(&error));
-        Err(error)
+        crate::telemetry::backend_call(operation, started.elapsed(), result.as_ref().err());
+        result
     }
 
     /// The span of one Redis call, with OpenTelemetry's database client
@@ -227,13 +198,16 @@ impl RedisBackend {
         )
     }
 
+    /// The timeout error of a call `coalesce` gave up on.
     fn timeout_error(&self, operation: &'static str, key: &str, outcome_unknown: bool) -> Error {
-        Error::Timeout {
+        let retry = Retry::Idempotent;
+        let site = CallSite {
             operation,
-            key: Some(key.to_owned()),
-            after: self.timeout,
-            outcome_unknown,
-        }
+            key,
+            retry,
+            timeout: self.timeout,
+        };
+        site.timed_out(outcome_unknown)
     }
 
     pub(crate) async fn send<T: FromRedisValue>(
