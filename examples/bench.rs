@@ -365,7 +365,7 @@ async fn main() -> BenchResult<()> {
         let nodes = match support::cluster_nodes() {
             Some(nodes) => nodes,
             None => {
-                spawned_cluster = cache_tests::TestCluster::start();
+                spawned_cluster = cache_testkit::RedisCluster::start();
                 spawned_cluster.urls()
             }
         };
@@ -378,7 +378,7 @@ async fn main() -> BenchResult<()> {
         (Some((master, sentinels)), _) => primary_of(&master, &sentinels).await?,
         (None, Ok(url)) => url,
         (None, Err(_)) => {
-            spawned = cache_tests::TestRedis::start("bench");
+            spawned = cache_testkit::RedisServer::start("bench");
             spawned.url().to_owned()
         }
     };

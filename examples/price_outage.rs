@@ -75,7 +75,7 @@ async fn main() -> cache_core::Result<()> {
     {
         println!("note: price_outage spawns its own redis-server, since it kills it");
     }
-    let mut redis = cache_tests::TestRedis::start("price-outage");
+    let mut redis = cache_testkit::RedisServer::start("price-outage");
     let timeout = Duration::from_millis(250);
     let cache = Cache::builder()
         .url(redis.url())

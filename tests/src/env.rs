@@ -6,16 +6,16 @@ use std::time::Duration;
 
 use cache_core::Cache;
 
-use crate::{TestCluster, TestRedis, TestSentinel, unique_namespace};
+use crate::{RedisCluster, RedisSentinel, RedisServer, unique_namespace};
 
 /// One backend under test; the Redis server lives as long as the test.
 pub struct Env {
     /// The cache under test.
     pub cache: Cache,
     /// The spawned server, on the Redis backend.
-    pub redis: Option<TestRedis>,
+    pub redis: Option<RedisServer>,
     /// The shared cluster, on the cluster backend.
-    pub cluster: Option<&'static TestCluster>,
+    pub cluster: Option<&'static RedisCluster>,
 }
 
 impl Env {
@@ -34,7 +34,7 @@ impl Env {
 
     /// A spawned redis-server.
     pub async fn redis(test: &str) -> Self {
-        let redis = TestRedis::start(test);
+        let redis = RedisServer::start(test);
         let cache = redis.cache().await;
         Env {
             cache,
@@ -45,7 +45,7 @@ impl Env {
 
     /// A spawned redis-server, through a handle with coalescing off.
     pub async fn redis_uncoalesced(test: &str) -> Self {
-        let redis = TestRedis::start(test);
+        let redis = RedisServer::start(test);
         let builder = Cache::builder()
             .url(redis.url())
             .namespace(redis.namespace());
@@ -59,7 +59,7 @@ impl Env {
 
     /// The shared cluster, through a handle with coalescing off.
     pub async fn cluster_uncoalesced(test: &str) -> Self {
-        let cluster = TestCluster::shared();
+        let cluster = RedisCluster::shared();
         let builder = Cache::builder()
             .cluster_nodes(cluster.urls())
             .namespace(unique_namespace(test));
@@ -74,7 +74,7 @@ impl Env {
     /// The local 6-node cluster shared by this test binary, under a
     /// namespace of its own.
     pub async fn cluster(test: &str) -> Self {
-        let cluster = TestCluster::shared();
+        let cluster = RedisCluster::shared();
         let cache = cluster.cache(test, Duration::from_secs(2)).await;
         Env {
             cache,
@@ -84,7 +84,7 @@ impl Env {
     }
 
     /// A handle behind `deployment`'s sentinels, under a namespace of its own.
-    pub async fn sentinel(deployment: &TestSentinel, test: &str) -> Self {
+    pub async fn sentinel(deployment: &RedisSentinel, test: &str) -> Self {
         let builder = deployment.builder().namespace(unique_namespace(test));
         let built = builder.timeout(Duration::from_secs(2)).build().await;
         let cache = built.unwrap_or_else(|err| panic!("cannot connect behind Sentinel: {err}"));
@@ -205,7 +205,7 @@ macro_rules! sentinel_suite {
         mod sentinel {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn every_test_behind_one_deployment() {
-                let deployment = $crate::TestSentinel::start("sentinel-suite").await;
+                let deployment = $crate::RedisSentinel::start("sentinel-suite").await;
                 $(
                     let env = $crate::Env::sentinel(&deployment, stringify!($name)).await;
                     super::$name(env).await;

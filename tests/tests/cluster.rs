@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use cache_core::redis::cluster_routing::Slot;
 use cache_core::{Cache, LoadPolicy, TypedCache};
-use cache_tests::{NODE_TIMEOUT, TestCluster};
+use cache_tests::{NODE_TIMEOUT, RedisCluster};
 
 /// How far past its timeout a call may return (scheduling on a busy machine).
 const MARGIN: Duration = Duration::from_millis(700);
@@ -20,7 +20,7 @@ const MARGIN: Duration = Duration::from_millis(700);
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The total of `cmdstat_<command>` calls over the cluster's masters.
-fn calls(cluster: &TestCluster, command: &str) -> u64 {
+fn calls(cluster: &RedisCluster, command: &str) -> u64 {
     let field = format!("cmdstat_{command}:calls=");
     cluster
         .master_ports()
@@ -33,7 +33,7 @@ fn calls(cluster: &TestCluster, command: &str) -> u64 {
         .sum()
 }
 
-fn reset_stats(cluster: &TestCluster) {
+fn reset_stats(cluster: &RedisCluster) {
     for port in cluster.master_ports() {
         cluster.cli(port, &["CONFIG", "RESETSTAT"]);
     }
@@ -42,7 +42,7 @@ fn reset_stats(cluster: &TestCluster) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_many_sends_one_mget_per_slot_touched_and_set_many_one_multi() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let cluster = TestCluster::start();
+    let cluster = RedisCluster::start();
     let cache = cluster.cache("mget", Duration::from_secs(5)).await;
     let values = cache.keyspace("v").typed::<u32, u32>().unwrap();
     let keys: Vec<u32> = (0..1_000).collect();
@@ -78,7 +78,7 @@ async fn get_many_sends_one_mget_per_slot_touched_and_set_many_one_multi() {
 }
 
 /// A test key served by each master, and the handle's typed view.
-fn probe_keys(values: &TypedCache<String, u64>, cluster: &TestCluster) -> Vec<String> {
+fn probe_keys(values: &TypedCache<String, u64>, cluster: &RedisCluster) -> Vec<String> {
     let mut by_master = std::collections::HashMap::new();
     for i in 0.. {
         let key = format!("k{i}");
@@ -94,7 +94,7 @@ fn probe_keys(values: &TypedCache<String, u64>, cluster: &TestCluster) -> Vec<St
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_master_fails_over_and_the_same_handle_recovers() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let cluster = TestCluster::start();
+    let cluster = RedisCluster::start();
     let timeout = Duration::from_millis(500);
     let cache = cluster.cache("failover", timeout).await;
     let values = cache.keyspace("w").typed::<String, u64>().unwrap();
@@ -259,7 +259,7 @@ async fn a_killed_master_fails_over_and_the_same_handle_recovers() {
 /// Waits (up to 5 s) until the replica of the master on `port` has
 /// acknowledged what the master had written when the wait began, so that
 /// what the kill loses is only what is in flight.
-async fn replica_caught_up(cluster: &TestCluster, port: u16) {
+async fn replica_caught_up(cluster: &RedisCluster, port: u16) {
     let master = |info: &str| -> Option<u64> {
         let line = info
             .lines()
@@ -324,7 +324,7 @@ fn keys_in_one_slot(values: &TypedCache<String, u64>, count: usize) -> (Slot, Ve
     (slot, keys)
 }
 
-fn node_id(cluster: &TestCluster, port: u16) -> String {
+fn node_id(cluster: &RedisCluster, port: u16) -> String {
     let nodes = cluster.cli(port, &["CLUSTER", "NODES"]).unwrap_or_default();
     let line = nodes
         .lines()
@@ -339,7 +339,7 @@ fn node_id(cluster: &TestCluster, port: u16) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slot_moved_under_traffic_loses_nothing_and_shows_no_error() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let cluster = TestCluster::start();
+    let cluster = RedisCluster::start();
     let cache: Cache = cluster.cache("reshard", Duration::from_secs(2)).await;
     let values = cache.keyspace("r").typed::<String, u64>().unwrap();
     let (slot, mut keys) = keys_in_one_slot(&values, 24);
@@ -464,7 +464,7 @@ async fn a_slot_moved_under_traffic_loses_nothing_and_shows_no_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_protected_cluster_connects_and_errors_hide_the_password() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let cluster = TestCluster::start_with_password(Some("s3cret-pw"));
+    let cluster = RedisCluster::start_with_password(Some("s3cret-pw"));
     let cache = cluster.cache("auth", Duration::from_secs(2)).await;
     let names = cache.keyspace("n").typed::<String, String>().unwrap();
     names.set("a", &"ada".to_owned()).await.unwrap();
@@ -520,7 +520,7 @@ async fn a_password_protected_cluster_connects_and_errors_hide_the_password() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_the_cluster_never_lets_run_times_out_unrun() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let cluster = TestCluster::start();
+    let cluster = RedisCluster::start();
     let timeout = Duration::from_millis(500);
     let cache: Cache = cluster.cache("never_run", timeout).await;
     let values = cache.keyspace("n").typed::<String, u64>().unwrap();

@@ -6,12 +6,12 @@
 use std::time::{Duration, Instant};
 
 use cache_core::{Cache, Error, TypedCache};
-use cache_tests::{Env, TestRedis};
+use cache_tests::{Env, RedisServer};
 
 /// How long the server stays frozen while calls queue.
 const QUEUEING: Duration = Duration::from_millis(150);
 
-async fn handle(redis: &TestRedis, timeout: Duration, coalesce: bool) -> Cache {
+async fn handle(redis: &RedisServer, timeout: Duration, coalesce: bool) -> Cache {
     let built = Cache::builder()
         .url(redis.url())
         .namespace(redis.namespace())
@@ -27,7 +27,7 @@ fn prices(cache: &Cache) -> TypedCache<String, u64> {
 }
 
 /// How many GETs the server has run so far.
-async fn gets_run(redis: &TestRedis) -> u64 {
+async fn gets_run(redis: &RedisServer) -> u64 {
     let mut raw = redis.raw().await;
     let stats: String = redis::cmd("INFO")
         .arg("commandstats")
@@ -43,11 +43,11 @@ async fn gets_run(redis: &TestRedis) -> u64 {
 /// Freezes the server with a read of `key` in flight: calls made until
 /// [`thaw`] queue behind it.
 async fn freeze_behind(
-    redis: &TestRedis,
+    redis: &RedisServer,
     prices: &TypedCache<String, u64>,
     key: &'static str,
 ) -> tokio::task::JoinHandle<cache_core::Result<Option<u64>>> {
-    redis.pause();
+    redis.freeze();
     let prices = prices.clone();
     let in_flight = tokio::spawn(async move { prices.get(key).await });
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -55,14 +55,14 @@ async fn freeze_behind(
 }
 
 /// Gives the calls just made time to queue, then thaws the server.
-async fn thaw(redis: &TestRedis) {
+async fn thaw(redis: &RedisServer) {
     tokio::time::sleep(QUEUEING).await;
     redis.resume();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_type_or_undecodable_key_fails_only_its_own_caller() {
-    let redis = TestRedis::start("coalesce_errors");
+    let redis = RedisServer::start("coalesce_errors");
     let cache = handle(&redis, Duration::from_secs(5), true).await;
     let prices = prices(&cache);
     for i in 0..40_u64 {
@@ -111,7 +111,7 @@ async fn a_wrong_type_or_undecodable_key_fails_only_its_own_caller() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_reads_of_one_key_share_one_get_and_writes_keep_their_order() {
-    let redis = TestRedis::start("coalesce_shared_reads");
+    let redis = RedisServer::start("coalesce_shared_reads");
     let cache = handle(&redis, Duration::from_secs(5), true).await;
     let prices = prices(&cache);
     prices.set("gpt-4", &30).await.unwrap();
@@ -152,7 +152,7 @@ async fn concurrent_reads_of_one_key_share_one_get_and_writes_keep_their_order()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_queued_caller_times_out_on_its_own_and_a_write_given_up_is_not_sent() {
-    let redis = TestRedis::start("coalesce_timeouts");
+    let redis = RedisServer::start("coalesce_timeouts");
     let timeout = Duration::from_millis(300);
     let cache = handle(&redis, timeout, true).await;
     let prices = prices(&cache);
@@ -225,7 +225,7 @@ async fn batches_on_a_cluster_split_by_slot_and_answer_each_caller() {
 /// answers: the switch changes how calls travel, not what they do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_switch_off_sends_each_call_alone() {
-    let redis = TestRedis::start("coalesce_off");
+    let redis = RedisServer::start("coalesce_off");
     let cache = handle(&redis, Duration::from_secs(5), false).await;
     let prices = prices(&cache);
     prices.set("gpt-4", &30).await.unwrap();

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use cache_core::{Cache, Cacheable, Codec, Ttl};
-use cache_tests::TestRedis;
+use cache_tests::RedisServer;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
@@ -91,13 +91,13 @@ async fn derived_types_on_memory() {
 
 #[tokio::test]
 async fn derived_types_on_redis() {
-    let redis = TestRedis::start("derive");
+    let redis = RedisServer::start("derive");
     derived_types_behave(&redis.cache().await).await;
 }
 
 #[tokio::test]
 async fn derived_keys_and_ttls_in_redis_are_exact() {
-    let redis = TestRedis::start("derive-layout");
+    let redis = RedisServer::start("derive-layout");
     let cache = redis.cache().await;
     let ns = redis.namespace();
     cache.typed::<ModelPrice>().put(&gpt4()).await.unwrap();
@@ -121,7 +121,7 @@ async fn derived_keys_and_ttls_in_redis_are_exact() {
 
 #[tokio::test]
 async fn many_tasks_never_get_the_same_sequence_number() {
-    let redis = TestRedis::start("derive-seq");
+    let redis = RedisServer::start("derive-seq");
     let cache = redis.cache().await;
     let seqs = cache.typed::<MessageSeq>();
     let mut tasks = Vec::new();
@@ -157,7 +157,7 @@ struct HotConfig {
 
 #[tokio::test]
 async fn a_derived_local_tier_serves_repeated_reads() {
-    let redis = TestRedis::start("derive-local");
+    let redis = RedisServer::start("derive-local");
     let cache = redis.cache().await;
     let configs = cache.typed::<HotConfig>();
     let config = HotConfig {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cache_core::{Cache, Freshness, LoadPolicy, StaleReason, TypedCache};
-use cache_tests::{TestCluster, TestRedis};
+use cache_tests::{RedisCluster, RedisServer};
 
 /// The handle's timeout: a frozen node answers nothing within it.
 const TIMEOUT: Duration = Duration::from_millis(300);
@@ -65,7 +65,7 @@ async fn the_last_copy_answers(cache: &Cache, prices: &TypedCache<String, u64>, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_is_answered_by_the_last_copy() {
-    let mut redis = TestRedis::start("fail_safe_redis_down");
+    let mut redis = RedisServer::start("fail_safe_redis_down");
     let cache = Cache::builder()
         .url(redis.url())
         .namespace(redis.namespace())
@@ -81,7 +81,7 @@ async fn a_killed_server_is_answered_by_the_last_copy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_cluster_master_is_answered_by_the_last_copy() {
-    let cluster = TestCluster::start();
+    let cluster = RedisCluster::start();
     let cache = cluster.cache("fail_safe_cluster_down", TIMEOUT).await;
     let prices = prices(&cache);
     kept_locally(&prices).await;
@@ -91,7 +91,7 @@ async fn a_frozen_cluster_master_is_answered_by_the_last_copy() {
         .map(|i| format!("model-{i}"))
         .find(|key| cluster.master_of(&prices.key(key)) == master)
         .unwrap();
-    cluster.pause(master);
+    cluster.freeze(master);
     the_last_copy_answers(&cache, &prices, &other).await;
     cluster.resume(master);
 }

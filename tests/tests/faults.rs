@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cache_core::{Cache, FailurePolicy, LoadPolicy};
-use cache_tests::TestRedis;
+use cache_tests::RedisServer;
 
 /// How far past its timeout a call may return (scheduling on a busy machine).
 const MARGIN: Duration = Duration::from_millis(700);
 
-async fn handle(redis: &TestRedis, timeout: Duration) -> Cache {
+async fn handle(redis: &RedisServer, timeout: Duration) -> Cache {
     Cache::builder()
         .url(redis.url())
         .namespace(redis.namespace())
@@ -24,7 +24,7 @@ async fn handle(redis: &TestRedis, timeout: Duration) -> Cache {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn distributed_single_flight_loads_once_across_four_handles() {
-    let redis = TestRedis::start("distributed");
+    let redis = RedisServer::start("distributed");
     let policy = LoadPolicy::DEFAULT.distributed(Duration::from_secs(5), Duration::from_secs(5));
     let runs = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
@@ -60,7 +60,7 @@ async fn distributed_single_flight_loads_once_across_four_handles() {
 async fn a_killed_and_restarted_server_loses_no_acknowledged_write() {
     // Every acknowledged write is on disk before the reply.
     let mut redis =
-        TestRedis::start_with("kill", &["--appendonly", "yes", "--appendfsync", "always"]);
+        RedisServer::start_with("kill", &["--appendonly", "yes", "--appendfsync", "always"]);
     let timeout = Duration::from_millis(500);
     let cache = handle(&redis, timeout).await;
     let values = cache.keyspace("w").typed::<String, u64>().unwrap();
@@ -134,7 +134,7 @@ async fn a_killed_and_restarted_server_loses_no_acknowledged_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_server_gives_timeouts_and_fail_open_loads_still_answer() {
-    let redis = TestRedis::start("sigstop");
+    let redis = RedisServer::start("sigstop");
     let timeout = Duration::from_millis(300);
     let cache = handle(&redis, timeout).await;
     let prices = cache
@@ -147,7 +147,7 @@ async fn a_frozen_server_gives_timeouts_and_fail_open_loads_still_answer() {
         .with_load_policy(LoadPolicy::DEFAULT.on_failure(FailurePolicy::Closed))
         .unwrap();
 
-    redis.pause();
+    redis.freeze();
     let started = Instant::now();
     let err = prices.get("cached").await.unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
@@ -196,7 +196,7 @@ async fn a_frozen_server_gives_timeouts_and_fail_open_loads_still_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lazy_handle_starts_without_redis_and_connects_when_it_is_up() {
-    let mut redis = TestRedis::start("lazy");
+    let mut redis = RedisServer::start("lazy");
     redis.kill();
     let timeout = Duration::from_millis(300);
     let started = Instant::now();
@@ -259,7 +259,7 @@ async fn a_lazy_handle_starts_without_redis_and_connects_when_it_is_up() {
 /// unknown; idempotent ones do not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_server_frozen_every_operation_answers_within_one_timeout() {
-    let redis = TestRedis::start("one-timeout");
+    let redis = RedisServer::start("one-timeout");
     // Long enough that paying it twice is beyond the margin.
     let timeout = Duration::from_millis(1_000);
     let cache = handle(&redis, timeout).await;
@@ -276,7 +276,7 @@ async fn with_the_server_frozen_every_operation_answers_within_one_timeout() {
     let locks = cache.keyspace("lock").locks::<str>().unwrap();
     prices.set("cached", &1.0).await.unwrap();
 
-    redis.pause();
+    redis.freeze();
     let within_one_timeout = |what: &str, started: Instant| {
         let took = started.elapsed();
         assert!(took <= timeout + MARGIN, "{what} took {took:?}");
@@ -326,7 +326,7 @@ async fn with_the_server_frozen_every_operation_answers_within_one_timeout() {
 /// meets the broken connection is sent once more on the new one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotent_calls_are_retried_once_after_a_restart() {
-    let mut redis = TestRedis::start_with("retry", &["--appendonly", "yes"]);
+    let mut redis = RedisServer::start_with("retry", &["--appendonly", "yes"]);
     let first = handle(&redis, Duration::from_secs(2)).await;
     let second = handle(&redis, Duration::from_secs(2)).await;
     let names = |cache: &Cache| cache.keyspace("name").typed::<String, String>().unwrap();
@@ -354,7 +354,7 @@ async fn idempotent_calls_are_retried_once_after_a_restart() {
 /// the loader within the timeout plus a small margin.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_server_leaves_batch_loads_answering_from_the_loader() {
-    let redis = TestRedis::start("sigstop-many");
+    let redis = RedisServer::start("sigstop-many");
     let timeout = Duration::from_millis(500);
     let cache = handle(&redis, timeout).await;
     let prices = cache
@@ -363,7 +363,7 @@ async fn a_frozen_server_leaves_batch_loads_answering_from_the_loader() {
         .typed::<String, f64>()
         .unwrap();
     let models: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
-    redis.pause();
+    redis.freeze();
     let started = Instant::now();
     let got = prices
         .get_or_load_many(&models, |missing: Vec<String>| async move {
@@ -381,7 +381,7 @@ async fn a_frozen_server_leaves_batch_loads_answering_from_the_loader() {
 /// service instances) load each key once across all of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn distributed_batches_load_each_key_once_across_four_handles() {
-    let redis = TestRedis::start("distributed-many");
+    let redis = RedisServer::start("distributed-many");
     let policy = LoadPolicy::DEFAULT.distributed(Duration::from_secs(5), Duration::from_secs(5));
     let loads = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
         String,
@@ -425,7 +425,7 @@ async fn distributed_batches_load_each_key_once_across_four_handles() {
 
 /// Two handles of the `price` keyspace with the distributed policy.
 async fn two_distributed(
-    redis: &TestRedis,
+    redis: &RedisServer,
     wait: Duration,
 ) -> (
     cache_core::TypedCache<String, f64>,
@@ -441,7 +441,7 @@ async fn two_distributed(
 /// The `price` keyspace with `policy` on a handle of its own (its own
 /// connection and in-process flights, as a separate instance would have).
 async fn distributed_prices(
-    redis: &TestRedis,
+    redis: &RedisServer,
     policy: LoadPolicy,
 ) -> cache_core::TypedCache<String, f64> {
     handle(redis, Duration::from_secs(2))
@@ -480,7 +480,7 @@ async fn hold_lease(
 async fn a_batch_loads_its_own_keys_while_another_process_loads_one_of_them() {
     // Waiting for the other process before loading our own keys would stall
     // two batches that each hold a key the other wants until `wait` runs out.
-    let redis = TestRedis::start("distributed-crossing");
+    let redis = RedisServer::start("distributed-crossing");
     let (one, other) = two_distributed(&redis, Duration::from_secs(30)).await;
     let (release, hold) = tokio::sync::oneshot::channel();
     let holder = hold_lease(&other, "b", hold).await;
@@ -514,7 +514,7 @@ async fn a_batch_loads_its_own_keys_while_another_process_loads_one_of_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_whose_lease_outlives_the_wait_is_loaded_or_named_in_the_error() {
-    let redis = TestRedis::start("distributed-late");
+    let redis = RedisServer::start("distributed-late");
     let wait = Duration::from_millis(300);
     let (one, other) = two_distributed(&redis, wait).await;
     let (release, hold) = tokio::sync::oneshot::channel();

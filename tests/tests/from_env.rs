@@ -2,12 +2,12 @@
 //! variable is only sound while no other thread reads the environment.
 
 use cache_core::Cache;
-use cache_tests::TestRedis;
+use cache_tests::RedisServer;
 use redis::AsyncCommands;
 
 #[test]
 fn from_env_reads_the_named_variable() {
-    let redis = TestRedis::start("from-env");
+    let redis = RedisServer::start("from-env");
     #[allow(unsafe_code)]
     // SAFETY: this binary's only test runs here, before any runtime thread exists.
     unsafe {

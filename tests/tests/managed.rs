@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use cache_tests::TestRedis;
+use cache_tests::RedisServer;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 
 /// One metrics recorder for the process, installed by the first test.
@@ -38,7 +38,7 @@ fn refusals(namespace: &str) -> u64 {
     found.unwrap_or_default()
 }
 
-async fn a_refused_tracking_gives_a_ttl_bounded_local_tier(redis: TestRedis) {
+async fn a_refused_tracking_gives_a_ttl_bounded_local_tier(redis: RedisServer) {
     let _ = snapshotter();
     let cache = redis.cache().await;
     let namespace = cache.namespace().unwrap_or_default().to_owned();
@@ -81,12 +81,12 @@ async fn a_refused_tracking_gives_a_ttl_bounded_local_tier(redis: TestRedis) {
 /// its snapshots are best read by one test at a time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_renamed_away_or_denied_by_an_acl() {
-    let redis = TestRedis::start_with("client_renamed", &["--rename-command", "CLIENT", ""]);
+    let redis = RedisServer::start_with("client_renamed", &["--rename-command", "CLIENT", ""]);
     a_refused_tracking_gives_a_ttl_bounded_local_tier(redis).await;
     let acl = [
         "--user", "default", "on", "nopass", "~*", "&*", "+@all", "-client",
     ];
-    let redis = TestRedis::start_with("client_denied", &acl);
+    let redis = RedisServer::start_with("client_denied", &acl);
     a_refused_tracking_gives_a_ttl_bounded_local_tier(redis).await;
 }
 
@@ -102,7 +102,7 @@ async fn a_rotated_password_is_used_from_the_next_connection() {
     ];
     let app = ["--user", "app", "on", ">one", "~*", "&*", "+@all"];
     let acl: Vec<&str> = default.into_iter().chain(app).collect();
-    let redis = TestRedis::start_with("rotated_password", &acl);
+    let redis = RedisServer::start_with("rotated_password", &acl);
     let port = cache_tests::port_of(redis.url());
     let password = Arc::new(Mutex::new("one".to_owned()));
     let current = Arc::clone(&password);

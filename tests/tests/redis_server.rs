@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use cache_core::{Cache, Codec};
-use cache_tests::TestRedis;
+use cache_tests::RedisServer;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +17,7 @@ struct ModelPrice {
 
 #[tokio::test]
 async fn keys_and_ttls_in_redis_are_exactly_as_documented() {
-    let redis = TestRedis::start("layout");
+    let redis = RedisServer::start("layout");
     let cache = redis.cache().await;
     let ns = redis.namespace();
     let prices = cache
@@ -75,7 +75,7 @@ async fn keys_and_ttls_in_redis_are_exactly_as_documented() {
 
 #[tokio::test]
 async fn a_key_holding_a_list_gives_a_wrong_type_error() {
-    let redis = TestRedis::start("wrongtype");
+    let redis = RedisServer::start("wrongtype");
     let cache = redis.cache().await;
     let names = cache.keyspace("name").typed::<String, String>().unwrap();
     let counts = cache.keyspace("name").typed::<String, i64>().unwrap();
@@ -98,7 +98,7 @@ async fn a_key_holding_a_list_gives_a_wrong_type_error() {
 
 #[tokio::test]
 async fn the_raw_connection_reaches_the_same_server() {
-    let redis = TestRedis::start("raw");
+    let redis = RedisServer::start("raw");
     let cache = redis.cache().await;
     let names = cache.keyspace("name").typed::<String, String>().unwrap();
     names.set("a", &"x".to_owned()).await.unwrap();
@@ -126,7 +126,7 @@ async fn a_bad_url_is_a_config_error_without_the_password() {
 
 #[tokio::test]
 async fn unix_socket_urls_work() {
-    let (redis, url) = TestRedis::start_with_unix_socket("unix");
+    let (redis, url) = RedisServer::start_with_unix_socket("unix");
     let cache = Cache::builder()
         .url(&url)
         .namespace(redis.namespace())
@@ -142,7 +142,7 @@ async fn unix_socket_urls_work() {
 
 #[tokio::test]
 async fn rediss_urls_connect_over_tls_with_a_private_ca() {
-    let (redis, tls_url, ca) = TestRedis::start_with_tls("tls");
+    let (redis, tls_url, ca) = RedisServer::start_with_tls("tls");
     let cache = Cache::builder()
         .url(&tls_url)
         .namespace(redis.namespace())
@@ -226,7 +226,7 @@ async fn a_server_that_never_answers_times_out_within_the_timeout() {
 
 #[tokio::test]
 async fn the_same_handle_works_again_after_a_server_restart() {
-    let mut redis = TestRedis::start_with("restart", &["--appendonly", "no"]);
+    let mut redis = RedisServer::start_with("restart", &["--appendonly", "no"]);
     let cache = redis.cache_with_timeout(Duration::from_millis(500)).await;
     let names = cache.keyspace("name").typed::<String, String>().unwrap();
     names.set("before", &"x".to_owned()).await.unwrap();
@@ -255,7 +255,7 @@ async fn the_same_handle_works_again_after_a_server_restart() {
 /// (a flush, a restart without persistence), and their counters expire.
 #[tokio::test]
 async fn fencing_tokens_keep_increasing_after_the_server_loses_its_data() {
-    let mut redis = TestRedis::start_with("fencing", &["--appendonly", "no"]);
+    let mut redis = RedisServer::start_with("fencing", &["--appendonly", "no"]);
     let cache = redis.cache().await;
     let locks = cache.keyspace("lock").locks::<str>().unwrap();
     let lease = Duration::from_secs(5);
@@ -308,7 +308,7 @@ async fn fencing_tokens_keep_increasing_after_the_server_loses_its_data() {
 #[tokio::test]
 async fn every_key_the_library_writes_expires_except_sequences() {
     use cache_core::{LoadPolicy, RateLimit};
-    let redis = TestRedis::start("expiry-audit");
+    let redis = RedisServer::start("expiry-audit");
     let cache = redis.cache().await;
     let minute = Duration::from_secs(60);
     let policy = LoadPolicy::DEFAULT

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use cache_core::{Cache, TypedCache};
-use cache_tests::{TestCluster, TestSentinel, port_of, unique_namespace};
+use cache_tests::{RedisCluster, RedisSentinel, port_of, unique_namespace};
 
 /// `cmdstat_get` calls in an `INFO commandstats` answer.
 fn gets_in(info: &str) -> u64 {
@@ -63,7 +63,7 @@ where
 /// for every range: Redis lists a replica only once it has replicated
 /// something, and each node learns that by gossip, so the handle's slot map
 /// (from whichever node it asks) then has them all.
-async fn replicas_listed(cluster: &TestCluster) {
+async fn replicas_listed(cluster: &RedisCluster) {
     let started = Instant::now();
     for port in cluster.ports() {
         let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
@@ -89,7 +89,7 @@ async fn replicas_listed(cluster: &TestCluster) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_replicas_serve_plain_reads_only() {
-    let cluster = TestCluster::shared();
+    let cluster = RedisCluster::shared();
     // Something to replicate, so that every replica is listed.
     let writer = cluster
         .cache("replica_reads_warmup", Duration::from_secs(2))
@@ -128,7 +128,7 @@ async fn cluster_replicas_serve_plain_reads_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_replicas_serve_plain_reads_only() {
-    let deployment = TestSentinel::start("sentinel_replica_reads").await;
+    let deployment = RedisSentinel::start("sentinel_replica_reads").await;
     let cache = deployment
         .builder()
         .read_from_replicas(true)

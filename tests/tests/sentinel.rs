@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use cache_core::TypedCache;
-use cache_tests::{Passwords, TestSentinel, port_of};
+use cache_tests::{Passwords, RedisSentinel, port_of};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_primary_is_found_through_the_sentinels() {
-    let deployment = TestSentinel::start("sentinel_found").await;
+    let deployment = RedisSentinel::start("sentinel_found").await;
     let cache = deployment.builder().build().await.unwrap();
     let names = cache.keyspace("name").typed::<u64, String>().unwrap();
     names.set(&1, &"ada".to_owned()).await.unwrap();
@@ -38,7 +38,7 @@ fn counters(cache: &cache_core::Cache) -> TypedCache<u64, u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_primary_is_followed_to_the_promoted_replica() {
-    let mut deployment = TestSentinel::start("sentinel_failover").await;
+    let mut deployment = RedisSentinel::start("sentinel_failover").await;
     let cache = deployment.builder().build().await.unwrap();
     let values = counters(&cache);
     cache_tests::local_tier_live(|| values.local_is_live()).await;
@@ -142,7 +142,7 @@ async fn sentinels_and_data_nodes_have_their_own_credentials() {
         data: "data-pw-1",
         sentinel: "sentinel-pw-2",
     };
-    let deployment = TestSentinel::start_with_passwords("sentinel_auth", Some(passwords)).await;
+    let deployment = RedisSentinel::start_with_passwords("sentinel_auth", Some(passwords)).await;
     let cache = (deployment.builder())
         .data_node_credentials(Some("app"), passwords.data)
         .build()

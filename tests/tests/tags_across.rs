@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use cache_core::{Cache, TypedCache};
-use cache_tests::{Env, TestCluster, TestRedis};
+use cache_tests::{Env, RedisCluster, RedisServer};
 
 cache_tests::redis_suite!(
     another_handle_stops_serving_a_tag_within_the_bound,
@@ -239,7 +239,7 @@ async fn a_warm_tagged_read_reads_no_tag_state(env: Env) {
 /// would have it) reads as invalidated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flushed_servers_tag_states_count_as_lost() {
-    let redis = TestRedis::start("tags_flush");
+    let redis = RedisServer::start("tags_flush");
     let cache = redis.cache().await;
     let pages = cache
         .keyspace("page")
@@ -269,7 +269,7 @@ async fn a_flushed_servers_tag_states_count_as_lost() {
 /// and entries written after the failover are served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failover_of_the_tags_master_never_revalidates_an_entry() {
-    let cluster = TestCluster::start();
+    let cluster = RedisCluster::start();
     let cache = cluster
         .cache("tags_failover", Duration::from_millis(500))
         .await;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cache_core::LoadPolicy;
-use cache_tests::TestRedis;
+use cache_tests::RedisServer;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -64,7 +64,7 @@ impl Subscriber for Spans {
 
 #[tokio::test]
 async fn redis_calls_carry_opentelemetry_database_attributes_and_no_key_or_value() {
-    let redis = TestRedis::start("spans");
+    let redis = RedisServer::start("spans");
     let cache = redis.cache().await;
     let secrets = cache.keyspace("s").typed::<String, String>().unwrap();
     let seen = Seen::default();
@@ -144,7 +144,7 @@ async fn the_metrics_facade_counts_what_was_done() {
     let snapshotter = recorder.snapshotter();
     recorder.install().unwrap();
 
-    let redis = TestRedis::start("metrics");
+    let redis = RedisServer::start("metrics");
     let cache = redis.cache().await;
     let namespace = cache.namespace().unwrap_or_default().to_owned();
     let prices = cache

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use cache_core::{Cache, CacheBuilder, Error};
-use cache_tests::{TestCluster, TestRedis};
+use cache_tests::{RedisCluster, RedisServer};
 
 /// The handle's timeout in these tests.
 const TIMEOUT: Duration = Duration::from_millis(300);
@@ -83,8 +83,8 @@ async fn everything_times_out(builder: impl Fn() -> CacheBuilder) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_server_is_a_timeout_whichever_timer_fires_first() {
-    let redis = TestRedis::start("frozen-server");
-    redis.pause();
+    let redis = RedisServer::start("frozen-server");
+    redis.freeze();
     let url = redis.url().to_owned();
     everything_times_out(|| Cache::builder().url(url.clone())).await;
     redis.resume();
@@ -94,9 +94,9 @@ async fn a_frozen_server_is_a_timeout_whichever_timer_fires_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_cluster_is_a_timeout_whichever_timer_fires_first() {
-    let cluster = TestCluster::start();
+    let cluster = RedisCluster::start();
     for &port in cluster.ports() {
-        cluster.pause(port);
+        cluster.freeze(port);
     }
     let nodes = cluster.urls();
     everything_times_out(|| Cache::builder().cluster_nodes(nodes.clone())).await;

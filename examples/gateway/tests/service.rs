@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use cache_tests::TestRedis;
+use cache_testkit::RedisServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -19,12 +19,12 @@ struct Instance {
     base: String,
 }
 
-async fn start(redis: &TestRedis, rate_limit: u64) -> Instance {
+async fn start(redis: &RedisServer, rate_limit: u64) -> Instance {
     start_with(redis, rate_limit, REDIS_TIMEOUT).await
 }
 
 /// An instance whose Redis calls are bounded by `timeout`.
-async fn start_with(redis: &TestRedis, rate_limit: u64, timeout: Duration) -> Instance {
+async fn start_with(redis: &RedisServer, rate_limit: u64, timeout: Duration) -> Instance {
     let settings: HashMap<&str, String> = HashMap::from([
         ("REDIS_URL", redis.url().to_owned()),
         ("GATEWAY_RATE_LIMIT", rate_limit.to_string()),
@@ -91,7 +91,7 @@ impl Instance {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cold_price_is_read_from_the_database_once_and_a_put_shows_at_once() {
-    let redis = TestRedis::start("gateway_prices");
+    let redis = RedisServer::start("gateway_prices");
     // Single flight is under test, not the timeout: 1,000 requests on two
     // cores can hold a reply past 300 ms, and a read that times out is a
     // fail-open miss that rightly loads again.
@@ -161,7 +161,7 @@ fn new_price_body() -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_token_is_refused_at_once_and_for_as_long_as_it_would_have_lived() {
-    let redis = TestRedis::start("gateway_revocation");
+    let redis = RedisServer::start("gateway_revocation");
     let (one, two) = (start(&redis, 60).await, start(&redis, 60).await);
     let token = one.login("ada").await;
     assert_eq!(one.chat(&token).await.status(), StatusCode::OK);
@@ -218,12 +218,12 @@ async fn a_revoked_token_is_refused_at_once_and_for_as_long_as_it_would_have_liv
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_frozen_chat_fails_closed_and_prices_fail_open() {
-    let redis = TestRedis::start("gateway_frozen");
+    let redis = RedisServer::start("gateway_frozen");
     let gateway = start(&redis, 60).await;
     let token = gateway.login("ada").await;
     assert_eq!(gateway.chat(&token).await.status(), StatusCode::OK);
 
-    redis.pause();
+    redis.freeze();
     let started = Instant::now();
     let refused = gateway.chat(&token).await;
     let took = started.elapsed();
@@ -271,7 +271,7 @@ async fn chats_on_both(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rate_limit_lets_exactly_the_limit_through_across_two_instances() {
-    let redis = TestRedis::start("gateway_rate_limit");
+    let redis = RedisServer::start("gateway_rate_limit");
     let (one, two) = (start(&redis, 5).await, start(&redis, 5).await);
     let token = one.login("ada").await;
     let (mut allowed, mut limited) = (0, 0);
@@ -295,7 +295,7 @@ async fn the_rate_limit_lets_exactly_the_limit_through_across_two_instances() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequence_numbers_are_unique_across_two_instances() {
-    let redis = TestRedis::start("gateway_sequences");
+    let redis = RedisServer::start("gateway_sequences");
     let (one, two) = (start(&redis, 1_000).await, start(&redis, 1_000).await);
     let token = one.login("ada").await;
     let mut seen = HashSet::new();
@@ -310,7 +310,7 @@ async fn sequence_numbers_are_unique_across_two_instances() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_json_errors_that_say_what_was_wrong() {
-    let redis = TestRedis::start("gateway_bad_requests");
+    let redis = RedisServer::start("gateway_bad_requests");
     let gateway = start(&redis, 60).await;
     let client = reqwest::Client::new();
     let error_of = |response: reqwest::Response| async move {

@@ -5,7 +5,7 @@
 use std::io::Read;
 
 fn main() {
-    let cluster = cache_tests::TestCluster::start();
+    let cluster = cache_tests::RedisCluster::start();
     println!("{}", cluster.urls().join(","));
     let mut rest = Vec::new();
     let _ = std::io::stdin().read_to_end(&mut rest);

@@ -8,7 +8,7 @@ use std::io::Read;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let deployment = cache_tests::TestSentinel::start("test-sentinel").await;
+    let deployment = cache_tests::RedisSentinel::start("test-sentinel").await;
     println!(
         "{} {}",
         cache_tests::SENTINEL_MASTER,

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use cache_core::{Cache, CacheBuilder};
 
-use crate::{TestRedis, free_port, redis_server_binary, unique_namespace};
+use crate::RedisServer;
+use crate::process::{free_port, redis_server_binary, unique_namespace};
 
 /// The name the sentinels monitor the primary under.
 pub const MASTER: &str = "cache-test-primary";
@@ -26,9 +27,9 @@ pub struct Passwords {
 }
 
 /// One Sentinel deployment.
-pub struct TestSentinel {
+pub struct RedisSentinel {
     /// The data nodes; the first is the primary the deployment started with.
-    pub nodes: Vec<TestRedis>,
+    pub nodes: Vec<RedisServer>,
     sentinels: Vec<Child>,
     ports: Vec<u16>,
     dir: PathBuf,
@@ -36,7 +37,7 @@ pub struct TestSentinel {
     passwords: Option<Passwords>,
 }
 
-impl TestSentinel {
+impl RedisSentinel {
     /// Starts the deployment and waits until every sentinel sees the
     /// primary, both replicas and the other sentinels.
     pub async fn start(test: &str) -> Self {
@@ -57,7 +58,7 @@ impl TestSentinel {
             common.extend(acl.split_whitespace().map(str::to_owned));
         }
         let args: Vec<&str> = common.iter().map(String::as_str).collect();
-        let primary = TestRedis::start_with(test, &args);
+        let primary = RedisServer::start_with(test, &args);
         let primary_port = port_of(primary.url());
         let mut replica_of = common.clone();
         replica_of
@@ -65,13 +66,13 @@ impl TestSentinel {
         let replica_args: Vec<&str> = replica_of.iter().map(String::as_str).collect();
         let mut nodes = vec![primary];
         for _ in 0..2 {
-            nodes.push(TestRedis::start_with(test, &replica_args));
+            nodes.push(RedisServer::start_with(test, &replica_args));
         }
         let dir = std::env::temp_dir().join(format!("cache-sentinel-{namespace}"));
         if let Err(err) = std::fs::create_dir_all(&dir) {
             panic!("cannot create {}: {err}", dir.display());
         }
-        let mut deployment = TestSentinel {
+        let mut deployment = RedisSentinel {
             nodes,
             sentinels: Vec::new(),
             ports: Vec::new(),
@@ -225,7 +226,7 @@ impl TestSentinel {
     }
 }
 
-impl Drop for TestSentinel {
+impl Drop for RedisSentinel {
     fn drop(&mut self) {
         for child in &mut self.sentinels {
             let _ = child.kill();

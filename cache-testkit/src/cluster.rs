@@ -4,7 +4,7 @@
 //!
 //! Each node runs under a small shell watchdog that stops it when the test
 //! process goes away, so a cluster shared by a whole test binary (a `static`,
-//! never dropped) does not outlive it. Dropping a `TestCluster` stops it at once.
+//! never dropped) does not outlive it. Dropping a `RedisCluster` stops it at once.
 //!
 //! - `CACHE_TEST_REDIS_SERVER`: the redis-server binary (default: on `PATH`).
 //! - `CACHE_TEST_REDIS_CLI`: the redis-cli binary (default: on `PATH`).
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use cache_core::Cache;
 
-use crate::unique_namespace;
+use crate::process::{redis_server_binary, send_signal, unique_namespace};
 
 /// How long a cluster may take to form before the harness gives up.
 const FORM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -25,30 +25,59 @@ const FORM_TIMEOUT: Duration = Duration::from_secs(30);
 /// The node timeout: how long before a silent master is failed over.
 pub const NODE_TIMEOUT: Duration = Duration::from_millis(2_000);
 
-/// A running 6-node cluster (3 masters, 3 replicas).
-pub struct TestCluster {
+/// A running 6-node cluster (3 masters, 3 replicas), stopped on drop.
+///
+/// ```
+/// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+/// # async fn main() -> cache_core::Result<()> {
+/// use std::time::Duration;
+/// use cache_testkit::RedisCluster;
+///
+/// let cluster = RedisCluster::start();
+/// let cache = cluster.cache("orders", Duration::from_secs(2)).await;
+/// let orders = cache.keyspace("order").typed::<u64, String>()?;
+/// orders.set(&7, &"paid".to_owned()).await?;
+/// let key = orders.key(&7);
+///
+/// // A planned failover: the replica takes over, no write is lost.
+/// let first = cluster.master_of(&key);
+/// let second = cluster.fail_over(first);
+/// assert_eq!(cluster.master_of(&key), second);
+/// assert_eq!(orders.get(&7).await?.as_deref(), Some("paid"));
+///
+/// // A crash: the new master dies, the cluster promotes its replica (the
+/// // first master) after the node timeout, and the dead node comes back.
+/// cluster.kill(second);
+/// assert_eq!(cluster.wait_for_promotion(second), first);
+/// cluster.restart(second);
+/// cluster.wait_until_healthy(Duration::from_secs(30)).map_err(cache_core::Error::config)?;
+/// assert_eq!(cluster.master_of(&key), first);
+/// assert_eq!(orders.get(&7).await?.as_deref(), Some("paid"));
+/// # Ok(()) }
+/// ```
+pub struct RedisCluster {
     ports: Vec<u16>,
     dir: PathBuf,
     /// The nodes' `requirepass`, if any.
     password: Option<String>,
 }
 
-static SHARED: OnceLock<TestCluster> = OnceLock::new();
+static SHARED: OnceLock<RedisCluster> = OnceLock::new();
 
-impl TestCluster {
+impl RedisCluster {
     /// The cluster shared by every test of this test binary; each test keeps
     /// to its own namespace.
-    pub fn shared() -> &'static TestCluster {
-        SHARED.get_or_init(TestCluster::start)
+    pub fn shared() -> &'static RedisCluster {
+        SHARED.get_or_init(RedisCluster::start)
     }
 
     /// A cluster of its own, for tests that kill or reshape nodes.
-    pub fn start() -> TestCluster {
+    pub fn start() -> RedisCluster {
         Self::start_with_password(None)
     }
 
     /// A cluster of its own whose nodes require `password`.
-    pub fn start_with_password(password: Option<&str>) -> TestCluster {
+    pub fn start_with_password(password: Option<&str>) -> RedisCluster {
         let dir = std::env::temp_dir().join(format!("cache-cluster-{}", unique_namespace("c")));
         if let Err(err) = std::fs::create_dir_all(&dir) {
             panic!("cannot create {}: {err}", dir.display());
@@ -56,7 +85,7 @@ impl TestCluster {
         let mut last_error = String::new();
         for _attempt in 0..5 {
             let ports = free_node_ports(6);
-            let cluster = TestCluster {
+            let cluster = RedisCluster {
                 ports: ports.clone(),
                 dir: dir.clone(),
                 password: password.map(str::to_owned),
@@ -78,7 +107,7 @@ impl TestCluster {
         if let Err(err) = std::fs::create_dir_all(&node_dir) {
             panic!("cannot create {}: {err}", node_dir.display());
         }
-        let server = crate::redis_server_binary();
+        let server = redis_server_binary();
         let auth = match &self.password {
             Some(password) => format!("'--requirepass' '{password}' '--masterauth' '{password}' "),
             None => String::new(),
@@ -110,10 +139,13 @@ impl TestCluster {
         .map(|arg| format!("'{arg}'"))
         .join(" ");
         let args = format!("{auth}{args}");
-        // The watchdog: run the node, stop it when the test process is gone.
+        // The watchdog: run the node, stop it when the test process is gone,
+        // and then clean up. A node killed by a test keeps its directory
+        // (its nodes.conf), so that `restart` brings it back into the cluster.
         let script = format!(
             "cd '{dir}' || exit 1; '{server}' {args} & node=$!; echo $node > pid; \
              while kill -0 {parent} 2>/dev/null && kill -0 $node 2>/dev/null; do sleep 0.5; done; \
+             kill -0 {parent} 2>/dev/null && exit 0; \
              kill -9 $node 2>/dev/null; cd / && rm -rf '{dir}'; rmdir '{cluster}' 2>/dev/null",
             dir = node_dir.display(),
             cluster = self.dir.display(),
@@ -149,8 +181,9 @@ impl TestCluster {
             .output()
             .map_err(|err| {
                 format!(
-                    "cannot run redis-cli ({err}); it comes with redis-server \
-                     (scripts/test.sh installs it), or set CACHE_TEST_REDIS_CLI"
+                    "cannot run redis-cli ({err}); it comes with Redis \
+                     (`apt-get install redis-server`, `brew install redis`), \
+                     or set CACHE_TEST_REDIS_CLI to a redis-cli binary"
                 )
             })?;
         if !output.status.success() {
@@ -213,10 +246,7 @@ impl TestCluster {
     fn wait_for_ping(&self, port: u16) -> Result<(), String> {
         let started = Instant::now();
         while started.elapsed() < FORM_TIMEOUT {
-            if self
-                .cli(port, &["PING"])
-                .is_some_and(|pong| pong.trim() == "PONG")
-            {
+            if self.answers_ping(port) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -310,13 +340,81 @@ impl TestCluster {
         }
     }
 
+    /// Starts the node on `port` again after [`kill`](Self::kill), with the
+    /// cluster configuration it had: it rejoins (as a replica if its slots
+    /// were failed over meanwhile). Waits until it answers PING.
+    pub fn restart(&self, port: u16) {
+        self.kill(port);
+        let started = Instant::now();
+        while self.answers_ping(port) && started.elapsed() < FORM_TIMEOUT {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.spawn_node(port);
+        if let Err(err) = self.wait_for_ping(port) {
+            panic!("could not restart the node on port {port}: {err}");
+        }
+    }
+
+    /// Fails the master on `port` over to its replica with `CLUSTER
+    /// FAILOVER` (a planned switch: no write is lost), waits until the
+    /// cluster is healthy again and returns the new master's port.
+    pub fn fail_over(&self, port: u16) -> u16 {
+        let Some(replica) = self.replica_of(port) else {
+            panic!("the master on port {port} has no live replica");
+        };
+        let _ = self.cli(replica, &["CLUSTER", "FAILOVER"]);
+        self.wait_until_master(replica);
+        if let Err(err) = self.wait_until_healthy(FORM_TIMEOUT) {
+            panic!("after failing over to port {replica}: {err}");
+        }
+        replica
+    }
+
+    /// Waits until the replica of the master on `port` (killed or frozen by
+    /// the test) has taken over, after [`NODE_TIMEOUT`], and returns its port.
+    pub fn wait_for_promotion(&self, port: u16) -> u16 {
+        let Some(replica) = self.replica_of(port) else {
+            panic!("the master on port {port} has no live replica");
+        };
+        self.wait_until_master(replica);
+        replica
+    }
+
+    /// The port of a live node that replicates the master on `port`.
+    pub fn replica_of(&self, port: u16) -> Option<u16> {
+        let master = format!("master_port:{port}\r");
+        self.live_ports().into_iter().find(|&candidate| {
+            self.cli(candidate, &["INFO", "replication"])
+                .is_some_and(|info| info.contains("role:slave") && info.contains(&master))
+        })
+    }
+
+    fn wait_until_master(&self, port: u16) {
+        let started = Instant::now();
+        loop {
+            let master = self
+                .cli(port, &["ROLE"])
+                .is_some_and(|role| role.starts_with("master"));
+            let serving = self
+                .cli(port, &["CLUSTER", "INFO"])
+                .is_some_and(|info| info.contains("cluster_state:ok"));
+            if master && serving {
+                return;
+            }
+            if started.elapsed() > FORM_TIMEOUT {
+                panic!("the node on port {port} did not become a master within {FORM_TIMEOUT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Freezes the node on `port` with SIGSTOP: it keeps its connections
     /// (and the kernel still accepts new ones) but answers nothing.
-    pub fn pause(&self, port: u16) {
+    pub fn freeze(&self, port: u16) {
         self.signal(port, "STOP");
     }
 
-    /// Thaws a node frozen by [`pause`](Self::pause).
+    /// Thaws a node frozen by [`freeze`](Self::freeze).
     pub fn resume(&self, port: u16) {
         self.signal(port, "CONT");
     }
@@ -325,7 +423,7 @@ impl TestCluster {
         let Some(pid) = self.pid(port) else {
             panic!("no node runs on port {port}");
         };
-        crate::send_signal(pid, signal);
+        send_signal(pid, signal);
     }
 
     /// The ports whose node answers PING.
@@ -333,11 +431,13 @@ impl TestCluster {
         self.ports
             .iter()
             .copied()
-            .filter(|&port| {
-                self.cli(port, &["PING"])
-                    .is_some_and(|pong| pong.trim() == "PONG")
-            })
+            .filter(|&port| self.answers_ping(port))
             .collect()
+    }
+
+    fn answers_ping(&self, port: u16) -> bool {
+        self.cli(port, &["PING"])
+            .is_some_and(|pong| pong.trim() == "PONG")
     }
 
     /// Runs `redis-cli -p port args...` and returns its output.
@@ -354,7 +454,7 @@ impl TestCluster {
     }
 }
 
-impl Drop for TestCluster {
+impl Drop for RedisCluster {
     fn drop(&mut self) {
         for &port in &self.ports {
             self.kill(port);

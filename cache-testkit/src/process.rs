@@ -1,0 +1,50 @@
+//! What every fixture needs from the system: the server binaries, free
+//! ports, signals, and names no other test uses.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// A namespace no other test (in this or another process) uses.
+pub fn unique_namespace(test: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "t-{test}-{}-{nanos}-{}",
+        std::process::id(),
+        NEXT_ID.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Sends `signal` (`STOP`, `CONT`, ...) to the process `pid`, with the
+/// shell's own `kill`, so no extra package is needed.
+pub(crate) fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("sh")
+        .args(["-c", &format!("kill -{signal} {pid}")])
+        .status();
+    match status {
+        Ok(status) if status.success() => {}
+        other => panic!("kill -{signal} {pid} failed: {other:?}"),
+    }
+}
+
+/// The redis-server binary: `CACHE_TEST_REDIS_SERVER`, or the one on `PATH`.
+pub(crate) fn redis_server_binary() -> PathBuf {
+    std::env::var_os("CACHE_TEST_REDIS_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("redis-server"))
+}
+
+/// A port on the loopback interface that nothing listens on now.
+pub(crate) fn free_port() -> u16 {
+    match TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()) {
+        Ok(addr) => addr.port(),
+        Err(err) => panic!("cannot find a free port: {err}"),
+    }
+}
