@@ -43,7 +43,7 @@ pub enum Calls {
     /// keys, reads with TTLs of many keys, and the `SCAN` of a clear.
     Batches,
     /// Calls of one operation, by the name errors report (`"GET"`, `"SET"`,
-    /// `"MGET"`, `"INCR"`, ...).
+    /// `"MGET"`, `"INCRBY"`, ...).
     Named(&'static str),
 }
 
