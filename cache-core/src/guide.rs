@@ -17,6 +17,10 @@
 //! - [`cluster`]: what changes (and what does not) on a Redis Cluster.
 //! - [`sentinel`]: a primary behind Redis Sentinel, and its failovers.
 //! - [`observability`]: counters, tracing spans and metrics.
+//!
+//! For the tests of a service that uses the toolkit: the `testing` module
+//! (feature `testing`: injected faults, a loader counter), and the
+//! `cache-testkit` crate (real servers and clusters).
 
 #[doc = include_str!("../docs/handle.md")]
 pub mod handle {}
