@@ -22,6 +22,10 @@ use crate::process::{redis_server_binary, send_signal, unique_namespace};
 /// How long a cluster may take to form before the harness gives up.
 const FORM_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a manual failover may take before it is asked for again (the
+/// replica gives one up after five seconds).
+const MANUAL_FAILOVER_WAIT: Duration = Duration::from_secs(6);
+
 /// The node timeout: how long before a silent master is failed over.
 pub const NODE_TIMEOUT: Duration = Duration::from_millis(2_000);
 
@@ -362,8 +366,24 @@ impl RedisCluster {
         let Some(replica) = self.replica_of(port) else {
             panic!("the master on port {port} has no live replica");
         };
-        let _ = self.cli(replica, &["CLUSTER", "FAILOVER"]);
-        self.wait_until_master(replica);
+        // A manual failover the master does not confirm within five seconds
+        // (a busy machine) is dropped by the replica: ask again until it holds.
+        let started = Instant::now();
+        while !self.is_serving_master(replica) {
+            if started.elapsed() > FORM_TIMEOUT {
+                panic!("the replica on port {replica} was not promoted within {FORM_TIMEOUT:?}");
+            }
+            let linked = self
+                .cli(replica, &["INFO", "replication"])
+                .is_some_and(|info| info.contains("master_link_status:up"));
+            if linked {
+                let _ = self.cli(replica, &["CLUSTER", "FAILOVER"]);
+            }
+            let asked = Instant::now();
+            while !self.is_serving_master(replica) && asked.elapsed() < MANUAL_FAILOVER_WAIT {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         if let Err(err) = self.wait_until_healthy(FORM_TIMEOUT) {
             panic!("after failing over to port {replica}: {err}");
         }
@@ -391,21 +411,23 @@ impl RedisCluster {
 
     fn wait_until_master(&self, port: u16) {
         let started = Instant::now();
-        loop {
-            let master = self
-                .cli(port, &["ROLE"])
-                .is_some_and(|role| role.starts_with("master"));
-            let serving = self
-                .cli(port, &["CLUSTER", "INFO"])
-                .is_some_and(|info| info.contains("cluster_state:ok"));
-            if master && serving {
-                return;
-            }
+        while !self.is_serving_master(port) {
             if started.elapsed() > FORM_TIMEOUT {
                 panic!("the node on port {port} did not become a master within {FORM_TIMEOUT:?}");
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Whether the node on `port` is a master of a cluster that serves.
+    fn is_serving_master(&self, port: u16) -> bool {
+        let master = self
+            .cli(port, &["ROLE"])
+            .is_some_and(|role| role.starts_with("master"));
+        master
+            && self
+                .cli(port, &["CLUSTER", "INFO"])
+                .is_some_and(|info| info.contains("cluster_state:ok"))
     }
 
     /// Freezes the node on `port` with SIGSTOP: it keeps its connections

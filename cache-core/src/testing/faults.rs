@@ -164,7 +164,10 @@ impl Faults {
     }
 
     /// Redis goes down: every call fails with [`Fault::Connection`] until
-    /// [`up`](Self::up) or [`heal`](Self::heal).
+    /// [`up`](Self::up) or [`heal`](Self::heal). A Redis handle gives that
+    /// error once its reconnect attempts fail (a few hundred milliseconds
+    /// after the server died); with a shorter timeout it times out first,
+    /// which `on(Calls::All).fail(Fault::Timeout)` reproduces.
     pub fn down(&self) {
         self.edit(|plan| plan.down = true);
     }
