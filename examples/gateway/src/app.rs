@@ -49,6 +49,11 @@ impl Gateway {
 
     /// A gateway over `cache` and `table`.
     pub fn new(cache: Cache, table: PriceTable, config: &Config) -> Result<Self, String> {
+        // Before the views below register their counters. Without it (another
+        // recorder in the process), `/metrics` says why and the rest works.
+        if let Err(err) = crate::metrics::exporter() {
+            eprintln!("gateway: no /metrics: {err}");
+        }
         let failed = |what: &str, err: cache_core::Error| format!("{what}: {err}");
         let rule = RateLimit::sliding_window(config.rate_limit, Duration::from_secs(60));
         let parts = Parts {
@@ -79,8 +84,18 @@ impl Gateway {
 
     /// A model's price: from the cache, else from the table (one read per
     /// cold model however many requests ask at once). Fail-open: served from
-    /// the table while Redis is down. A database error is never cached.
-    #[cached(cache = self.0.cache, prefix = "price", ttl = "5m", key = model)]
+    /// the table while Redis is down. A database error is never cached; an
+    /// unknown model is, for a minute. Hot prices are kept in process for up
+    /// to 5 s (a price update drops them at once on this instance, and
+    /// within Redis' invalidation delay on the others).
+    #[cached(
+        cache = self.0.cache,
+        prefix = "price",
+        ttl = "5m",
+        negative_ttl = "1m",
+        local(capacity = 10_000, ttl = "5s"),
+        key = model
+    )]
     async fn price_of(&self, model: &str) -> Result<Option<ModelPrice>, PriceError> {
         self.0
             .table
@@ -97,8 +112,10 @@ impl Gateway {
             .route("/v1/logout", post(logout))
             .route("/v1/chat", post(chat))
             .route("/stats", get(stats))
+            .route("/metrics", get(crate::metrics::render))
             .fallback(no_route)
             .method_not_allowed_fallback(wrong_method)
+            .layer(axum::middleware::from_fn(crate::metrics::track))
             .with_state(self.clone())
     }
 }

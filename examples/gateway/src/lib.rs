@@ -12,6 +12,8 @@
 //!   a sliding-window rate limit per user (429 with `Retry-After`), a call
 //!   counter and a per-user message sequence number.
 //! - `GET /stats`: the cache's counters and the database reads.
+//! - `GET /metrics`: the cache's metrics and the HTTP requests by route and
+//!   status, in Prometheus' text format (`dashboard.json` charts them).
 //!
 //! Configured from the environment: see [`Config`]. Started in-process (as
 //! the tests do), on the memory backend and an in-memory SQLite table:
@@ -44,6 +46,7 @@ mod body;
 mod config;
 mod db;
 mod error;
+mod metrics;
 
 pub use app::Gateway;
 pub use config::{Config, DEFAULT_ADDR, DEFAULT_DATABASE_URL, DEFAULT_RATE_LIMIT};
