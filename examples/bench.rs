@@ -9,6 +9,7 @@
 //! cargo run --release --example bench -- --quick      # under a minute
 //! cargo run --release --example bench -- --json out.json
 //! cargo run --release --example bench -- --cases raw_c1,typed_json_c1
+//! cargo run --release --example bench -- --svg bench.svg   # the ratios as a chart
 //! REDIS_URL=redis://127.0.0.1:6379 cargo run --release --example bench
 //! ```
 //!
@@ -26,6 +27,8 @@ mod support;
 
 #[path = "support/bench_cases.rs"]
 mod cases;
+#[path = "support/bench_chart.rs"]
+mod chart;
 #[path = "support/bench_cluster.rs"]
 mod cluster;
 #[path = "support/bench_fixture.rs"]
@@ -50,7 +53,7 @@ use cached::{ConcurrentCachedAsync, SerializeCachedAsync};
 use cases::Case;
 use fixture::Fixture;
 use peers::Fred;
-use report::{Row, json_report, print_targets, slow_loader_cases};
+use report::{json_report, print_targets, slow_loader_cases};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, Cacheable)]
@@ -320,6 +323,8 @@ struct Options {
     json: Option<String>,
     /// Only these cases (by name), e.g. for profiling one pair.
     cases: Option<Vec<String>>,
+    /// Where to write the chart of the ratios.
+    svg: Option<String>,
 }
 
 fn options() -> Result<Options, String> {
@@ -328,6 +333,7 @@ fn options() -> Result<Options, String> {
         cluster: false,
         json: None,
         cases: None,
+        svg: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -335,13 +341,14 @@ fn options() -> Result<Options, String> {
             "--quick" => options.quick = true,
             "--cluster" => options.cluster = true,
             "--json" => options.json = Some(args.next().ok_or("--json needs a path")?),
+            "--svg" => options.svg = Some(args.next().ok_or("--svg needs a path")?),
             "--cases" => {
                 let list = args.next().ok_or("--cases needs a comma-separated list")?;
                 options.cases = Some(list.split(',').map(str::to_owned).collect());
             }
             other => {
                 return Err(format!(
-                    "unknown argument {other:?}; expected --quick, --cluster, --json PATH or --cases A,B"
+                    "unknown argument {other:?}; expected --quick, --cluster, --json PATH, --svg PATH or --cases A,B"
                 ));
             }
         }
@@ -382,41 +389,43 @@ async fn main() -> BenchResult<()> {
             spawned.url().to_owned()
         }
     };
-    let fx = Arc::new(Fixture::new(&url).await?);
-    let mut info_conn = fx.raw.clone();
-    let info: String = redis::cmd("INFO")
-        .arg("server")
-        .query_async(&mut info_conn)
-        .await?;
-    let version = info
-        .lines()
-        .find_map(|line| line.strip_prefix("redis_version:"))
-        .unwrap_or("unknown");
+    standalone(&options, &url, rounds, per_case).await
+}
+
+/// The standalone cases on the server at `url`, then their report.
+async fn standalone(
+    options: &Options,
+    url: &str,
+    rounds: usize,
+    per_case: Duration,
+) -> BenchResult<()> {
+    let fx = Arc::new(Fixture::new(url).await?);
+    let version = server_version(&fx).await?;
     println!(
         "redis {version} at {}; {} cores; {rounds} rounds x {per_case:?} per case, interleaved",
-        cache_core::redact::url(&url),
+        cache_core::redact::url(url),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
-
-    let wanted = |case: Case| {
-        options
-            .cases
-            .as_ref()
-            .is_none_or(|names| names.iter().any(|n| n == case.name()))
-    };
-    let active: Vec<Case> = Case::ALL.iter().copied().filter(|&c| wanted(c)).collect();
+    let wanted =
+        |name: &str| (options.cases.as_ref()).is_none_or(|names| names.iter().any(|n| n == name));
+    let active: Vec<Case> = Case::ALL
+        .iter()
+        .copied()
+        .filter(|c| wanted(c.name()))
+        .collect();
     let server = quiet::server_pid(&mut fx.raw.clone()).await;
     let meter = quiet::Meter::start(server.into_iter().collect());
-    // Warm up connections, scripts and key sets.
-    for &case in &active {
-        measure(case, &fx, Duration::from_millis(100)).await?;
-    }
-    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); active.len()];
-    for _round in 0..rounds {
-        for (i, &case) in active.iter().enumerate() {
-            samples[i].push(measure(case, &fx, per_case).await?);
-        }
-    }
+    let mut samples = sample_rounds(&active, &fx, rounds, per_case).await?;
+    // Each round's ratio against the base in the same round, before the
+    // medians sort the samples.
+    let position = |case: Case| active.iter().position(|&c| c == case);
+    let spread = |case: Case| {
+        let (own, base) = (position(case)?, position(case.raw())?);
+        chart::spread(&samples[own], &samples[base])
+    };
+    let spreads: Vec<(Case, (f64, f64))> = (active.iter())
+        .filter_map(|&case| Some((case, spread(case)?)))
+        .collect();
     let medians: Vec<(Case, f64)> = active
         .iter()
         .zip(samples.iter_mut())
@@ -428,64 +437,62 @@ async fn main() -> BenchResult<()> {
     for &case in active.iter().filter(|case| case.concurrency() == 64) {
         latency.push((case, latencies(case, &fx, per_case).await?));
     }
-
     let sizes = report::stored_sizes(&fx, &active).await?;
-    let rows: Vec<Row> = (Case::ALL.iter().copied())
-        .map(|case| {
-            let ops_per_s = ops(case);
-            let ratio_vs_raw = ops_per_s.zip(ops(case.raw())).map(|(v, raw)| v / raw);
-            Row {
-                case,
-                ops_per_s,
-                ratio_vs_raw,
-                latency_us: latency.iter().find(|(c, _)| *c == case).map(|(_, l)| *l),
-                bytes_per_value: sizes.iter().find(|(c, _)| *c == case).map(|(_, b)| *b),
-            }
-        })
-        .collect();
-
-    println!(
-        "\n{:<28} {:>12} {:>14} {:>18}",
-        "case", "ops/s", "ratio vs base", "p50/p99 us"
-    );
-    for row in &rows {
-        let latency = row
-            .latency_us
-            .map_or(String::new(), |(p50, p99)| format!("{p50:.0} / {p99:.0}"));
-        match (row.ops_per_s, row.ratio_vs_raw) {
-            (Some(v), Some(r)) => println!(
-                "{:<28} {:>12.0} {:>14.3} {:>18}",
-                row.case.name(),
-                v,
-                r,
-                latency
-            ),
-            _ => println!("{:<28} {:>12} {:>14}", row.case.name(), "n/a", "n/a"),
-        }
+    let rows = report::rows(&ops, &spreads, &latency, &sizes);
+    report::print_table(&rows);
+    if let Some(path) = &options.svg {
+        let title = format!(
+            "typed-redis-cache against its bases: {rounds} rounds x {per_case:?}, redis {version}"
+        );
+        chart::draw(path, &title, &chart::bars(&rows))?;
+        println!("wrote {path}");
     }
-
     print_targets(&ops, &fx);
     report::print_p99_targets(&rows);
     report::print_large_targets(&ops, &sizes);
-    let wanted_name =
-        |name: &str| (options.cases.as_ref()).is_none_or(|names| names.iter().any(|n| n == name));
-    let slow_for = if options.quick {
-        per_case * 5
-    } else {
-        per_case * 4
-    };
-    let slow = slow_loader_cases(&url, slow_for, wanted_name).await?;
-
+    let slow_for = per_case * if options.quick { 5 } else { 4 };
+    let slow = slow_loader_cases(url, slow_for, wanted).await?;
     let quiet = meter.as_ref().and_then(quiet::Meter::finish);
     if let Some(quiet) = &quiet {
         quiet.report();
     }
-    if let Some(path) = options.json {
-        std::fs::write(
-            &path,
-            serde_json::to_string_pretty(&json_report(&rows, &slow, quiet.as_ref()))?,
-        )?;
+    if let Some(path) = &options.json {
+        let report = json_report(&rows, &slow, quiet.as_ref());
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
         println!("\nwrote {path}");
     }
     Ok(())
+}
+
+/// The server's version, from INFO.
+async fn server_version(fx: &Fixture) -> BenchResult<String> {
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut fx.raw.clone())
+        .await?;
+    let version = info
+        .lines()
+        .find_map(|line| line.strip_prefix("redis_version:"))
+        .unwrap_or("unknown");
+    Ok(version.trim().to_owned())
+}
+
+/// Each case's throughput in each round, the cases interleaved, after a
+/// warm-up of connections, scripts and key sets.
+async fn sample_rounds(
+    active: &[Case],
+    fx: &Arc<Fixture>,
+    rounds: usize,
+    per_case: Duration,
+) -> BenchResult<Vec<Vec<f64>>> {
+    for &case in active {
+        measure(case, fx, Duration::from_millis(100)).await?;
+    }
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); active.len()];
+    for _round in 0..rounds {
+        for (i, &case) in active.iter().enumerate() {
+            samples[i].push(measure(case, fx, per_case).await?);
+        }
+    }
+    Ok(samples)
 }

@@ -14,6 +14,9 @@ pub(crate) struct Row {
     pub(crate) case: Case,
     pub(crate) ops_per_s: Option<f64>,
     pub(crate) ratio_vs_raw: Option<f64>,
+    /// The lowest and highest ratio of one round (the case against its
+    /// base in that round).
+    pub(crate) spread: Option<(f64, f64)>,
     /// p50 and p99 per call in microseconds, for the GET cases.
     pub(crate) latency_us: Option<(f64, f64)>,
     /// The stored size of one value, for the 16 KiB document cases.
@@ -65,6 +68,51 @@ pub(crate) fn print_large_targets(ops: &impl Fn(Case) -> Option<f64>, sizes: &[(
     );
 }
 
+/// Every case's row, from what was measured (cases that did not run: none).
+pub(crate) fn rows(
+    ops: &impl Fn(Case) -> Option<f64>,
+    spreads: &[(Case, (f64, f64))],
+    latency: &[(Case, (f64, f64))],
+    sizes: &[(Case, u64)],
+) -> Vec<Row> {
+    let of = |case: Case, figures: &[(Case, (f64, f64))]| {
+        figures.iter().find(|(c, _)| *c == case).map(|(_, f)| *f)
+    };
+    (Case::ALL.iter().copied())
+        .map(|case| Row {
+            case,
+            ops_per_s: ops(case),
+            ratio_vs_raw: ops(case).zip(ops(case.raw())).map(|(v, raw)| v / raw),
+            spread: of(case, spreads),
+            latency_us: of(case, latency),
+            bytes_per_value: sizes.iter().find(|(c, _)| *c == case).map(|(_, b)| *b),
+        })
+        .collect()
+}
+
+/// The table: ops/s, the ratio against the base, p50/p99 at 64 tasks.
+pub(crate) fn print_table(rows: &[Row]) {
+    println!(
+        "\n{:<28} {:>12} {:>14} {:>18}",
+        "case", "ops/s", "ratio vs base", "p50/p99 us"
+    );
+    for row in rows {
+        let latency = row
+            .latency_us
+            .map_or(String::new(), |(p50, p99)| format!("{p50:.0} / {p99:.0}"));
+        match (row.ops_per_s, row.ratio_vs_raw) {
+            (Some(v), Some(r)) => println!(
+                "{:<28} {:>12.0} {:>14.3} {:>18}",
+                row.case.name(),
+                v,
+                r,
+                latency
+            ),
+            _ => println!("{:<28} {:>12} {:>14}", row.case.name(), "n/a", "n/a"),
+        }
+    }
+}
+
 pub(crate) fn json_report(
     rows: &[Row],
     slow: &[slow_loader::Figures],
@@ -77,6 +125,8 @@ pub(crate) fn json_report(
                 "name": row.case.name(),
                 "ops_per_s": row.ops_per_s.map(f64::round),
                 "ratio_vs_raw": row.ratio_vs_raw.map(|r| (r * 1000.0).round() / 1000.0),
+                "ratio_low": row.spread.map(|(low, _)| (low * 1000.0).round() / 1000.0),
+                "ratio_high": row.spread.map(|(_, high)| (high * 1000.0).round() / 1000.0),
                 "p50_us": row.latency_us.map(|(p50, _)| p50.round()),
                 "p99_us": row.latency_us.map(|(_, p99)| p99.round()),
                 "bytes_per_value": row.bytes_per_value,
