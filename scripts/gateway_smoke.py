@@ -45,11 +45,15 @@ second = call("/v1/chat", {"message": "hi"}, token)
 assert second["seq"] > first["seq"], (first, second)
 print(price, first, second)
 
-# A model no run has asked for: one miss and one load, then its cached absence.
+# A known model not asked for yet: a miss, a load, then two hits. A model
+# no run has asked for: a miss, a load, then two answers from its cached
+# absence.
 status, before = call("/metrics", raw=True)
 assert status == 200, before
 model = "smoke-" + uuid.uuid4().hex
 for _ in range(3):
+    status, _ = call("/v1/prices/claude-3-opus", raw=True)
+    assert status == 200, status
     status, _ = call("/v1/prices/" + model, raw=True)
     assert status == 404, status
 status, after = call("/metrics", raw=True)
@@ -57,12 +61,20 @@ assert status == 200, after
 price_keyspace = {"namespace": "gateway", "keyspace": "price"}
 moved = {
     name: metric(after, name, **price_keyspace) - metric(before, name, **price_keyspace)
-    for name in ["cache_misses_total", "cache_loads_total", "cache_negative_hits_total"]
+    for name in ["cache_hits_total", "cache_misses_total", "cache_loads_total", "cache_negative_hits_total"]
 }
-assert moved == {"cache_misses_total": 1, "cache_loads_total": 1, "cache_negative_hits_total": 2}, moved
+expected = {
+    "cache_hits_total": 2,
+    "cache_misses_total": 2,
+    "cache_loads_total": 2,
+    "cache_negative_hits_total": 2,
+}
+assert moved == expected, moved
 route = {"route": "/v1/prices/{model}", "method": "GET"}
 not_found = metric(after, "gateway_http_requests_total", status="404", **route)
 assert not_found - metric(before, "gateway_http_requests_total", status="404", **route) == 3
+found = metric(after, "gateway_http_requests_total", status="200", **route)
+assert found - metric(before, "gateway_http_requests_total", status="200", **route) == 3
 assert metric(after, "gateway_http_requests_total", route="/v1/chat", status="200") >= 2
 assert metric(after, "gateway_http_request_duration_seconds_count", route="/v1/login") >= 1
 print("metrics:", moved, "404s on the price route:", not_found)
