@@ -126,32 +126,23 @@ async fn metrics_match_the_traffic_and_cover_the_dashboard() {
     // gpt-4: a miss and a load, then two hits (the second read fills the
     // local tier, the third is answered there); the unknown model: a miss,
     // a load, then its cached absence.
-    assert_eq!(value(&text, "cache_misses_total", &price), 2.0, "{text}");
-    assert_eq!(value(&text, "cache_loads_total", &price), 2.0, "{text}");
-    assert_eq!(value(&text, "cache_hits_total", &price), 2.0, "{text}");
-    assert_eq!(
-        value(&text, "cache_local_hits_total", &price),
-        1.0,
-        "{text}"
-    );
-    assert_eq!(
-        value(&text, "cache_negative_hits_total", &price),
-        1.0,
-        "{text}"
-    );
+    let counted = [
+        ("cache_misses_total", 2.0),
+        ("cache_loads_total", 2.0),
+        ("cache_hits_total", 2.0),
+        ("cache_local_hits_total", 1.0),
+        ("cache_negative_hits_total", 1.0),
+    ];
+    for (name, expected) in counted {
+        assert_eq!(value(&text, name, &price), expected, "{name} in\n{text}");
+    }
     let route = ("route", "/v1/prices/{model}");
     let ok = [route, ("method", "GET"), ("status", "200")];
     let missing = [route, ("method", "GET"), ("status", "404")];
-    assert_eq!(
-        value(&text, "gateway_http_requests_total", &ok),
-        3.0,
-        "{text}"
-    );
-    assert_eq!(
-        value(&text, "gateway_http_requests_total", &missing),
-        2.0,
-        "{text}"
-    );
+    for (labels, expected) in [(&ok, 3.0), (&missing, 2.0)] {
+        let requests = value(&text, "gateway_http_requests_total", labels);
+        assert_eq!(requests, expected, "{labels:?} in\n{text}");
+    }
     let timed = "gateway_http_request_duration_seconds_count";
     assert_eq!(value(&text, timed, &ok), 3.0, "{text}");
 
