@@ -1,7 +1,8 @@
-//! `--svg PATH`: the bench's ratios as one chart. Each case is a bar at its
-//! median against its base, with a whisker from its lowest to its highest
-//! round (each round's ratio is the case against its base in that round),
-//! and a line at 1: the base itself.
+//! `--svg PATH`: the bench's ratios as one chart, on a log scale so that
+//! 0.5x and 2x lie as far from the base. Each case is a bar from 1 (its
+//! base, the red line) to its median against the base, with a whisker from
+//! its lowest to its highest round (each round's ratio is the case against
+//! its base in that round).
 
 use plotters::prelude::*;
 
@@ -17,7 +18,8 @@ pub(crate) struct Bar {
 }
 
 const ROW: u32 = 26;
-const BAR: RGBColor = RGBColor(76, 114, 176);
+const FASTER: RGBColor = RGBColor(76, 114, 176);
+const SLOWER: RGBColor = RGBColor(221, 132, 82);
 const WHISKER: RGBColor = RGBColor(40, 40, 40);
 const BASE: RGBColor = RGBColor(196, 78, 82);
 
@@ -28,11 +30,13 @@ pub(crate) fn draw(path: &str, title: &str, bars: &[Bar]) -> Result<(), String> 
     let height = 110 + ROW * u32::try_from(rows).unwrap_or(u32::MAX / ROW);
     let root = SVGBackend::new(path, (960, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|err| failed(&err))?;
-    let widest = bars
-        .iter()
-        .map(|bar| bar.spread.1.max(bar.median))
-        .fold(1.0, f64::max);
-    let x_end = (widest * 1.1).ceil().max(1.5);
+    let figures = || {
+        bars.iter()
+            .flat_map(|bar| [bar.median, bar.spread.0, bar.spread.1])
+    };
+    let highest = figures().fold(1.0, f64::max);
+    let lowest = figures().fold(1.0, f64::min);
+    let x_range = (lowest * 0.8).max(0.01)..highest * 1.25;
     // Row i is centred on y = i; the first case on top.
     let y_range = (rows as f64 - 0.5)..-0.5;
     let mut chart = ChartBuilder::on(&root)
@@ -40,7 +44,7 @@ pub(crate) fn draw(path: &str, title: &str, bars: &[Bar]) -> Result<(), String> 
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(360)
-        .build_cartesian_2d(0.0..x_end, y_range)
+        .build_cartesian_2d(x_range.log_scale(), y_range)
         .map_err(|err| failed(&err))?;
     let name_of = |y: &f64| {
         let row = y.round();
@@ -53,12 +57,16 @@ pub(crate) fn draw(path: &str, title: &str, bars: &[Bar]) -> Result<(), String> 
         .disable_y_mesh()
         .y_labels(rows)
         .y_label_formatter(&name_of)
-        .x_desc("throughput against the base: median of the rounds, whisker from lowest to highest")
+        .x_labels(12)
+        .x_label_formatter(&|x| format!("{x}x"))
+        .x_desc("throughput against the base, log scale: median of the rounds, whisker from lowest to highest")
         .draw()
         .map_err(|err| failed(&err))?;
     let bar_shapes = bars.iter().enumerate().map(|(row, bar)| {
         let y = row as f64;
-        Rectangle::new([(0.0, y - 0.32), (bar.median, y + 0.32)], BAR.filled())
+        let color = if bar.median >= 1.0 { FASTER } else { SLOWER };
+        let (from, to) = (bar.median.min(1.0), bar.median.max(1.0));
+        Rectangle::new([(from, y - 0.32), (to, y + 0.32)], color.filled())
     });
     chart.draw_series(bar_shapes).map_err(|err| failed(&err))?;
     let whiskers = bars.iter().enumerate().flat_map(|(row, bar)| {
