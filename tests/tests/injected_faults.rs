@@ -363,6 +363,17 @@ async fn fail_next_counts_calls_and_named_calls_fail_alone() {
         "the failed call was not applied"
     );
 
+    faults.fail_next(1, Fault::Connection);
+    let err = names
+        .set_if_absent(&1, &"Ada".to_owned())
+        .await
+        .unwrap_err();
+    assert!(err.is_connection() && err.is_outcome_unknown(), "{err:?}");
+    assert!(
+        names.get(&1).await.unwrap().is_none(),
+        "the failed write was not applied"
+    );
+
     faults
         .on(Calls::Named("INCRBY"))
         .fail(Fault::Server("ERR boom".into()));
@@ -370,7 +381,7 @@ async fn fail_next_counts_calls_and_named_calls_fail_alone() {
     assert!(err.to_string().contains("boom"), "{err}");
     assert_eq!(err.key(), Some("app:count:v1:u"));
     assert!(names.set(&1, &"Ada".to_owned()).await.is_ok());
-    assert_eq!(cache.stats().backend_errors, 3);
+    assert_eq!(cache.stats().backend_errors, 4);
 }
 
 /// Latency: a delay within the timeout only slows the call; past it, the
@@ -446,4 +457,12 @@ async fn the_loader_counter_sees_single_flight() {
     futures_util::future::join_all(others).await;
     assert_eq!(loads.calls(), 11);
     assert!(loads.max_concurrent() > 1, "{}", loads.max_concurrent());
+
+    // A batch loader, counted once per batch.
+    let batches = LoadCounter::new();
+    let many =
+        |keys: Vec<u64>| async move { keys.into_iter().map(|k| (k, 1.0)).collect::<Vec<_>>() };
+    let found = prices.get_or_load_many(&[1, 20, 21], batches.wrap_many(many));
+    assert_eq!(found.await.unwrap(), vec![Some(0.03), Some(1.0), Some(1.0)]);
+    assert_eq!((batches.calls(), batches.running()), (1, 0));
 }

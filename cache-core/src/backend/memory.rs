@@ -280,6 +280,11 @@ impl MemoryBackend {
         None
     }
 
+    /// Whether faults are injected into this store's calls.
+    pub(crate) fn injects(&self) -> bool {
+        self.timeout().is_some()
+    }
+
     /// Lets `call` through, unless an injected fault ends it.
     pub(crate) async fn admit(&self, call: Call<'_>) -> Result<()> {
         #[cfg(feature = "testing")]

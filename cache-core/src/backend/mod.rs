@@ -96,37 +96,28 @@ pub(crate) struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
-    /// A single-key read, safe to send twice.
-    fn read(name: &'static str, key: &'a str) -> Self {
-        let (kind, retry) = (CallKind::Read, Retry::Idempotent);
+    fn new(kind: CallKind, name: &'static str, key: &'a str, retry: Retry) -> Self {
         Call {
             kind,
             name,
             key,
             retry,
         }
+    }
+
+    /// A single-key read, safe to send twice.
+    fn read(name: &'static str, key: &'a str) -> Self {
+        Call::new(CallKind::Read, name, key, Retry::Idempotent)
     }
 
     /// A single-key write.
     fn write(name: &'static str, key: &'a str, retry: Retry) -> Self {
-        let kind = CallKind::Write;
-        Call {
-            kind,
-            name,
-            key,
-            retry,
-        }
+        Call::new(CallKind::Write, name, key, retry)
     }
 
     /// A call on many keys (named by the first), safe to send twice.
     fn batch(name: &'static str, key: &'a str) -> Self {
-        let (kind, retry) = (CallKind::Batch, Retry::Idempotent);
-        Call {
-            kind,
-            name,
-            key,
-            retry,
-        }
+        Call::new(CallKind::Batch, name, key, Retry::Idempotent)
     }
 }
 
@@ -250,22 +241,20 @@ impl Backend {
         match self {
             Backend::Redis(redis) => redis.run(op).await,
             Backend::Memory(memory) => {
-                let (key, retry) = match op.redis() {
-                    ops::RedisForm::Script(_, keys, _) => {
-                        (keys.first().copied().unwrap_or_default(), Retry::Never)
-                    }
-                    ops::RedisForm::Pipeline(key, _, retry)
-                    | ops::RedisForm::Command(key, _, retry) => (key, retry),
-                };
-                let kind = CallKind::Script;
-                let call = Call {
-                    kind,
-                    name: O::NAME,
-                    key,
-                    retry,
-                };
-                let admitted = memory.admit(call).await;
-                admitted.map_err(|error| op.refine(error))?;
+                // The Redis form names the key and the retry rule; built only
+                // when faults may end the call.
+                if memory.injects() {
+                    let (key, retry) = match op.redis() {
+                        ops::RedisForm::Script(_, keys, _) => {
+                            (keys.first().copied().unwrap_or_default(), Retry::Never)
+                        }
+                        ops::RedisForm::Pipeline(key, _, retry)
+                        | ops::RedisForm::Command(key, _, retry) => (key, retry),
+                    };
+                    let call = Call::new(CallKind::Script, O::NAME, key, retry);
+                    let admitted = memory.admit(call).await;
+                    admitted.map_err(|error| op.refine(error))?;
+                }
                 memory.atomically(|store| op.in_memory(store))
             }
         }
