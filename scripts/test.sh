@@ -75,6 +75,11 @@ stop_gateway() {
 # misses, loads and cached absences, the HTTP requests by route and status),
 # and stops it.
 gateway_smoke() {
+    local setting
+    for setting in "$@"; do
+        # An empty setting: the deployment it names did not start.
+        if [ -z "${setting#*=}" ]; then echo "no deployment: $setting"; return 1; fi
+    done
     start_gateway "$@"
     local ok=0
     if [ -n "$gateway_url" ] && python3 "$(dirname "$0")/gateway_smoke.py" "$gateway_url"; then ok=1; fi
@@ -95,18 +100,47 @@ gateway_loadgen() {
     stop_gateway && [ "$ok" -eq 1 ]
 }
 
-# Runs gateway_smoke on BACKEND (a label) with the settings after it, and
-# counts the outcome.
-gateway_example() {
-    local label="example gateway (cargo run -p gateway) on $1"
+# Runs a command with its output in example.log and counts it under LABEL;
+# on failure prints that output and the logs named in `also_print`.
+check() {
+    local label="$1"
     shift
-    if gateway_smoke "$@" >"$work/example.log" 2>&1; then
+    if "$@" >"$work/example.log" 2>&1; then
         echo "$label ... ok"
         examples_passed=$((examples_passed + 1))
     else
-        echo "$label ... FAILED"; cat "$work/example.log"
+        echo "$label ... FAILED"
+        cat "$work/example.log" ${also_print:-}
         examples_failed=$((examples_failed + 1))
     fi
+}
+
+# Runs gateway_smoke on BACKEND (a label) with the settings after it, and
+# counts the outcome.
+gateway_example() {
+    local backend="$1"
+    shift
+    check "example gateway (cargo run -p gateway) on $backend" gateway_smoke "$@"
+}
+
+# Runs an example on the cluster named by `nodes` (failing when there is none).
+cluster_example() {
+    [ -n "$nodes" ] && env -u REDIS_URL -u REDIS_SENTINELS REDIS_CLUSTER_NODES="$nodes" \
+        "$examples_dir/$1" "${@:2}"
+}
+
+# Runs an example behind the Sentinel deployment named by `master` and
+# `sentinels` (failing when there is none).
+sentinel_example() {
+    [ -n "${sentinels:-}" ] && env -u REDIS_URL -u REDIS_CLUSTER_NODES \
+        REDIS_SENTINEL_MASTER="$master" REDIS_SENTINELS="$sentinels" "$examples_dir/$1"
+}
+
+# The bench's quick run must keep writing its JSON, one entry per case (its
+# numbers in a debug build mean nothing; the README's come from a release run).
+bench_quick() {
+    "$examples_dir/bench" --quick --json "$work/bench.json" \
+        && [ "$(grep -c '"name"' "$work/bench.json")" -eq 28 ]
 }
 
 work="$(mktemp -d)"
@@ -134,45 +168,17 @@ if [ "$status" -eq 0 ]; then
         --save "" --appendonly no --dir "$work" --loglevel warning >/dev/null &
     server_pid=$!
     for _ in $(seq 100); do [ -S "$work/redis.sock" ] && break; sleep 0.05; done
-    # price_outage kills its own server, so it runs once, on that server.
-    if run_example price_outage >"$work/example.log" 2>&1; then
-        echo "example price_outage ... ok"
-        examples_passed=$((examples_passed + 1))
-    else
-        echo "example price_outage ... FAILED"; cat "$work/example.log"
-        examples_failed=$((examples_failed + 1))
-    fi
-    # The bench must keep running and writing its JSON (its numbers in a
-    # debug build mean nothing; the README's come from a release run).
-    if "$examples_dir/bench" --quick --json "$work/bench.json" >"$work/example.log" 2>&1 \
-        && [ "$(grep -c '"name"' "$work/bench.json")" -eq 28 ]; then
-        echo "example bench --quick ... ok"
-        examples_passed=$((examples_passed + 1))
-    else
-        echo "example bench --quick ... FAILED"; cat "$work/example.log"
-        examples_failed=$((examples_failed + 1))
-    fi
+    # price_outage spawns and kills a server of its own, so it runs once.
+    check "example price_outage" run_example price_outage
+    check "example bench --quick" bench_quick
     # The gateway service, as the README starts it: on the memory backend
     # with no setup, and on the Redis server.
     gateway_example memory
-    if gateway_loadgen >"$work/example.log" 2>&1; then
-        echo "gateway loadgen (3 s, memory backend) ... ok"
-        examples_passed=$((examples_passed + 1))
-    else
-        echo "gateway loadgen (3 s, memory backend) ... FAILED"; cat "$work/example.log"
-        examples_failed=$((examples_failed + 1))
-    fi
+    check "gateway loadgen (3 s, memory backend)" gateway_loadgen
     gateway_example "one server" REDIS_URL="redis+unix://$work/redis.sock"
     for example in $every_example; do
         for url in "" "redis+unix://$work/redis.sock"; do
-            label="example $example on ${url:-memory}"
-            if REDIS_URL="$url" run_example "$example" >"$work/example.log" 2>&1; then
-                echo "$label ... ok"
-                examples_passed=$((examples_passed + 1))
-            else
-                echo "$label ... FAILED"; cat "$work/example.log"
-                examples_failed=$((examples_failed + 1))
-            fi
+            REDIS_URL="$url" check "example $example on ${url:-memory}" run_example "$example"
         done
     done
     # And on a local 6-node Redis Cluster, named by REDIS_CLUSTER_NODES. The
@@ -184,26 +190,12 @@ if [ "$status" -eq 0 ]; then
     exec 3>"$work/cluster.in"
     for _ in $(seq 600); do [ -s "$work/cluster.nodes" ] && break; sleep 0.1; done
     nodes="$(head -n 1 "$work/cluster.nodes")"
-    cluster_runs="$every_example bench"
-    for example in $cluster_runs; do
-        label="example $example on a cluster"
-        args=""
-        [ "$example" = bench ] && args="--quick"
-        if [ -n "$nodes" ] && env -u REDIS_URL -u REDIS_SENTINELS REDIS_CLUSTER_NODES="$nodes" \
-            "$examples_dir/$example" $args >"$work/example.log" 2>&1; then
-            echo "$label ... ok"
-            examples_passed=$((examples_passed + 1))
-        else
-            echo "$label ... FAILED"; cat "$work/example.log" "$work/cluster.log"
-            examples_failed=$((examples_failed + 1))
-        fi
+    also_print="$work/cluster.log"
+    for example in $every_example; do
+        check "example $example on a cluster" cluster_example "$example"
     done
-    if [ -n "$nodes" ]; then
-        gateway_example "a cluster" REDIS_CLUSTER_NODES="$nodes"
-    else
-        echo "example gateway on a cluster ... FAILED (no cluster)"; cat "$work/cluster.log"
-        examples_failed=$((examples_failed + 1))
-    fi
+    check "example bench on a cluster" cluster_example bench --quick
+    gateway_example "a cluster" REDIS_CLUSTER_NODES="$nodes"
     exec 3>&-
     wait "$cluster_pid" 2>/dev/null || true
     # And behind Redis Sentinel (a primary, two replicas, three sentinels),
@@ -215,24 +207,11 @@ if [ "$status" -eq 0 ]; then
     exec 4>"$work/sentinel.in"
     for _ in $(seq 600); do [ -s "$work/sentinel.out" ] && break; sleep 0.1; done
     read -r master sentinels <"$work/sentinel.out" || true
+    also_print="$work/sentinel.log"
     for example in $every_example; do
-        label="example $example behind Sentinel"
-        if [ -n "${sentinels:-}" ] && env -u REDIS_URL -u REDIS_CLUSTER_NODES \
-            REDIS_SENTINEL_MASTER="$master" REDIS_SENTINELS="$sentinels" \
-            "$examples_dir/$example" >"$work/example.log" 2>&1; then
-            echo "$label ... ok"
-            examples_passed=$((examples_passed + 1))
-        else
-            echo "$label ... FAILED"; cat "$work/example.log" "$work/sentinel.log"
-            examples_failed=$((examples_failed + 1))
-        fi
+        check "example $example behind Sentinel" sentinel_example "$example"
     done
-    if [ -n "${sentinels:-}" ]; then
-        gateway_example "Sentinel" REDIS_SENTINEL_MASTER="$master" REDIS_SENTINELS="$sentinels"
-    else
-        echo "example gateway behind Sentinel ... FAILED (no deployment)"; cat "$work/sentinel.log"
-        examples_failed=$((examples_failed + 1))
-    fi
+    gateway_example "Sentinel" REDIS_SENTINEL_MASTER="$master" REDIS_SENTINELS="$sentinels"
     exec 4>&-
     wait "$sentinel_pid" 2>/dev/null || true
 fi
