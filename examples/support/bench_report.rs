@@ -68,7 +68,8 @@ pub(crate) fn print_large_targets(ops: &impl Fn(Case) -> Option<f64>, sizes: &[(
     );
 }
 
-/// Every case's row, from what was measured (cases that did not run: none).
+/// A row for each case that ran (with `--cases`, only those), from what
+/// was measured.
 pub(crate) fn rows(
     ops: &impl Fn(Case) -> Option<f64>,
     spreads: &[(Case, (f64, f64))],
@@ -79,6 +80,7 @@ pub(crate) fn rows(
         figures.iter().find(|(c, _)| *c == case).map(|(_, f)| *f)
     };
     (Case::ALL.iter().copied())
+        .filter(|&case| ops(case).is_some())
         .map(|case| Row {
             case,
             ops_per_s: ops(case),
@@ -100,16 +102,18 @@ pub(crate) fn print_table(rows: &[Row]) {
         let latency = row
             .latency_us
             .map_or(String::new(), |(p50, p99)| format!("{p50:.0} / {p99:.0}"));
-        match (row.ops_per_s, row.ratio_vs_raw) {
-            (Some(v), Some(r)) => println!(
-                "{:<28} {:>12.0} {:>14.3} {:>18}",
-                row.case.name(),
-                v,
-                r,
-                latency
-            ),
-            _ => println!("{:<28} {:>12} {:>14}", row.case.name(), "n/a", "n/a"),
-        }
+        // Without its base in the run, a case has no ratio.
+        let ratio = row
+            .ratio_vs_raw
+            .map_or_else(|| "n/a".to_owned(), |r| format!("{r:.3}"));
+        let ops = row.ops_per_s.unwrap_or_default();
+        println!(
+            "{:<28} {:>12.0} {:>14} {:>18}",
+            row.case.name(),
+            ops,
+            ratio,
+            latency
+        );
     }
 }
 
@@ -192,8 +196,9 @@ pub(crate) async fn slow_loader_cases(
 /// the typed cases against the best plain client (raw redis-rs or fred).
 pub(crate) fn print_targets(ops: &impl Fn(Case) -> Option<f64>, fx: &Fixture) {
     println!("\ntargets:");
+    // A target whose cases did not all run (`--cases`) is not printed.
     let target = |label: &str, value: Option<f64>, goal: f64| {
-        let value = value.unwrap_or(f64::NAN);
+        let Some(value) = value else { return };
         let verdict = if value >= goal { "met" } else { "MISSED" };
         println!("  {label:<48} {value:>7.3}  (goal >= {goal}) {verdict}");
     };
@@ -249,10 +254,12 @@ pub(crate) fn print_targets(ops: &impl Fn(Case) -> Option<f64>, fx: &Fixture) {
     );
     let batches = fx.batches.load(Ordering::Relaxed);
     let calls = fx.loader_calls.load(Ordering::Relaxed);
-    println!(
-        "  loader calls per 10%-miss batch: {calls} / {batches} = {:.3} (must be 1)",
-        calls as f64 / batches.max(1) as f64
-    );
+    if batches > 0 {
+        println!(
+            "  loader calls per 10%-miss batch: {calls} / {batches} = {:.3} (must be 1)",
+            calls as f64 / batches as f64
+        );
+    }
     target(
         "shared_handle_c1 / conn_per_call_c1",
         ratio(Case::SharedHandleC1, Case::ConnPerCallC1),
