@@ -84,72 +84,7 @@ impl RedisServer {
         if let Err(err) = std::fs::create_dir_all(&dir) {
             panic!("cannot create {}: {err}", dir.display());
         }
-        let path = |name: &str| dir.join(name).display().to_string();
-        let openssl = |args: &[&str]| match Command::new("openssl")
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-        {
-            Ok(status) if status.success() => {}
-            other => panic!(
-                "`openssl {}` failed: {other:?}. Install OpenSSL's command-line tool \
-                     (`apt-get install openssl`, `brew install openssl`).",
-                args.join(" ")
-            ),
-        };
-        let subject_alt = path("san.cnf");
-        if let Err(err) =
-            std::fs::write(&subject_alt, "subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-        {
-            panic!("cannot write {subject_alt}: {err}");
-        }
-        let (ca_key, ca_crt) = (path("ca.key"), path("ca.crt"));
-        let (key, csr, crt) = (path("server.key"), path("server.csr"), path("server.crt"));
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=cache-test-ca",
-            "-keyout",
-            &ca_key,
-            "-out",
-            &ca_crt,
-        ]);
-        openssl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-        ]);
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            &ca_crt,
-            "-CAkey",
-            &ca_key,
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            &subject_alt,
-            "-out",
-            &crt,
-        ]);
+        let Certificates { ca_crt, crt, key } = Certificates::make(&dir);
         let tls_port = free_port().to_string();
         let redis = Self::start_with(
             test,
@@ -357,5 +292,64 @@ impl SpawnedServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+/// A private CA and a server certificate it signed for `localhost` and
+/// 127.0.0.1, as PEM files.
+struct Certificates {
+    ca_crt: String,
+    crt: String,
+    key: String,
+}
+
+impl Certificates {
+    /// Makes them in `dir` with the `openssl` command.
+    fn make(dir: &std::path::Path) -> Self {
+        let path = |name: &str| dir.join(name).display().to_string();
+        let subject_alt = path("san.cnf");
+        if let Err(err) =
+            std::fs::write(&subject_alt, "subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+        {
+            panic!("cannot write {subject_alt}: {err}");
+        }
+        let (ca_key, ca_crt) = (path("ca.key"), path("ca.crt"));
+        let (key, csr, crt) = (path("server.key"), path("server.csr"), path("server.crt"));
+        openssl(
+            "req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=cache-test-ca",
+            &[("-keyout", &ca_key), ("-out", &ca_crt)],
+        );
+        openssl(
+            "req -newkey rsa:2048 -nodes -subj /CN=localhost",
+            &[("-keyout", &key), ("-out", &csr)],
+        );
+        openssl(
+            "x509 -req -CAcreateserial -days 2",
+            &[
+                ("-in", &csr),
+                ("-CA", &ca_crt),
+                ("-CAkey", &ca_key),
+                ("-extfile", &subject_alt),
+                ("-out", &crt),
+            ],
+        );
+        Certificates { ca_crt, crt, key }
+    }
+}
+
+/// Runs `openssl` with the words of `args`, then each flag and its path;
+/// panics, saying how to install it, when it fails.
+fn openssl(args: &str, paths: &[(&str, &String)]) {
+    let mut command = Command::new("openssl");
+    command.args(args.split_whitespace());
+    for (flag, path) in paths {
+        command.arg(flag).arg(path.as_str());
+    }
+    match command.stdout(Stdio::null()).stderr(Stdio::null()).status() {
+        Ok(status) if status.success() => {}
+        other => panic!(
+            "`openssl {args}` failed: {other:?}. Install OpenSSL's command-line tool \
+             (`apt-get install openssl`, `brew install openssl`)."
+        ),
     }
 }
