@@ -124,6 +124,19 @@ const MESSAGES_PER_TASK: usize = 50;
 #[tokio::main]
 async fn main() -> cache_core::Result<()> {
     let cache = support::connect("chat").await?;
+    unique_numbers(&cache).await?;
+    behind_a_trait_object(&cache).await?;
+    let db = Database {
+        groups: HashMap::from([(1, vec![10, 11, 12]), (2, vec![])]),
+        ..Database::default()
+    };
+    survives_data_loss(&cache, &db).await?;
+    group_members(&cache, &db).await?;
+    online_users(&cache).await
+}
+
+/// Numbers from many tasks for many users: none handed out twice.
+async fn unique_numbers(cache: &cache_core::Cache) -> cache_core::Result<()> {
     let seqs = cache.typed::<MessageSeq>();
     for user in 0..USERS {
         seqs.delete(&user).await?; // a fresh run
@@ -176,8 +189,12 @@ async fn main() -> cache_core::Result<()> {
         seen.len()
     );
     assert_eq!(total, 1 + (TASKS as i64) * (MESSAGES_PER_TASK as i64));
+    Ok(())
+}
 
-    // The same store behind the service's trait object.
+/// The same store behind the service's trait object.
+async fn behind_a_trait_object(cache: &cache_core::Cache) -> cache_core::Result<()> {
+    let seqs = cache.typed::<MessageSeq>();
     let server = ChatServer {
         seqs: Arc::new(CacheSeqStore { seqs: seqs.clone() }),
     };
@@ -186,18 +203,17 @@ async fn main() -> cache_core::Result<()> {
     let current = server.seqs.current(3).await?;
     println!("user 3 current via the trait object: {current:?}");
     assert_eq!(current, seqs.get(&3).await?.map(|seq| seq.0));
+    Ok(())
+}
 
-    // --- Block allocation that survives a Redis data loss -----------------------
-    let db = Database {
-        groups: HashMap::from([(1, vec![10, 11, 12]), (2, vec![])]),
-        ..Database::default()
-    };
+/// Block allocation that survives a Redis data loss.
+async fn survives_data_loss(cache: &cache_core::Cache, db: &Database) -> cache_core::Result<()> {
     let blocks = cache.keyspace("msg-seq").sequences::<u64>(100)?;
     let raw = cache.keyspace("msg-seq").typed::<u64, i64>()?;
     raw.delete(&9).await?; // a fresh run
     let mut last = 0;
     for _ in 0..150 {
-        last = stamp(&blocks, &db, 9).await?;
+        last = stamp(&blocks, db, 9).await?;
     }
     println!(
         "user 9: number {last}, persisted maximum {}",
@@ -205,14 +221,17 @@ async fn main() -> cache_core::Result<()> {
     );
     raw.delete(&9).await?; // Redis loses the key (a restart without persistence)
     blocks.seed(&9, db.reserved(9)).await?; // on startup: re-seed from the database
-    let after = stamp(&blocks, &db, 9).await?;
+    let after = stamp(&blocks, db, 9).await?;
     println!(
         "after the data loss and a seed: number {after} (above {last}), persisted maximum {}",
         db.reserved(9)
     );
     assert!(after > last);
+    Ok(())
+}
 
-    // --- Group members, cache-aside -----------------------------------------------
+/// Group members, cache-aside.
+async fn group_members(cache: &cache_core::Cache, db: &Database) -> cache_core::Result<()> {
     let members = cache
         .keyspace("group-members")
         .ttl(Duration::from_secs(600))
@@ -221,8 +240,8 @@ async fn main() -> cache_core::Result<()> {
         members.delete(&group).await?;
     }
     for _ in 0..2 {
-        let one = members_of(&members, &db, 1).await?;
-        let two = members_of(&members, &db, 2).await?;
+        let one = members_of(&members, db, 1).await?;
+        let two = members_of(&members, db, 2).await?;
         println!(
             "group 1: {} members, group 2: {} members",
             one.len(),
@@ -234,8 +253,11 @@ async fn main() -> cache_core::Result<()> {
         "database reads for two rounds over two groups: {reads} (the empty group is cached too)"
     );
     assert_eq!(reads, 2);
+    Ok(())
+}
 
-    // --- Online users ---------------------------------------------------------
+/// Online users per server, as a typed set.
+async fn online_users(cache: &cache_core::Cache) -> cache_core::Result<()> {
     let online = cache
         .keyspace("online")
         .ttl(Duration::from_secs(120))

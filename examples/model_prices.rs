@@ -80,8 +80,15 @@ fn unix_now() -> u64 {
 #[tokio::main]
 async fn main() -> cache_core::Result<()> {
     let cache = support::connect("gateway").await?;
+    prices_aside(&cache).await?;
+    local_tier(&cache).await?;
+    jwt_blacklist(&cache).await?;
+    api_limits(&cache).await?;
+    refresh_lock(&cache).await
+}
 
-    // --- Prices, cache-aside ---------------------------------------------------
+/// Prices, cache-aside: the second read is a hit; an update overwrites.
+async fn prices_aside(cache: &cache_core::Cache) -> cache_core::Result<()> {
     let prices = cache.typed::<ModelPrice>();
     prices.delete("gpt-4").await?; // start cold, so the first read goes to the table
     let gpt4 = ModelPrice {
@@ -118,10 +125,13 @@ async fn main() -> cache_core::Result<()> {
     prices.put(&cheaper).await?;
     println!("after the update: {:?}", prices.get("gpt-4").await?);
     assert_eq!(prices.get("gpt-4").await?, Some(cheaper));
+    Ok(())
+}
 
-    // --- A local tier kept coherent across gateway instances -------------------
-    // Hot prices are answered from the process; a price change through any
-    // instance (or any Redis client) drops the others' local copies.
+/// A local tier kept coherent across gateway instances: hot prices are
+/// answered from the process; a price change through any instance (or any
+/// Redis client) drops the others' local copies.
+async fn local_tier(cache: &cache_core::Cache) -> cache_core::Result<()> {
     let local_prices = |cache: &cache_core::Cache| {
         cache
             .keyspace("price-local")
@@ -129,8 +139,8 @@ async fn main() -> cache_core::Result<()> {
             .local(10_000, Duration::from_secs(60))
             .typed::<String, f64>()
     };
-    let instance_a = local_prices(&cache)?;
-    let other = support::another_instance(&cache, "gateway").await?;
+    let instance_a = local_prices(cache)?;
+    let other = support::another_instance(cache, "gateway").await?;
     let instance_b = local_prices(&other)?;
     while instance_a.local_is_live() != Some(true) || instance_b.local_is_live() != Some(true) {
         tokio::time::sleep(Duration::from_millis(5)).await; // the invalidation connection
@@ -156,9 +166,12 @@ async fn main() -> cache_core::Result<()> {
         stats.invalidations
     );
     assert!(stats.hits >= 1);
+    Ok(())
+}
 
-    // --- JWT blacklist ---------------------------------------------------------
-    // A revoked token is remembered until its own `exp`, then forgotten.
+/// A JWT blacklist: a revoked token is remembered until its own `exp`, then
+/// forgotten.
+async fn jwt_blacklist(cache: &cache_core::Cache) -> cache_core::Result<()> {
     let revoked = cache.keyspace("jwt-revoked").flags::<str>()?;
     let token_exp = SystemTime::now() + Duration::from_secs(900); // the `exp` claim
     revoked.raise_until("token-123", token_exp).await?;
@@ -188,8 +201,12 @@ async fn main() -> cache_core::Result<()> {
         "why: {:?}",
         revocations.get("token-123").await?.map(|r| r.reason)
     );
+    Ok(())
+}
 
-    // --- API calls against a limit ---------------------------------------------
+/// API calls against a limit: a fixed-window counter, then the sliding
+/// window building block.
+async fn api_limits(cache: &cache_core::Cache) -> cache_core::Result<()> {
     let calls = cache.typed::<ApiCalls>();
     calls.delete("user-42").await?;
     let limit = 5;
@@ -229,8 +246,11 @@ async fn main() -> cache_core::Result<()> {
         last.reset_after
     );
     assert_eq!(decisions.iter().filter(|d| d.allowed).count(), 5);
+    Ok(())
+}
 
-    // --- A 30 s lock around a shared resource ----------------------------------
+/// A 30 s lock around a shared resource, with its fencing token.
+async fn refresh_lock(cache: &cache_core::Cache) -> cache_core::Result<()> {
     let locks = cache.keyspace("lock").locks::<str>()?;
     let lease = Duration::from_secs(30);
     let guard = locks
