@@ -146,17 +146,9 @@ async fn step(case: Case, fx: &Fixture, task: usize, i: usize) -> BenchResult<u6
         Case::FredPool4C64 => fx.fred.set_get(Fred::Pool4, task, slot).await,
         Case::FredGetC64 => fx.fred.get(Fred::One, slot).await,
         Case::FredGetPool4C64 => fx.fred.get(Fred::Pool4, slot).await,
-        Case::TypedJsonC1 | Case::TypedJsonC64 | Case::TypedMsgpackC64 | Case::TypedBincodeC64 => {
-            let typed = match case {
-                Case::TypedMsgpackC64 => &fx.msgpack,
-                Case::TypedBincodeC64 => &fx.bincode,
-                _ => &fx.json,
-            };
-            let key = format!("{task}:{slot}");
-            typed.set(&key, &fx.price).await?;
-            let _ = typed.get(&key).await?;
-            Ok(2)
-        }
+        Case::TypedJsonC1 | Case::TypedJsonC64 => typed_set_get(&fx.json, fx, task, slot).await,
+        Case::TypedMsgpackC64 => typed_set_get(&fx.msgpack, fx, task, slot).await,
+        Case::TypedBincodeC64 => typed_set_get(&fx.bincode, fx, task, slot).await,
         Case::CachedCrateC64 => {
             let key = format!("{task}:{slot}");
             fx.peer.async_cache_set_ref(&key, &fx.price).await?;
@@ -166,10 +158,10 @@ async fn step(case: Case, fx: &Fixture, task: usize, i: usize) -> BenchResult<u6
         Case::ConnPerCallC1 => {
             // The hand-written pattern: a fresh connection for every call.
             let mut conn = fx.client.get_multiplexed_async_connection().await?;
-            let _: i64 = redis::cmd("INCR")
+            let incr = redis::cmd("INCR")
                 .arg(format!("bench-seq-raw:{slot}"))
-                .query_async(&mut conn)
-                .await?;
+                .take();
+            let _: i64 = incr.query_async(&mut conn).await?;
             Ok(1)
         }
         Case::SharedHandleC1 => {
@@ -197,25 +189,7 @@ async fn step(case: Case, fx: &Fixture, task: usize, i: usize) -> BenchResult<u6
             }
             Ok(fx.batch_keys.len() as u64)
         }
-        Case::GetOrLoadMany100Miss10 => {
-            // 90 stored keys and 10 never seen before.
-            let fresh = fx.fresh.fetch_add(1, Ordering::Relaxed);
-            let mut keys = fx.batch_keys[..90].to_vec();
-            keys.extend((0..10).map(|i| format!("fresh-{fresh}-{i}")));
-            let (calls, price) = (Arc::clone(&fx.loader_calls), fx.price.clone());
-            let got = fx
-                .json
-                .get_or_load_many(&keys, move |missing: Vec<String>| async move {
-                    calls.fetch_add(1, Ordering::Relaxed);
-                    missing
-                        .into_iter()
-                        .map(|k| (k, price.clone()))
-                        .collect::<Vec<_>>()
-                })
-                .await?;
-            fx.batches.fetch_add(1, Ordering::Relaxed);
-            Ok(got.len() as u64)
-        }
+        Case::GetOrLoadMany100Miss10 => get_or_load_many_miss10(fx).await,
         Case::L1HitC64 => {
             let _ = fx.local.get_shared(&fx.batch_keys[slot]).await?;
             Ok(1)
@@ -236,6 +210,36 @@ async fn step(case: Case, fx: &Fixture, task: usize, i: usize) -> BenchResult<u6
         Case::TypedJson16kC64 => fx.large.step(false, task, slot).await,
         Case::TypedJson16kLz4C64 => fx.large.step(true, task, slot).await,
     }
+}
+
+/// SET then GET of the price through `typed`: two commands.
+async fn typed_set_get(
+    typed: &cache_core::TypedCache<String, ModelPrice>,
+    fx: &Fixture,
+    task: usize,
+    slot: usize,
+) -> BenchResult<u64> {
+    let key = format!("{task}:{slot}");
+    typed.set(&key, &fx.price).await?;
+    let _ = typed.get(&key).await?;
+    Ok(2)
+}
+
+/// A batch of 90 stored keys and 10 never seen before, loaded by one call
+/// (counted, with the batches, to check it is one per batch).
+async fn get_or_load_many_miss10(fx: &Fixture) -> BenchResult<u64> {
+    let fresh = fx.fresh.fetch_add(1, Ordering::Relaxed);
+    let mut keys = fx.batch_keys[..90].to_vec();
+    keys.extend((0..10).map(|i| format!("fresh-{fresh}-{i}")));
+    let (calls, price) = (Arc::clone(&fx.loader_calls), fx.price.clone());
+    let load = move |missing: Vec<String>| async move {
+        calls.fetch_add(1, Ordering::Relaxed);
+        let loaded = missing.into_iter().map(|k| (k, price.clone()));
+        loaded.collect::<Vec<_>>()
+    };
+    let got = fx.json.get_or_load_many(&keys, load).await?;
+    fx.batches.fetch_add(1, Ordering::Relaxed);
+    Ok(got.len() as u64)
 }
 
 /// Runs `case` for `duration` and returns commands per second.

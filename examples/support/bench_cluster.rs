@@ -74,6 +74,37 @@ async fn measure(case: &'static str, fx: &Arc<Fixture>, duration: Duration) -> B
     run_tasks(tasks, duration, step).await
 }
 
+impl Fixture {
+    /// Connects the raw cluster connection and writes every key the cases read.
+    async fn new(nodes: &[String], cache: &Cache) -> BenchResult<Self> {
+        let client = redis::cluster::ClusterClient::new(nodes.iter().map(String::as_str))?;
+        let mut raw = client.get_async_connection().await?;
+        let price = sample_price();
+        let typed = cache.typed::<ModelPrice>();
+        let batch_keys: Vec<String> = (0..100).map(|i| format!("batch-{i}")).collect();
+        for key in &batch_keys {
+            typed.set(key, &price).await?;
+        }
+        let raw_get_keys: Vec<String> = (0..100).map(|i| format!("bench-get:{i}")).collect();
+        for key in &raw_get_keys {
+            let value = cache_core::Codec::Json.encode(&price)?;
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .query_async::<()>(&mut raw)
+                .await?;
+        }
+        Ok(Fixture {
+            raw_get_keys,
+            raw,
+            raw_value: cache_core::Codec::Json.encode(&price)?,
+            price,
+            typed,
+            batch_keys,
+        })
+    }
+}
+
 /// Runs the cluster cases on the cluster at `nodes` and prints the ratios.
 pub(crate) async fn run(
     nodes: &[String],
@@ -81,38 +112,13 @@ pub(crate) async fn run(
     per_case: Duration,
     json: Option<&str>,
 ) -> BenchResult<()> {
-    let client = redis::cluster::ClusterClient::new(nodes.iter().map(String::as_str))?;
-    let raw = client.get_async_connection().await?;
     let cache = Cache::builder()
         .cluster_nodes(nodes.to_vec())
         .namespace("bench")
         .timeout(Duration::from_secs(5))
         .build()
         .await?;
-    let price = sample_price();
-    let typed = cache.typed::<ModelPrice>();
-    let batch_keys: Vec<String> = (0..100).map(|i| format!("batch-{i}")).collect();
-    for key in &batch_keys {
-        typed.set(key, &price).await?;
-    }
-    let raw_get_keys: Vec<String> = (0..100).map(|i| format!("bench-get:{i}")).collect();
-    let mut raw = raw;
-    for key in &raw_get_keys {
-        let value = cache_core::Codec::Json.encode(&price)?;
-        redis::cmd("SET")
-            .arg(key)
-            .arg(value)
-            .query_async::<()>(&mut raw)
-            .await?;
-    }
-    let fx = Arc::new(Fixture {
-        raw_get_keys,
-        raw,
-        raw_value: cache_core::Codec::Json.encode(&price)?,
-        price,
-        typed,
-        batch_keys,
-    });
+    let fx = Arc::new(Fixture::new(nodes, &cache).await?);
     println!(
         "redis cluster at {} (ttl {TTL_SECS} s); {rounds} rounds x {per_case:?} per case, interleaved",
         cache_core::redact::nodes(nodes)

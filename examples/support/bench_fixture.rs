@@ -93,30 +93,7 @@ impl Fixture {
         for key in &batch_keys {
             json.set(key, &sample_price()).await?;
         }
-        let local = cache
-            .keyspace("bench-local")
-            .ttl(Duration::from_secs(TTL_SECS))
-            .local(10_000, Duration::from_secs(60))
-            .typed::<String, ModelPrice>()?;
-        for key in &batch_keys {
-            local.set(key, &sample_price()).await?;
-        }
-        // Serving once its invalidation connection is up, and once the
-        // invalidations of the writes above have come back: then warm it.
-        let started = std::time::Instant::now();
-        while local.local_is_live() != Some(true)
-            || (local.local_stats().map_or(0, |stats| stats.invalidations) < 100
-                && started.elapsed() < Duration::from_secs(2)
-                && cache.redis_connection().is_some())
-        {
-            if started.elapsed() > Duration::from_secs(10) {
-                return Err("the local tier's invalidation connection never came up".into());
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        for key in &batch_keys {
-            local.get_shared(key).await?;
-        }
+        let local = warm_local_tier(&cache, &batch_keys).await?;
         let tagged = tagged_keyspace(&cache, &batch_keys).await?;
         let value = serde_json::to_vec(&sample_price())?;
         let fred = super::peers::FredClients::connect(url, &value).await?;
@@ -145,6 +122,39 @@ impl Fixture {
             peer,
         })
     }
+}
+
+/// The local tier of `l1_hit_c64`, its values written and each read once,
+/// so that every case's read is a local hit.
+async fn warm_local_tier(
+    cache: &Cache,
+    batch_keys: &[String],
+) -> BenchResult<TypedCache<String, ModelPrice>> {
+    let local = cache
+        .keyspace("bench-local")
+        .ttl(Duration::from_secs(TTL_SECS))
+        .local(10_000, Duration::from_secs(60))
+        .typed::<String, ModelPrice>()?;
+    for key in batch_keys {
+        local.set(key, &sample_price()).await?;
+    }
+    // Serving once its invalidation connection is up, and once the
+    // invalidations of the writes above have come back: then warm it.
+    let started = std::time::Instant::now();
+    while local.local_is_live() != Some(true)
+        || (local.local_stats().map_or(0, |stats| stats.invalidations) < 100
+            && started.elapsed() < Duration::from_secs(2)
+            && cache.redis_connection().is_some())
+    {
+        if started.elapsed() > Duration::from_secs(10) {
+            return Err("the local tier's invalidation connection never came up".into());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for key in batch_keys {
+        local.get_shared(key).await?;
+    }
+    Ok(local)
 }
 
 /// The tagged keyspace of `typed_get_tagged_c64`, its values written and its

@@ -50,6 +50,11 @@ pub(crate) struct Product {
     reviews: Vec<Review>,
 }
 
+/// The words reviews are drawn from.
+const REVIEW_WORDS: &str = "comfortable fits true to size the fabric is soft and washes \
+    well colour faded a little after months great for hiking runs small order one up would \
+    buy again";
+
 /// A shop's product: varied ids, prices and dates, repeated field names and
 /// values, as real documents have. About 16 KiB as JSON.
 pub(crate) fn document() -> Product {
@@ -63,37 +68,7 @@ pub(crate) fn document() -> Product {
     };
     let colours = ["black", "white", "navy", "forest green", "burgundy", "sand"];
     let sizes = ["XS", "S", "M", "L", "XL", "XXL"];
-    let words = [
-        "comfortable",
-        "fits",
-        "true",
-        "to",
-        "size",
-        "the",
-        "fabric",
-        "is",
-        "soft",
-        "and",
-        "washes",
-        "well",
-        "colour",
-        "faded",
-        "a",
-        "little",
-        "after",
-        "months",
-        "great",
-        "for",
-        "hiking",
-        "runs",
-        "small",
-        "order",
-        "one",
-        "up",
-        "would",
-        "buy",
-        "again",
-    ];
+    let words: Vec<&str> = REVIEW_WORDS.split_whitespace().collect();
     let variants = (0..36)
         .map(|n| {
             let (size, colour) = (sizes[n % 6], colours[(n / 6) % 6]);
