@@ -118,9 +118,56 @@ async fn a_killed_master_fails_over_and_the_same_handle_recovers() {
 
     // Traffic on every master while one dies: each call answers in time.
     let stop = Arc::new(AtomicBool::new(false));
+    let writers = spawn_writers(&values, &keys, &stop, timeout);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // What the kill loses is then only what is in flight: a replica that had
+    // not yet acknowledged anything took over without every earlier write.
+    replica_caught_up(&cluster, victim).await;
+    cluster.kill(victim);
+    let killed = Instant::now();
+    assert!(
+        !cluster.live_ports().contains(&victim),
+        "the master on {victim} still answers"
+    );
+
+    // The same handle serves reads and writes again within the node timeout + 3 s.
+    served_on_every_master(&values, &keys, killed).await;
+    let recovered_after = killed.elapsed();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::SeqCst);
+
+    acknowledged_writes_survive(&values, writers, recovered_after).await;
+
+    // The local tier was flushed when the master's invalidation connection
+    // went, serves again, and sees a write through another handle.
+    assert!(cached.local_stats().unwrap().flushes_channel_down >= 1);
+    sees_another_handles_write(&cluster, &cache, &cached).await;
+
+    // Scripts work on the promoted replica, and fencing tokens never go back.
+    let guard = locks
+        .try_acquire("job", Duration::from_secs(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(guard.fencing_token() > token_before);
+    assert!(guard.release().await.unwrap());
+}
+
+/// What a writer task did: its acknowledged writes, and how many failed.
+type Written = (Vec<(String, u64)>, u64);
+
+/// One writer task per key, writing new keys until `stop`: every call
+/// answers within the timeout, with a value or a timeout, connection or
+/// server error. Each returns its acknowledged writes and its failures.
+fn spawn_writers(
+    values: &TypedCache<String, u64>,
+    keys: &[String],
+    stop: &Arc<AtomicBool>,
+    timeout: Duration,
+) -> Vec<tokio::task::JoinHandle<Written>> {
     let mut writers = Vec::new();
-    for key in keys.clone() {
-        let (values, stop) = (values.clone(), Arc::clone(&stop));
+    for key in keys {
+        let (key, values, stop) = (key.clone(), values.clone(), Arc::clone(stop));
         writers.push(tokio::spawn(async move {
             let (mut acknowledged, mut failed, mut i) = (Vec::new(), 0_u64, 0_u64);
             while !stop.load(Ordering::SeqCst) {
@@ -146,24 +193,21 @@ async fn a_killed_master_fails_over_and_the_same_handle_recovers() {
             (acknowledged, failed)
         }));
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    // What the kill loses is then only what is in flight: a replica that had
-    // not yet acknowledged anything took over without every earlier write.
-    replica_caught_up(&cluster, victim).await;
-    cluster.kill(victim);
-    let killed = Instant::now();
-    assert!(
-        !cluster.live_ports().contains(&victim),
-        "the master on {victim} still answers"
-    );
+    writers
+}
 
-    // The same handle serves reads and writes again within the node timeout + 3 s.
+/// Waits until a write and a read of every master's slots succeed (nodes
+/// learn of a promotion by gossip, and until then one may still answer
+/// CLUSTERDOWN), failing past the node timeout + 3 s after `killed`.
+async fn served_on_every_master(
+    values: &TypedCache<String, u64>,
+    keys: &[String],
+    killed: Instant,
+) {
     let limit = NODE_TIMEOUT + Duration::from_secs(3);
-    // Every master's slots: nodes learn of the promotion by gossip, and
-    // until then one may still answer CLUSTERDOWN.
     loop {
         let mut served = true;
-        for key in &keys {
+        for key in keys {
             let probe = format!("{key}-probe");
             served &= values.set(&probe, &1).await.is_ok()
                 && values.get(&probe).await.ok() == Some(Some(1));
@@ -174,40 +218,15 @@ async fn a_killed_master_fails_over_and_the_same_handle_recovers() {
         assert!(killed.elapsed() < limit, "no recovery within {limit:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let recovered_after = killed.elapsed();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::SeqCst);
+}
 
-    let (mut acknowledged, mut failed) = (Vec::new(), 0);
-    for writer in writers {
-        let (ok, errors) = writer.await.unwrap();
-        acknowledged.extend(ok);
-        failed += errors;
-    }
-    // Replication is asynchronous: a write acknowledged just before the kill
-    // may be lost by Redis itself. Count them rather than hide them.
-    // Reads that time out on a machine busy with other clusters go again.
-    let mut lost = 0;
-    for (key, value) in &acknowledged {
-        match values_with_retry(&values, key).await {
-            Some(found) => assert_eq!(found, *value),
-            None => lost += 1,
-        }
-    }
-    println!(
-        "failover: recovered after {recovered_after:?}; {} acknowledged writes, {failed} failed, {lost} lost by replication",
-        acknowledged.len()
-    );
-    assert!(acknowledged.len() > 100, "too little traffic");
-    assert!(
-        lost <= acknowledged.len() / 10,
-        "{lost} of {} lost",
-        acknowledged.len()
-    );
-
-    // The local tier was flushed when the master's invalidation connection
-    // went, serves again, and sees a write through another handle.
-    assert!(cached.local_stats().unwrap().flushes_channel_down >= 1);
+/// After the failover, the local tier `cached` serves again and sees a write
+/// through another handle within a second.
+async fn sees_another_handles_write(
+    cluster: &RedisCluster,
+    cache: &Cache,
+    cached: &TypedCache<String, u64>,
+) {
     let other = Cache::builder()
         .cluster_nodes(cluster.urls())
         .namespace(cache.namespace().unwrap_or_default())
@@ -240,15 +259,41 @@ async fn a_killed_master_fails_over_and_the_same_handle_recovers() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
 
-    // Scripts work on the promoted replica, and fencing tokens never go back.
-    let guard = locks
-        .try_acquire("job", Duration::from_secs(1))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(guard.fencing_token() > token_before);
-    assert!(guard.release().await.unwrap());
+/// Every write a writer saw acknowledged is readable, but for the few that
+/// asynchronous replication may lose in a failover (at most a tenth).
+async fn acknowledged_writes_survive(
+    values: &TypedCache<String, u64>,
+    writers: Vec<tokio::task::JoinHandle<Written>>,
+    recovered_after: Duration,
+) {
+    let (mut acknowledged, mut failed) = (Vec::new(), 0);
+    for writer in writers {
+        let (ok, errors) = writer.await.unwrap();
+        acknowledged.extend(ok);
+        failed += errors;
+    }
+    // Replication is asynchronous: a write acknowledged just before the kill
+    // may be lost by Redis itself. Count them rather than hide them.
+    // Reads that time out on a machine busy with other clusters go again.
+    let mut lost = 0;
+    for (key, value) in &acknowledged {
+        match values_with_retry(values, key).await {
+            Some(found) => assert_eq!(found, *value),
+            None => lost += 1,
+        }
+    }
+    println!(
+        "failover: recovered after {recovered_after:?}; {} acknowledged writes, {failed} failed, {lost} lost by replication",
+        acknowledged.len()
+    );
+    assert!(acknowledged.len() > 100, "too little traffic");
+    assert!(
+        lost <= acknowledged.len() / 10,
+        "{lost} of {} lost",
+        acknowledged.len()
+    );
 }
 
 /// A read that tries again on a timeout: the machine may be busy, or the
@@ -355,7 +400,6 @@ async fn a_slot_moved_under_traffic_loses_nothing_and_shows_no_error() {
         .into_iter()
         .find(|&port| port != source)
         .unwrap();
-    let (source_id, target_id) = (node_id(&cluster, source), node_id(&cluster, target));
 
     // Counters in the moving slot, bumped all the while.
     let stop = Arc::new(AtomicBool::new(false));
@@ -380,30 +424,63 @@ async fn a_slot_moved_under_traffic_loses_nothing_and_shows_no_error() {
         .load_policy(LoadPolicy::DEFAULT.early_refresh(0.5))
         .typed::<String, u64>()
         .unwrap();
-    let batches = {
-        let (values, stop) = (values.clone(), Arc::clone(&stop));
-        tokio::spawn(async move {
-            let names: Vec<&str> = batch_keys.iter().map(String::as_str).collect();
-            let mut round = 0_u64;
-            while !stop.load(Ordering::SeqCst) {
-                round += 1;
-                let writes: Vec<(&str, &u64)> = names.iter().map(|key| (*key, &round)).collect();
-                values.set_many(&writes).await.unwrap();
-                let read = values.get_many(&names).await.unwrap();
-                assert_eq!(read, vec![Some(round); names.len()]);
-                let found = refreshing
-                    .get_or_load(names[0], || async { None })
-                    .await
-                    .unwrap();
-                assert_eq!(found, Some(round));
-            }
-            round
-        })
-    };
+    let batches = spawn_batches(&values, refreshing, batch_keys, &stop);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let slot_text = cluster.slot_of(&values.key(&keys[0])).to_string();
     let _ = slot;
+    move_slot(&cluster, &slot_text, source, target).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+
+    assert_eq!(
+        cluster.master_of(&values.key(&keys[0])),
+        target,
+        "the slot moved"
+    );
+    assert!(batches.await.unwrap() > 1, "batches ran");
+    for task in tasks {
+        let (key, last) = task.await.unwrap();
+        // Every acknowledged increment is there: nothing lost in the move.
+        assert_eq!(values.get(&key).await.unwrap(), Some(last), "{key}");
+    }
+    assert!(done.load(Ordering::SeqCst) > 100, "too little traffic");
+}
+
+/// A task that writes and reads `batch_keys` as batches (one MULTI, one
+/// MGET, one GET+PTTL pipeline through `refreshing`) until `stop`, checking
+/// every answer; it returns how many rounds it made.
+fn spawn_batches(
+    values: &TypedCache<String, u64>,
+    refreshing: TypedCache<String, u64>,
+    batch_keys: Vec<String>,
+    stop: &Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<u64> {
+    let (values, stop) = (values.clone(), Arc::clone(stop));
+    tokio::spawn(async move {
+        let names: Vec<&str> = batch_keys.iter().map(String::as_str).collect();
+        let mut round = 0_u64;
+        while !stop.load(Ordering::SeqCst) {
+            round += 1;
+            let writes: Vec<(&str, &u64)> = names.iter().map(|key| (*key, &round)).collect();
+            values.set_many(&writes).await.unwrap();
+            let read = values.get_many(&names).await.unwrap();
+            assert_eq!(read, vec![Some(round); names.len()]);
+            let found = refreshing
+                .get_or_load(names[0], || async { None })
+                .await
+                .unwrap();
+            assert_eq!(found, Some(round));
+        }
+        round
+    })
+}
+
+/// Moves the slot `slot_text` from the master on `source` to the one on `target` as
+/// `redis-cli --cluster reshard` does: IMPORTING and MIGRATING, MIGRATE of
+/// its keys ten at a time, then SETSLOT NODE on every master.
+async fn move_slot(cluster: &RedisCluster, slot_text: &str, source: u16, target: u16) {
+    let (source_id, target_id) = (node_id(cluster, source), node_id(cluster, target));
     let cli = |port: u16, args: &[&str]| {
         let answer = cluster.cli(port, args);
         assert!(answer.is_some(), "redis-cli -p {port} {args:?} failed");
@@ -411,14 +488,14 @@ async fn a_slot_moved_under_traffic_loses_nothing_and_shows_no_error() {
     };
     cli(
         target,
-        &["CLUSTER", "SETSLOT", &slot_text, "IMPORTING", &source_id],
+        &["CLUSTER", "SETSLOT", slot_text, "IMPORTING", &source_id],
     );
     cli(
         source,
-        &["CLUSTER", "SETSLOT", &slot_text, "MIGRATING", &target_id],
+        &["CLUSTER", "SETSLOT", slot_text, "MIGRATING", &target_id],
     );
     loop {
-        let batch = cli(source, &["CLUSTER", "GETKEYSINSLOT", &slot_text, "10"]);
+        let batch = cli(source, &["CLUSTER", "GETKEYSINSLOT", slot_text, "10"]);
         let batch: Vec<&str> = batch.lines().filter(|line| !line.is_empty()).collect();
         if batch.is_empty() {
             break;
@@ -438,26 +515,8 @@ async fn a_slot_moved_under_traffic_loses_nothing_and_shows_no_error() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for port in cluster.master_ports() {
-        cli(
-            port,
-            &["CLUSTER", "SETSLOT", &slot_text, "NODE", &target_id],
-        );
+        cli(port, &["CLUSTER", "SETSLOT", slot_text, "NODE", &target_id]);
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::SeqCst);
-
-    assert_eq!(
-        cluster.master_of(&values.key(&keys[0])),
-        target,
-        "the slot moved"
-    );
-    assert!(batches.await.unwrap() > 1, "batches ran");
-    for task in tasks {
-        let (key, last) = task.await.unwrap();
-        // Every acknowledged increment is there: nothing lost in the move.
-        assert_eq!(values.get(&key).await.unwrap(), Some(last), "{key}");
-    }
-    assert!(done.load(Ordering::SeqCst) > 100, "too little traffic");
 }
 
 /// Passwords work as on one server, and errors name the nodes without them.
