@@ -421,6 +421,61 @@ async fn invalid_ttls_are_refused_before_sending(env: Env) {
     assert!(names.ttl("max").await.unwrap().remaining().is_some());
 }
 
+/// Whether `err` refuses a value over the size limit (directly, or as the
+/// failed load's cause).
+fn too_large(err: &Error) -> bool {
+    match err {
+        Error::ValueTooLarge { .. } => true,
+        Error::Load { source, .. } => source.to_string().contains("over the limit"),
+        _ => false,
+    }
+}
+
+/// A loaded value over the limit is the answer but is not stored
+/// (fail-open), an error naming the key under fail-closed, and an early
+/// refresh that loads one leaves the old value in place.
+async fn oversized_loads_are_not_stored(
+    small: &Cache,
+    blobs: &cache::TypedCache<String, String>,
+    big: &str,
+) {
+    let loaded = blobs.get_or_load("loaded", {
+        let big = big.to_owned();
+        move || async move { Some(big) }
+    });
+    assert_eq!(loaded.await.unwrap().map(|s| s.len()), Some(4096));
+    assert!(!blobs.exists("loaded").await.unwrap());
+    assert_eq!(small.stats().unstored_values, 1);
+    let closed = cache::LoadPolicy::DEFAULT.on_failure(cache::FailurePolicy::Closed);
+    let closed = blobs.with_load_policy(closed).unwrap();
+    let err = closed
+        .get_or_load("loaded", {
+            let big = big.to_owned();
+            move || async move { Some(big) }
+        })
+        .await
+        .unwrap_err();
+    assert!(too_large(&err), "{err:?}");
+    assert_eq!(err.key(), Some(blobs.key("loaded").as_str()));
+    let refreshed = blobs
+        .with_load_policy(cache::LoadPolicy::DEFAULT.early_refresh(0.99))
+        .unwrap()
+        .with_ttl(Duration::from_secs(100))
+        .unwrap();
+    refreshed.set("refresh", &"small".to_owned()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let served = refreshed
+        .get_or_load("refresh", || async { Some("y".repeat(4096)) })
+        .await
+        .unwrap();
+    assert_eq!(
+        served.as_deref(),
+        Some("small"),
+        "the refresh runs in the background"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
 async fn oversized_values_are_refused_before_sending(env: Env) {
     let small = match env.another_handle() {
         Some(builder) => builder.max_value_size(1024).build().await.unwrap(),
@@ -443,11 +498,6 @@ async fn oversized_values_are_refused_before_sending(env: Env) {
     );
 
     // Every other write path applies the same limit, and writes nothing.
-    let too_large = |err: &Error| match err {
-        Error::ValueTooLarge { .. } => true,
-        Error::Load { source, .. } => source.to_string().contains("over the limit"),
-        _ => false,
-    };
     let big = "x".repeat(4096);
     let err = blobs
         .set_with_ttl("a", &big, Duration::from_secs(5))
@@ -461,40 +511,7 @@ async fn oversized_values_are_refused_before_sending(env: Env) {
         .await
         .unwrap_err();
     assert!(too_large(&err), "{err:?}");
-    // A loaded value over the limit is the answer but is not stored
-    // (fail-open), and an error under fail-closed.
-    let loaded = blobs.get_or_load("loaded", {
-        let big = big.clone();
-        move || async move { Some(big) }
-    });
-    assert_eq!(loaded.await.unwrap().map(|s| s.len()), Some(4096));
-    assert!(!blobs.exists("loaded").await.unwrap());
-    assert_eq!(small.stats().unstored_values, 1);
-    let closed = cache::LoadPolicy::DEFAULT.on_failure(cache::FailurePolicy::Closed);
-    let closed = blobs.with_load_policy(closed).unwrap();
-    let err = closed
-        .get_or_load("loaded", move || async move { Some(big) })
-        .await
-        .unwrap_err();
-    assert!(too_large(&err), "{err:?}");
-    assert_eq!(err.key(), Some(blobs.key("loaded").as_str()));
-    let refreshed = blobs
-        .with_load_policy(cache::LoadPolicy::DEFAULT.early_refresh(0.99))
-        .unwrap()
-        .with_ttl(Duration::from_secs(100))
-        .unwrap();
-    refreshed.set("refresh", &"small".to_owned()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
-    let served = refreshed
-        .get_or_load("refresh", || async { Some("y".repeat(4096)) })
-        .await
-        .unwrap();
-    assert_eq!(
-        served.as_deref(),
-        Some("small"),
-        "the refresh runs in the background"
-    );
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    oversized_loads_are_not_stored(&small, &blobs, &big).await;
     let members = small
         .keyspace("members")
         .typed_set::<String, String>()
