@@ -101,6 +101,56 @@ fn dashboard_names() -> BTreeSet<String> {
     names
 }
 
+/// The labels of the gateway's price keyspace.
+const PRICE: [(&str, &str); 2] = [("namespace", "gateway"), ("keyspace", "price")];
+
+/// After 3 reads of gpt-4 and 2 of an unknown model on `base`: the cache's
+/// figures and the HTTP requests by route and status.
+async fn counts_match_the_price_traffic(base: &str) {
+    let text = metrics_once(base, |_| true).await;
+    // gpt-4: a miss and a load, then two hits (the second read fills the
+    // local tier, the third is answered there); the unknown model: a miss,
+    // a load, then its cached absence.
+    let counted = [
+        ("cache_misses_total", 2.0),
+        ("cache_loads_total", 2.0),
+        ("cache_hits_total", 2.0),
+        ("cache_local_hits_total", 1.0),
+        ("cache_negative_hits_total", 1.0),
+    ];
+    for (name, expected) in counted {
+        assert_eq!(value(&text, name, &PRICE), expected, "{name} in\n{text}");
+    }
+    let route = ("route", "/v1/prices/{model}");
+    let ok = [route, ("method", "GET"), ("status", "200")];
+    let missing = [route, ("method", "GET"), ("status", "404")];
+    for (labels, expected) in [(&ok, 3.0), (&missing, 2.0)] {
+        let requests = value(&text, "gateway_http_requests_total", labels);
+        assert_eq!(requests, expected, "{labels:?} in\n{text}");
+    }
+    let timed = "gateway_http_request_duration_seconds_count";
+    assert_eq!(value(&text, timed, &ok), 3.0, "{text}");
+}
+
+/// Every name the dashboard charts is in `text` (from /metrics), as the
+/// right kind.
+fn dashboard_charts_only_exported_names(text: &str) {
+    let exported = families(text);
+    let names = dashboard_names();
+    assert!(names.len() >= 15, "{names:?}");
+    for name in names {
+        let (family, kind) = match name.strip_suffix("_bucket") {
+            Some(histogram) => (histogram, "histogram"),
+            None => (name.as_str(), "counter"),
+        };
+        assert_eq!(
+            exported.get(family).map(String::as_str),
+            Some(kind),
+            "{name} in\n{text}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_match_the_traffic_and_cover_the_dashboard() {
     // One instance on the memory backend, with faults to inject.
@@ -121,30 +171,7 @@ async fn metrics_match_the_traffic_and_cover_the_dashboard() {
             StatusCode::NOT_FOUND
         );
     }
-    let text = metrics_once(&alone, |_| true).await;
-    let price = [("namespace", "gateway"), ("keyspace", "price")];
-    // gpt-4: a miss and a load, then two hits (the second read fills the
-    // local tier, the third is answered there); the unknown model: a miss,
-    // a load, then its cached absence.
-    let counted = [
-        ("cache_misses_total", 2.0),
-        ("cache_loads_total", 2.0),
-        ("cache_hits_total", 2.0),
-        ("cache_local_hits_total", 1.0),
-        ("cache_negative_hits_total", 1.0),
-    ];
-    for (name, expected) in counted {
-        assert_eq!(value(&text, name, &price), expected, "{name} in\n{text}");
-    }
-    let route = ("route", "/v1/prices/{model}");
-    let ok = [route, ("method", "GET"), ("status", "200")];
-    let missing = [route, ("method", "GET"), ("status", "404")];
-    for (labels, expected) in [(&ok, 3.0), (&missing, 2.0)] {
-        let requests = value(&text, "gateway_http_requests_total", labels);
-        assert_eq!(requests, expected, "{labels:?} in\n{text}");
-    }
-    let timed = "gateway_http_request_duration_seconds_count";
-    assert_eq!(value(&text, timed, &ok), 3.0, "{text}");
+    counts_match_the_price_traffic(&alone).await;
 
     // Redis failing: a server error and timeouts, answered from the database.
     faults
@@ -175,28 +202,14 @@ async fn metrics_match_the_traffic_and_cover_the_dashboard() {
         .await
         .unwrap();
     assert_eq!(put.status(), StatusCode::OK);
-    let invalidated = |text: &str| value(text, "cache_local_invalidations_total", &price) >= 1.0;
+    let invalidated = |text: &str| value(text, "cache_local_invalidations_total", &PRICE) >= 1.0;
     assert!(invalidated(&metrics_once(&other, invalidated).await));
     redis.restart();
-    let flushed = |text: &str| value(text, "cache_local_flushes_total", &price) >= 1.0;
+    let flushed = |text: &str| value(text, "cache_local_flushes_total", &PRICE) >= 1.0;
     let text = metrics_once(&other, flushed).await;
     assert!(flushed(&text), "{text}");
 
-    // Every name the dashboard charts is on /metrics, as the right kind.
-    let exported = families(&text);
-    let names = dashboard_names();
-    assert!(names.len() >= 15, "{names:?}");
-    for name in names {
-        let (family, kind) = match name.strip_suffix("_bucket") {
-            Some(histogram) => (histogram, "histogram"),
-            None => (name.as_str(), "counter"),
-        };
-        assert_eq!(
-            exported.get(family).map(String::as_str),
-            Some(kind),
-            "{name} in\n{text}"
-        );
-    }
+    dashboard_charts_only_exported_names(&text);
     assert!(value(&text, "cache_backend_errors_total", &[("kind", "server")]) >= 1.0);
     assert!(value(&text, "cache_timeouts_total", &[]) >= 1.0);
 }
