@@ -307,7 +307,7 @@ async fn fencing_tokens_keep_increasing_after_the_server_loses_its_data() {
 /// Tag states and the tag clock included.
 #[tokio::test]
 async fn every_key_the_library_writes_expires_except_sequences() {
-    use cache_core::{LoadPolicy, RateLimit};
+    use cache_core::LoadPolicy;
     let redis = RedisServer::start("expiry-audit");
     let cache = redis.cache().await;
     let minute = Duration::from_secs(60);
@@ -350,25 +350,7 @@ async fn every_key_the_library_writes_expires_except_sequences() {
     let codes = cache.keyspace("otp").one_time_codes::<str>(3).unwrap();
     codes.issue("ada", "123456", minute).await.unwrap();
     codes.verify("ada", "000000").await.unwrap();
-    for rule in [
-        RateLimit::fixed_window(5, minute),
-        RateLimit::sliding_window(5, minute),
-    ] {
-        let prefix = if rule == RateLimit::fixed_window(5, minute) {
-            "fixed"
-        } else {
-            "sliding"
-        };
-        let limiter = cache.keyspace(prefix).rate_limiter::<str>(rule).unwrap();
-        limiter.hit("u").await.unwrap();
-    }
-    let members = cache
-        .keyspace("members")
-        .ttl(minute)
-        .typed_set::<u64, String>()
-        .unwrap();
-    members.add(&1, &["ada".to_owned()]).await.unwrap();
-    members.replace(&2, &[]).await.unwrap();
+    use_limits_and_sets(&cache, minute).await;
     let seqs = cache.keyspace("seq").sequences::<u64>(10).unwrap();
     seqs.next(&1).await.unwrap();
     use_tags(&cache, minute).await;
@@ -391,6 +373,30 @@ async fn every_key_the_library_writes_expires_except_sequences() {
     }
     assert_eq!(permanent, [seqs.key(&1)], "keys without an expiry");
     drop(guard);
+}
+
+/// Both kinds of rate limit, and typed sets (one of them empty).
+async fn use_limits_and_sets(cache: &cache_core::Cache, minute: Duration) {
+    use cache_core::RateLimit;
+    for rule in [
+        RateLimit::fixed_window(5, minute),
+        RateLimit::sliding_window(5, minute),
+    ] {
+        let prefix = if rule == RateLimit::fixed_window(5, minute) {
+            "fixed"
+        } else {
+            "sliding"
+        };
+        let limiter = cache.keyspace(prefix).rate_limiter::<str>(rule).unwrap();
+        limiter.hit("u").await.unwrap();
+    }
+    let members = cache
+        .keyspace("members")
+        .ttl(minute)
+        .typed_set::<u64, String>()
+        .unwrap();
+    members.add(&1, &["ada".to_owned()]).await.unwrap();
+    members.replace(&2, &[]).await.unwrap();
 }
 
 /// Tagged writes, a tagged load and invalidations: tag states and the tag
