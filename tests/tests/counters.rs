@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use cache::{Codec, Error, Ttl};
+use cache::{Codec, Error, Ttl, TypedCache};
 use cache_core as cache;
 use cache_tests::Env;
 use serde::{Deserialize, Serialize};
@@ -188,6 +188,16 @@ async fn refused_increments_at_the_ends_of_the_range_change_nothing(env: Env) {
     assert!(matches!(err, Error::NotAnInteger { .. }), "{err:?}");
     assert_eq!(wide.ttl("text").await.unwrap(), Ttl::Persistent);
     // Increments right up to each end still work.
+    increments_reach_each_end(&small, &signed, &wide, &unsigned).await;
+}
+
+/// Increments right up to each end of every integer type's range.
+async fn increments_reach_each_end(
+    small: &TypedCache<String, u8>,
+    signed: &TypedCache<String, i32>,
+    wide: &TypedCache<String, i64>,
+    unsigned: &TypedCache<String, u64>,
+) {
     assert_eq!(small.incr("edge", 255).await.unwrap(), 255);
     assert_eq!(
         signed.incr("edge", i64::from(i32::MIN)).await.unwrap(),
