@@ -282,7 +282,10 @@ impl MemoryBackend {
 
     /// Whether faults are injected into this store's calls.
     pub(crate) fn injects(&self) -> bool {
-        self.timeout().is_some()
+        #[cfg(feature = "testing")]
+        return self.injector.is_some();
+        #[cfg(not(feature = "testing"))]
+        false
     }
 
     /// Lets `call` through, unless an injected fault ends it.

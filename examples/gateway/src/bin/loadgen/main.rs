@@ -97,7 +97,7 @@ async fn run() -> Result<(), String> {
     progress.abort();
     let took = started.elapsed();
     let after = scrape(&client, &options.url).await?;
-    report(&total, &tally, took, &before, &after);
+    report(total, &tally, took, &before, &after);
     Ok(())
 }
 
@@ -221,8 +221,10 @@ fn price_counter(metrics: &str, name: &str) -> f64 {
         .sum()
 }
 
-fn report(total: &Record, tally: &Tally, took: Duration, before: &str, after: &str) {
-    let mut latencies = total.latencies.clone();
+/// Prints the rate, the latency quantiles, the answers by status and what
+/// the price keyspace's counters moved by.
+fn report(total: Record, tally: &Tally, took: Duration, before: &str, after: &str) {
+    let mut latencies = total.latencies;
     latencies.sort_unstable();
     let at = |quantile: f64| {
         let index = ((latencies.len() as f64 - 1.0) * quantile).round() as usize;

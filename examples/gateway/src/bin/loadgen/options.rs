@@ -55,40 +55,33 @@ impl Options {
         match flag {
             "--url" => self.url = value.trim_end_matches('/').to_owned(),
             "--keys" => {
-                self.keys = value
-                    .parse()
-                    .ok()
-                    .filter(|&keys| keys > 0)
+                self.keys = parse_if(value, |&keys| keys > 0)
                     .ok_or_else(|| bad("a whole number above 0"))?;
             }
             "--zipf" => {
-                self.zipf = value
-                    .parse()
-                    .ok()
-                    .filter(|&s: &f64| s.is_finite() && s >= 0.0)
+                self.zipf = parse_if(value, |&s: &f64| s.is_finite() && s >= 0.0)
                     .ok_or_else(|| bad("an exponent of 0 or more"))?;
             }
             "--duration" => {
                 self.duration = duration(value).ok_or_else(|| bad("e.g. 30s, 500ms, 2m"))?
             }
             "--concurrency" => {
-                self.concurrency = value
-                    .parse()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or_else(|| bad("a whole number above 0"))?;
+                self.concurrency =
+                    parse_if(value, |&n| n > 0).ok_or_else(|| bad("a whole number above 0"))?;
             }
             "--chat-share" => {
-                self.chat_share = value
-                    .parse()
-                    .ok()
-                    .filter(|share: &f64| (0.0..=1.0).contains(share))
+                self.chat_share = parse_if(value, |share: &f64| (0.0..=1.0).contains(share))
                     .ok_or_else(|| bad("a share from 0 to 1"))?;
             }
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
         Ok(())
     }
+}
+
+/// `value` as a `T`, if it reads as one and `ok` accepts it.
+fn parse_if<T: std::str::FromStr>(value: &str, ok: impl Fn(&T) -> bool) -> Option<T> {
+    value.parse().ok().filter(ok)
 }
 
 /// `500ms`, `30s`, `2m`; a bare number is seconds.
