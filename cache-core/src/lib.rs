@@ -17,16 +17,19 @@
 //!
 //! # Cargo features
 //!
+//! What a feature adds (a codec, a compression method, a module) is in these
+//! docs only when the feature is on; the table names each either way.
+//!
 //! | feature | enables | default |
 //! | --- | --- | --- |
 //! | `derive` | `#[derive(Cacheable)]` (re-exported from `cache-derive`) | yes |
-//! | `bincode` | [`Codec::Bincode`] (bincode 2 through serde) | no |
-//! | `msgpack` | [`Codec::MsgPack`] (`rmp-serde`) | no |
-//! | `lz4` | [`Compression::Lz4`] (lz4_flex, pure Rust) | no |
-//! | `zstd` | [`Compression::Zstd`] (zstd, builds the C library) | no |
+//! | `bincode` | `Codec::Bincode` (bincode 2 through serde) | no |
+//! | `msgpack` | `Codec::MsgPack` (`rmp-serde`) | no |
+//! | `lz4` | `Compression::Lz4` (lz4_flex, pure Rust) | no |
+//! | `zstd` | `Compression::Zstd` (zstd, builds the C library) | no |
 //! | `tls` | `rediss://` URLs and cluster nodes (rustls, ring) | no |
 //! | `metrics` | counters and histograms through the `metrics` facade (the README lists them) | no |
-//! | `testing` | [`testing`]: faults injected into a memory-backed handle, a loader counter | no |
+//! | `testing` | the `testing` module: faults injected into a memory-backed handle, a loader counter | no |
 //!
 //! # Map of the crate
 //!

@@ -15,6 +15,7 @@ cache_tests::backend_suite!(
     sequences_never_repeat_and_report_each_crossing_once,
     sequences_continue_above_the_persisted_maximum_after_data_loss,
     next_many_pairs_results_with_users,
+    current_is_where_the_numbering_stands,
 );
 
 async fn concurrent_hits(env: &Env, rule: RateLimit) -> usize {
@@ -216,4 +217,18 @@ async fn next_many_pairs_results_with_users(env: Env) {
     let got = seqs.next_many(&users).await.unwrap();
     let pairs: Vec<(&str, i64)> = got.iter().map(|(u, a)| (u.as_str(), a.value)).collect();
     assert_eq!(pairs, [("carol", 1), ("bob", 6), ("alice", 1), ("bob", 7)]);
+}
+
+/// `current` is the number `next` counts up from: the last one handed out,
+/// or a seed with none handed out since (as its docs say), on every backend.
+async fn current_is_where_the_numbering_stands(env: Env) {
+    let seqs = env.cache.keyspace("seq").sequences::<str>(10).unwrap();
+    assert_eq!(seqs.current("new").await.unwrap(), None);
+    assert!(seqs.seed("restored", 500).await.unwrap());
+    assert_eq!(seqs.current("restored").await.unwrap(), Some(500));
+    assert_eq!(seqs.next("restored").await.unwrap().value, 501);
+    assert_eq!(seqs.current("restored").await.unwrap(), Some(501));
+    // A seed below where it stands changes nothing, `current` included.
+    assert!(!seqs.seed("restored", 100).await.unwrap());
+    assert_eq!(seqs.current("restored").await.unwrap(), Some(501));
 }

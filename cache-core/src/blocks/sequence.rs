@@ -195,7 +195,11 @@ impl<K: CacheKey + ?Sized> Sequences<K> {
             .collect()
     }
 
-    /// The last number handed out for `key`, if any.
+    /// Where `key`'s numbering stands: the number the next [`next`](Self::next)
+    /// counts up from. That is the last number handed out, or, right after a
+    /// [`seed`](Self::seed) with none handed out since, the seed itself (a
+    /// number never handed out: the next one is the seed plus one). `None`
+    /// for a sequence that has neither.
     ///
     /// # Errors
     /// [`Error::WrongType`], backend or timeout errors.
@@ -206,6 +210,11 @@ impl<K: CacheKey + ?Sized> Sequences<K> {
     /// assert_eq!(seqs.current(&1).await?, None);
     /// seqs.next(&1).await?;
     /// assert_eq!(seqs.current(&1).await?, Some(1));
+    /// // After a seed: the seed, until the next number is handed out.
+    /// seqs.seed(&2, 500).await?;
+    /// assert_eq!(seqs.current(&2).await?, Some(500));
+    /// assert_eq!(seqs.next(&2).await?.value, 501);
+    /// assert_eq!(seqs.current(&2).await?, Some(501));
     /// # Ok(()) }
     /// ```
     pub async fn current<Q>(&self, key: &Q) -> Result<Option<i64>>

@@ -344,7 +344,10 @@ impl CacheBuilder {
     }
 
     /// Reads the URL from the environment variable `var` when building; when it is
-    /// unset, uses [`DEFAULT_URL`].
+    /// unset, uses [`DEFAULT_URL`]. A variable that is set but empty (or only
+    /// blanks) is taken for a deployment mistake, not for "the default":
+    /// [`build`](Self::build) fails with [`Error::Config`] naming the variable,
+    /// as it does for a value that is not UTF-8.
     ///
     /// ```
     /// let builder = cache_core::Cache::builder().from_env("BURNCLOUD_REDIS_URL");
@@ -465,15 +468,7 @@ impl CacheBuilder {
         }
         let target = match &self.url {
             UrlSource::Given(url) => Target::Standalone(url.clone()),
-            UrlSource::Env(var) => Target::Standalone(match std::env::var(var) {
-                Ok(url) => url,
-                Err(std::env::VarError::NotPresent) => DEFAULT_URL.to_owned(),
-                Err(std::env::VarError::NotUnicode(_)) => {
-                    return Err(Error::config(format!(
-                        "environment variable {var} is not valid UTF-8"
-                    )));
-                }
-            }),
+            UrlSource::Env(var) => Target::Standalone(url_from_env(var)?),
             UrlSource::Cluster(nodes) if nodes.is_empty() => {
                 return Err(Error::config("cluster_nodes needs at least one node URL"));
             }
@@ -504,5 +499,21 @@ impl CacheBuilder {
             self.max_value_size,
             stats,
         ))
+    }
+}
+
+/// The URL in the environment variable `var`: [`DEFAULT_URL`] when it is
+/// unset; an error naming it when it is empty or not UTF-8.
+fn url_from_env(var: &str) -> Result<String> {
+    match std::env::var(var) {
+        Ok(url) if url.trim().is_empty() => Err(Error::config(format!(
+            "environment variable {var} is set but empty: set it to a Redis URL \
+             (redis://host:6379) or unset it to use {DEFAULT_URL}"
+        ))),
+        Ok(url) => Ok(url),
+        Err(std::env::VarError::NotPresent) => Ok(DEFAULT_URL.to_owned()),
+        Err(std::env::VarError::NotUnicode(_)) => Err(Error::config(format!(
+            "environment variable {var} is not valid UTF-8"
+        ))),
     }
 }

@@ -205,7 +205,7 @@ async fn update_price(
             "price updates are off: start the gateway with GATEWAY_ADMIN_TOKEN set",
         ));
     };
-    if crate::auth::bearer(authorization(&headers))? != admin {
+    if !crate::auth::same_secret(crate::auth::bearer(authorization(&headers))?, admin) {
         return Err(ApiError::forbidden("not the admin token"));
     }
     let valid = |price: f64| price.is_finite() && price >= 0.0;

@@ -79,6 +79,18 @@ impl Tokens {
     }
 }
 
+/// Whether a presented secret is `expected`, compared in constant time (the
+/// time taken does not depend on how much of it matches), so that timing a
+/// route cannot recover a secret byte by byte. Both sides are hashed first,
+/// so the time does not tell the secret's length either.
+pub(crate) fn same_secret(presented: &str, expected: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    let presented = Sha256::digest(presented.as_bytes());
+    let expected = Sha256::digest(expected.as_bytes());
+    presented.ct_eq(&expected).into()
+}
+
 /// The token of an `Authorization: Bearer <token>` header value.
 pub(crate) fn bearer(authorization: Option<&str>) -> Result<&str, ApiError> {
     let Some(value) = authorization else {
