@@ -20,25 +20,81 @@ pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
         Ok(()) => impls(input, &settings),
         Err(error) => {
             let errors = error.into_compile_error();
-            let fallback = fallback(input, &settings.common.krate);
+            let fallback = fallback(input, &settings);
             quote!(#errors #fallback)
         }
     }
 }
 
-/// A `Cacheable` impl with only the required items, for a type whose
-/// attributes had errors. Unions get none: nothing can use them as a value.
-fn fallback(input: &DeriveInput, krate: &syn::Path) -> TokenStream {
+/// A `Cacheable` impl for a type whose attributes had errors: the settings
+/// are stand-ins, but the key type, the tag fields' types, the key field, the
+/// codec and the compression are the real ones, so that rustc reports their errors in the same compile
+/// as the attributes' (a bad key type is not hidden behind a bad prefix).
+/// Unions get none: nothing can use them as a value.
+fn fallback(input: &DeriveInput, settings: &valid::Settings) -> TokenStream {
     if matches!(input.data, syn::Data::Union(_)) {
         return TokenStream::new();
     }
+    let krate = &settings.common.krate;
     let name = &input.ident;
-    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    let (impl_generics, ty_generics, _) = input.generics.split_for_impl();
+    let (key_ty, where_clause) = key_bound(input, settings);
+    let tags = tags_fn(krate, &settings.tags);
+    let keyed = keyed_impl(input, settings);
+    // The codec and compression too: a feature that is off is its own error.
+    let CommonTokens {
+        codec, compress, ..
+    } = common_tokens(&settings.common);
     quote! {
         #[automatically_derived]
         impl #impl_generics #krate::Cacheable for #name #ty_generics #where_clause {
-            type Key = ::std::string::String;
+            type Key = #key_ty;
             const PREFIX: &'static str = "invalid";
+            const CODEC: #krate::Codec = #codec;
+            const COMPRESS: ::core::option::Option<#krate::CompressSettings> = #compress;
+            #tags
+        }
+        #keyed
+    }
+}
+
+/// The key type, and the impls' where clause with its `CacheKey` bound (the
+/// key type may use the type's generic parameters). A key type that is not a
+/// key type is reported at the bound.
+fn key_bound<'s>(
+    input: &DeriveInput,
+    settings: &'s valid::Settings,
+) -> (&'s syn::Type, syn::WhereClause) {
+    let krate = &settings.common.krate;
+    let key_ty = match &settings.key {
+        Key::Field { ty, .. } | Key::Type(ty) => ty,
+    };
+    let mut where_clause =
+        (input.generics.where_clause.clone()).unwrap_or_else(|| syn::parse_quote!(where));
+    // Spanned at the key type, so that its error points at the field.
+    let span = syn::spanned::Spanned::span(key_ty);
+    let bound = respan(quote!(#krate::CacheKey), span);
+    where_clause
+        .predicates
+        .push(syn::parse_quote_spanned!(span=> #key_ty: #bound));
+    (key_ty, where_clause)
+}
+
+/// `KeyedCacheable` for a type whose key is one of its fields.
+fn keyed_impl(input: &DeriveInput, settings: &valid::Settings) -> TokenStream {
+    let Key::Field { member, .. } = &settings.key else {
+        return TokenStream::new();
+    };
+    let krate = &settings.common.krate;
+    let name = &input.ident;
+    let (impl_generics, ty_generics, _) = input.generics.split_for_impl();
+    let (_, where_clause) = key_bound(input, settings);
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics #krate::KeyedCacheable for #name #ty_generics #where_clause {
+            fn cache_key(&self) -> &<Self as #krate::Cacheable>::Key {
+                &self.#member
+            }
         }
     }
 }
@@ -98,28 +154,8 @@ fn impls(input: &DeriveInput, settings: &valid::Settings) -> TokenStream {
         load,
         local,
     } = common_tokens(&settings.common);
-    let key_ty = match &settings.key {
-        Key::Field { ty, .. } | Key::Type(ty) => ty,
-    };
-    // The key type may use the type's generic parameters.
-    let mut where_clause = where_clause
-        .cloned()
-        .unwrap_or_else(|| syn::parse_quote!(where));
-    where_clause
-        .predicates
-        .push(syn::parse_quote!(#key_ty: #krate::CacheKey));
-
-    let keyed = match &settings.key {
-        Key::Field { member, .. } => quote! {
-            #[automatically_derived]
-            impl #impl_generics #krate::KeyedCacheable for #name #ty_generics #where_clause {
-                fn cache_key(&self) -> &<Self as #krate::Cacheable>::Key {
-                    &self.#member
-                }
-            }
-        },
-        Key::Type(_) => TokenStream::new(),
-    };
+    let (key_ty, where_clause) = key_bound(input, settings);
+    let keyed = keyed_impl(input, settings);
 
     let tagged = settings.common.tagged;
     let tags = tags_fn(krate, &settings.tags);

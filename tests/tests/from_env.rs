@@ -43,10 +43,16 @@ async fn set_but_empty_is_a_config_error_naming_the_variable() {
         unsafe {
             std::env::set_var("BURNCLOUD_REDIS_URL", empty)
         };
-        let built = Cache::builder().from_env("BURNCLOUD_REDIS_URL").build().await;
+        let built = Cache::builder()
+            .from_env("BURNCLOUD_REDIS_URL")
+            .build()
+            .await;
         let err = built.err().expect("an empty variable must not build");
         assert!(err.is_config(), "{err:?}");
         let text = err.to_string();
-        assert!(text.contains("BURNCLOUD_REDIS_URL") && text.contains("empty"), "{text}");
+        assert!(
+            text.contains("BURNCLOUD_REDIS_URL") && text.contains("empty"),
+            "{text}"
+        );
     }
 }
