@@ -137,7 +137,7 @@ async fn main() -> cache_core::Result<()> {
 
 /// Numbers from many tasks for many users: none handed out twice.
 async fn unique_numbers(cache: &cache_core::Cache) -> cache_core::Result<()> {
-    let seqs = cache.typed::<MessageSeq>();
+    let seqs = cache.typed::<MessageSeq>()?;
     for user in 0..USERS {
         seqs.delete(&user).await?; // a fresh run
     }
@@ -194,7 +194,7 @@ async fn unique_numbers(cache: &cache_core::Cache) -> cache_core::Result<()> {
 
 /// The same store behind the service's trait object.
 async fn behind_a_trait_object(cache: &cache_core::Cache) -> cache_core::Result<()> {
-    let seqs = cache.typed::<MessageSeq>();
+    let seqs = cache.typed::<MessageSeq>()?;
     let server = ChatServer {
         seqs: Arc::new(CacheSeqStore { seqs: seqs.clone() }),
     };

@@ -97,7 +97,7 @@ async fn round(
 #[tokio::main]
 async fn main() -> cache_core::Result<()> {
     let cache = support::connect("outage-demo").await?;
-    let prices = cache.typed::<ModelPrice>();
+    let prices = cache.typed::<ModelPrice>()?;
     let rows = HashMap::from([("gpt-4", 0.03), ("claude-3", 0.015), ("llama-3", 0.0002)]);
     let table = Arc::new(PriceTable {
         rows: Mutex::new(rows),

@@ -67,7 +67,7 @@ fn page(id: u64) -> ProductPage {
 #[tokio::main]
 async fn main() -> Result<(), cache_core::BoxError> {
     let cache = support::connect("large-values").await?;
-    let pages = cache.typed::<ProductPage>();
+    let pages = cache.typed::<ProductPage>()?;
 
     // Stored compressed: the stored bytes are a fraction of the JSON.
     let hoodie = page(7);

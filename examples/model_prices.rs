@@ -89,7 +89,7 @@ async fn main() -> cache_core::Result<()> {
 
 /// Prices, cache-aside: the second read is a hit; an update overwrites.
 async fn prices_aside(cache: &cache_core::Cache) -> cache_core::Result<()> {
-    let prices = cache.typed::<ModelPrice>();
+    let prices = cache.typed::<ModelPrice>()?;
     prices.delete("gpt-4").await?; // start cold, so the first read goes to the table
     let gpt4 = ModelPrice {
         model: "gpt-4".into(),
@@ -186,7 +186,7 @@ async fn jwt_blacklist(cache: &cache_core::Cache) -> cache_core::Result<()> {
     assert!(is_revoked && !remembered);
 
     // A derived type works for the same job when the entry carries data.
-    let revocations = cache.typed::<RevokedToken>();
+    let revocations = cache.typed::<RevokedToken>()?;
     let entry = RevokedToken {
         jti: "token-123".into(),
         reason: "user logged out".into(),
@@ -207,7 +207,7 @@ async fn jwt_blacklist(cache: &cache_core::Cache) -> cache_core::Result<()> {
 /// API calls against a limit: a fixed-window counter, then the sliding
 /// window building block.
 async fn api_limits(cache: &cache_core::Cache) -> cache_core::Result<()> {
-    let calls = cache.typed::<ApiCalls>();
+    let calls = cache.typed::<ApiCalls>()?;
     calls.delete("user-42").await?;
     let limit = 5;
     let mut allowed = 0;

@@ -83,7 +83,7 @@ async fn main() -> cache_core::Result<()> {
         .timeout(timeout)
         .build()
         .await?;
-    let prices = cache.typed::<ModelPrice>();
+    let prices = cache.typed::<ModelPrice>()?;
     let table = Arc::new(PriceTable {
         rows: HashMap::from([("gpt-4", 0.03), ("claude-3", 0.015), ("llama-3", 0.0002)]),
         reads: AtomicUsize::new(0),

@@ -78,7 +78,7 @@ async fn gone(pages: &TypedCache<String, Page>, url: &str) -> cache_core::Result
 async fn main() -> cache_core::Result<()> {
     let a = support::connect("pages-demo").await?;
     let b = support::another_instance(&a, "pages-demo").await?;
-    let (pages_a, pages_b) = (a.typed::<Page>(), b.typed::<Page>());
+    let (pages_a, pages_b) = (a.typed::<Page>()?, b.typed::<Page>()?);
     let renderer = Arc::new(Renderer::default());
 
     serve_all(&pages_a, &renderer).await;

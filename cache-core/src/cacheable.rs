@@ -24,7 +24,7 @@ use crate::key::CacheKey;
 /// }
 ///
 /// let cache = Cache::builder().namespace("gateway").build_memory()?;
-/// let prices = cache.typed::<ModelPrice>();
+/// let prices = cache.typed::<ModelPrice>()?;
 /// let price = ModelPrice { model: "gpt-4".into(), input_per_1k: 0.03 };
 /// prices.put(&price).await?;
 /// assert_eq!(prices.key("gpt-4"), "gateway:price:v2:gpt-4");
@@ -87,7 +87,10 @@ use crate::key::CacheKey;
 /// ```
 ///
 /// A hand-written impl sets the same items; only `Key` and `PREFIX` are required.
-/// The prefix is escaped like any key part, and a zero TTL is refused on write.
+/// [`Cache::typed`](crate::Cache::typed) checks its constants as
+/// [`KeyspaceBuilder::typed`](crate::KeyspaceBuilder::typed) checks a
+/// builder's settings, with the same errors (the derive makes those checks at
+/// compile time):
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
@@ -105,9 +108,20 @@ use crate::key::CacheKey;
 ///     const CODEC: Codec = Codec::Json;
 /// }
 ///
-/// let groups = Cache::memory().typed::<Members>();
+/// let groups = Cache::memory().typed::<Members>()?;
 /// groups.set(&7, &Members(vec![1, 2, 3])).await?;
 /// assert_eq!(groups.key(&7), "members:v1:7");
+///
+/// struct Shaky;
+/// impl Cacheable for Shaky {
+///     type Key = u64;
+///     const PREFIX: &'static str = "shaky";
+///     const LOAD: cache_core::LoadPolicy = cache_core::LoadPolicy::DEFAULT.jitter(1.5);
+/// }
+/// # impl Serialize for Shaky { fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> { s.serialize_unit() } }
+/// # impl<'de> Deserialize<'de> for Shaky { fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> { <()>::deserialize(d).map(|()| Shaky) } }
+/// let err = Cache::memory().typed::<Shaky>().err().map(|err| err.to_string());
+/// assert_eq!(err.as_deref(), Some("invalid configuration: jitter of `shaky` must be at least 0 and below 1, got 1.5"));
 /// # Ok(()) }
 /// ```
 pub trait Cacheable {
@@ -135,9 +149,9 @@ pub trait Cacheable {
     const LOAD: LoadPolicy = LoadPolicy::DEFAULT;
 
     /// A local in-process tier; see
-    /// [`KeyspaceBuilder::local`](crate::KeyspaceBuilder::local). A TTL beyond
-    /// [`MAX_LOCAL_TTL`](crate::MAX_LOCAL_TTL) is cut to it; a capacity of 0
-    /// means no local tier.
+    /// [`KeyspaceBuilder::local`](crate::KeyspaceBuilder::local). Checked as
+    /// the builder checks it: a capacity of 0 or a TTL beyond
+    /// [`MAX_LOCAL_TTL`](crate::MAX_LOCAL_TTL) is an error.
     const LOCAL: Option<LocalSettings> = None;
 
     /// Whether the keyspace is tagged (see

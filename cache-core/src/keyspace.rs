@@ -70,6 +70,27 @@ impl KeyspaceBuilder {
         }
     }
 
+    /// The settings a [`Cacheable`](crate::Cacheable) type's constants give,
+    /// derived or written by hand: checked by [`check`](Self::check) like any
+    /// other builder's.
+    pub(crate) fn of<T: crate::Cacheable + ?Sized>(engine: Arc<Engine>) -> Self {
+        let (compress, compress_min) = match T::COMPRESS {
+            Some(settings) => (Some(settings.algorithm), Some(settings.min_size)),
+            None => (None, None),
+        };
+        KeyspaceBuilder {
+            ttl: T::TTL,
+            version: T::VERSION,
+            codec: T::CODEC,
+            load: T::LOAD,
+            local: T::LOCAL,
+            tagged: T::TAGGED,
+            compress,
+            compress_min,
+            ..KeyspaceBuilder::new(engine, T::PREFIX.to_owned())
+        }
+    }
+
     /// The TTL that `set` gives every entry. Without one, entries never expire.
     ///
     /// ```

@@ -144,7 +144,7 @@ pub(crate) fn common_tokens(common: &valid::Common) -> CommonTokens {
 fn impls(input: &DeriveInput, settings: &valid::Settings) -> TokenStream {
     let krate = &settings.common.krate;
     let name = &input.ident;
-    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    let (impl_generics, ty_generics, _) = input.generics.split_for_impl();
     let prefix = &settings.common.prefix;
     let version = settings.common.version;
     let CommonTokens {

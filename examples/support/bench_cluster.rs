@@ -80,7 +80,7 @@ impl Fixture {
         let client = redis::cluster::ClusterClient::new(nodes.iter().map(String::as_str))?;
         let mut raw = client.get_async_connection().await?;
         let price = sample_price();
-        let typed = cache.typed::<ModelPrice>();
+        let typed = cache.typed::<ModelPrice>()?;
         let batch_keys: Vec<String> = (0..100).map(|i| format!("batch-{i}")).collect();
         for key in &batch_keys {
             typed.set(key, &price).await?;

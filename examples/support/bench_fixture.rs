@@ -71,7 +71,7 @@ impl Fixture {
             .connection_string(url)
             .build()
             .await?;
-        let json = cache.typed::<ModelPrice>();
+        let json = cache.typed::<ModelPrice>()?;
         let uncoalesced = Cache::builder()
             .url(url)
             .namespace("bench")
@@ -79,7 +79,7 @@ impl Fixture {
             .coalesce(false)
             .build()
             .await?;
-        let json_uncoalesced = uncoalesced.typed::<ModelPrice>();
+        let json_uncoalesced = uncoalesced.typed::<ModelPrice>()?;
         let mut raw = raw;
         for i in 0..KEYS_PER_TASK {
             let value = serde_json::to_vec(&sample_price())?;

@@ -365,7 +365,7 @@ async fn undecodable_values_are_healed_by_reloading(env: Env) {
 }
 
 async fn derived_types_carry_their_load_policy(env: Env) {
-    let prices = env.cache.typed::<ModelPrice>();
+    let prices = env.cache.typed::<ModelPrice>().unwrap();
     let runs = Arc::new(AtomicUsize::new(0));
     for _ in 0..3 {
         let got = prices

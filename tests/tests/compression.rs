@@ -276,7 +276,7 @@ async fn every_write_path_compresses(env: Env) {
         products: vec![product(7, 60)],
     };
     assert_eq!(Catalogue::COMPRESS.map(|c| c.min_size), Some(1024));
-    let catalogues = env.cache.typed::<Catalogue>();
+    let catalogues = env.cache.typed::<Catalogue>().unwrap();
     catalogues.put(&catalogue).await.unwrap();
     assert!(is_compressed(&stored(&env, &catalogues.key("north")).await));
     assert_eq!(catalogues.get("north").await.unwrap(), Some(catalogue));

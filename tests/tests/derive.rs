@@ -41,7 +41,7 @@ fn gpt4() -> ModelPrice {
 }
 
 async fn derived_types_behave(cache: &Cache) {
-    let prices = cache.typed::<ModelPrice>();
+    let prices = cache.typed::<ModelPrice>().unwrap();
     prices.put(&gpt4()).await.unwrap();
     assert_eq!(prices.get("gpt-4").await.unwrap(), Some(gpt4()));
     let left = prices.ttl("gpt-4").await.unwrap().remaining().unwrap();
@@ -57,7 +57,7 @@ async fn derived_types_behave(cache: &Cache) {
         .unwrap();
     assert!(prices.ttl("gpt-4").await.unwrap().remaining().unwrap() <= Duration::from_secs(10));
 
-    let seqs = cache.typed::<MessageSeq>();
+    let seqs = cache.typed::<MessageSeq>().unwrap();
     assert_eq!(seqs.incr(&1, 1).await.unwrap(), MessageSeq(1));
     assert_eq!(seqs.incr(&1, 1).await.unwrap(), MessageSeq(2));
     assert_eq!(seqs.get(&1).await.unwrap(), Some(MessageSeq(2)));
@@ -67,11 +67,11 @@ async fn derived_types_behave(cache: &Cache) {
         "no ttl: never expires"
     );
 
-    let packed = cache.typed::<PackedSeq>();
+    let packed = cache.typed::<PackedSeq>().unwrap();
     assert_eq!(packed.incr(&1, 5).await.unwrap(), PackedSeq(5));
     assert_eq!(packed.get(&1).await.unwrap(), Some(PackedSeq(5)));
 
-    let presence = cache.typed::<Presence>();
+    let presence = cache.typed::<Presence>().unwrap();
     let online = Presence::Online {
         device: "phone".into(),
     };
@@ -100,10 +100,21 @@ async fn derived_keys_and_ttls_in_redis_are_exact() {
     let redis = RedisServer::start("derive-layout");
     let cache = redis.cache().await;
     let ns = redis.namespace();
-    cache.typed::<ModelPrice>().put(&gpt4()).await.unwrap();
-    cache.typed::<MessageSeq>().incr(&42, 1).await.unwrap();
+    cache
+        .typed::<ModelPrice>()
+        .unwrap()
+        .put(&gpt4())
+        .await
+        .unwrap();
+    cache
+        .typed::<MessageSeq>()
+        .unwrap()
+        .incr(&42, 1)
+        .await
+        .unwrap();
     cache
         .typed::<Presence>()
+        .unwrap()
         .set(&(1, 2), &Presence::Away)
         .await
         .unwrap();
@@ -123,7 +134,7 @@ async fn derived_keys_and_ttls_in_redis_are_exact() {
 async fn many_tasks_never_get_the_same_sequence_number() {
     let redis = RedisServer::start("derive-seq");
     let cache = redis.cache().await;
-    let seqs = cache.typed::<MessageSeq>();
+    let seqs = cache.typed::<MessageSeq>().unwrap();
     let mut tasks = Vec::new();
     for task in 0..40u64 {
         let seqs = seqs.clone();
@@ -159,7 +170,7 @@ struct HotConfig {
 async fn a_derived_local_tier_serves_repeated_reads() {
     let redis = RedisServer::start("derive-local");
     let cache = redis.cache().await;
-    let configs = cache.typed::<HotConfig>();
+    let configs = cache.typed::<HotConfig>().unwrap();
     let config = HotConfig {
         name: "limits".into(),
         value: 7,

@@ -109,7 +109,7 @@ struct Quote {
 
 async fn a_loader_within_the_hard_timeout_is_not_disturbed(env: Env) {
     assert_eq!(Quote::LOAD, LoadPolicy::DEFAULT.hard_timeout(LIMIT));
-    let quotes = env.cache.typed::<Quote>();
+    let quotes = env.cache.typed::<Quote>().unwrap();
     let quote = Quote {
         symbol: "ACME".into(),
         cents: 4_200,

@@ -127,7 +127,7 @@ fn price(model: &str, provider: &str, zone: u32) -> Price {
 }
 
 async fn tag_fields_and_loader_tags_tag_entries(env: Env) {
-    let prices = env.cache.typed::<Price>();
+    let prices = env.cache.typed::<Price>().unwrap();
     prices.put(&price("gpt-4", "openai", 1)).await.unwrap();
     prices.put(&price("claude", "anthropic", 1)).await.unwrap();
     let loaded = prices

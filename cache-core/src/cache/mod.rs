@@ -14,9 +14,8 @@ use tracing::Instrument;
 
 use crate::Cacheable;
 use crate::backend::{Backend, RedisConnection};
-use crate::engine::local::{LocalCopy, LocalSettings};
+use crate::engine::Engine;
 use crate::engine::tags::user_tag;
-use crate::engine::{Engine, KeyspaceSettings};
 use crate::error::{Error, Result};
 use crate::keyspace::KeyspaceBuilder;
 use crate::stats::{CacheStats, Stats};
@@ -159,9 +158,19 @@ impl Cache {
         KeyspaceBuilder::new(Arc::clone(&self.engine), prefix.into())
     }
 
-    /// The typed cache of a [`Cacheable`] type, with its prefix, version, TTL and
-    /// codec. Per-call overrides ([`TypedCache::set_with_ttl`],
-    /// [`TypedCache::with_ttl`]) still apply.
+    /// The typed cache of a [`Cacheable`] type, with its prefix, version, TTL,
+    /// codec, load policy, local tier, compression and tags. Per-call
+    /// overrides ([`TypedCache::set_with_ttl`], [`TypedCache::with_ttl`])
+    /// still apply.
+    ///
+    /// # Errors
+    /// The type's settings are checked as [`KeyspaceBuilder::typed`] checks
+    /// a builder's, with the same errors: a derived type's attributes were
+    /// checked at compile time, but a hand-written impl's constants are
+    /// checked here ([`Error::Config`] for a bad prefix, version, load policy
+    /// or local tier, [`Error::InvalidTtl`] for a bad TTL), and so is a local
+    /// tier whose settings differ from another keyspace's of the same prefix
+    /// on this handle ([`Error::Config`]).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
@@ -171,46 +180,19 @@ impl Cache {
     /// #[cache(prefix = "seq", key_type = "u64")]
     /// struct MessageSeq(i64);
     ///
-    /// let seqs = cache_core::Cache::memory().typed::<MessageSeq>();
+    /// let seqs = cache_core::Cache::memory().typed::<MessageSeq>()?;
     /// assert_eq!(seqs.incr(&42, 1).await?, MessageSeq(1));
     /// assert_eq!(seqs.get(&42).await?, Some(MessageSeq(1)));
     /// # Ok(()) }
     /// ```
-    pub fn typed<T>(&self) -> TypedCache<T::Key, T>
+    pub fn typed<T>(&self) -> Result<TypedCache<T::Key, T>>
     where
         T: Cacheable + Serialize + DeserializeOwned,
     {
-        let mut keyspace = KeyspaceSettings::new(
-            Arc::clone(&self.engine),
-            T::PREFIX,
-            T::VERSION,
-            T::TTL,
-            T::CODEC,
-            T::LOAD,
-        );
-        // The derive checked these; a hand-written impl is made safe instead.
-        let settings = T::LOCAL
-            .filter(|local| local.capacity > 0)
-            .map(|local| LocalSettings {
-                capacity: local.capacity,
-                ttl: local
-                    .ttl
-                    .clamp(Duration::from_millis(1), crate::MAX_LOCAL_TTL),
-            });
-        let local = settings.map(|settings| {
-            let (tier, agreed) = self.engine.local_tier(&keyspace.layout, settings);
-            if let Err(error) = agreed {
-                // This constructor cannot fail; the first settings stay.
-                tracing::warn!(prefix = T::PREFIX, %error, "conflicting local tier settings");
-            }
-            tier
-        });
-        keyspace.local = None;
-        keyspace.tagged = T::TAGGED;
-        keyspace.compress = T::COMPRESS;
-        let mut typed = TypedCache::with_local_copy(keyspace, LocalCopy::new(local));
+        let builder = KeyspaceBuilder::of::<T>(Arc::clone(&self.engine));
+        let mut typed = builder.typed::<T::Key, T>()?;
         typed.tags_of = T::tags;
-        typed
+        Ok(typed)
     }
 
     /// Invalidates every entry written under `tag`, in every keyspace of

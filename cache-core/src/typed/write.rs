@@ -332,7 +332,7 @@ where
     /// #[cache(prefix = "user", ttl = 60)]
     /// struct User { #[cache(key)] id: u64, name: String }
     ///
-    /// let users = cache_core::Cache::memory().typed::<User>();
+    /// let users = cache_core::Cache::memory().typed::<User>()?;
     /// users.put(&User { id: 7, name: "ada".into() }).await?;
     /// assert!(users.exists(&7).await?);
     /// # Ok(()) }
@@ -354,7 +354,7 @@ where
     /// #[derive(serde::Serialize, serde::Deserialize, Cacheable)]
     /// struct Token { #[cache(key)] jti: String }
     ///
-    /// let tokens = cache_core::Cache::memory().typed::<Token>();
+    /// let tokens = cache_core::Cache::memory().typed::<Token>()?;
     /// tokens.put_with_ttl(&Token { jti: "t1".into() }, Duration::from_secs(30)).await?;
     /// assert!(tokens.ttl("t1").await?.remaining().is_some());
     /// # Ok(()) }
