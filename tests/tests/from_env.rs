@@ -47,7 +47,9 @@ async fn set_but_empty_is_a_config_error_naming_the_variable() {
             .from_env("BURNCLOUD_REDIS_URL")
             .build()
             .await;
-        let err = built.err().expect("an empty variable must not build");
+        let Err(err) = built else {
+            panic!("an empty variable must not build");
+        };
         assert!(err.is_config(), "{err:?}");
         let text = err.to_string();
         assert!(
