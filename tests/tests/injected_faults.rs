@@ -13,6 +13,8 @@ use cache_tests::RedisServer;
 const TIMEOUT: Duration = Duration::from_millis(200);
 /// How far past its timeout a call may return (scheduling on a busy machine).
 const MARGIN: Duration = Duration::from_millis(700);
+/// What "at once" allows an operation on a busy machine.
+const FAST: Duration = Duration::from_millis(60);
 
 fn faulty(faults: &Faults) -> Cache {
     Cache::builder()
@@ -114,9 +116,9 @@ fn errors(stats: &CacheStats) -> (u64, u64) {
     (stats.backend_errors, stats.timeouts)
 }
 
-/// Redis down, injected: every family fails as a connection error (outcome
-/// unknown for what is never sent twice), loads answer from the loader unless
-/// fail-closed, and the counters say so.
+/// Redis down, injected: every family fails at once as a connection error
+/// (nothing sent, so no outcome is unknown), loads answer from the loader
+/// unless fail-closed, and the counters say so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn down_gives_connection_errors_and_fail_open_answers() {
     let faults = Faults::new();
@@ -130,7 +132,7 @@ async fn down_gives_connection_errors_and_fail_open_answers() {
         ("exists", refused(false)),
         ("set", refused(false)),
         ("delete", refused(false)),
-        ("take", refused(true)),
+        ("take", refused(false)),
         ("get_many", refused(false)),
         ("set_many", refused(false)),
         ("delete_many", refused(false)),
@@ -140,12 +142,12 @@ async fn down_gives_connection_errors_and_fail_open_answers() {
             Seen::Answer(r#"[Some("4"), Some("5")]"#.to_owned()),
         ),
         ("fail-closed get_or_load", refused(false)),
-        ("incr", refused(true)),
-        ("sequence", refused(true)),
-        ("lock", refused(true)),
+        ("incr", refused(false)),
+        ("sequence", refused(false)),
+        ("lock", refused(false)),
         ("flag", refused(false)),
-        ("rate limit", refused(true)),
-        ("typed set", refused(true)),
+        ("rate limit", refused(false)),
+        ("typed set", refused(false)),
     ];
     assert_eq!(seen, expected);
     assert_eq!(stats.timeouts, 0);
@@ -164,9 +166,11 @@ async fn down_gives_connection_errors_and_fail_open_answers() {
 }
 
 /// The same scenario on a real server that was killed and on injected
-/// "down": the same outcomes and the same counters. The timeout leaves the
-/// real handle time to give up reconnecting (a shorter one times out first,
-/// which `Fault::Timeout` covers).
+/// "down": the same outcomes and the same counters, and on both every call
+/// fails at once, seconds into the outage too (the handle knows its server
+/// is down and reconnects in the background, so no call waits for a
+/// reconnect of its own). Once the server is back, the same handle answers
+/// within the longest reconnect pause.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_down_matches_a_killed_server() {
     let timeout = Duration::from_secs(2);
@@ -174,15 +178,41 @@ async fn injected_down_matches_a_killed_server() {
     let real = redis.cache_with_timeout(timeout).await;
     redis.kill();
     let (on_redis, redis_stats) = every_family(&real).await;
+    // Seconds later, the same.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let started = Instant::now();
+    let (later, later_stats) = every_family(&real).await;
+    let took = started.elapsed();
+    assert!(
+        took < FAST * 17,
+        "17 operations took {took:?} on a dead server"
+    );
+    assert_eq!(later, on_redis);
+    assert_eq!(errors(&later_stats), errors(&redis_stats));
+    assert_eq!(redis_stats.timeouts, 0, "{redis_stats:?}");
 
     let faults = Faults::new();
     let builder = Cache::builder().namespace("app").timeout(timeout);
     let cache = builder.faults(faults.clone()).build_memory().unwrap();
     faults.down();
+    let started = Instant::now();
     let (injected, injected_stats) = every_family(&cache).await;
+    assert!(started.elapsed() < FAST * 17, "{:?}", started.elapsed());
     assert_eq!(injected, on_redis);
     assert_eq!(errors(&injected_stats), errors(&redis_stats));
     assert_eq!(injected_stats.loads, redis_stats.loads);
+
+    redis.restart();
+    let restarted = Instant::now();
+    let names = real.keyspace("name").typed::<u64, String>().unwrap();
+    while names.set(&9, &"back".to_owned()).await.is_err() {
+        assert!(
+            restarted.elapsed() < Duration::from_millis(500) + MARGIN,
+            "not answering {:?} after the restart",
+            restarted.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// The same scenario on a frozen server and on injected timeouts: every
@@ -217,6 +247,7 @@ async fn injected_timeouts_match_a_frozen_server() {
 async fn each_fault_kind_on_each_family() {
     let kinds = [
         (Fault::Connection, Seen::Connection { unknown: false }),
+        (Fault::Dropped, Seen::Connection { unknown: false }),
         (Fault::Timeout, Seen::Timeout { unknown: false }),
         (
             Fault::Server("OOM command not allowed".into()),
@@ -256,9 +287,9 @@ async fn each_fault_kind_on_each_family() {
                     continue;
                 }
                 // Scripts are never sent twice: their outcome is unknown after
-                // a lost connection or a timeout.
+                // a lost connection or a timeout (not after a refused one).
                 let expected = match (&expected, name) {
-                    (Seen::Connection { .. }, "scripts") => Seen::Connection { unknown: true },
+                    (_, "scripts") if fault == Fault::Dropped => Seen::Connection { unknown: true },
                     (Seen::Timeout { .. }, "scripts") => Seen::Timeout { unknown: true },
                     _ => match &expected {
                         Seen::Connection { unknown } => Seen::Connection { unknown: *unknown },
@@ -297,6 +328,7 @@ async fn every_fault_kind_on_every_family() {
     let loads = ["get_or_load", "get_or_load_many"];
     for fault in [
         Fault::Connection,
+        Fault::Dropped,
         Fault::Timeout,
         Fault::Server("ERR injected".into()),
         Fault::WrongType,
@@ -317,7 +349,8 @@ async fn every_fault_kind_on_every_family() {
             failed += 1;
             let unknown = once.contains(&operation);
             let expected = match fault {
-                Fault::Connection => Seen::Connection { unknown },
+                Fault::Connection => Seen::Connection { unknown: false },
+                Fault::Dropped => Seen::Connection { unknown },
                 Fault::Timeout => Seen::Timeout { unknown },
                 Fault::WrongType => Seen::WrongType,
                 _ => Seen::Server { unknown: false },
@@ -346,15 +379,21 @@ async fn fail_next_counts_calls_and_named_calls_fail_alone() {
     let names = cache.keyspace("name").typed::<u64, String>().unwrap();
     let counts = cache.keyspace("count").typed::<str, i64>().unwrap();
 
-    faults.fail_next(1, Fault::Connection);
+    faults.fail_next(1, Fault::Dropped);
     assert_eq!(names.get(&1).await.unwrap(), None);
     assert_eq!((faults.calls(), faults.injected()), (2, 1));
 
-    faults.fail_next(2, Fault::Connection);
+    faults.fail_next(2, Fault::Dropped);
     assert!(names.get(&1).await.unwrap_err().is_connection());
     assert_eq!(names.get(&1).await.unwrap(), None, "only two calls failed");
 
+    // A refused connection sent nothing: not sent again, outcome known.
     faults.fail_next(1, Fault::Connection);
+    let err = names.get(&1).await.unwrap_err();
+    assert!(err.is_connection() && !err.is_outcome_unknown(), "{err:?}");
+    assert_eq!(faults.calls(), 6, "a refused read is not sent twice");
+
+    faults.fail_next(1, Fault::Dropped);
     let err = counts.incr("u", 1).await.unwrap_err();
     assert!(err.is_connection() && err.is_outcome_unknown(), "{err:?}");
     assert_eq!(
@@ -363,7 +402,7 @@ async fn fail_next_counts_calls_and_named_calls_fail_alone() {
         "the failed call was not applied"
     );
 
-    faults.fail_next(1, Fault::Connection);
+    faults.fail_next(1, Fault::Dropped);
     let err = names
         .set_if_absent(&1, &"Ada".to_owned())
         .await
@@ -381,7 +420,7 @@ async fn fail_next_counts_calls_and_named_calls_fail_alone() {
     assert!(err.to_string().contains("boom"), "{err}");
     assert_eq!(err.key(), Some("app:count:v1:u"));
     assert!(names.set(&1, &"Ada".to_owned()).await.is_ok());
-    assert_eq!(cache.stats().backend_errors, 4);
+    assert_eq!(cache.stats().backend_errors, 5);
 }
 
 /// Latency: a delay within the timeout only slows the call; past it, the

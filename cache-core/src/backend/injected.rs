@@ -78,8 +78,13 @@ fn redis_error(fault: Fault) -> redis::RedisError {
             "WRONGTYPE".to_owned(),
             Some("Operation against a key holding the wrong kind of value".to_owned()),
         ),
+        Fault::Dropped => std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset (injected fault)",
+        )
+        .into(),
         // A timeout never answers (see `admit`); a refusal is what a
-        // reconnect to a server that is down gets.
+        // connection to a server that is down gets.
         Fault::Connection | Fault::Timeout => std::io::Error::new(
             std::io::ErrorKind::ConnectionRefused,
             "connection refused (injected fault)",

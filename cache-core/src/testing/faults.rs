@@ -12,7 +12,15 @@ use crate::backend::CallKind;
 pub enum Fault {
     /// The server cannot be reached (connection refused), as when Redis is
     /// down: [`Error::is_connection`](crate::Error::is_connection) is true.
+    /// Nothing was sent, so the call is not sent again and its outcome is
+    /// known (nothing was applied).
     Connection,
+    /// The connection broke under the call (the server restarted, the
+    /// network dropped it): an idempotent call is sent once more, as on
+    /// Redis; a call that is never sent twice fails with
+    /// [`Error::is_outcome_unknown`](crate::Error::is_outcome_unknown), since
+    /// the server may have applied it.
+    Dropped,
     /// The server takes the call and never answers: the call waits out what
     /// is left of the operation's timeout and ends with
     /// [`Error::Timeout`](crate::Error::Timeout).
@@ -163,11 +171,13 @@ impl Faults {
         }
     }
 
-    /// Redis goes down: every call fails with [`Fault::Connection`] until
-    /// [`up`](Self::up) or [`heal`](Self::heal). A Redis handle gives that
-    /// error once its reconnect attempts fail (a few hundred milliseconds
-    /// after the server died); with a shorter timeout it times out first,
-    /// which `on(Calls::All).fail(Fault::Timeout)` reproduces.
+    /// Redis goes down: every call fails at once with [`Fault::Connection`]
+    /// until [`up`](Self::up) or [`heal`](Self::heal). A Redis handle whose
+    /// server stopped answers the same way, with the same counters: once a
+    /// connection to it is refused, its calls fail at once while it
+    /// reconnects in the background (the guide's `handle` page). A server
+    /// that does not answer at all (frozen, or a network that drops packets)
+    /// is `on(Calls::All).fail(Fault::Timeout)` instead.
     pub fn down(&self) {
         self.edit(|plan| plan.down = true);
     }

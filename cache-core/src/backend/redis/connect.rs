@@ -16,6 +16,8 @@ use tokio::sync::OnceCell;
 use super::credentials::Hook;
 use super::next::{Attempt, Next, after_error, backstop};
 use super::sentinel::SentinelLink;
+use super::sentinel_watch;
+use super::server::Server;
 use super::{RedisBackend, Retry, redirect};
 use crate::error::{Error, Result};
 use crate::redact;
@@ -65,7 +67,7 @@ pub(crate) struct NodeAccess {
 #[derive(Clone)]
 pub(crate) enum Connection {
     /// One server, reconnected after failures by redis-rs' manager.
-    Standalone(ConnectionManager),
+    Standalone(Server),
     /// A cluster: redis-rs' cluster connection, which refreshes its slot map
     /// by itself; MOVED and ASK are followed in `redirect`.
     Cluster(ClusterConnection),
@@ -195,7 +197,9 @@ fn standalone(url: &str, options: &ConnectOptions, redacted: &str) -> Result<Con
         .set_connection_timeout(Some(backstop(options.timeout)))
         // One timer per call: ours.
         .set_response_timeout(None)
-        .set_number_of_retries(2);
+        // One connect attempt per reconnect: a refusal opens the breaker
+        // (see `server`), which retries in the background.
+        .set_number_of_retries(0);
     if let Some(hook) = &options.credentials {
         config = config.set_credentials_provider(hook.clone());
     }
@@ -205,7 +209,10 @@ fn standalone(url: &str, options: &ConnectOptions, redacted: &str) -> Result<Con
             source,
         }
     })?;
-    Ok(Connection::Standalone(manager))
+    Ok(Connection::Standalone(Server::new(
+        manager,
+        options.timeout,
+    )))
 }
 
 /// The data nodes' settings: their credentials, database 0.
@@ -249,14 +256,27 @@ fn sentinel(
         return Err(Error::config("not a Sentinel target"));
     };
     let data = (data_node(credentials), options.credentials.clone());
-    let link =
-        SentinelLink::new(sentinels, (master, server), data, options.timeout).map_err(|err| {
-            Error::config(format!(
-                "invalid Sentinel settings {redacted}: {}",
-                describe(&err)
-            ))
-        })?;
-    Ok(Connection::Sentinel(Arc::new(link)))
+    let clients = (sentinels.iter())
+        .map(|url| client(url, options, redacted))
+        .collect::<Result<Vec<_>>>()?;
+    let watched = matches!(server, SentinelServerType::Master);
+    let link = SentinelLink::new(
+        (sentinels, clients),
+        (master, server),
+        data,
+        options.timeout,
+    )
+    .map_err(|err| {
+        Error::config(format!(
+            "invalid Sentinel settings {redacted}: {}",
+            describe(&err)
+        ))
+    })?;
+    let link = Arc::new(link);
+    if watched {
+        sentinel_watch::spawn(&link);
+    }
+    Ok(Connection::Sentinel(link))
 }
 
 /// A cluster client for `nodes`, with TLS settings when they are `rediss://`;
@@ -485,7 +505,7 @@ impl std::fmt::Debug for RedisConnection {
 impl ConnectionLike for RedisConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match &mut self.0 {
-            Connection::Standalone(manager) => manager.req_packed_command(cmd),
+            Connection::Standalone(server) => server.req_packed_command(cmd),
             Connection::Cluster(connection) => Box::pin(redirect::command(connection, cmd)),
             Connection::LazyCluster(cluster) => Box::pin(async move {
                 let mut connection = cluster.connection().await?;
@@ -502,7 +522,7 @@ impl ConnectionLike for RedisConnection {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match &mut self.0 {
-            Connection::Standalone(manager) => manager.req_packed_commands(pipeline, offset, count),
+            Connection::Standalone(server) => server.req_packed_commands(pipeline, offset, count),
             Connection::Cluster(connection) => {
                 Box::pin(redirect::commands(connection, pipeline, offset, count))
             }
@@ -516,7 +536,7 @@ impl ConnectionLike for RedisConnection {
 
     fn get_db(&self) -> i64 {
         match &self.0 {
-            Connection::Standalone(manager) => manager.get_db(),
+            Connection::Standalone(server) => server.get_db(),
             // A cluster has only database 0; the primary behind sentinels is used at 0.
             Connection::Cluster(_) | Connection::LazyCluster(_) | Connection::Sentinel(_) => 0,
         }

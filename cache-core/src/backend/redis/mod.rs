@@ -4,12 +4,15 @@
 //! `Connection`; what to do after a failed attempt is decided in `next`.
 
 mod attempts;
+mod breaker;
 mod coalesce;
 mod connect;
 mod credentials;
 pub(super) mod next;
 mod redirect;
 mod sentinel;
+mod sentinel_watch;
+mod server;
 mod tracking;
 
 pub(crate) use self::attempts::CallSite;

@@ -62,6 +62,12 @@ pub(super) fn after_error(err: &RedisError, attempt: Attempt) -> Next {
             false => Next::Pause,
         };
     }
+    if err.is_connection_refusal() {
+        // No connection could be made, so nothing was sent.
+        return Next::Fail {
+            outcome_unknown: false,
+        };
+    }
     let lost = is_connection_loss(err);
     if err.is_timeout() || (lost && attempt.deadline_passed) {
         return Next::Timeout {
@@ -88,7 +94,7 @@ pub(super) fn backstop(timeout: Duration) -> Duration {
 mod tests {
     use super::*;
     use redis::{ErrorKind, ServerErrorKind};
-    use std::io::ErrorKind::{ConnectionReset, TimedOut};
+    use std::io::ErrorKind::{ConnectionRefused, ConnectionReset, TimedOut};
 
     const IDEMPOTENT: Retry = Retry::Idempotent;
     const NEVER: Retry = Retry::Never;
@@ -147,6 +153,9 @@ mod tests {
             // A dependency's own timer: a timeout too.
             (io(TimedOut), IDEMPOTENT, true, false, timeout(false)),
             (io(TimedOut), NEVER, false, false, timeout(true)),
+            // A refused connection sent nothing: not resent, outcome known.
+            (io(ConnectionRefused), IDEMPOTENT, true, false, fail(false)),
+            (io(ConnectionRefused), NEVER, false, true, fail(false)),
             // A refusal is returned as it is, whenever it comes.
             (
                 server(ServerErrorKind::ResponseError),
