@@ -180,6 +180,82 @@ impl RedisSentinel {
         }
     }
 
+    /// A planned failover (`SENTINEL FAILOVER`): a replica is promoted while
+    /// the primary still runs; it is demoted (and resynced from the new
+    /// primary, losing what was written to it meanwhile) seconds later.
+    pub async fn fail_over(&self) {
+        let mut last = None;
+        for _ in 0..50 {
+            let asked: redis::RedisResult<()> = self
+                .ask(
+                    self.ports[0],
+                    redis::cmd("SENTINEL").arg("FAILOVER").arg(MASTER),
+                )
+                .await;
+            match asked {
+                Ok(()) => return,
+                // Refused while a sentinel still settles: ask again.
+                Err(err) => last = Some(err),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("SENTINEL FAILOVER was refused: {last:?}");
+    }
+
+    /// Waits (up to 30 s) until any sentinel names a primary other than
+    /// `old`: the moment of the announcement, as a client can see it.
+    pub async fn wait_for_switch(&self, old: u16) -> u16 {
+        let started = Instant::now();
+        loop {
+            for port in &self.ports {
+                let reply: redis::RedisResult<Option<(String, String)>> = self
+                    .ask(
+                        *port,
+                        redis::cmd("SENTINEL")
+                            .arg("get-master-addr-by-name")
+                            .arg(MASTER),
+                    )
+                    .await;
+                if let Ok(Some((_, named))) = reply
+                    && let Ok(named) = named.parse::<u16>()
+                    && named != old
+                {
+                    return named;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no sentinel announced a new primary within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Waits (up to 60 s) until the node at `index` is a replica in sync
+    /// with the primary on port `primary`.
+    pub async fn wait_until_replica_of(&self, index: usize, primary: u16) {
+        let started = Instant::now();
+        loop {
+            let mut raw = self.nodes[index].raw().await;
+            let info: redis::RedisResult<String> = redis::cmd("INFO")
+                .arg("replication")
+                .query_async(&mut raw)
+                .await;
+            let info = info.unwrap_or_default();
+            if info.contains("role:slave")
+                && info.contains(&format!("master_port:{primary}"))
+                && info.contains("master_link_status:up")
+            {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "node {index} did not become a replica of {primary} within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn ask<T: redis::FromRedisValue>(
         &self,
         port: u16,

@@ -1,17 +1,25 @@
-//! Redis Sentinel, on a local deployment (a primary, two replicas, three
+//! Redis Sentinel, on local deployments (a primary, two replicas, three
 //! sentinels): the handle finds the primary through the sentinels; after a
-//! SIGKILL of the primary under traffic the same handle answers again once
-//! a replica is promoted (the time it took is printed), writes the old
-//! primary acknowledged to its replicas are readable, and a local tier
-//! serves nothing from before the switch. The sentinels and the data nodes
-//! may have different credentials.
+//! planned failover it writes to the new primary within a second of the
+//! sentinels' announcement (so nothing it acknowledged later is lost when
+//! the old primary is demoted and resynced); after a SIGKILL of the primary
+//! under traffic every failed call is a connection error or a timeout, the
+//! same handle answers again within a second of the promotion, writes the
+//! old primary acknowledged to its replicas are readable, and a local tier
+//! serves nothing from before the switch. Each with and without a local
+//! tier. The sentinels and the data nodes may have different credentials.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cache_core::TypedCache;
 use cache_tests::{Passwords, RedisSentinel, port_of};
+
+/// How soon after the sentinels announce a new primary the handle uses it
+/// (the documented bound: the periodic check's interval; the announcement
+/// itself moves it within a round trip).
+const FOLLOWS_WITHIN: Duration = Duration::from_secs(1);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_primary_is_found_through_the_sentinels() {
@@ -30,63 +38,189 @@ async fn the_primary_is_found_through_the_sentinels() {
     assert_eq!(stored.as_deref(), Some("\"ada\""));
 }
 
-fn counters(cache: &cache_core::Cache) -> TypedCache<u64, u64> {
-    let counters = cache.keyspace("count").ttl(Duration::from_secs(600));
-    let counters = counters.local(1_000, Duration::from_secs(60));
-    counters.typed::<u64, u64>().unwrap()
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planned_failover_is_followed_at_the_announcement() {
+    planned_failover("sentinel_planned", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planned_failover_is_followed_at_the_announcement_with_a_local_tier() {
+    planned_failover("sentinel_planned_local", true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_primary_is_followed_to_the_promoted_replica() {
-    let mut deployment = RedisSentinel::start("sentinel_failover").await;
-    let cache = deployment.builder().build().await.unwrap();
-    let values = counters(&cache);
-    cache_tests::local_tier_live(|| values.local_is_live()).await;
-    for key in 0..100 {
-        values.set(&key, &key).await.unwrap();
+    killed_primary("sentinel_failover", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_primary_is_followed_to_the_promoted_replica_with_a_local_tier() {
+    killed_primary("sentinel_failover_local", true).await;
+}
+
+/// The keyspace the failover tests write, with or without a local tier.
+async fn counters(cache: &cache_core::Cache, local: bool) -> TypedCache<u64, u64> {
+    let mut counters = cache.keyspace("count").ttl(Duration::from_secs(600));
+    if local {
+        counters = counters.local(1_000, Duration::from_secs(60));
     }
-    assert_eq!(values.get(&7).await.unwrap(), Some(7), "now held locally");
-    // Every write so far is on both replicas.
+    let counters = counters.typed::<u64, u64>().unwrap();
+    if local {
+        cache_tests::local_tier_live(|| counters.local_is_live()).await;
+    }
+    counters
+}
+
+/// Writes of key `n` = `n` every millisecond (and, with `reads`, a read of
+/// one of the first 100 keys), recording when each write was acknowledged
+/// and every failure that is neither a connection error nor a timeout.
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    failed: Arc<AtomicU64>,
+    wrong_kind: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<Vec<(u64, Instant)>>,
+}
+
+impl Traffic {
+    fn start(values: &TypedCache<u64, u64>, reads: bool) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let failed = Arc::new(AtomicU64::new(0));
+        let wrong_kind = Arc::new(Mutex::new(Vec::new()));
+        let (values, stopped) = (values.clone(), Arc::clone(&stop));
+        let (failures, wrong) = (Arc::clone(&failed), Arc::clone(&wrong_kind));
+        let task = tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            let mut n = 1_000u64;
+            while !stopped.load(Ordering::SeqCst) {
+                n += 1;
+                let mut outcomes = vec![values.set(&n, &n).await.map(|()| true)];
+                if reads {
+                    outcomes.push(values.get(&(n % 100)).await.map(|_| false));
+                }
+                for outcome in outcomes {
+                    match outcome {
+                        Ok(true) => acknowledged.push((n, Instant::now())),
+                        Ok(false) => {}
+                        Err(err) if err.is_connection() || err.is_timeout() => {
+                            failures.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(err) => wrong.lock().unwrap().push(format!("{err:?}")),
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            acknowledged
+        });
+        Traffic {
+            stop,
+            failed,
+            wrong_kind,
+            task,
+        }
+    }
+
+    /// Stops it: the acknowledged writes, and how many calls failed.
+    async fn stop(self) -> (Vec<(u64, Instant)>, u64) {
+        self.stop.store(true, Ordering::SeqCst);
+        let acknowledged = self.task.await.unwrap();
+        let wrong = self.wrong_kind.lock().unwrap().clone();
+        assert!(
+            wrong.is_empty(),
+            "failures that are neither connection errors nor timeouts: {wrong:?}"
+        );
+        (acknowledged, self.failed.load(Ordering::SeqCst))
+    }
+}
+
+/// A planned failover under traffic: once the demoted primary has resynced
+/// from the new one, every write acknowledged later than `FOLLOWS_WITHIN`
+/// after the announcement is on the new primary.
+async fn planned_failover(test: &str, local: bool) {
+    let deployment = RedisSentinel::start(test).await;
+    let cache = deployment.builder().build().await.unwrap();
+    let values = counters(&cache, local).await;
+    let traffic = Traffic::start(&values, false);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let old = port_of(deployment.nodes[0].url());
+    deployment.fail_over().await;
+    let new = deployment.wait_for_switch(old).await;
+    let announced = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (acknowledged, failed) = traffic.stop().await;
+    deployment.wait_until_replica_of(0, new).await;
+
+    let index = deployment.primary_index().await.unwrap();
+    let mut primary = deployment.nodes[index].raw().await;
+    // Lost: after the bound; before the announcement; after it, within the bound.
+    let mut lost = (Vec::new(), 0, Duration::ZERO);
+    for (n, at) in &acknowledged {
+        let stored: Option<String> = redis::cmd("GET")
+            .arg(values.key(n))
+            .query_async(&mut primary)
+            .await
+            .unwrap();
+        if stored != Some(n.to_string()) {
+            match at.checked_duration_since(announced) {
+                Some(after) if after > FOLLOWS_WITHIN => lost.0.push((*n, after)),
+                Some(after) => lost.2 = lost.2.max(after),
+                None => lost.1 += 1,
+            }
+        }
+    }
+    println!(
+        "planned failover to port {new}: {} writes acknowledged, {failed} failed; lost: {} \
+         acknowledged before the announcement, the last {:?} after it",
+        acknowledged.len(),
+        lost.1,
+        lost.2
+    );
+    assert!(
+        lost.0.is_empty(),
+        "writes acknowledged after the handle should have moved were lost: {:?}",
+        &lost.0[..lost.0.len().min(10)]
+    );
+    assert!(acknowledged.len() > 1_000, "{} writes", acknowledged.len());
+}
+
+/// Waits until the primary replicated every write so far to both replicas.
+async fn replicated(deployment: &RedisSentinel) {
     let mut primary = deployment.nodes[0].raw().await;
     let started = Instant::now();
     loop {
         let mut wait = redis::cmd("WAIT");
         wait.arg(2).arg(200);
         if wait.query_async(&mut primary).await == Ok(2u64) {
-            break;
+            return;
         }
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "replicas never caught up"
         );
     }
+}
 
-    // Traffic: a write and a read every millisecond, counting answers.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let traffic = {
-        let (values, stop, ok, failed) = (values.clone(), stop.clone(), ok.clone(), failed.clone());
-        tokio::spawn(async move {
-            let mut round = 1_000u64;
-            while !stop.load(Ordering::SeqCst) {
-                round += 1;
-                let wrote = values.set(&round, &round).await;
-                let read = values.get(&(round % 100)).await;
-                match (wrote, read) {
-                    (Ok(()), Ok(_)) => ok.fetch_add(1, Ordering::SeqCst),
-                    _ => failed.fetch_add(1, Ordering::SeqCst),
-                };
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        })
-    };
+/// SIGKILL of the primary under traffic: only connection errors and
+/// timeouts meanwhile, the same handle writing again within
+/// `FOLLOWS_WITHIN` of the promotion, replicated writes readable.
+async fn killed_primary(test: &str, local: bool) {
+    let mut deployment = RedisSentinel::start(test).await;
+    let cache = deployment.builder().build().await.unwrap();
+    let values = counters(&cache, local).await;
+    for key in 0..100 {
+        values.set(&key, &key).await.unwrap();
+    }
+    if local {
+        assert_eq!(values.get(&7).await.unwrap(), Some(7), "now held locally");
+    }
+    replicated(&deployment).await;
+
+    let traffic = Traffic::start(&values, true);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let old = port_of(deployment.nodes[0].url());
     let killed = Instant::now();
     deployment.nodes[0].kill();
-    let new = deployment.wait_for_promotion(old).await;
+    let new = deployment.wait_for_switch(old).await;
     let promoted = killed.elapsed();
-    // The same handle answers again.
     let recovered = loop {
         if values.set(&5_000, &5_000).await.is_ok() {
             break killed.elapsed();
@@ -95,19 +229,17 @@ async fn a_killed_primary_is_followed_to_the_promoted_replica() {
             killed.elapsed() < Duration::from_secs(40),
             "never answered again"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     };
-    stop.store(true, Ordering::SeqCst);
-    traffic.await.unwrap();
+    let (acknowledged, failed) = traffic.stop().await;
     println!(
-        "primary killed: replica on port {new} promoted after {promoted:?}, \
-         handle writing again after {recovered:?} ({} calls answered, {} failed meanwhile)",
-        ok.load(Ordering::SeqCst),
-        failed.load(Ordering::SeqCst)
+        "primary killed: port {new} announced after {promoted:?}, handle writing again after \
+         {recovered:?} ({} writes acknowledged, {failed} calls failed meanwhile)",
+        acknowledged.len(),
     );
     assert!(
-        recovered < promoted + Duration::from_secs(3),
-        "{recovered:?}"
+        recovered < promoted + FOLLOWS_WITHIN,
+        "{recovered:?} after the kill, {promoted:?} after the announcement"
     );
     for key in 0..100 {
         assert_eq!(
@@ -116,8 +248,14 @@ async fn a_killed_primary_is_followed_to_the_promoted_replica() {
             "acknowledged write {key}"
         );
     }
-    // Another client changes a key on the new primary: the local tier,
-    // flushed at the switch and tracking the new primary, never serves the old value.
+    if local {
+        no_stale_local_copy(&deployment, &values).await;
+    }
+}
+
+/// Another client changes a key on the new primary: the local tier, flushed
+/// at the switch and tracking the new primary, never serves the old value.
+async fn no_stale_local_copy(deployment: &RedisSentinel, values: &TypedCache<u64, u64>) {
     let index = deployment.primary_index().await.unwrap();
     let mut raw = deployment.nodes[index].raw().await;
     let _: () = redis::cmd("SET")

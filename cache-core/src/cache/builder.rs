@@ -230,9 +230,10 @@ impl CacheBuilder {
 
     /// A primary with replicas behind Redis Sentinel: the handle asks
     /// `sentinels` (`redis://` URLs, with the sentinels' own passwords) for
-    /// the primary of `master`, and asks again when the primary stops
-    /// answering or refuses a write (`READONLY`), so a failover costs the
-    /// calls made until the sentinels announce the new primary. The data
+    /// the primary of `master`, and follows their announcement of a new one
+    /// (their `+switch-master` event, and a check every second): it writes
+    /// to the new primary within a second of the announcement. While there
+    /// is no primary to reach, calls fail as connection errors. The data
     /// nodes' credentials are set with
     /// [`data_node_credentials`](Self::data_node_credentials). A local tier
     /// is flushed when the primary changes, as on a cluster's topology change.

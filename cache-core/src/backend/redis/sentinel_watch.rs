@@ -119,7 +119,8 @@ async fn poll(watch: Arc<Watch>, clients: Vec<redis::Client>) {
 }
 
 /// The primary of the highest configuration epoch among the sentinels that
-/// answer (`SENTINEL MASTER`): a sentinel that missed a switch has a lower one.
+/// answer (`SENTINEL MASTER`) and are not running a failover: a sentinel
+/// that missed a switch has a lower one.
 async fn followed(
     master: &str,
     clients: &[redis::Client],
@@ -144,6 +145,12 @@ async fn followed(
                 continue;
             }
         };
+        // A sentinel still running the failover names the old primary
+        // under the new epoch until it ends: it is not asked.
+        let flags = fields.get("flags").map(String::as_str).unwrap_or_default();
+        if flags.contains("failover_in_progress") {
+            continue;
+        }
         let parsed = (
             fields.get("config-epoch"),
             fields.get("ip"),
