@@ -493,10 +493,12 @@ async fn sample_rounds(
         measure(case, fx, Duration::from_millis(100)).await?;
     }
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); active.len()];
-    for _round in 0..rounds {
+    for round in 1..=rounds {
         for (i, &case) in active.iter().enumerate() {
             samples[i].push(measure(case, fx, per_case).await?);
         }
+        // Progress for a run that takes minutes.
+        eprintln!("round {round} of {rounds} done");
     }
     Ok(samples)
 }

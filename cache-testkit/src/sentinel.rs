@@ -139,22 +139,24 @@ impl RedisSentinel {
             .namespace(self.namespace.clone())
     }
 
-    /// The port of the primary the sentinels name now.
+    /// The port of the primary the sentinels name now (the first that answers).
     pub async fn primary_port(&self) -> Option<u16> {
         for port in &self.ports {
-            let reply: redis::RedisResult<Option<(String, String)>> = self
-                .ask(
-                    *port,
-                    redis::cmd("SENTINEL")
-                        .arg("get-master-addr-by-name")
-                        .arg(MASTER),
-                )
-                .await;
-            if let Ok(Some((_, port))) = reply {
-                return port.parse().ok();
+            if let Some(named) = self.named_by(*port).await {
+                return Some(named);
             }
         }
         None
+    }
+
+    /// The port of the primary the sentinel on `port` names.
+    async fn named_by(&self, port: u16) -> Option<u16> {
+        let ask = redis::cmd("SENTINEL")
+            .arg("get-master-addr-by-name")
+            .arg(MASTER)
+            .clone();
+        let reply: redis::RedisResult<Option<(String, String)>> = self.ask(port, &ask).await;
+        reply.ok().flatten()?.1.parse().ok()
     }
 
     /// The node (index in `nodes`) the sentinels name as primary.
@@ -208,16 +210,7 @@ impl RedisSentinel {
         let started = Instant::now();
         loop {
             for port in &self.ports {
-                let reply: redis::RedisResult<Option<(String, String)>> = self
-                    .ask(
-                        *port,
-                        redis::cmd("SENTINEL")
-                            .arg("get-master-addr-by-name")
-                            .arg(MASTER),
-                    )
-                    .await;
-                if let Ok(Some((_, named))) = reply
-                    && let Ok(named) = named.parse::<u16>()
+                if let Some(named) = self.named_by(*port).await
                     && named != old
                 {
                     return named;

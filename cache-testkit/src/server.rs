@@ -183,7 +183,9 @@ impl RedisServer {
         send_signal(pid, signal);
     }
 
-    /// Starts the spawned server again on the same port and directory.
+    /// Starts the spawned server again on the same port and directory. A
+    /// handle that found it down while it was killed reconnects in the
+    /// background, within half a second; until then its calls fail at once.
     pub fn restart(&mut self) {
         let Some(server) = self.server.as_mut() else {
             panic!("restart needs a spawned server (CACHE_TEST_REDIS_URL names an external one)");

@@ -128,10 +128,11 @@ pub(crate) async fn run(
         measure(case, &fx, Duration::from_millis(100)).await?;
     }
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); CASES.len()];
-    for _round in 0..rounds {
+    for round in 1..=rounds {
         for (i, case) in CASES.into_iter().enumerate() {
             samples[i].push(measure(case, &fx, per_case).await?);
         }
+        eprintln!("round {round} of {rounds} done");
     }
     let medians: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
     let typed_ratio = medians[1] / medians[0];

@@ -163,17 +163,20 @@ impl SentinelLink {
         self.breaker.after(err, || probe(Arc::downgrade(self)));
     }
 
-    pub(crate) async fn command(self: &Arc<Self>, cmd: &Cmd) -> RedisResult<Value> {
+    /// The primary a call goes to: a refusal at once while none answers.
+    async fn reach(self: &Arc<Self>) -> RedisResult<Primary> {
         if self.breaker.is_down() {
             return Err(Breaker::refusal());
         }
-        let Primary { node, mut manager } = match self.primary().await {
-            Ok(primary) => primary,
-            Err(err) => {
-                self.after(None, &err);
-                return Err(err);
-            }
-        };
+        let found = self.primary().await;
+        if let Err(err) = &found {
+            self.after(None, err);
+        }
+        found
+    }
+
+    pub(crate) async fn command(self: &Arc<Self>, cmd: &Cmd) -> RedisResult<Value> {
+        let Primary { node, mut manager } = self.reach().await?;
         let answer = manager.send_packed_command(cmd).await;
         if let Err(err) = &answer {
             self.after(Some(&node), err);
@@ -187,16 +190,7 @@ impl SentinelLink {
         offset: usize,
         count: usize,
     ) -> RedisResult<Vec<Value>> {
-        if self.breaker.is_down() {
-            return Err(Breaker::refusal());
-        }
-        let Primary { node, mut manager } = match self.primary().await {
-            Ok(primary) => primary,
-            Err(err) => {
-                self.after(None, &err);
-                return Err(err);
-            }
-        };
+        let Primary { node, mut manager } = self.reach().await?;
         let answer = manager.send_packed_commands(pipeline, offset, count).await;
         if let Err(err) = &answer {
             self.after(Some(&node), err);

@@ -9,6 +9,6 @@ struct Price {
 }
 
 fn main() {
-    let prices = cache_core::Cache::memory().typed::<Price>()?;
+    let prices = cache_core::Cache::memory().typed::<Price>().unwrap();
     let _ = prices.key("gpt-4");
 }
