@@ -105,3 +105,16 @@ pub(crate) fn bearer(authorization: Option<&str>) -> Result<&str, ApiError> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::same_secret;
+
+    #[test]
+    fn only_the_same_secret_matches() {
+        assert!(same_secret("admin-secret", "admin-secret"));
+        for other in ["", "admin", "admin-secreT", "admin-secret ", "xdmin-secret"] {
+            assert!(!same_secret(other, "admin-secret"), "{other:?}");
+        }
+    }
+}
