@@ -15,6 +15,7 @@ use tokio::sync::OnceCell;
 
 use super::credentials::Hook;
 use super::next::{Attempt, Next, after_error, backstop};
+use super::node::Node;
 use super::sentinel::SentinelLink;
 use super::sentinel_watch;
 use super::server::Server;
@@ -393,8 +394,9 @@ fn describe(err: &redis::RedisError) -> String {
 /// The connection of a Redis-backed [`Cache`](crate::Cache), for commands this
 /// crate does not wrap: use it with redis-rs' `query_async` as any async
 /// connection. Clones share the handle's one multiplexed connection, which
-/// reconnects by itself. Whatever transport the handle uses (one server or a
-/// cluster), this type stays the same.
+/// reconnects by itself (while a server that refused a connection is down,
+/// its commands fail at once, as the handle's own do). Whatever transport the
+/// handle uses (one server, a cluster or Sentinel), this type stays the same.
 ///
 /// ```no_run
 /// # async fn demo(cache: cache_core::Cache) -> cache_core::redis::RedisResult<()> {
@@ -407,9 +409,6 @@ fn describe(err: &redis::RedisError) -> String {
 /// ```
 #[derive(Clone)]
 pub struct RedisConnection(pub(crate) Connection);
-
-/// A cluster node by address.
-pub(crate) type Node = (String, u16);
 
 impl RedisConnection {
     pub(crate) fn is_cluster(&self) -> bool {

@@ -9,6 +9,7 @@ mod coalesce;
 mod connect;
 mod credentials;
 pub(super) mod next;
+mod node;
 mod redirect;
 mod sentinel;
 mod sentinel_watch;

@@ -17,9 +17,9 @@ use redis::{
 };
 
 use super::breaker::{Breaker, Probe};
-use super::connect::Node;
 use super::credentials::Hook;
 use super::next::{backstop, is_connection_loss};
+use super::node::Node;
 use super::server::ping;
 
 /// The sentinels of one master, and the primary (or, for replica reads, the

@@ -17,7 +17,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
 
-use super::connect::Node;
+use super::node::Node;
 use super::sentinel::SentinelLink;
 
 /// How often the sentinels are asked, and how long a lost subscription

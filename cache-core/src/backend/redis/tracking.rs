@@ -14,7 +14,8 @@ use redis::{AsyncConnectionConfig, ConnectionAddr, ProtocolVersion, PushInfo, Pu
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use super::RedisBackend;
-use super::connect::{Node, NodeAccess};
+use super::connect::NodeAccess;
+use super::node::Node;
 
 /// What it takes to open tracking connections like the handle's own.
 #[derive(Clone)]
