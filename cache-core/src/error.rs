@@ -261,19 +261,30 @@ impl Error {
     /// True when the server could not be reached, the call failed on the
     /// wire, or the server is up but not serving yet (it answers `LOADING`
     /// while it reads its data back after a restart): a later call may work.
+    /// That includes a cluster with no node to reach for the key and
+    /// sentinels that name no reachable primary (or replica) for now.
     ///
     /// ```
     /// assert!(!cache_core::Error::config("x").is_connection());
     /// ```
     pub fn is_connection(&self) -> bool {
+        use redis::ErrorKind::{
+            ClusterConnectionNotFound, MasterNameNotFoundBySentinel,
+            NoValidReplicasFoundBySentinel, Server,
+        };
         match self {
             Error::Connection { .. } | Error::ConnectTimeout { .. } => true,
             Error::Backend { source, .. } => {
                 source.is_io_error()
                     || source.is_connection_dropped()
                     || source.is_connection_refusal()
-                    || source.kind()
-                        == redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
+                    || matches!(
+                        source.kind(),
+                        Server(redis::ServerErrorKind::BusyLoading)
+                            | ClusterConnectionNotFound
+                            | MasterNameNotFoundBySentinel
+                            | NoValidReplicasFoundBySentinel
+                    )
             }
             _ => false,
         }
@@ -360,5 +371,29 @@ impl Error {
             source,
             outcome_unknown,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+    use redis::ErrorKind;
+
+    /// "Nothing to reach now" from the cluster or the sentinels is a
+    /// connection error, as a refused connection is; a refusal is not.
+    #[test]
+    fn unreachable_kinds_are_connection_errors() {
+        let unreachable = [
+            ErrorKind::ClusterConnectionNotFound,
+            ErrorKind::MasterNameNotFoundBySentinel,
+            ErrorKind::NoValidReplicasFoundBySentinel,
+        ];
+        for kind in unreachable {
+            let source = redis::RedisError::from((kind, "nothing to reach"));
+            let err = Error::from_redis("GET", Some("k"), source, false);
+            assert!(err.is_connection() && !err.is_timeout(), "{kind:?}");
+        }
+        let refused = redis::RedisError::from((ErrorKind::AuthenticationFailed, "no"));
+        assert!(!Error::from_redis("GET", None, refused, false).is_connection());
     }
 }

@@ -2,13 +2,29 @@
 //! `REDIS_SENTINELS` (comma-separated sentinel URLs) and
 //! `REDIS_SENTINEL_MASTER` (the master's name) are set, a Redis Cluster when
 //! `REDIS_CLUSTER_NODES` is set (comma-separated node URLs), one Redis server
-//! when `REDIS_URL` is set, otherwise the embedded memory backend.
+//! when `REDIS_URL` is set, otherwise the embedded memory backend. A variable
+//! set but empty is an error that names it.
 
 use cache_core::Cache;
 
 /// A cache under `namespace` on the backend the environment names.
 #[allow(dead_code)] // The bench connects its own way.
 pub(crate) async fn connect(namespace: &str) -> cache_core::Result<Cache> {
+    // Set but empty is a mistake, not "use the memory backend" (as in
+    // `CacheBuilder::from_env`).
+    let names = [
+        "REDIS_URL",
+        "REDIS_CLUSTER_NODES",
+        "REDIS_SENTINELS",
+        "REDIS_SENTINEL_MASTER",
+    ];
+    for name in names {
+        if std::env::var(name).is_ok_and(|value| value.trim().is_empty()) {
+            return Err(cache_core::Error::config(format!(
+                "{name} is set but empty: give it a value, or unset it"
+            )));
+        }
+    }
     let builder = Cache::builder().namespace(namespace);
     if let Some((master, sentinels)) = sentinels() {
         println!(

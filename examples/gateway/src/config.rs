@@ -65,15 +65,40 @@ impl std::fmt::Debug for Config {
     }
 }
 
+/// Every variable the gateway reads.
+const VARIABLES: [&str; 10] = [
+    "REDIS_URL",
+    "REDIS_CLUSTER_NODES",
+    "REDIS_SENTINEL_MASTER",
+    "REDIS_SENTINELS",
+    "DATABASE_URL",
+    "GATEWAY_ADDR",
+    "GATEWAY_RATE_LIMIT",
+    "GATEWAY_JWT_SECRET",
+    "GATEWAY_ADMIN_TOKEN",
+    "GATEWAY_REDIS_TIMEOUT_MS",
+];
+
 impl Config {
     /// Reads the settings from the environment; the error names the
     /// variable and what was wrong with it.
     pub fn from_env() -> Result<Self, String> {
-        Self::from_lookup(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
+        Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// Reads the settings through `lookup` (the environment, or a map in tests).
+    /// Reads the settings through `lookup` (the environment, or a map in
+    /// tests). A variable that is set but empty is refused by name: it is
+    /// most likely a deployment mistake (an empty `REDIS_URL` would
+    /// otherwise run the gateway on its own memory backend).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        if let Some(name) = VARIABLES
+            .into_iter()
+            .find(|name| lookup(name).is_some_and(|value| value.trim().is_empty()))
+        {
+            return Err(format!(
+                "{name} is set but empty: give it a value, or unset it for its default"
+            ));
+        }
         let addr = lookup("GATEWAY_ADDR").unwrap_or_else(|| DEFAULT_ADDR.to_owned());
         let addr = addr
             .parse()
@@ -169,6 +194,11 @@ mod tests {
         refused("GATEWAY_RATE_LIMIT", "sixty");
         refused("GATEWAY_RATE_LIMIT", "0");
         refused("GATEWAY_REDIS_TIMEOUT_MS", "-5");
+        // Set but empty: a deployment mistake, never the default.
+        for name in super::VARIABLES {
+            refused(name, "");
+            refused(name, "  ");
+        }
     }
 
     #[test]
