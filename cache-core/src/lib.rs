@@ -33,7 +33,7 @@
 //!
 //! # Map of the crate
 //!
-//! From the faces users hold down to storage; each floor imports only below it.
+//! From the faces users hold down to storage.
 //!
 //! - `cache`: [`Cache`], the public face of a handle, and [`CacheBuilder`].
 //! - `keyspace`: [`KeyspaceBuilder`], which makes every view below.
@@ -43,9 +43,12 @@
 //! - `engine`: the state a handle's views share: `flight` (single flight),
 //!   `aside` (the one cache-aside protocol), `local` and `coherence` (the local
 //!   tier), `policy` ([`LoadPolicy`]), `space` and `scope` (a keyspace's parts).
-//! - `backend`: the one seam to storage: `memory`, `redis` (`connect`, `next`:
-//!   what to do after an error, `coalesce`, `redirect`, `tracking`), and `ops`:
-//!   each multi-step operation once, as a script and its in-memory twin.
+//! - `backend`: the one seam to storage: `memory`, `redis` (`connect`;
+//!   `server` and `breaker`: one server, and failing fast while it is down;
+//!   `sentinel` and `sentinel_watch`: the primary the sentinels announce;
+//!   `next`: what to do after an error; `coalesce`, `redirect`, `tracking`),
+//!   and `ops`: each multi-step operation once, as a script and its
+//!   in-memory twin.
 //! - `codec` (with `compress`: the frame of compressed values), `key`, `ttl`, `cacheable`, `error`, `stats`, `telemetry`,
 //!   [`redact`]: values, keys, TTLs, the derive's trait, errors, counters.
 //!
