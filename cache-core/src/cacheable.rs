@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use crate::codec::{Codec, CompressSettings};
 use crate::engine::local::LocalSettings;
-use crate::engine::policy::LoadPolicy;
 use crate::key::CacheKey;
+use crate::settings::LoadPolicy;
 
 /// A type that knows how it is cached: its key type, key prefix, schema version,
 /// default TTL and codec. Usually derived:

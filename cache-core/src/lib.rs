@@ -73,13 +73,15 @@ mod cached;
 mod codec;
 mod engine;
 mod error;
+mod freshness;
 pub mod guide;
 mod key;
 mod keyspace;
-mod lease;
 mod random;
 pub mod redact;
+mod settings;
 mod stats;
+mod stored;
 #[cfg(feature = "metrics")]
 mod telemetry;
 #[cfg(feature = "testing")]
@@ -97,19 +99,19 @@ pub use crate::blocks::set::TypedSet;
 pub use crate::cache::{Cache, CacheBuilder, DEFAULT_MAX_VALUE_SIZE, DEFAULT_TIMEOUT, DEFAULT_URL};
 pub use crate::cacheable::{Cacheable, KeyedCacheable, tag};
 pub use crate::codec::{Codec, CompressSettings, Compression, DEFAULT_COMPRESS_MIN};
-pub use crate::engine::freshness::{Freshness, Loaded, StaleReason};
-pub use crate::engine::local::{LocalSettings, LocalStats, MAX_LOCAL_TTL};
-pub use crate::engine::policy::{
-    DEFAULT_FAIL_SAFE_THROTTLE, DistributedFlight, FailurePolicy, LoadPolicy,
-};
 pub use crate::error::{BoxError, Error, Result};
+pub use crate::freshness::{Freshness, Loaded, StaleReason};
 /// Whether a prefix is made of `A-Z a-z 0-9 . _ -` only. Public so that
 /// cache-derive's tests can check that its own check agrees.
 #[doc(hidden)]
 pub use crate::key::is_valid_prefix;
 pub use crate::key::{CacheKey, MAX_KEY_PART_LEN, escape_into};
-pub use crate::keyspace::KeyspaceBuilder;
-pub use crate::stats::CacheStats;
+pub use crate::keyspace::{KeyspaceBuilder, KeyspaceSpec};
+pub use crate::settings::{
+    DEFAULT_FAIL_SAFE_THROTTLE, DistributedFlight, FailurePolicy, LoadPolicy, LocalSettings,
+    MAX_LOCAL_TTL,
+};
+pub use crate::stats::{CacheStats, LocalStats};
 pub use crate::ttl::{MAX_TTL, Ttl};
 pub use crate::typed::TypedCache;
 

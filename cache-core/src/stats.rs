@@ -240,3 +240,38 @@ impl Stats {
         }
     }
 }
+
+/// The counters of one keyspace's local tier on one handle
+/// ([`TypedCache::local_stats`](crate::TypedCache::local_stats)).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+/// # use std::time::Duration;
+/// let cache = cache_core::Cache::memory();
+/// let names = cache.keyspace("name").local(10, Duration::from_secs(5)).typed::<u64, String>()?;
+/// names.set(&1, &"ada".to_owned()).await?;
+/// names.get(&1).await?;
+/// names.clear().await?;
+/// let stats = names.local_stats().unwrap();
+/// assert_eq!((stats.remote_hits, stats.flushes_clear), (1, 1));
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LocalStats {
+    /// Reads answered by the local tier.
+    pub hits: u64,
+    /// Reads the tier could not answer that found a value in the backend.
+    pub remote_hits: u64,
+    /// Keys invalidated by writes of other handles or processes.
+    pub invalidations: u64,
+    /// Flushes because the invalidation channel dropped, missed its
+    /// heartbeat or came back.
+    pub flushes_channel_down: u64,
+    /// Flushes because a cluster's primaries changed.
+    pub flushes_topology: u64,
+    /// Flushes because the server flushed its keys (FLUSHALL, FLUSHDB).
+    pub flushes_server: u64,
+    /// Flushes by `clear()`.
+    pub flushes_clear: u64,
+}

@@ -6,7 +6,7 @@ use quote::{quote, quote_spanned};
 use syn::DeriveInput;
 
 use crate::attr::{self, Errors};
-use crate::valid::{self, Codec, Key};
+use crate::valid::{self, Codec, Compress, Key};
 
 /// The impls, or the errors plus a stand-in impl: so that a user sees only
 /// the real errors, not a follow-on "`Cacheable` is not implemented" at
@@ -124,7 +124,7 @@ pub(crate) fn common_tokens(common: &valid::Common) -> CommonTokens {
             quote_spanned!(span=> #path!())
         }
     };
-    let compress = crate::compress::tokens(krate, common.compress.as_ref());
+    let compress = compress_tokens(krate, common.compress.as_ref());
     let load = load_policy(krate, &common.load);
     let local = match common.local {
         Some((capacity, ms)) => quote!(::core::option::Option::Some(
@@ -241,4 +241,20 @@ pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
             token
         })
         .collect()
+}
+
+/// The option as an `Option<cache_core::CompressSettings>` expression; a
+/// compile error at the algorithm's name when its feature is off.
+fn compress_tokens(krate: &syn::Path, compress: Option<&Compress>) -> TokenStream {
+    let Some(compress) = compress else {
+        return quote!(::core::option::Option::None);
+    };
+    let span = compress.span;
+    let gate = quote::format_ident!("__cacheable_compress_{}", compress.name, span = span);
+    let path = respan(quote!(#krate::#gate), span);
+    let algorithm = quote_spanned!(span=> #path!());
+    let min_size = usize::try_from(compress.min_size).unwrap_or(usize::MAX);
+    quote!(::core::option::Option::Some(
+        #krate::CompressSettings::new(#algorithm, #min_size)
+    ))
 }

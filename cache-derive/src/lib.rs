@@ -8,7 +8,6 @@
 
 mod attr;
 mod cached;
-mod compress;
 mod expand;
 mod valid;
 

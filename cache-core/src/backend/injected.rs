@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Call;
-use super::redis::{CallSite, attempts};
+use super::attempts::{CallSite, attempts};
+use super::faults::{Fault, Faults};
 use crate::error::Result;
 use crate::stats::Stats;
-use crate::testing::{Fault, Faults};
 
 /// A memory backend's faults, with what its calls need to fail like Redis'.
 #[derive(Debug)]

@@ -4,9 +4,13 @@
 //! written once for every backend. An enum rather than a trait object keeps the
 //! hot path free of boxing.
 
+mod attempts;
+#[cfg(feature = "testing")]
+pub(crate) mod faults;
 #[cfg(feature = "testing")]
 mod injected;
 pub(crate) mod memory;
+pub(crate) mod next;
 pub(crate) mod ops;
 pub(crate) mod redis;
 
@@ -58,7 +62,7 @@ pub(crate) fn budget(timeout: Duration) -> Duration {
 
 pub(crate) use self::memory::MemoryBackend;
 pub(crate) use self::ops::Atomic;
-pub(crate) use self::ops::counter::{Bounds, Incr};
+pub(crate) use self::ops::counter::Incr;
 pub(crate) use self::redis::{
     ConnectOptions, Event, Health, Hook, Op, Opened, Pending, RedisBackend, Retry, Target, Tracker,
 };
@@ -150,7 +154,7 @@ impl Backend {
     /// operation bounded by `timeout` and its errors counted in `stats`.
     #[cfg(feature = "testing")]
     pub(crate) fn memory_with_faults(
-        faults: crate::testing::Faults,
+        faults: self::faults::Faults,
         timeout: Duration,
         stats: Arc<Stats>,
     ) -> Self {

@@ -26,9 +26,9 @@ use std::time::{Duration, Instant};
 use super::block_basics;
 use crate::engine::KeyspaceSettings;
 use crate::engine::Scope;
+use crate::engine::lease::Lease;
 use crate::error::{Error, Result};
 use crate::key::CacheKey;
-use crate::lease::Lease;
 use crate::random::random;
 
 const FIRST_RETRY: Duration = Duration::from_millis(5);

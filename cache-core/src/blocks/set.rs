@@ -16,12 +16,13 @@ use serde::de::DeserializeOwned;
 
 use super::{block_basics, block_key, on_one_key};
 use crate::backend::ops::set::{Answer, MARKER, Query, SetQuery, Write};
-use crate::codec::{Codec, CompressSettings, compress, stored_form};
+use crate::codec::{Codec, CompressSettings, stored_form};
 use crate::engine::KeyspaceSettings;
 use crate::engine::Scope;
 use crate::error::{Error, Result};
 use crate::key::CacheKey;
 use crate::stats::KeyspaceCounters;
+use crate::stored::compress;
 use crate::ttl::{Ttl, check_ttl};
 
 /// A typed set per key. Made by [`KeyspaceBuilder::typed_set`](crate::KeyspaceBuilder::typed_set).

@@ -17,7 +17,7 @@ use crate::backend::{Backend, RedisConnection};
 use crate::engine::Engine;
 use crate::engine::tags::user_tag;
 use crate::error::{Error, Result};
-use crate::keyspace::KeyspaceBuilder;
+use crate::keyspace::{KeyspaceBuilder, KeyspaceSpec};
 use crate::stats::{CacheStats, Stats};
 use crate::typed::TypedCache;
 
@@ -189,7 +189,7 @@ impl Cache {
     where
         T: Cacheable + Serialize + DeserializeOwned,
     {
-        let builder = KeyspaceBuilder::of::<T>(Arc::clone(&self.engine));
+        let builder = KeyspaceBuilder::from_spec(Arc::clone(&self.engine), KeyspaceSpec::of::<T>());
         let mut typed = builder.typed::<T::Key, T>()?;
         typed.tags_of = T::tags;
         Ok(typed)

@@ -8,18 +8,15 @@ mod run;
 
 use std::any::TypeId;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use self::run::{keys_of, many, many_result, option, result_option, result_value, value};
 use crate::cache::Cache;
-use crate::codec::{Codec, CompressSettings};
-use crate::engine::local::LocalSettings;
-use crate::engine::policy::LoadPolicy;
 use crate::error::Result;
 use crate::key::{CacheKey, KeyLayout};
+use crate::keyspace::{KeyspaceBuilder, KeyspaceSpec};
 use crate::typed::TypedCache;
 
 /// The keyspace of one cached function, as its attribute wrote it (checked
@@ -28,22 +25,8 @@ use crate::typed::TypedCache;
 pub struct Site {
     /// The function's name, for logs.
     pub function: &'static str,
-    /// The key prefix.
-    pub prefix: &'static str,
-    /// The schema version.
-    pub version: u32,
-    /// The TTL of its entries.
-    pub ttl: Option<Duration>,
-    /// The value codec.
-    pub codec: Codec,
-    /// The load policy.
-    pub load: LoadPolicy,
-    /// The local tier.
-    pub local: Option<LocalSettings>,
-    /// Whether the keyspace is tagged.
-    pub tagged: bool,
-    /// Compression of large values.
-    pub compress: Option<CompressSettings>,
+    /// Its keyspace.
+    pub keyspace: KeyspaceSpec,
 }
 
 /// What a `cache = ...` expression may give: a handle, or a reference,
@@ -146,31 +129,14 @@ where
     K: CacheKey + ?Sized,
     V: Serialize + DeserializeOwned,
 {
-    let mut keyspace = cache
-        .keyspace(site.prefix)
-        .version(site.version)
-        .codec(site.codec)
-        .load_policy(site.load);
-    if let Some(ttl) = site.ttl {
-        keyspace = keyspace.ttl(ttl);
-    }
-    if let Some(local) = site.local {
-        keyspace = keyspace.local(local.capacity, local.ttl);
-    }
-    if site.tagged {
-        keyspace = keyspace.tagged();
-    }
-    if let Some(compress) = site.compress {
-        keyspace = keyspace
-            .compress(compress.algorithm)
-            .compress_min(compress.min_size);
-    }
-    keyspace.typed()
+    let engine = Arc::clone(cache.engine());
+    KeyspaceBuilder::from_spec(engine, site.keyspace.clone()).typed()
 }
 
 /// The full Redis key of a call: what `{function}_key` returns.
 pub fn full_key<Q: CacheKey + ?Sized>(cache: &Cache, site: &Site, key: &Q) -> String {
-    KeyLayout::new(cache.namespace(), site.prefix, site.version).key(key)
+    let spec = &site.keyspace;
+    KeyLayout::new(cache.namespace(), &spec.prefix, spec.version).key(key)
 }
 
 /// Deletes a call's entry (and this handle's local copy): what

@@ -193,7 +193,7 @@ async fn uncached<T, Fut: Future<Output = T>>(
     // The error names the key: only its kind is logged.
     tracing::warn!(
         function = site.function,
-        prefix = site.prefix,
+        prefix = site.keyspace.prefix.as_ref(),
         timeout = error.is_timeout(),
         "the cache could not answer a cached function; running it uncached"
     );

@@ -4,11 +4,11 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::compress::{self, CompressSettings};
+use super::integer::Bounds;
 use super::{Codec, integer};
-use crate::backend::Bounds;
 use crate::error::{BoxError, Error, Result};
 use crate::stats::KeyspaceCounters;
+use crate::stored::compress::{self, CompressSettings};
 
 /// [`Error::ValueTooLarge`] naming the key when `size` bytes exceed `max`.
 pub(crate) fn check_size(full_key: &str, size: usize, max: usize) -> Result<()> {

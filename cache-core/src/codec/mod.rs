@@ -61,7 +61,6 @@ macro_rules! see_through_newtypes {
     };
 }
 
-pub(crate) mod compress;
 mod format;
 mod integer;
 mod lossless;
@@ -71,8 +70,9 @@ use serde::de::DeserializeOwned;
 
 use crate::error::BoxError;
 
-pub use compress::{CompressSettings, Compression, DEFAULT_COMPRESS_MIN};
+pub use crate::stored::compress::{CompressSettings, Compression, DEFAULT_COMPRESS_MIN};
 pub(crate) use format::{ValueFormat, check_size, stored_form};
+pub(crate) use integer::Bounds;
 
 /// The serialization format of a typed cache's values.
 ///

@@ -19,62 +19,10 @@ use std::time::{Duration, Instant};
 
 use super::Engine;
 use super::bounded;
-use super::tags::header::TagList;
-use crate::error::{Error, Result};
-use crate::ttl::check_ttl;
 
-/// The longest local TTL: a local copy is meant to be short-lived.
-pub const MAX_LOCAL_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
-
-/// Size and lifetime of a keyspace's local tier.
-/// A local tier's size and lifetime: what
-/// [`KeyspaceBuilder::local`](crate::KeyspaceBuilder::local) takes and what
-/// [`Cacheable::LOCAL`](crate::Cacheable::LOCAL) holds.
-///
-/// ```
-/// use cache_core::LocalSettings;
-/// use std::time::Duration;
-///
-/// const PRICES: LocalSettings = LocalSettings::new(10_000, Duration::from_secs(5));
-/// assert_eq!(PRICES.capacity, 10_000);
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LocalSettings {
-    /// How many values it holds at most.
-    pub capacity: u64,
-    /// How long a value stays at most (never longer than its Redis TTL).
-    pub ttl: Duration,
-}
-
-impl LocalSettings {
-    /// Settings of `capacity` values kept for `ttl`.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// let settings = cache_core::LocalSettings::new(100, Duration::from_secs(1));
-    /// assert_eq!(settings.ttl, Duration::from_secs(1));
-    /// ```
-    pub const fn new(capacity: u64, ttl: Duration) -> Self {
-        LocalSettings { capacity, ttl }
-    }
-
-    pub(crate) fn check(&self, prefix: &str) -> Result<()> {
-        if self.capacity == 0 {
-            return Err(Error::config(format!(
-                "local tier of `{prefix}` needs a capacity of at least 1"
-            )));
-        }
-        check_ttl(self.ttl, None)?;
-        if self.ttl > MAX_LOCAL_TTL {
-            return Err(Error::InvalidTtl {
-                key: None,
-                ttl: self.ttl,
-                reason: "a local tier's TTL must not exceed cache_core::MAX_LOCAL_TTL",
-            });
-        }
-        Ok(())
-    }
-}
+pub(crate) use crate::settings::LocalSettings;
+use crate::stats::LocalStats;
+use crate::stored::tag_header::TagList;
 
 /// Whether local tiers of a handle may serve, shared by all of them: on Redis,
 /// only while the invalidation channel is up. Every flush moves the
@@ -121,41 +69,6 @@ pub(crate) enum Flush {
     Server,
     /// `clear()` of the keyspace.
     Clear,
-}
-
-/// The counters of one keyspace's local tier on one handle
-/// ([`TypedCache::local_stats`](crate::TypedCache::local_stats)).
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
-/// # use std::time::Duration;
-/// let cache = cache_core::Cache::memory();
-/// let names = cache.keyspace("name").local(10, Duration::from_secs(5)).typed::<u64, String>()?;
-/// names.set(&1, &"ada".to_owned()).await?;
-/// names.get(&1).await?;
-/// names.clear().await?;
-/// let stats = names.local_stats().unwrap();
-/// assert_eq!((stats.remote_hits, stats.flushes_clear), (1, 1));
-/// # Ok(()) }
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct LocalStats {
-    /// Reads answered by the local tier.
-    pub hits: u64,
-    /// Reads the tier could not answer that found a value in the backend.
-    pub remote_hits: u64,
-    /// Keys invalidated by writes of other handles or processes.
-    pub invalidations: u64,
-    /// Flushes because the invalidation channel dropped, missed its
-    /// heartbeat or came back.
-    pub flushes_channel_down: u64,
-    /// Flushes because a cluster's primaries changed.
-    pub flushes_topology: u64,
-    /// Flushes because the server flushed its keys (FLUSHALL, FLUSHDB).
-    pub flushes_server: u64,
-    /// Flushes by `clear()`.
-    pub flushes_clear: u64,
 }
 
 /// The least a local copy is kept short of the TTL Redis reported.

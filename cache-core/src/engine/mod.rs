@@ -7,17 +7,16 @@ pub(crate) mod aside;
 mod bounded;
 mod coherence;
 pub(crate) mod flight;
-pub(crate) mod freshness;
+pub(crate) mod lease;
 pub(crate) mod local;
-pub(crate) mod policy;
 pub(crate) mod reading;
 mod scope;
 mod space;
-pub(crate) mod stamp;
+pub(crate) mod stale;
 pub(crate) mod tags;
 
 pub(crate) use self::scope::Scope;
-pub(crate) use self::space::{KeyspaceSettings, Prepared, Since, Space};
+pub(crate) use self::space::{KeyspaceSettings, Parts, Since, Space};
 
 use std::any::TypeId;
 use std::collections::HashMap;
@@ -34,6 +33,9 @@ use crate::stats::{CacheStats, KeyspaceCounters, Stats};
 
 /// Numbers every engine of the process, never twice.
 static ENGINES: AtomicU64 = AtomicU64::new(0);
+
+/// A `#[cached]` function's keyspace, kept by the engine for its calls.
+type Memo = (Arc<Parts>, ValueFormat);
 
 /// The shared state of one handle and all its clones and views.
 pub(crate) struct Engine {
@@ -63,7 +65,7 @@ pub(crate) struct Engine {
     state_cache: OnceLock<LocalCopy>,
     /// The keyspaces of `#[cached]` functions, by the function's settings
     /// (a `static`'s address) and value type, made once per handle.
-    prepared: RwLock<HashMap<(usize, TypeId), (Prepared, ValueFormat)>>,
+    prepared: RwLock<HashMap<(usize, TypeId), Memo>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -114,8 +116,11 @@ impl Engine {
         build: impl FnOnce() -> Result<(Space, ValueFormat)>,
     ) -> Result<(Space, ValueFormat)> {
         let known = self.prepared.read().unwrap_or_else(PoisonError::into_inner);
-        if let Some((prepared, format)) = known.get(&site) {
-            return Ok((Space::from_prepared(Arc::clone(self), prepared), *format));
+        if let Some((parts, format)) = known.get(&site) {
+            return Ok((
+                Space::from_parts(Arc::clone(self), Arc::clone(parts)),
+                *format,
+            ));
         }
         drop(known);
         let (space, format) = build()?;
@@ -123,7 +128,7 @@ impl Engine {
             .prepared
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        known.insert(site, (space.prepared(), format));
+        known.insert(site, (Arc::clone(space.parts()), format));
         Ok((space, format))
     }
 

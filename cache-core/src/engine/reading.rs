@@ -6,12 +6,13 @@
 //! ready to decode.
 
 use super::Space;
-use super::freshness::StaleReason;
-use super::stamp::{self, StaleCopy, Stamp};
-use super::tags::header::{self, Opened, TagList};
-use crate::codec::compress;
+use super::stale::StaleCopy;
 use crate::error::Result;
+use crate::freshness::StaleReason;
 use crate::stats::bump;
+use crate::stored::compress;
+use crate::stored::stamp::{self, Stamp};
+use crate::stored::tag_header::{self as header, Opened, TagList};
 use crate::ttl::Ttl;
 
 /// A value that may be served: the codec's bytes, the time it has left,
@@ -81,7 +82,7 @@ impl Reading {
 impl Space {
     /// Reads the headers of `stored` (Redis keeps it `ttl` longer).
     pub(crate) fn reading(&self, stored: Vec<u8>, ttl: Ttl) -> Reading {
-        let limit = self.settings.engine.max_value_size();
+        let limit = self.engine.max_value_size();
         let plain = |stored| Reading {
             stored,
             at: 0,
@@ -129,7 +130,7 @@ impl Space {
         if lists.is_empty() {
             return Ok(());
         }
-        let valid = self.settings.engine.tags_valid(&lists).await?;
+        let valid = self.engine.tags_valid(&lists).await?;
         let mut valid = valid.into_iter();
         for reading in readings.iter_mut().flatten() {
             if tagged(reading) && valid.next() == Some(false) {
@@ -171,7 +172,7 @@ impl Space {
         let mut reading = self.reading(stored, ttl);
         // A hot read: every tag's state known locally, no list to gather.
         let known = match (&reading.tags, reading.standing) {
-            (Some(tags), Standing::Fresh) => self.settings.engine.tags_known_valid(tags),
+            (Some(tags), Standing::Fresh) => self.engine.tags_known_valid(tags),
             _ => Some(true),
         };
         match known {

@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use super::Engine;
 use super::local::{LocalCopy, LocalSettings};
-use super::policy::LoadPolicy;
-use super::stamp;
-use super::tags::{self, header};
+use super::tags;
 use crate::codec::{Codec, CompressSettings};
 use crate::error::{Error, Result};
 use crate::key::KeyLayout;
+use crate::settings::LoadPolicy;
 use crate::stats::KeyspaceCounters;
+use crate::stored::stamp;
+use crate::stored::tag_header;
 use crate::ttl::MAX_TTL;
 
 /// A checked keyspace: what a typed view or building block is built from.
@@ -54,12 +55,24 @@ impl KeyspaceSettings {
     }
 }
 
-/// One keyspace of a typed view: its keys, TTL, load policy, the keys of its
-/// cached absences and load leases, its local tier and its counters.
+/// One keyspace of a typed view on its engine: cloned by every view and
+/// every `#[cached]` call, so a clone is two reference counts.
 #[derive(Clone)]
 pub(crate) struct Space {
-    /// The engine, the layout of values, the TTL and the load policy.
-    pub(crate) settings: KeyspaceSettings,
+    pub(crate) engine: Arc<Engine>,
+    parts: Arc<Parts>,
+}
+
+/// A keyspace's parts without its engine, so that the engine can keep them
+/// (the `#[cached]` memo) without keeping itself alive.
+#[derive(Clone)]
+pub(crate) struct Parts {
+    pub(crate) layout: KeyLayout,
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) codec: Codec,
+    pub(crate) load: LoadPolicy,
+    /// Whether every entry carries the keyspace's tag (`invalidate_all`).
+    pub(crate) tagged: bool,
     /// Where cached "absent" answers live (see `LoadPolicy::negative_ttl`).
     pub(crate) absent: KeyLayout,
     /// Where distributed single-flight leases live.
@@ -70,31 +83,63 @@ pub(crate) struct Space {
     pub(crate) counters: Arc<KeyspaceCounters>,
 }
 
+impl std::ops::Deref for Space {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.parts
+    }
+}
+
 impl Space {
     pub(crate) fn new(settings: KeyspaceSettings, local: LocalCopy) -> Self {
         if settings.load.fail_safe.is_some() {
             local.keep_last_copies();
         }
-        Space {
-            counters: settings.engine.keyspace_counters(settings.layout.prefix()),
-            absent: settings.layout.companion("absent"),
-            lock: settings.layout.companion("load"),
-            settings,
+        let layout = settings.layout;
+        let parts = Parts {
+            counters: settings.engine.keyspace_counters(layout.prefix()),
+            absent: layout.companion("absent"),
+            lock: layout.companion("load"),
+            layout,
+            ttl: settings.ttl,
+            codec: settings.codec,
+            load: settings.load,
+            tagged: settings.tagged,
             local,
+        };
+        Space {
+            engine: settings.engine,
+            parts: Arc::new(parts),
         }
+    }
+
+    /// The keyspace `parts` describe, on `engine` (the one they were made on).
+    pub(crate) fn from_parts(engine: Arc<Engine>, parts: Arc<Parts>) -> Self {
+        Space { engine, parts }
+    }
+
+    /// The parts, for [`from_parts`](Self::from_parts).
+    pub(crate) fn parts(&self) -> &Arc<Parts> {
+        &self.parts
+    }
+
+    /// The parts to change, for a copy with other settings.
+    pub(crate) fn parts_mut(&mut self) -> &mut Parts {
+        Arc::make_mut(&mut self.parts)
     }
 
     /// The storage of this keyspace's handle.
     pub(crate) fn backend(&self) -> &crate::backend::Backend {
-        self.settings.engine.backend()
+        self.engine.backend()
     }
 
     /// Where this keyspace's plain reads go: a replica when the handle reads
     /// from replicas and nothing here must read its own writes (no local
     /// tier, no tags); the primary otherwise.
     pub(crate) fn read_backend(&self) -> &crate::backend::Backend {
-        match self.settings.engine.replica_reads() {
-            Some(reads) if !self.local.is_on() && !self.settings.tagged => reads,
+        match self.engine.replica_reads() {
+            Some(reads) if !self.local.is_on() && !self.tagged => reads,
             _ => self.backend(),
         }
     }
@@ -104,8 +149,8 @@ impl Space {
         tracing::debug_span!(
             "cache.op",
             operation,
-            namespace = self.settings.engine.namespace().unwrap_or_default(),
-            prefix = self.settings.layout.prefix(),
+            namespace = self.engine.namespace().unwrap_or_default(),
+            prefix = self.layout.prefix(),
             // Set when the answer is an expired value (fail-safe): the reason.
             cache.stale = tracing::field::Empty,
         )
@@ -115,14 +160,14 @@ impl Space {
     pub(crate) fn load_span(&self) -> tracing::Span {
         tracing::debug_span!(
             "cache.load",
-            namespace = self.settings.engine.namespace().unwrap_or_default(),
-            prefix = self.settings.layout.prefix(),
+            namespace = self.engine.namespace().unwrap_or_default(),
+            prefix = self.layout.prefix(),
         )
     }
 
     /// Whether a hit with `left` of its TTL should be reloaded in the background.
     pub(crate) fn wants_refresh(&self, left: crate::ttl::Ttl) -> bool {
-        match (self.settings.load.early_refresh, self.settings.ttl, left) {
+        match (self.load.early_refresh, self.ttl, left) {
             (Some(fraction), Some(ttl), crate::ttl::Ttl::Expires(left)) => {
                 left < ttl.mul_f64(fraction)
             }
@@ -132,7 +177,7 @@ impl Space {
 
     /// The fail-safe window of the keyspace, when it has one.
     pub(crate) fn fail_safe(&self) -> Option<Duration> {
-        self.settings.load.fail_safe
+        self.load.fail_safe
     }
 
     /// Whether reads look for the fail-safe header: under fail-safe, and in
@@ -141,17 +186,15 @@ impl Space {
     /// fail-safe read each other's values. Bincode bytes could start like a
     /// header, so a bincode view without fail-safe takes them as they are.
     pub(crate) fn reads_headers(&self) -> bool {
-        self.fail_safe().is_some()
-            || self.settings.tagged
-            || stamp::unambiguous(self.settings.codec)
+        self.fail_safe().is_some() || self.tagged || unambiguous(self.codec)
     }
 
     /// The names of the tags an entry written with the user tags `extra`
     /// carries: the keyspace's own when it is tagged, then each of `extra` once.
     pub(crate) fn tag_names(&self, extra: &[String]) -> Vec<String> {
         let mut names = Vec::with_capacity(extra.len() + 1);
-        if self.settings.tagged {
-            names.push(tags::keyspace_tag(&self.settings.layout));
+        if self.tagged {
+            names.push(tags::keyspace_tag(&self.layout));
         }
         for tag in extra {
             let name = tags::user_tag(tag);
@@ -225,11 +268,11 @@ impl Space {
             return Err(Error::config(format!(
                 "tags on keyspace `{}` need a codec other than bincode, or a tagged keyspace \
                  (KeyspaceBuilder::tagged): its reads would take the tag header for the value",
-                self.settings.layout.prefix()
+                self.layout.prefix()
             )));
         }
-        let stamped = self.settings.engine.stamp_tags(&names, kept).await?;
-        let (prefix, count) = (self.settings.layout.prefix(), names.len());
+        let stamped = self.engine.stamp_tags(&names, kept).await?;
+        let (prefix, count) = (self.layout.prefix(), names.len());
         if stamped.len() != count {
             return Err(Error::config(format!(
                 "stamping {count} tags of an entry of `{prefix}` answered {} states",
@@ -244,13 +287,14 @@ impl Space {
             return Ok(None);
         }
         let tags = names.iter().map(String::as_str);
-        let list = header::TagList::new(tags.zip(stamped.iter().map(|tag| tag.state.as_slice())));
+        let list =
+            tag_header::TagList::new(tags.zip(stamped.iter().map(|tag| tag.state.as_slice())));
         let list = list.ok_or_else(|| {
             Error::config(format!(
                 "an entry of `{prefix}` carries {count} tags; one holds at most 65,535"
             ))
         })?;
-        let sealed = header::seal(&list, payload);
+        let sealed = tag_header::seal(&list, payload);
         Ok(Some(sealed))
     }
 }
@@ -263,61 +307,14 @@ pub(crate) enum Since {
     Load(Option<Vec<u8>>),
 }
 
-/// A keyspace's parts without its engine (so an engine can keep them
-/// without keeping itself alive): views made again and again, a
-/// `#[cached]` function's on every call, are cloned from these.
-#[derive(Clone)]
-pub(crate) struct Prepared {
-    layout: KeyLayout,
-    ttl: Option<Duration>,
-    codec: Codec,
-    load: LoadPolicy,
-    local_settings: Option<LocalSettings>,
-    tagged: bool,
-    compress: Option<CompressSettings>,
-    absent: KeyLayout,
-    lock: KeyLayout,
-    local: LocalCopy,
-    counters: Arc<KeyspaceCounters>,
-}
-
-impl Space {
-    /// This keyspace's parts, for [`from_prepared`](Self::from_prepared).
-    pub(crate) fn prepared(&self) -> Prepared {
-        let settings = &self.settings;
-        Prepared {
-            layout: settings.layout.clone(),
-            ttl: settings.ttl,
-            codec: settings.codec,
-            load: settings.load,
-            local_settings: settings.local,
-            tagged: settings.tagged,
-            compress: settings.compress,
-            absent: self.absent.clone(),
-            lock: self.lock.clone(),
-            local: self.local.clone(),
-            counters: Arc::clone(&self.counters),
-        }
-    }
-
-    /// The keyspace `prepared` describes, on `engine` (the one it was made on).
-    pub(crate) fn from_prepared(engine: Arc<Engine>, prepared: &Prepared) -> Space {
-        let prepared = prepared.clone();
-        Space {
-            settings: KeyspaceSettings {
-                engine,
-                layout: prepared.layout,
-                ttl: prepared.ttl,
-                codec: prepared.codec,
-                load: prepared.load,
-                local: prepared.local_settings,
-                tagged: prepared.tagged,
-                compress: prepared.compress,
-            },
-            absent: prepared.absent,
-            lock: prepared.lock,
-            local: prepared.local,
-            counters: prepared.counters,
-        }
+/// Whether bytes of `codec` can never pass for a header: no JSON text starts
+/// with 0xFF, and a MessagePack value that does is that one byte (-1).
+fn unambiguous(codec: Codec) -> bool {
+    match codec {
+        Codec::Json => true,
+        #[cfg(feature = "msgpack")]
+        Codec::MsgPack => true,
+        #[allow(unreachable_patterns)] // Only with the bincode feature.
+        _ => false,
     }
 }

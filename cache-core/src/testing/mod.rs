@@ -28,8 +28,7 @@
 //! # Ok(()) }
 //! ```
 
-mod faults;
 mod loads;
 
-pub use self::faults::{Calls, Fault, Faults, Rule};
 pub use self::loads::{CountedFuture, LoadCounter};
+pub use crate::backend::faults::{Calls, Fault, Faults, Rule};

@@ -73,7 +73,7 @@ where
         let write = async {
             let mut encoded = Vec::with_capacity(entries.len());
             for (key, value) in entries {
-                let full_key = self.space.settings.layout.key(*key);
+                let full_key = self.space.layout.key(*key);
                 let (bytes, ttl) = self.stored_form(&full_key, value, None, &[]).await?;
                 encoded.push((full_key, bytes, ttl));
             }
@@ -111,7 +111,7 @@ where
         let full_keys = self.full_keys(keys, "delete_many")?;
         let backend = self.space.backend();
         let delete = backend.within(async {
-            if self.space.settings.load.negative_ttl.is_some() {
+            if self.space.load.negative_ttl.is_some() {
                 let absent: Vec<String> =
                     keys.iter().map(|key| self.space.absent.key(*key)).collect();
                 backend.delete_many(&absent).await?;
@@ -149,7 +149,7 @@ where
         // Reads under way when it starts keep nothing (see `LocalCopy::fetched`).
         self.space.local.clear();
         let heads = [
-            self.space.settings.layout.head().to_owned(),
+            self.space.layout.head().to_owned(),
             self.space.absent.head().to_owned(),
         ];
         self.space.backend().clear(&heads).await
@@ -181,10 +181,8 @@ where
     /// ```
     pub async fn invalidate_all(&self) -> Result<()> {
         self.check_tagged()?;
-        let names = [crate::engine::tags::keyspace_tag(
-            &self.space.settings.layout,
-        )];
-        let engine = &self.space.settings.engine;
+        let names = [crate::engine::tags::keyspace_tag(&self.space.layout)];
+        let engine = &self.space.engine;
         let invalidate = engine.backend().within(engine.invalidate_tags(&names));
         invalidate
             .instrument(self.space.span("invalidate_all"))
@@ -206,7 +204,7 @@ where
             let found = read.instrument(self.space.span("get_many")).await?;
             return Ok(found.into_iter().map(|f| f.map(|f| f.payload)).collect());
         }
-        let (local, engine) = (&self.space.local, &self.space.settings.engine);
+        let (local, engine) = (&self.space.local, &self.space.engine);
         let mut found: Vec<Option<Vec<u8>>> = full_keys
             .iter()
             .map(|key| local.get(key, engine).map(|bytes| bytes.to_vec()))

@@ -13,8 +13,8 @@ use tracing::Instrument;
 
 use super::TypedCache;
 use crate::engine::aside::{self, Got};
-use crate::engine::freshness::{Freshness, Loaded};
 use crate::error::{BoxError, Result};
+use crate::freshness::{Freshness, Loaded};
 use crate::key::CacheKey;
 
 impl<K, V> TypedCache<K, V>
@@ -214,7 +214,7 @@ where
         E: Into<BoxError> + 'static,
     {
         let span = self.space.span("get_or_load");
-        let keys = [self.space.settings.layout.key(key)];
+        let keys = [self.space.layout.key(key)];
         // The one key is position 0.
         let loader = move |_: Vec<usize>| async move {
             let found = loader().await.map_err(Into::into)?;
@@ -356,7 +356,7 @@ where
             keys: asked,
             full_keys,
             place,
-        } = Distinct::of(keys, |key| self.space.settings.layout.key(key));
+        } = Distinct::of(keys, |key| self.space.layout.key(key));
         // Positions back to keys for the caller's loader, and its pairs back to positions.
         let loader = move |positions: Vec<usize>| async move {
             let wanted: Vec<K> = positions

@@ -18,11 +18,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec::ValueFormat;
-use crate::engine::local::{LocalCopy, LocalSettings, LocalStats};
-use crate::engine::policy::LoadPolicy;
-use crate::engine::{KeyspaceSettings, Scope, Space};
+use crate::engine::local::{LocalCopy, LocalSettings};
+use crate::engine::{KeyspaceSettings, Space};
 use crate::error::{Error, Result};
 use crate::key::CacheKey;
+use crate::settings::LoadPolicy;
+use crate::stats::LocalStats;
 use crate::stats::{KeyspaceCounters, bump};
 use crate::ttl::{Ttl, check_ttl};
 
@@ -51,8 +52,6 @@ use crate::ttl::{Ttl, check_ttl};
 /// # Ok(()) }
 /// ```
 pub struct TypedCache<K: ?Sized, V> {
-    /// The keys, with the basics every view of a keyspace shares.
-    pub(crate) scope: Scope<K>,
     /// The keyspace's TTL, policy, companions, local tier and counters.
     pub(crate) space: Space,
     pub(crate) format: ValueFormat,
@@ -64,7 +63,6 @@ pub struct TypedCache<K: ?Sized, V> {
 impl<K: ?Sized, V> Clone for TypedCache<K, V> {
     fn clone(&self) -> Self {
         TypedCache {
-            scope: self.scope.clone(),
             space: self.space.clone(),
             format: self.format,
             tags_of: self.tags_of,
@@ -76,8 +74,8 @@ impl<K: ?Sized, V> Clone for TypedCache<K, V> {
 impl<K: ?Sized, V> fmt::Debug for TypedCache<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TypedCache")
-            .field("keys", &self.space.settings.layout)
-            .field("ttl", &self.space.settings.ttl)
+            .field("keys", &self.space.layout)
+            .field("ttl", &self.space.ttl)
             .field("codec", &self.format.codec)
             .field("integer_values", &self.format.integer.is_some())
             .finish()
@@ -107,7 +105,6 @@ where
     /// A view of `space`, whose values are read and written as `format`.
     pub(crate) fn from_space(space: Space, format: ValueFormat) -> Self {
         TypedCache {
-            scope: Scope::new(&space.settings),
             format,
             space,
             tags_of: |_| Vec::new(),
@@ -117,7 +114,6 @@ where
 
     pub(crate) fn with_local_copy(keyspace: KeyspaceSettings, local: LocalCopy) -> Self {
         TypedCache {
-            scope: Scope::new(&keyspace),
             format: ValueFormat::for_type::<V>(
                 keyspace.codec,
                 keyspace.compress,
@@ -152,15 +148,11 @@ where
     /// ```
     pub fn with_local(&self, capacity: u64, ttl: Duration) -> Result<Self> {
         let settings = LocalSettings { capacity, ttl };
-        settings.check(self.space.settings.layout.prefix())?;
+        settings.check(self.space.layout.prefix())?;
         let mut copy = self.clone();
-        let (tier, agreed) = self
-            .space
-            .settings
-            .engine
-            .local_tier(&self.space.settings.layout, settings);
+        let (tier, agreed) = self.space.engine.local_tier(&self.space.layout, settings);
         agreed?;
-        copy.space.local = LocalCopy::new(Some(tier));
+        copy.space.parts_mut().local = LocalCopy::new(Some(tier));
         Ok(copy)
     }
 
@@ -235,9 +227,9 @@ where
     /// # Ok(()) }
     /// ```
     pub fn with_load_policy(&self, policy: LoadPolicy) -> Result<Self> {
-        policy.check(self.space.settings.layout.prefix())?;
+        policy.check(self.space.layout.prefix())?;
         let mut copy = self.clone();
-        copy.space.settings.load = policy;
+        copy.space.parts_mut().load = policy;
         Ok(copy)
     }
 
@@ -255,7 +247,7 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        self.scope.key(key)
+        self.space.layout.key(key)
     }
 
     /// The TTL that [`set`](Self::set) applies, if any.
@@ -267,7 +259,7 @@ where
     /// # Ok(()) }
     /// ```
     pub fn default_ttl(&self) -> Option<Duration> {
-        self.space.settings.ttl
+        self.space.ttl
     }
 
     /// A copy of this cache whose `set` uses `ttl` instead (a per-use override).
@@ -286,7 +278,7 @@ where
     pub fn with_ttl(&self, ttl: Duration) -> Result<Self> {
         check_ttl(ttl, None)?;
         let mut copy = self.clone();
-        copy.space.settings.ttl = Some(ttl);
+        copy.space.parts_mut().ttl = Some(ttl);
         Ok(copy)
     }
 
@@ -308,10 +300,10 @@ where
         let ttl = match ttl {
             Some(ttl) => Some(ttl),
             None => {
-                if let Some(ttl) = self.space.settings.ttl {
+                if let Some(ttl) = self.space.ttl {
                     check_ttl(ttl, Some(full_key))?;
                 }
-                (self.space.settings.ttl).map(|ttl| self.space.settings.load.jittered(ttl))
+                (self.space.ttl).map(|ttl| self.space.load.jittered(ttl))
             }
         };
         let bytes = self.encode(full_key, value)?;
@@ -335,13 +327,13 @@ where
     /// # Errors
     /// [`Error::Config`] when the keyspace is not tagged.
     pub(crate) fn check_tagged(&self) -> Result<()> {
-        if self.space.settings.tagged {
+        if self.space.tagged {
             return Ok(());
         }
         Err(Error::config(format!(
             "keyspace `{}` is not tagged: build it with KeyspaceBuilder::tagged() \
              (or #[cache(tagged)]) to use tags on it",
-            self.space.settings.layout.prefix()
+            self.space.layout.prefix()
         )))
     }
 
@@ -400,7 +392,7 @@ where
         if len == 0 {
             return Err(Error::config(format!(
                 "{operation} on `{}` needs at least one {item}",
-                self.space.settings.layout.prefix()
+                self.space.layout.prefix()
             )));
         }
         Ok(())
@@ -412,9 +404,6 @@ where
         Q: CacheKey + ?Sized,
     {
         self.not_empty(keys.len(), operation, "key")?;
-        Ok(keys
-            .iter()
-            .map(|key| self.space.settings.layout.key(*key))
-            .collect())
+        Ok(keys.iter().map(|key| self.space.layout.key(*key)).collect())
     }
 }

@@ -39,8 +39,8 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.settings.layout.key(key);
-        let engine = &self.space.settings.engine;
+        let full_key = self.space.layout.key(key);
+        let engine = &self.space.engine;
         if !self.space.local.is_on() {
             // The tags' states, when they must be read, get what the GET left.
             let (backend, started) = (self.space.read_backend(), std::time::Instant::now());
@@ -103,11 +103,11 @@ where
         if !self.space.local.is_on() {
             return Ok(self.get(key).await?.map(Arc::new));
         }
-        let full_key = self.space.settings.layout.key(key);
+        let full_key = self.space.layout.key(key);
         match self
             .space
             .local
-            .get_shared::<V>(&full_key, &self.space.settings.engine)
+            .get_shared::<V>(&full_key, &self.space.engine)
         {
             Some(Local::Decoded(value)) => {
                 let counters = self.counters();
@@ -170,8 +170,8 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        if self.space.fail_safe().is_none() && !self.space.settings.tagged {
-            let full_key = self.space.settings.layout.key(key);
+        if self.space.fail_safe().is_none() && !self.space.tagged {
+            let full_key = self.space.layout.key(key);
             return self.space.read_backend().exists(&full_key).await;
         }
         Ok(self.ttl(key).await? != Ttl::Missing)
@@ -200,11 +200,11 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        if self.space.fail_safe().is_none() && !self.space.settings.tagged {
-            let full_key = self.space.settings.layout.key(key);
+        if self.space.fail_safe().is_none() && !self.space.tagged {
+            let full_key = self.space.layout.key(key);
             return self.space.read_backend().ttl(&full_key).await;
         }
-        let full_key = self.space.settings.layout.key(key);
+        let full_key = self.space.layout.key(key);
         let read = self.read_fresh(&full_key);
         let fresh = read.instrument(self.space.span("ttl")).await?;
         Ok(fresh.map_or(Ttl::Missing, |fresh| fresh.ttl))

@@ -69,7 +69,7 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.settings.layout.key(key);
+        let full_key = self.space.layout.key(key);
         let tags: Vec<String> = tags.iter().map(|tag| (*tag).to_owned()).collect();
         let write = async {
             let (bytes, ttl) = self.stored_form(&full_key, value, None, &tags).await?;
@@ -96,7 +96,7 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.settings.layout.key(key);
+        let full_key = self.space.layout.key(key);
         check_ttl(ttl, Some(&full_key))?;
         let write = async {
             let (bytes, kept) = self.stored_form(&full_key, value, Some(ttl), &[]).await?;
@@ -124,7 +124,7 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.settings.layout.key(key);
+        let full_key = self.space.layout.key(key);
         let backend = self.space.backend();
         let write = async {
             let (bytes, ttl) = self.stored_form(&full_key, value, None, &[]).await?;
@@ -154,10 +154,10 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.settings.layout.key(key);
+        let full_key = self.space.layout.key(key);
         let backend = self.space.backend();
         let delete = backend.within(async {
-            if self.space.settings.load.negative_ttl.is_some() {
+            if self.space.load.negative_ttl.is_some() {
                 // An invalidation must also drop a cached "absent" answer.
                 backend.delete(&self.space.absent.key(key)).await?;
             }
@@ -185,7 +185,7 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.settings.layout.key(key);
+        let full_key = self.space.layout.key(key);
         check_ttl(ttl, Some(&full_key))?;
         let backend = self.space.backend();
         let Some(window) = self.space.fail_safe() else {
@@ -193,7 +193,7 @@ where
             return self.space.local.around(&[&full_key], expire).await;
         };
         // The value's own expiry moves with Redis', in one step.
-        let tail = crate::engine::stamp::restamp(ttl);
+        let tail = crate::stored::stamp::restamp(ttl);
         let op = Expire {
             key: &full_key,
             tail,
@@ -225,7 +225,7 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.settings.layout.key(key);
+        let full_key = self.space.layout.key(key);
         let take = async {
             let take = self.space.backend().take(&full_key);
             let keys = [full_key.as_str()];
@@ -262,8 +262,8 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.settings.layout.key(key);
-        if self.space.fail_safe().is_some() || self.space.settings.tagged {
+        let full_key = self.space.layout.key(key);
+        if self.space.fail_safe().is_some() || self.space.tagged {
             return Err(Error::config(format!(
                 "incr on `{full_key}`: a keyspace with fail_safe or tags stores values with a \
                  header, not as Redis integers"
@@ -275,14 +275,14 @@ where
                 std::any::type_name::<V>()
             )));
         };
-        if let Some(ttl) = self.space.settings.ttl {
+        if let Some(ttl) = self.space.ttl {
             check_ttl(ttl, Some(&full_key))?;
         }
         let incr = Incr {
             key: &full_key,
             delta,
             bounds,
-            ttl: self.space.settings.ttl,
+            ttl: self.space.ttl,
         };
         let value = self
             .space

@@ -33,14 +33,30 @@ fn site(plan: &Plan) -> TokenStream {
     quote! {
         static __SITE: #krate::__private::Site = #krate::__private::Site {
             function: #function,
-            prefix: #prefix,
-            version: #version,
-            ttl: #ttl,
-            codec: #codec,
-            load: #load,
-            local: #local,
-            tagged: #tagged,
-            compress: #compress,
+            keyspace: {
+                const COMPRESS: ::core::option::Option<#krate::CompressSettings> = #compress;
+                #krate::KeyspaceSpec {
+                prefix: ::std::borrow::Cow::Borrowed(#prefix),
+                version: #version,
+                ttl: #ttl,
+                codec: #codec,
+                load: #load,
+                local: #local,
+                tagged: #tagged,
+                compress: match COMPRESS {
+                    ::core::option::Option::Some(settings) => {
+                        ::core::option::Option::Some(settings.algorithm)
+                    }
+                    ::core::option::Option::None => ::core::option::Option::None,
+                },
+                compress_min: match COMPRESS {
+                    ::core::option::Option::Some(settings) => {
+                        ::core::option::Option::Some(settings.min_size)
+                    }
+                    ::core::option::Option::None => ::core::option::Option::None,
+                },
+                }
+            },
         };
     }
 }

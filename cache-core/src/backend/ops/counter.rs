@@ -9,44 +9,9 @@ use redis::{FromRedisValue, Script};
 use super::{Atomic, RedisForm};
 use crate::backend::Retry;
 use crate::backend::memory::{Store, Value, deadline};
+pub(crate) use crate::codec::Bounds;
 use crate::error::{Error, Result};
 use crate::ttl::ttl_millis;
-
-/// The range a counter must stay in; `None` means the end of the `i64` range.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Bounds {
-    pub(crate) min: Option<i64>,
-    pub(crate) max: Option<i64>,
-}
-
-impl Bounds {
-    /// True when the bounds are the whole `i64` range, which Redis enforces itself.
-    pub(crate) fn is_full_range(self) -> bool {
-        self.min.unwrap_or(i64::MIN) == i64::MIN && self.max.unwrap_or(i64::MAX) == i64::MAX
-    }
-
-    /// The range the current value must be in for `current + delta` to stay
-    /// within the bounds, as (low, high) with `None` where only the `i64`
-    /// range limits it (Redis checks that itself); `None` when no current
-    /// value can do.
-    pub(crate) fn current_range(self, delta: i64) -> Option<(Option<i64>, Option<i64>)> {
-        let min = i128::from(self.min.unwrap_or(i64::MIN)) - i128::from(delta);
-        let max = i128::from(self.max.unwrap_or(i64::MAX)) - i128::from(delta);
-        let (low, high) = (min.max(i128::from(i64::MIN)), max.min(i128::from(i64::MAX)));
-        if low > high {
-            return None;
-        }
-        let low = i64::try_from(low).ok().filter(|&low| low > i64::MIN);
-        let high = i64::try_from(high).ok().filter(|&high| high < i64::MAX);
-        Some((low, high))
-    }
-
-    pub(crate) fn contains(self, value: i128) -> bool {
-        let min = self.min.unwrap_or(i64::MIN);
-        let max = self.max.unwrap_or(i64::MAX);
-        (i128::from(min)..=i128::from(max)).contains(&value)
-    }
-}
 
 /// Bounded, TTL-aware increment in one atomic step, for every bound and
 /// every server from Redis 6.2 (no `PEXPIRE ... NX`, which needs 7.0).

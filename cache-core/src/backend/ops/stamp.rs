@@ -1,4 +1,4 @@
-//! Writes on values stored with a fail-safe header (see `engine::stamp`):
+//! Writes on values stored with a fail-safe header (see `stored::stamp`):
 //! moving a value's expiry, and serving an expired value again after a
 //! failed load without overwriting a newer one.
 
@@ -9,8 +9,8 @@ use redis::Script;
 
 use super::{Atomic, RedisForm, args};
 use crate::backend::memory::{Store, deadline};
-use crate::engine::stamp::{HEADER, MAGIC};
 use crate::error::Result;
+use crate::stored::stamp::{HEADER, MAGIC};
 use crate::ttl::ttl_millis;
 
 /// KEYS: the value. ARGV: the header's magic, its new tail (state and

@@ -26,8 +26,8 @@ use redis::{Cmd, Pipeline, Value};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::next::{Attempt, Next, after_error, is_not_executed};
 use super::{RedisBackend, Retry, slot_groups};
+use crate::backend::next::{Attempt, Next, after_error, is_not_executed};
 use crate::error::{Error, Result};
 use crate::ttl::ttl_millis;
 

@@ -14,12 +14,12 @@ use redis::{Cmd, FromRedisValue, Pipeline, RedisConnectionInfo, RedisFuture, Val
 use tokio::sync::OnceCell;
 
 use super::credentials::Hook;
-use super::next::{Attempt, Next, after_error, backstop};
 use super::node::Node;
 use super::sentinel::SentinelLink;
 use super::sentinel_watch;
 use super::server::Server;
 use super::{RedisBackend, Retry, redirect};
+use crate::backend::next::{Attempt, Next, after_error, backstop};
 use crate::error::{Error, Result};
 use crate::redact;
 use crate::stats::Stats;

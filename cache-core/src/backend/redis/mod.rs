@@ -3,12 +3,10 @@
 //! server or a cluster) is chosen in `connect` and hidden behind one
 //! `Connection`; what to do after a failed attempt is decided in `next`.
 
-mod attempts;
 mod breaker;
 mod coalesce;
 mod connect;
 mod credentials;
-pub(super) mod next;
 mod node;
 mod redirect;
 mod sentinel;
@@ -16,7 +14,6 @@ mod sentinel_watch;
 mod server;
 mod tracking;
 
-pub(crate) use self::attempts::CallSite;
 pub(crate) use self::coalesce::Op;
 pub(crate) use self::connect::NodeAccess;
 pub use self::connect::RedisConnection;
@@ -33,22 +30,11 @@ use std::time::Duration;
 use redis::{Cmd, FromRedisValue, Script};
 use tracing::Instrument;
 
-pub(crate) use self::attempts::attempts;
+use super::attempts::{CallSite, attempts};
+pub(crate) use super::next::Retry;
 use super::ops::{Atomic, RedisForm};
 use crate::error::{Error, Result};
 use crate::stats::Stats;
-
-/// Whether a call may be sent a second time after its connection dropped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Retry {
-    /// Applying it twice is the same as once (GET, SET with a value, DEL,
-    /// PEXPIRE, MGET, ...). Counts it returns (how many keys DEL removed) can
-    /// be lower after a retry, when the first try was applied but its answer lost.
-    Idempotent,
-    /// It counts or consumes (INCR, GETDEL, SET NX, every script): sent once;
-    /// after a timeout or a lost connection its outcome is unknown.
-    Never,
-}
 
 /// The positions of `keys` grouped by what can go in one command: all
 /// together on one server; on a cluster, one group per hash slot, in the

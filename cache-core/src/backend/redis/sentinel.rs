@@ -18,9 +18,9 @@ use redis::{
 
 use super::breaker::{Breaker, Probe};
 use super::credentials::Hook;
-use super::next::{backstop, is_connection_loss};
 use super::node::Node;
 use super::server::ping;
+use crate::backend::next::{backstop, is_connection_loss};
 
 /// The sentinels of one master, and the primary (or, for replica reads, the
 /// replica) they named last.

@@ -15,13 +15,14 @@ use super::{Found, Loader};
 use crate::backend::ops::stamp::ReplaceIfSame;
 use crate::codec::ValueFormat;
 use crate::engine::flight::{self, Failure, FlightGuard, Outcome};
-use crate::engine::freshness::StaleReason;
-use crate::engine::policy::DistributedFlight;
-use crate::engine::stamp::{self, StaleCopy};
+use crate::engine::lease::Lease;
+use crate::engine::stale::StaleCopy;
 use crate::engine::{Since, Space};
 use crate::error::BoxError;
-use crate::lease::Lease;
+use crate::freshness::StaleReason;
+use crate::settings::DistributedFlight;
 use crate::stats::bump;
+use crate::stored::stamp;
 
 /// A key this flight loads: its position in the loader's list, its flight,
 /// whether what Redis holds did not decode (to replace or remove it), the
@@ -166,7 +167,7 @@ pub(super) async fn fly<V, L>(
         },
         false => leaders,
     };
-    let policy = space.settings.load.distributed.filter(|_| !course.degraded);
+    let policy = space.load.distributed.filter(|_| !course.degraded);
     let (Some(policy), false) = (policy, leaders.is_empty()) else {
         return load_and_store(space, &delivery, leaders, loader, course.degraded).await;
     };
@@ -245,10 +246,8 @@ async fn claim(
     policy: DistributedFlight,
 ) -> (Vec<Leader>, Vec<Leader>, bool) {
     let acquire = leaders.iter().map(|leader| {
-        let key = space
-            .lock
-            .tagged_key_of_full(leader.key(), &space.settings.layout);
-        Lease::acquire(&space.settings.engine, key, policy.lease)
+        let key = space.lock.tagged_key_of_full(leader.key(), &space.layout);
+        Lease::acquire(&space.engine, key, policy.lease)
     });
     let acquired = join_all(acquire).await;
     let mut failed = false;
@@ -349,10 +348,10 @@ async fn load_and_store<V: Serialize, L: Loader<V>>(
 /// failed: a tag that changed cannot then be told from one that did not, and
 /// only tags made by the write-back itself pass).
 async fn load_start(space: &Space, degraded: bool) -> Since {
-    if !space.settings.tagged || degraded {
+    if !space.tagged || degraded {
         return Since::Load(None);
     }
-    let clock = space.backend().within(space.settings.engine.tag_clock());
+    let clock = space.backend().within(space.engine.tag_clock());
     Since::Load(clock.await.ok().flatten())
 }
 
@@ -364,7 +363,7 @@ where
     F: std::future::Future<Output = Result<T, BoxError>>,
 {
     let caught = std::panic::AssertUnwindSafe(loading).catch_unwind();
-    let Some(limit) = space.settings.load.hard_timeout else {
+    let Some(limit) = space.load.hard_timeout else {
         return caught
             .await
             .unwrap_or_else(|_| Err("the loader panicked".into()));
@@ -383,7 +382,7 @@ where
 /// loads it again (keeping Redis' expiry, so never past the window), unless
 /// a newer value was stored meanwhile.
 async fn throttle(space: &Space, mine: &mut [Leader], reason: StaleReason) {
-    let throttle = space.settings.load.fail_safe_throttle;
+    let throttle = space.load.fail_safe_throttle;
     let writes = mine.iter_mut().filter_map(|leader| {
         let copy = leader.stale.take()?;
         let key = leader.key();
@@ -433,7 +432,7 @@ fn encode<V: Serialize>(
             continue;
         };
         tags.extend((delivery.tags_of)(&value));
-        let encoded = match (tags.is_empty() || space.settings.tagged, &delivery.format) {
+        let encoded = match (tags.is_empty() || space.tagged, &delivery.format) {
             (true, format) => format.encode_for(leader.key(), &value, &space.counters),
             (false, _) => Err(crate::error::Error::config(format!(
                 "a value loaded for `{}` has tags, but its keyspace is not tagged",
@@ -460,7 +459,7 @@ fn unstorable<V: Serialize>(
     (index, value): (usize, V),
     error: crate::error::Error,
 ) -> Outcome {
-    if space.settings.load.failure == crate::FailurePolicy::Closed {
+    if space.load.failure == crate::FailurePolicy::Closed {
         return Err(Arc::new(error));
     }
     bump(&space.counters.unstored_values);
@@ -470,7 +469,7 @@ fn unstorable<V: Serialize>(
         _ => "refused by the codec",
     };
     tracing::warn!(
-        prefix = space.settings.layout.prefix(),
+        prefix = space.layout.prefix(),
         reason,
         "a loaded value is returned but not stored"
     );

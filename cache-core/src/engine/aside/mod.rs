@@ -39,10 +39,10 @@ use self::load::{Course, Delivery, Handoff, Leader, Unencodable};
 use self::read::{FirstRead, Stored, first_read};
 use super::Space;
 use super::flight::{Failure, Joined, Waiting};
-use super::freshness::{Freshness, StaleReason};
-use super::stamp::StaleCopy;
 use crate::codec::ValueFormat;
+use crate::engine::stale::StaleCopy;
 use crate::error::{BoxError, Error, Result};
+use crate::freshness::{Freshness, StaleReason};
 use crate::stats::{KeyspaceCounters, bump};
 
 /// A value a loader found: its position, the value, and the tags it is
@@ -109,7 +109,7 @@ where
     V: Serialize + DeserializeOwned + Send + 'static,
     L: Loader<V>,
 {
-    let flights = space.settings.engine.flights();
+    let flights = space.engine.flights();
     let epoch = flights.epoch();
     let (reads, degraded) = first_read(space, keys).await?;
     let mut leaders = Vec::new();
@@ -165,7 +165,7 @@ async fn settle<V: DeserializeOwned>(
         let value = format.decode::<V>(copy.payload()).ok()?;
         Some((value, copy))
     });
-    let soft = (space.settings.load.soft_timeout).map(|limit| waiting.started() + limit);
+    let soft = (space.load.soft_timeout).map(|limit| waiting.started() + limit);
     let (outcome, stale) = match (soft, stale) {
         (Some(deadline), Some(stale)) => {
             match tokio::time::timeout_at(deadline, waiting.outcome()).await {
@@ -262,7 +262,7 @@ fn classify<V: DeserializeOwned>(
     leaders: &mut Vec<Leader>,
 ) -> std::result::Result<Got<V>, Pending> {
     let counters = &space.counters;
-    let flights = space.settings.engine.flights();
+    let flights = space.engine.flights();
     let (heal, stale) = match read.held {
         Stored::Value(fresh) => match format.decode::<V>(&fresh.payload) {
             Ok(value) => {

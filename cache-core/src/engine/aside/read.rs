@@ -3,11 +3,11 @@
 //! or process stored meanwhile. Both answer in one type, [`Stored`].
 
 use super::super::local::Ticket;
-use super::super::policy::FailurePolicy;
 use super::super::reading::{Fresh, Reading};
-use super::super::stamp::StaleCopy;
 use crate::engine::Space;
+use crate::engine::stale::StaleCopy;
 use crate::error::Result;
+use crate::settings::FailurePolicy;
 use crate::stats::bump;
 use crate::ttl::Ttl;
 
@@ -42,7 +42,7 @@ pub(super) async fn first_read(space: &Space, keys: &[String]) -> Result<(Vec<Fi
     let mut remote = Vec::new();
     for (at, key) in keys.iter().enumerate() {
         // Early refresh is driven by the backend's TTL, seen on backend reads.
-        let local = space.local.get(key, &space.settings.engine);
+        let local = space.local.get(key, &space.engine);
         let held = local.map_or(Stored::Nothing, |b| {
             Stored::Value(Fresh {
                 payload: b.to_vec(),
@@ -77,7 +77,7 @@ pub(super) async fn first_read(space: &Space, keys: &[String]) -> Result<(Vec<Fi
             }
             Ok((reads, false))
         }
-        Err(error) if space.settings.load.failure == FailurePolicy::Closed => Err(error),
+        Err(error) if space.load.failure == FailurePolicy::Closed => Err(error),
         // Fail-open: the error is counted; every key is a miss, or under
         // fail-safe answered by the local tier's last copy.
         Err(_) => {
@@ -103,7 +103,7 @@ pub(super) async fn first_read(space: &Space, keys: &[String]) -> Result<(Vec<Fi
 async fn fetch(space: &Space, keys: &[&str]) -> Result<Vec<Stored>> {
     let backend = space.backend();
     // The TTL caps a local copy's life, and drives early refresh.
-    let with_ttl = space.settings.load.early_refresh.is_some() || space.local.is_on();
+    let with_ttl = space.load.early_refresh.is_some() || space.local.is_on();
     if let [key] = keys {
         let found = match with_ttl {
             true => backend.get_with_ttl(key).await?,
@@ -112,9 +112,9 @@ async fn fetch(space: &Space, keys: &[&str]) -> Result<Vec<Stored>> {
                 .await?
                 .map(|bytes| (bytes, Ttl::Persistent)),
         };
-        let marker = || space.absent.key_of_full(key, &space.settings.layout);
+        let marker = || space.absent.key_of_full(key, &space.layout);
         let marked = match found {
-            None if space.settings.load.negative_ttl.is_some() => backend.exists(&marker()).await?,
+            None if space.load.negative_ttl.is_some() => backend.exists(&marker()).await?,
             _ => false,
         };
         return held(space, vec![found], &[marked]).await;
@@ -153,11 +153,11 @@ pub(crate) async fn reread(space: &Space, keys: &[&str]) -> Result<Vec<Stored>> 
 
 /// The "absent" markers of `keys`; none without negative caching.
 fn markers(space: &Space, keys: &[&str]) -> Vec<String> {
-    if space.settings.load.negative_ttl.is_none() {
+    if space.load.negative_ttl.is_none() {
         return Vec::new();
     }
     keys.iter()
-        .map(|key| space.absent.key_of_full(key, &space.settings.layout))
+        .map(|key| space.absent.key_of_full(key, &space.layout))
         .collect()
 }
 

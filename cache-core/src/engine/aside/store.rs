@@ -24,9 +24,9 @@ pub(super) async fn store(
     for (at, ((full_key, heal), outcome)) in keys.iter().zip(outcomes).enumerate() {
         match outcome {
             // Returned to the callers, not stored (fail-open; counted by encode).
-            Ok(Some(bytes)) if bytes.len() > space.settings.engine.max_value_size() => {}
+            Ok(Some(bytes)) if bytes.len() > space.engine.max_value_size() => {}
             Ok(Some(bytes)) => {
-                let ttl = (space.settings.ttl).map(|ttl| space.settings.load.jittered(ttl));
+                let ttl = (space.ttl).map(|ttl| space.load.jittered(ttl));
                 let tags = tags.get(at).unwrap_or(&no_tags);
                 let sealed = space.seal_since(bytes.clone(), ttl, tags, since.clone());
                 match sealed.await {
@@ -42,13 +42,9 @@ pub(super) async fn store(
                 if *heal {
                     removals.push(full_key.clone());
                 }
-                if let Some(ttl) = space.settings.load.negative_ttl {
-                    let marker = space.absent.key_of_full(full_key, &space.settings.layout);
-                    writes.push((
-                        marker,
-                        b"1".to_vec(),
-                        Some(space.settings.load.jittered(ttl)),
-                    ));
+                if let Some(ttl) = space.load.negative_ttl {
+                    let marker = space.absent.key_of_full(full_key, &space.layout);
+                    writes.push((marker, b"1".to_vec(), Some(space.load.jittered(ttl))));
                 }
             }
             Err(_) => {}

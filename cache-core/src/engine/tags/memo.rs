@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
-use super::header::TagList;
+use crate::stored::tag_header::TagList;
 
 /// How many lists a thread remembers.
 const SIZE: usize = 8;

@@ -19,12 +19,10 @@
 //! coherent by the handle's client tracking like any other: a warm tagged
 //! read costs no round trip for its tags, a cold one one `MGET`.
 
-pub(crate) mod header;
 mod memo;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use self::header::TagList;
 use super::Engine;
 use super::local::{LocalCopy, LocalSettings};
 use crate::backend::Backend;
@@ -32,6 +30,7 @@ use crate::backend::ops::tags::{BumpTags, StampTags, StampedTag, count_of, epoch
 use crate::error::Result;
 use crate::key::{CacheKey, KeyLayout};
 use crate::stats::bump;
+use crate::stored::tag_header::TagList;
 use crate::ttl::Ttl;
 
 /// The local tier of tag states: many tags, each kept until Redis says it

@@ -1,8 +1,6 @@
-//! The `compress` and `compress_min` options: checking them, and writing
-//! them as a `cache_core::CompressSettings`.
+//! Checking the `compress` and `compress_min` options.
 
-use proc_macro2::{Span, TokenStream};
-use quote::{quote, quote_spanned};
+use proc_macro2::Span;
 use syn::Lit;
 
 use crate::attr::{Container, Errors};
@@ -16,10 +14,10 @@ const DEFAULT_MIN_SIZE: u64 = 1024;
 /// A checked `compress` option.
 pub(crate) struct Compress {
     /// `lz4` or `zstd`.
-    name: &'static str,
+    pub(crate) name: &'static str,
     /// Where the algorithm's name is, for the feature-off error.
-    span: Span,
-    min_size: u64,
+    pub(crate) span: Span,
+    pub(crate) min_size: u64,
 }
 
 /// The compression the options ask for, if any.
@@ -98,22 +96,6 @@ fn size(lit: &Lit) -> Result<u64, String> {
         return Err("`compress_min` must be at most \"512MiB\", Redis' largest value".into());
     }
     Ok(bytes)
-}
-
-/// The option as an `Option<cache_core::CompressSettings>` expression; a
-/// compile error at the algorithm's name when its feature is off.
-pub(crate) fn tokens(krate: &syn::Path, compress: Option<&Compress>) -> TokenStream {
-    let Some(compress) = compress else {
-        return quote!(::core::option::Option::None);
-    };
-    let span = compress.span;
-    let gate = quote::format_ident!("__cacheable_compress_{}", compress.name, span = span);
-    let path = crate::expand::respan(quote!(#krate::#gate), span);
-    let algorithm = quote_spanned!(span=> #path!());
-    let min_size = usize::try_from(compress.min_size).unwrap_or(usize::MAX);
-    quote!(::core::option::Option::Some(
-        #krate::CompressSettings::new(#algorithm, #min_size)
-    ))
 }
 
 #[cfg(test)]

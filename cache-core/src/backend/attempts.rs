@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::Retry;
+pub(crate) use super::next::Retry;
 use super::next::{Attempt, Next, after_error};
 use crate::error::{Error, Result};
 

@@ -9,8 +9,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::freshness::StaleReason;
-use crate::codec::Codec;
+use crate::freshness::StaleReason;
 use crate::ttl::Ttl;
 
 /// The header's length.
@@ -27,18 +26,6 @@ pub(crate) enum Stamp {
     Expired,
     /// Served again after a failed load, until the throttle runs out.
     Throttled(StaleReason),
-}
-
-/// Whether bytes of `codec` can never pass for a header: no JSON text starts
-/// with 0xFF, and a MessagePack value that does is that one byte (-1).
-pub(crate) fn unambiguous(codec: Codec) -> bool {
-    match codec {
-        Codec::Json => true,
-        #[cfg(feature = "msgpack")]
-        Codec::MsgPack => true,
-        #[allow(unreachable_patterns)] // Only with the bincode feature.
-        _ => false,
-    }
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -94,53 +81,6 @@ pub(crate) fn open(stored: &[u8]) -> (Stamp, usize) {
         _ => Stamp::Throttled(StaleReason::LoaderError),
     };
     (stamp, HEADER)
-}
-
-/// An expired value kept under fail-safe, to answer with when its load fails.
-#[derive(Clone, Debug)]
-pub(crate) struct StaleCopy {
-    /// The bytes as found, header included (or a local copy's payload).
-    found: Vec<u8>,
-    /// Where the payload starts in `found`.
-    at: usize,
-    /// Whether `found` is what Redis holds (not a local copy).
-    pub(crate) in_redis: bool,
-    /// Served at once, without a load, for this reason: within the throttle
-    /// after a failed load, or with Redis down.
-    pub(crate) serve_now: Option<StaleReason>,
-}
-
-impl StaleCopy {
-    /// A local tier's last copy of a value, served because Redis is down.
-    pub(crate) fn local(payload: Vec<u8>) -> Self {
-        let serve_now = Some(StaleReason::RedisDown);
-        StaleCopy {
-            found: payload,
-            at: 0,
-            in_redis: false,
-            serve_now,
-        }
-    }
-
-    /// The value Redis holds as `found`, its codec's bytes from `at`.
-    pub(crate) fn in_redis(found: Vec<u8>, at: usize, serve_now: Option<StaleReason>) -> Self {
-        StaleCopy {
-            found,
-            at,
-            in_redis: true,
-            serve_now,
-        }
-    }
-
-    /// The codec's bytes.
-    pub(crate) fn payload(&self) -> &[u8] {
-        self.found.get(self.at..).unwrap_or_default()
-    }
-
-    /// The bytes as Redis holds them.
-    pub(crate) fn found(&self) -> &[u8] {
-        &self.found
-    }
 }
 
 /// The time a fresh value has left: the lesser of its own (`own`) and

@@ -9,7 +9,17 @@ use std::time::Duration;
 
 use redis::RedisError;
 
-use super::Retry;
+/// Whether a call may be sent a second time after its connection dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// Applying it twice is the same as once (GET, SET with a value, DEL,
+    /// PEXPIRE, MGET, ...). Counts it returns (how many keys DEL removed) can
+    /// be lower after a retry, when the first try was applied but its answer lost.
+    Idempotent,
+    /// It counts or consumes (INCR, GETDEL, SET NX, every script): sent once;
+    /// after a timeout or a lost connection its outcome is unknown.
+    Never,
+}
 
 /// The next step after a failed attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

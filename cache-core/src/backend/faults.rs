@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::backend::CallKind;
+use super::CallKind;
 
 /// What a failing call runs into.
 #[derive(Clone, Debug, PartialEq, Eq)]

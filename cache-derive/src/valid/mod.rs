@@ -4,8 +4,10 @@ use proc_macro2::Span;
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Lit, Member, Path, Type};
 
+mod compress;
+
+pub(crate) use self::compress::Compress;
 use crate::attr::{Container, Errors, KeyField, Marked, TagField};
-use crate::compress::{self, Compress};
 
 /// The longest TTL: Redis' millisecond expiry times are `i64` since the epoch,
 /// and half that range leaves room for "now" (the same bound as

@@ -1,6 +1,9 @@
 //! Keyspaces: a prefix, schema version, default TTL and codec under the
 //! cache's namespace. Every typed view and building block is made from one.
 
+mod spec;
+
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,14 +16,15 @@ use crate::blocks::otp::OneTimeCodes;
 use crate::blocks::ratelimit::{RateLimit, RateLimiter};
 use crate::blocks::sequence::Sequences;
 use crate::blocks::set::TypedSet;
-use crate::codec::{Codec, CompressSettings, Compression, DEFAULT_COMPRESS_MIN};
-use crate::engine::local::LocalSettings;
-use crate::engine::policy::LoadPolicy;
+use crate::codec::{Codec, Compression};
 use crate::engine::{Engine, KeyspaceSettings};
-use crate::error::{Error, Result};
-use crate::key::{CacheKey, is_valid_prefix};
-use crate::ttl::check_ttl;
+use crate::error::Result;
+use crate::key::CacheKey;
+use crate::settings::LoadPolicy;
+use crate::settings::LocalSettings;
 use crate::typed::TypedCache;
+
+pub use self::spec::KeyspaceSpec;
 
 /// Configures a [`TypedCache`]; made by [`Cache::keyspace`](crate::Cache::keyspace).
 ///
@@ -43,52 +47,19 @@ use crate::typed::TypedCache;
 #[derive(Debug, Clone)]
 pub struct KeyspaceBuilder {
     engine: Arc<Engine>,
-    prefix: String,
-    ttl: Option<Duration>,
-    version: u32,
-    codec: Codec,
-    load: LoadPolicy,
-    local: Option<LocalSettings>,
-    tagged: bool,
-    compress: Option<Compression>,
-    compress_min: Option<usize>,
+    spec: KeyspaceSpec,
 }
 
 impl KeyspaceBuilder {
     pub(crate) fn new(engine: Arc<Engine>, prefix: String) -> Self {
-        KeyspaceBuilder {
-            engine,
-            prefix,
-            ttl: None,
-            version: 1,
-            codec: Codec::default(),
-            load: LoadPolicy::DEFAULT,
-            local: None,
-            tagged: false,
-            compress: None,
-            compress_min: None,
-        }
+        let spec = KeyspaceSpec::new(Cow::Owned(prefix));
+        KeyspaceBuilder { engine, spec }
     }
 
-    /// The settings a [`Cacheable`](crate::Cacheable) type's constants give,
-    /// derived or written by hand: checked by [`check`](Self::check) like any
-    /// other builder's.
-    pub(crate) fn of<T: crate::Cacheable + ?Sized>(engine: Arc<Engine>) -> Self {
-        let (compress, compress_min) = match T::COMPRESS {
-            Some(settings) => (Some(settings.algorithm), Some(settings.min_size)),
-            None => (None, None),
-        };
-        KeyspaceBuilder {
-            ttl: T::TTL,
-            version: T::VERSION,
-            codec: T::CODEC,
-            load: T::LOAD,
-            local: T::LOCAL,
-            tagged: T::TAGGED,
-            compress,
-            compress_min,
-            ..KeyspaceBuilder::new(engine, T::PREFIX.to_owned())
-        }
+    /// A builder holding `spec` (a `Cacheable` type's, a `#[cached]`
+    /// function's), checked by [`check`](Self::check) like any other.
+    pub(crate) fn from_spec(engine: Arc<Engine>, spec: KeyspaceSpec) -> Self {
+        KeyspaceBuilder { engine, spec }
     }
 
     /// The TTL that `set` gives every entry. Without one, entries never expire.
@@ -98,10 +69,7 @@ impl KeyspaceBuilder {
     /// let builder = cache.keyspace("price").ttl(std::time::Duration::from_secs(300));
     /// ```
     pub fn ttl(self, ttl: Duration) -> Self {
-        KeyspaceBuilder {
-            ttl: Some(ttl),
-            ..self
-        }
+        self.set(|spec| spec.ttl = Some(ttl))
     }
 
     /// The schema version in the key (default 1). Bump it when the value type
@@ -112,7 +80,7 @@ impl KeyspaceBuilder {
     /// let builder = cache.keyspace("price").version(3);
     /// ```
     pub fn version(self, version: u32) -> Self {
-        KeyspaceBuilder { version, ..self }
+        self.set(|spec| spec.version = version)
     }
 
     /// The value codec (default JSON).
@@ -122,7 +90,7 @@ impl KeyspaceBuilder {
     /// let builder = cache.keyspace("price").codec(cache_core::Codec::Json);
     /// ```
     pub fn codec(self, codec: Codec) -> Self {
-        KeyspaceBuilder { codec, ..self }
+        self.set(|spec| spec.codec = codec)
     }
 
     /// Compresses values whose encoding takes at least
@@ -151,10 +119,7 @@ impl KeyspaceBuilder {
     /// # #[cfg(not(feature = "lz4"))] fn main() {}
     /// ```
     pub fn compress(self, algorithm: Compression) -> Self {
-        KeyspaceBuilder {
-            compress: Some(algorithm),
-            ..self
-        }
+        self.set(|spec| spec.compress = Some(algorithm))
     }
 
     /// The size from which [`compress`](Self::compress) compresses a value
@@ -170,10 +135,7 @@ impl KeyspaceBuilder {
     /// # }
     /// ```
     pub fn compress_min(self, bytes: usize) -> Self {
-        KeyspaceBuilder {
-            compress_min: Some(bytes),
-            ..self
-        }
+        self.set(|spec| spec.compress_min = Some(bytes))
     }
 
     /// How `get_or_load` behaves (negative caching, jitter, early refresh,
@@ -185,10 +147,7 @@ impl KeyspaceBuilder {
     /// let builder = cache.keyspace("price").load_policy(LoadPolicy::DEFAULT.jitter(0.1));
     /// ```
     pub fn load_policy(self, policy: LoadPolicy) -> Self {
-        KeyspaceBuilder {
-            load: policy,
-            ..self
-        }
+        self.set(|spec| spec.load = policy)
     }
 
     /// Keeps up to `capacity` recently read values in this process for `ttl`
@@ -204,10 +163,7 @@ impl KeyspaceBuilder {
     /// let builder = cache.keyspace("price").local(10_000, std::time::Duration::from_secs(5));
     /// ```
     pub fn local(self, capacity: u64, ttl: Duration) -> Self {
-        KeyspaceBuilder {
-            local: Some(LocalSettings { capacity, ttl }),
-            ..self
-        }
+        self.set(|spec| spec.local = Some(LocalSettings { capacity, ttl }))
     }
 
     /// Tags every entry of the keyspace: entries can then carry tags
@@ -230,7 +186,7 @@ impl KeyspaceBuilder {
     /// # Ok(()) }
     /// ```
     pub fn tagged(mut self) -> Self {
-        self.tagged = true;
+        self.spec.tagged = true;
         self
     }
 
@@ -361,45 +317,11 @@ impl KeyspaceBuilder {
 
     /// Validates the settings into the parts every typed view is built from.
     pub(crate) fn check(self) -> Result<KeyspaceSettings> {
-        if !is_valid_prefix(&self.prefix) {
-            return Err(Error::config(format!(
-                "prefix `{}` must be non-empty and made of A-Z a-z 0-9 . _ -",
-                self.prefix.escape_debug()
-            )));
-        }
-        if self.version == 0 {
-            return Err(Error::config(format!(
-                "version of prefix `{}` must be at least 1",
-                self.prefix
-            )));
-        }
-        if let Some(ttl) = self.ttl {
-            check_ttl(ttl, None)?;
-        }
-        self.load.check(&self.prefix)?;
-        if let Some(local) = &self.local {
-            local.check(&self.prefix)?;
-        }
-        if self.compress_min.is_some() && self.compress.is_none() {
-            return Err(Error::config(format!(
-                "compress_min on `{}` needs compress(...) to choose an algorithm",
-                self.prefix
-            )));
-        }
-        let mut keyspace = KeyspaceSettings::new(
-            self.engine,
-            &self.prefix,
-            self.version,
-            self.ttl,
-            self.codec,
-            self.load,
-        );
-        keyspace.local = self.local;
-        keyspace.tagged = self.tagged;
-        keyspace.compress = self.compress.map(|algorithm| {
-            let min = self.compress_min.unwrap_or(DEFAULT_COMPRESS_MIN);
-            CompressSettings::new(algorithm, min)
-        });
-        Ok(keyspace)
+        self.spec.check(self.engine)
+    }
+
+    fn set(mut self, change: impl FnOnce(&mut KeyspaceSpec)) -> Self {
+        change(&mut self.spec);
+        self
     }
 }
