@@ -3,6 +3,7 @@
 //! them coherent, the counters). `Cache` is its public face; typed views,
 //! building blocks and leases hold the engine, never the face.
 
+pub(crate) mod access;
 pub(crate) mod aside;
 mod bounded;
 mod coherence;

@@ -2,7 +2,6 @@
 //! `get_many`, `set_many`, `delete_many`, and `clear` of the whole keyspace.
 
 use std::borrow::Borrow;
-use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -11,8 +10,6 @@ use tracing::Instrument;
 use super::TypedCache;
 use crate::error::Result;
 use crate::key::CacheKey;
-use crate::stats::bump;
-use crate::ttl::Ttl;
 
 impl<K, V> TypedCache<K, V>
 where
@@ -41,11 +38,14 @@ where
         Q: CacheKey + ?Sized,
     {
         let full_keys = self.full_keys(keys, "get_many")?;
-        let found = self.get_many_bytes(&full_keys).await?;
-        full_keys
-            .iter()
-            .zip(found)
-            .map(|(full_key, bytes)| self.decode_read(full_key, bytes))
+        let found = self.space.read_many(&full_keys).await?;
+        let decoded = full_keys.iter().zip(found);
+        decoded
+            .map(|(full_key, bytes)| {
+                bytes
+                    .map(|bytes| self.decoder(full_key)(&bytes))
+                    .transpose()
+            })
             .collect()
     }
 
@@ -70,23 +70,10 @@ where
         Q: CacheKey + ?Sized,
     {
         self.not_empty(entries.len(), "set_many", "entry")?;
-        let write = async {
-            let mut encoded = Vec::with_capacity(entries.len());
-            for (key, value) in entries {
-                let full_key = self.space.layout.key(*key);
-                let (bytes, ttl) = self.stored_form(&full_key, value, None, &[]).await?;
-                encoded.push((full_key, bytes, ttl));
-            }
-            let written: Vec<String> = match self.space.local.is_on() {
-                true => encoded.iter().map(|(key, _, _)| key.clone()).collect(),
-                false => Vec::new(),
-            };
-            let written: Vec<&str> = written.iter().map(String::as_str).collect();
-            let write = self.space.backend().set_many(encoded);
-            self.space.local.around(&written, write).await
-        };
-        let write = self.space.backend().within(write);
-        write.instrument(self.space.span("set_many")).await
+        let encoded = (entries.iter())
+            .map(|(key, value)| self.encoded(self.space.layout.key(*key), value, &[]))
+            .collect::<Result<Vec<_>>>()?;
+        self.space.write_many(encoded).await
     }
 
     /// Removes many keys in one command (and their cached "absent" answers,
@@ -108,18 +95,9 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_keys = self.full_keys(keys, "delete_many")?;
-        let backend = self.space.backend();
-        let delete = backend.within(async {
-            if self.space.load.negative_ttl.is_some() {
-                let absent: Vec<String> =
-                    keys.iter().map(|key| self.space.absent.key(*key)).collect();
-                backend.delete_many(&absent).await?;
-            }
-            backend.delete_many(&full_keys).await
-        });
-        let written: Vec<&str> = full_keys.iter().map(String::as_str).collect();
-        self.space.local.around(&written, delete).await
+        self.space
+            .remove(&self.full_keys(keys, "delete_many")?)
+            .await
     }
 
     /// Removes every entry of this keyspace (namespace, prefix and version),
@@ -146,13 +124,7 @@ where
     /// # Ok(()) }
     /// ```
     pub async fn clear(&self) -> Result<u64> {
-        // Reads under way when it starts keep nothing (see `LocalCopy::fetched`).
-        self.space.local.clear();
-        let heads = [
-            self.space.layout.head().to_owned(),
-            self.space.absent.head().to_owned(),
-        ];
-        self.space.backend().clear(&heads).await
+        self.space.clear_all().await
     }
 
     /// Invalidates every entry of this keyspace (namespace, prefix and
@@ -187,57 +159,5 @@ where
         invalidate
             .instrument(self.space.span("invalidate_all"))
             .await
-    }
-
-    /// Many reads: local copies first, one MGET for the rest (and one for
-    /// the states of their tags not known locally).
-    async fn get_many_bytes(&self, full_keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
-        let backend = self.space.read_backend();
-        if !self.space.local.is_on() {
-            let read = backend.within(async {
-                let found = backend.get_many(full_keys).await?;
-                let found = found
-                    .into_iter()
-                    .map(|read| read.map(|b| (b, Ttl::Persistent)));
-                self.space.fresh_many(found.collect()).await
-            });
-            let found = read.instrument(self.space.span("get_many")).await?;
-            return Ok(found.into_iter().map(|f| f.map(|f| f.payload)).collect());
-        }
-        let (local, engine) = (&self.space.local, &self.space.engine);
-        let mut found: Vec<Option<Vec<u8>>> = full_keys
-            .iter()
-            .map(|key| local.get(key, engine).map(|bytes| bytes.to_vec()))
-            .collect();
-        for _ in found.iter().filter(|bytes| bytes.is_some()) {
-            bump(&self.counters().local_hits);
-        }
-        let missing: Vec<String> = full_keys
-            .iter()
-            .zip(&found)
-            .filter(|(_, bytes)| bytes.is_none())
-            .map(|(key, _)| key.clone())
-            .collect();
-        if missing.is_empty() {
-            return Ok(found);
-        }
-        let tickets: Vec<_> = missing.iter().map(|key| local.ticket(key)).collect();
-        let read = backend.within(async {
-            let found = backend.get_many_with_ttl(&missing).await?;
-            self.space.fresh_many(found).await
-        });
-        let fetched = read.instrument(self.space.span("get_many")).await?;
-        let mut fetched = fetched.into_iter().zip(missing.iter().zip(tickets));
-        for slot in found.iter_mut().filter(|slot| slot.is_none()) {
-            let Some((read, (key, ticket))) = fetched.next() else {
-                break;
-            };
-            if let Some(fresh) = read {
-                let kept = (fresh.payload.as_slice(), fresh.tags.map(Arc::new));
-                local.fetched_decoded(key, kept, None, fresh.ttl, ticket);
-                *slot = Some(fresh.payload);
-            }
-        }
-        Ok(found)
     }
 }

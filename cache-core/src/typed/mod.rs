@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec::ValueFormat;
+use crate::engine::access::Encoded;
 use crate::engine::local::{LocalCopy, LocalSettings};
 use crate::engine::{KeyspaceSettings, Space};
 use crate::error::{Error, Result};
@@ -25,7 +26,7 @@ use crate::key::CacheKey;
 use crate::settings::LoadPolicy;
 use crate::stats::LocalStats;
 use crate::stats::{KeyspaceCounters, bump};
-use crate::ttl::{Ttl, check_ttl};
+use crate::ttl::check_ttl;
 
 /// Typed access to the entries of one keyspace: keys of type `K`, values of type `V`.
 ///
@@ -287,28 +288,19 @@ where
         &self.space.counters
     }
 
-    /// `value` as stored at `full_key` to expire after `ttl` (`None`: the
-    /// default, jittered, checked) under the call's tags `extra` and its own,
-    /// and how long Redis keeps it (see `Space::seal`).
-    async fn stored_form(
-        &self,
-        full_key: &str,
-        value: &V,
-        ttl: Option<Duration>,
-        extra: &[String],
-    ) -> Result<(Vec<u8>, Option<Duration>)> {
-        let ttl = match ttl {
-            Some(ttl) => Some(ttl),
-            None => {
-                if let Some(ttl) = self.space.ttl {
-                    check_ttl(ttl, Some(full_key))?;
-                }
-                (self.space.ttl).map(|ttl| self.space.load.jittered(ttl))
-            }
-        };
-        let bytes = self.encode(full_key, value)?;
+    /// `value` encoded for `full_key`, under the call's tags `extra` and its own.
+    ///
+    /// # Errors
+    /// Encode and size errors; [`Error::Config`] for tags on a keyspace that
+    /// is not tagged.
+    fn encoded(&self, full_key: String, value: &V, extra: &[String]) -> Result<Encoded> {
+        let bytes = self.encode(&full_key, value)?;
         let tags = self.tags(value, extra)?;
-        self.space.seal(bytes, ttl, &tags).await
+        Ok(Encoded {
+            full_key,
+            bytes,
+            tags,
+        })
     }
 
     /// The user tags of `value` written with the call's `extra` tags.
@@ -342,49 +334,22 @@ where
     }
 
     fn decode(&self, full_key: &str, bytes: Option<Vec<u8>>) -> Result<Option<V>> {
-        let Some(bytes) = bytes else { return Ok(None) };
-        self.format.decode(&bytes).map(Some).map_err(|source| {
-            bump(&self.counters().decode_errors);
-            Error::Decode {
-                key: full_key.to_owned(),
-                source,
-            }
-        })
+        bytes
+            .map(|bytes| self.decoder(full_key)(&bytes))
+            .transpose()
     }
 
-    /// A read's stored bytes as callers see them: the payload of a value
-    /// that has not expired (fail-safe) nor been invalidated by a tag.
-    ///
-    /// # Errors
-    /// Backend and timeout errors of reading tag states.
-    async fn fresh(&self, read: Option<Vec<u8>>) -> Result<Option<Vec<u8>>> {
-        let read = read.map(|stored| (stored, Ttl::Persistent));
-        Ok(self.space.fresh(read).await?.map(|fresh| fresh.payload))
-    }
-
-    /// Decodes a read and counts it as a hit or a miss.
-    fn decode_read(&self, full_key: &str, bytes: Option<Vec<u8>>) -> Result<Option<V>> {
-        let counters = self.counters();
-        bump(if bytes.is_some() {
-            &counters.hits
-        } else {
-            &counters.misses
-        });
-        self.decode(full_key, bytes)
-    }
-
-    /// Decodes a local hit and counts it.
-    fn decode_local(&self, full_key: &str, bytes: &[u8]) -> Result<Option<V>> {
-        let counters = self.counters();
-        bump(&counters.local_hits);
-        bump(&counters.hits);
-        self.format.decode(bytes).map(Some).map_err(|source| {
-            bump(&counters.decode_errors);
-            Error::Decode {
-                key: full_key.to_owned(),
-                source,
-            }
-        })
+    /// Decodes the bytes read at `full_key`; a failure is counted and names the key.
+    fn decoder<'a>(&'a self, full_key: &'a str) -> impl FnOnce(&[u8]) -> Result<V> + 'a {
+        move |bytes| {
+            self.format.decode(bytes).map_err(|source| {
+                bump(&self.counters().decode_errors);
+                Error::Decode {
+                    key: full_key.to_owned(),
+                    source,
+                }
+            })
+        }
     }
 
     /// A batch call needs at least one `item`.

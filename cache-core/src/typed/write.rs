@@ -7,15 +7,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tracing::Instrument;
 
 use super::TypedCache;
 use crate::KeyedCacheable;
-use crate::backend::ops::stamp::Expire;
-use crate::backend::{Incr, SetMode};
-use crate::error::{Error, Result};
+use crate::backend::SetMode;
+use crate::error::Result;
 use crate::key::CacheKey;
-use crate::ttl::check_ttl;
 
 impl<K, V> TypedCache<K, V>
 where
@@ -69,13 +66,12 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.layout.key(key);
         let tags: Vec<String> = tags.iter().map(|tag| (*tag).to_owned()).collect();
-        let write = async {
-            let (bytes, ttl) = self.stored_form(&full_key, value, None, &tags).await?;
-            self.write(&full_key, bytes, ttl, "set").await
-        };
-        self.space.backend().within(write).await
+        let value = self.encoded(self.space.layout.key(key), value, &tags)?;
+        self.space
+            .write_one(value, None, SetMode::Always)
+            .await
+            .map(drop)
     }
 
     /// Writes `value` at `key` expiring after `ttl`, whatever the default.
@@ -96,13 +92,11 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.layout.key(key);
-        check_ttl(ttl, Some(&full_key))?;
-        let write = async {
-            let (bytes, kept) = self.stored_form(&full_key, value, Some(ttl), &[]).await?;
-            self.write(&full_key, bytes, kept, "set").await
-        };
-        self.space.backend().within(write).await
+        let value = self.encoded(self.space.layout.key(key), value, &[])?;
+        self.space
+            .write_one(value, Some(ttl), SetMode::Always)
+            .await
+            .map(drop)
     }
 
     /// Writes `value` only if `key` holds nothing (`SET NX`), with the default
@@ -124,15 +118,9 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.layout.key(key);
-        let backend = self.space.backend();
-        let write = async {
-            let (bytes, ttl) = self.stored_form(&full_key, value, None, &[]).await?;
-            // Either way the local copy may be stale: drop it.
-            let write = backend.set(&full_key, bytes, ttl, SetMode::IfAbsent);
-            self.space.local.around(&[&full_key], write).await
-        };
-        backend.within(write).await
+        let value = self.encoded(self.space.layout.key(key), value, &[])?;
+        // Either way the local copy may be stale: `write_one` drops it.
+        self.space.write_one(value, None, SetMode::IfAbsent).await
     }
 
     /// Removes `key` (and a cached "absent" answer for it, with negative
@@ -154,16 +142,8 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.layout.key(key);
-        let backend = self.space.backend();
-        let delete = backend.within(async {
-            if self.space.load.negative_ttl.is_some() {
-                // An invalidation must also drop a cached "absent" answer.
-                backend.delete(&self.space.absent.key(key)).await?;
-            }
-            backend.delete(&full_key).await
-        });
-        self.space.local.around(&[&full_key], delete).await
+        let removed = self.space.remove(&[self.space.layout.key(key)]).await?;
+        Ok(removed > 0)
     }
 
     /// Sets `key` to expire after `ttl`; returns whether the key existed.
@@ -185,24 +165,8 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        let full_key = self.space.layout.key(key);
-        check_ttl(ttl, Some(&full_key))?;
-        let backend = self.space.backend();
-        let Some(window) = self.space.fail_safe() else {
-            let expire = backend.expire(&full_key, ttl);
-            return self.space.local.around(&[&full_key], expire).await;
-        };
-        // The value's own expiry moves with Redis', in one step.
-        let tail = crate::stored::stamp::restamp(ttl);
-        let op = Expire {
-            key: &full_key,
-            tail,
-            ttl,
-            window,
-        };
         self.space
-            .local
-            .around(&[&full_key], backend.run(&op))
+            .expire_one(&self.space.layout.key(key), ttl)
             .await
     }
 
@@ -226,15 +190,9 @@ where
         Q: CacheKey + ?Sized,
     {
         let full_key = self.space.layout.key(key);
-        let take = async {
-            let take = self.space.backend().take(&full_key);
-            let keys = [full_key.as_str()];
-            let bytes = self.space.local.around(&keys, take).await?;
-            self.fresh(bytes).await
-        };
-        let take = self.space.backend().within(take);
-        let bytes = take.instrument(self.space.span("take")).await?;
-        self.decode_read(&full_key, bytes)
+        self.space
+            .take_one(&full_key, self.decoder(&full_key))
+            .await
     }
 
     /// Adds `delta` to the integer at `key` atomically (a missing key counts as 0)
@@ -263,53 +221,10 @@ where
         Q: CacheKey + ?Sized,
     {
         let full_key = self.space.layout.key(key);
-        if self.space.fail_safe().is_some() || self.space.tagged {
-            return Err(Error::config(format!(
-                "incr on `{full_key}`: a keyspace with fail_safe or tags stores values with a \
-                 header, not as Redis integers"
-            )));
-        }
-        let Some(bounds) = self.format.integer else {
-            return Err(Error::config(format!(
-                "incr on `{full_key}`: the value type {} is not an integer",
-                std::any::type_name::<V>()
-            )));
-        };
-        if let Some(ttl) = self.space.ttl {
-            check_ttl(ttl, Some(&full_key))?;
-        }
-        let incr = Incr {
-            key: &full_key,
-            delta,
-            bounds,
-            ttl: self.space.ttl,
-        };
-        let value = self
-            .space
-            .local
-            .around(&[&full_key], self.space.backend().run(&incr))
-            .await?;
-        let bytes = value.to_string().into_bytes();
-        self.decode(&full_key, Some(bytes))?
-            .ok_or(Error::NotAnInteger { key: full_key })
-    }
-
-    /// One write, with the local copy dropped around it.
-    async fn write(
-        &self,
-        full_key: &str,
-        bytes: Vec<u8>,
-        ttl: Option<Duration>,
-        operation: &'static str,
-    ) -> Result<()> {
-        let write = self
-            .space
-            .backend()
-            .set(full_key, bytes, ttl, SetMode::Always);
-        let keys = [full_key];
-        let write = self.space.local.around(&keys, write);
-        write.instrument(self.space.span(operation)).await?;
-        Ok(())
+        let integer = (self.format.integer, std::any::type_name::<V>());
+        let value = self.space.add(&full_key, delta, integer).await?;
+        let decoded = self.decoder(&full_key)(value.to_string().as_bytes())?;
+        Ok(decoded)
     }
 }
 

@@ -3,9 +3,7 @@
 //! absences with the negative TTL, and removal of undecodable values the
 //! loader no longer finds. Best effort: the callers have their answers.
 
-use std::time::Duration;
-
-use crate::backend::SetMode;
+use crate::engine::access::Sealed;
 use crate::engine::flight::Outcome;
 use crate::engine::{Since, Space};
 use crate::stats::bump;
@@ -18,7 +16,7 @@ pub(super) async fn store(
     (outcomes, tags): (&[Outcome], &[Vec<String>]),
     since: Since,
 ) {
-    let mut writes: Vec<(String, Vec<u8>, Option<Duration>)> = Vec::new();
+    let mut writes: Sealed = Vec::new();
     let mut removals = Vec::new();
     let no_tags = Vec::new();
     for (at, ((full_key, heal), outcome)) in keys.iter().zip(outcomes).enumerate() {
@@ -59,17 +57,8 @@ pub(super) async fn store(
     if writes.is_empty() {
         return;
     }
-    let written: Vec<&str> = match space.local.is_on() {
-        true => keys.iter().map(|(full_key, _)| full_key.as_str()).collect(),
-        false => Vec::new(),
-    };
-    let stored = match <[_; 1]>::try_from(writes) {
-        Ok([(key, bytes, ttl)]) => {
-            let write = backend.set(&key, bytes, ttl, SetMode::Always);
-            space.local.around(&written, write).await.map(drop)
-        }
-        Err(writes) => space.local.around(&written, backend.set_many(writes)).await,
-    };
+    let written: Vec<String> = keys.iter().map(|(full_key, _)| full_key.clone()).collect();
+    let stored = space.put_sealed(writes, &written).await;
     if let Err(error) = stored {
         tracing::debug!(%error, "write-back after load failed");
     }
