@@ -129,28 +129,6 @@ pub mod __private {
     pub use crate::cached::*;
 }
 
-/// [`redact::url`] under its former name.
-///
-/// ```
-/// # #[allow(deprecated)]
-/// assert_eq!(cache_core::redact_url("redis://:pw@h:1"), "redis://:***@h:1");
-/// ```
-#[deprecated(note = "use cache_core::redact::url")]
-pub fn redact_url(url: &str) -> String {
-    redact::url(url)
-}
-
-/// [`redact::nodes`] under its former name.
-///
-/// ```
-/// # #[allow(deprecated)]
-/// assert_eq!(cache_core::redact_nodes(&["redis://:pw@h:1".to_owned()]), "redis://:***@h:1");
-/// ```
-#[deprecated(note = "use cache_core::redact::nodes")]
-pub fn redact_nodes(nodes: &[String]) -> String {
-    redact::nodes(nodes)
-}
-
 /// The redis-rs crate this toolkit is built on, for use with [`Cache::redis_connection`].
 pub use redis;
 

@@ -1,10 +1,13 @@
-//! `#[derive(Cacheable)]` for cache-core. Use it through `cache_core::Cacheable`
-//! (the `derive` feature, on by default); the attributes are documented there,
-//! in a table with an example for each.
+//! `#[derive(Cacheable)]` and `#[cached]` for cache-core. Use them through
+//! `cache_core` (the `derive` feature, on by default); the derive's
+//! attributes are documented at `cache_core::Cacheable`, in a table with an
+//! example for each, and `#[cached]` in `cache_core::guide::cached`.
 //!
-//! Laid out like thiserror's `impl/`: `attr` reads the attributes, `valid`
-//! checks them (every error spanned at the offending token, all reported at
-//! once), and `expand` writes the impls with absolute paths only.
+//! Laid out like thiserror's `impl/`, in passes that import only forward:
+//! `attr` reads the attributes, `valid` checks them (every error spanned at
+//! the offending token, all reported at once; `valid::compress` for the
+//! compression options), and `expand` writes the impls with absolute paths
+//! only. `cached` holds the same passes for `#[cached]`.
 
 mod attr;
 mod cached;

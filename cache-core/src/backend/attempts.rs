@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 pub(crate) use super::next::Retry;
-use super::next::{Attempt, Next, after_error};
+use super::next::{Attempt, NextStep, after_error};
 use crate::error::{Error, Result};
 
 /// How long to wait before sending again a command a cluster did not execute.
@@ -62,10 +62,10 @@ where
             deadline_passed: tokio::time::Instant::now() >= deadline,
         };
         match after_error(&err, seen) {
-            Next::Resend => may_resend = false,
-            Next::Pause => tokio::time::sleep(CLUSTER_RETRY_PAUSE).await,
-            Next::Timeout { outcome_unknown } => return Err(site.timed_out(outcome_unknown)),
-            Next::Fail { outcome_unknown } => {
+            NextStep::Resend => may_resend = false,
+            NextStep::Pause => tokio::time::sleep(CLUSTER_RETRY_PAUSE).await,
+            NextStep::Timeout { outcome_unknown } => return Err(site.timed_out(outcome_unknown)),
+            NextStep::Fail { outcome_unknown } => {
                 let key = Some(site.key);
                 return Err(Error::from_redis(site.operation, key, err, outcome_unknown));
             }

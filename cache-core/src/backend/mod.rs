@@ -64,7 +64,8 @@ pub(crate) use self::memory::MemoryBackend;
 pub(crate) use self::ops::Atomic;
 pub(crate) use self::ops::counter::Incr;
 pub(crate) use self::redis::{
-    ConnectOptions, Event, Health, Hook, Op, Opened, Pending, RedisBackend, Retry, Target, Tracker,
+    ConnectOptions, CredentialsFuture, Event, Health, Hook, Op, Opened, RedisBackend, Retry,
+    Target, Tracker,
 };
 pub use self::redis::{Credentials, RedisConnection};
 

@@ -23,7 +23,7 @@ pub(crate) enum Retry {
 
 /// The next step after a failed attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Next {
+pub(super) enum NextStep {
     /// Send it again at once: its connection dropped, and the call may go twice.
     Resend,
     /// Send it again after a pause: the cluster did not run it (a slot
@@ -61,33 +61,33 @@ pub(super) fn is_not_executed(err: &RedisError) -> bool {
 }
 
 /// The decision; pure, so that it is tested without a server.
-pub(super) fn after_error(err: &RedisError, attempt: Attempt) -> Next {
+pub(super) fn after_error(err: &RedisError, attempt: Attempt) -> NextStep {
     let may_be_applied = attempt.retry == Retry::Never;
     if is_not_executed(err) {
         // Known not run; past the budget it is a timeout whatever the last answer said.
         return match attempt.deadline_passed {
-            true => Next::Timeout {
+            true => NextStep::Timeout {
                 outcome_unknown: false,
             },
-            false => Next::Pause,
+            false => NextStep::Pause,
         };
     }
     if err.is_connection_refusal() {
         // No connection could be made, so nothing was sent.
-        return Next::Fail {
+        return NextStep::Fail {
             outcome_unknown: false,
         };
     }
     let lost = is_connection_loss(err);
     if err.is_timeout() || (lost && attempt.deadline_passed) {
-        return Next::Timeout {
+        return NextStep::Timeout {
             outcome_unknown: may_be_applied,
         };
     }
     if lost && attempt.may_resend {
-        return Next::Resend;
+        return NextStep::Resend;
     }
-    Next::Fail {
+    NextStep::Fail {
         outcome_unknown: may_be_applied && lost,
     }
 }
@@ -133,12 +133,12 @@ mod tests {
             .into()
     }
 
-    fn timeout(outcome_unknown: bool) -> Next {
-        Next::Timeout { outcome_unknown }
+    fn timeout(outcome_unknown: bool) -> NextStep {
+        NextStep::Timeout { outcome_unknown }
     }
 
-    fn fail(outcome_unknown: bool) -> Next {
-        Next::Fail { outcome_unknown }
+    fn fail(outcome_unknown: bool) -> NextStep {
+        NextStep::Fail { outcome_unknown }
     }
 
     /// Each case: the error, the call's retry rule, whether a resend is
@@ -147,7 +147,13 @@ mod tests {
     fn each_failure_leads_to_one_decision() {
         let cases = [
             // A dropped connection: resent once if the call may go twice.
-            (io(ConnectionReset), IDEMPOTENT, true, false, Next::Resend),
+            (
+                io(ConnectionReset),
+                IDEMPOTENT,
+                true,
+                false,
+                NextStep::Resend,
+            ),
             (io(ConnectionReset), IDEMPOTENT, false, false, fail(false)),
             (io(ConnectionReset), NEVER, false, false, fail(true)),
             // Not reached once the budget is spent: a timeout, however reported.
@@ -200,7 +206,7 @@ mod tests {
         ];
         for kind in kinds {
             let err = server(kind);
-            for (deadline_passed, expected) in [(false, Next::Pause), (true, timeout(false))] {
+            for (deadline_passed, expected) in [(false, NextStep::Pause), (true, timeout(false))] {
                 let attempt = Attempt {
                     retry: NEVER,
                     may_resend: false,

@@ -20,7 +20,7 @@
 use std::borrow::Borrow;
 
 use super::{block_basics, block_key};
-use crate::backend::ops::sequence::{Current, Next, Seed};
+use crate::backend::ops::sequence::{Allocate, Current, Seed};
 use crate::engine::KeyspaceSettings;
 use crate::engine::Scope;
 use crate::error::{Error, Result};
@@ -167,7 +167,7 @@ impl<K: CacheKey + ?Sized> Sequences<K> {
                 .iter()
                 .filter_map(|&at| full_keys.get(at).cloned())
                 .collect();
-            let next = Next {
+            let next = Allocate {
                 keys: &keys,
                 step: self.step,
             };

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::{Cache, DEFAULT_MAX_VALUE_SIZE, DEFAULT_TIMEOUT, DEFAULT_URL};
 use std::future::Future;
 
-use crate::backend::{Backend, ConnectOptions, Credentials, Hook, Pending, Target};
+use crate::backend::{Backend, ConnectOptions, Credentials, CredentialsFuture, Hook, Target};
 use crate::error::{BoxError, Error, Result};
 use crate::redact;
 use crate::stats::Stats;
@@ -337,7 +337,7 @@ impl CacheBuilder {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::result::Result<Credentials, BoxError>> + Send + 'static,
     {
-        let hook = move || -> Pending { Box::pin(hook()) };
+        let hook = move || -> CredentialsFuture { Box::pin(hook()) };
         CacheBuilder {
             hook: Some(Hook(Arc::new(hook))),
             ..self

@@ -12,13 +12,13 @@ use crate::freshness::StaleReason;
 use crate::stats::bump;
 use crate::stored::compress;
 use crate::stored::stamp::{self, Stamp};
-use crate::stored::tag_header::{self as header, Opened, TagList};
+use crate::stored::tag_header::{self as header, Header, TagList};
 use crate::ttl::Ttl;
 
 /// A value that may be served: the codec's bytes, the time it has left,
 /// and the tags it was written under (a local copy keeps them to check).
 #[derive(Debug)]
-pub(crate) struct Fresh {
+pub(crate) struct Servable {
     pub(crate) payload: Vec<u8>,
     pub(crate) ttl: Ttl,
     pub(crate) tags: Option<TagList>,
@@ -27,7 +27,7 @@ pub(crate) struct Fresh {
 /// Where a stored value stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Standing {
-    Fresh,
+    Live,
     /// Past its logical expiry (fail-safe); served again for this reason
     /// within the throttle after a failed load.
     Expired(Option<StaleReason>),
@@ -52,13 +52,13 @@ pub(crate) struct Reading {
 
 impl Reading {
     /// The value to serve, if it is fresh.
-    pub(crate) fn into_fresh(self) -> Option<Fresh> {
-        if self.standing != Standing::Fresh {
+    pub(crate) fn into_servable(self) -> Option<Servable> {
+        if self.standing != Standing::Live {
             return None;
         }
         let mut payload = self.stored;
         payload.drain(..self.at);
-        Some(Fresh {
+        Some(Servable {
             payload: compress::inflate(payload, self.limit),
             ttl: self.left,
             tags: self.tags,
@@ -67,9 +67,9 @@ impl Reading {
 
     /// What a cache-aside read makes of it: fresh, or (`Err`) the copy to
     /// answer with if a load fails, for a value expired or invalidated.
-    pub(crate) fn into_aside(self) -> std::result::Result<Option<Fresh>, Option<StaleCopy>> {
+    pub(crate) fn into_aside(self) -> std::result::Result<Option<Servable>, Option<StaleCopy>> {
         match self.standing {
-            Standing::Fresh => Ok(self.into_fresh()),
+            Standing::Live => Ok(self.into_servable()),
             Standing::Expired(serve_now) => {
                 Err(Some(StaleCopy::in_redis(self.stored, self.at, serve_now)))
             }
@@ -87,7 +87,7 @@ impl Space {
             stored,
             at: 0,
             left: ttl,
-            standing: Standing::Fresh,
+            standing: Standing::Live,
             tags: None,
             limit,
         };
@@ -96,14 +96,14 @@ impl Space {
         }
         let (stamp, at) = stamp::open(&stored);
         let (standing, left) = match stamp {
-            Stamp::Fresh(own) => (Standing::Fresh, stamp::lesser(own, ttl)),
+            Stamp::Live(own) => (Standing::Live, stamp::lesser(own, ttl)),
             Stamp::Expired => (Standing::Expired(None), ttl),
             Stamp::Throttled(reason) => (Standing::Expired(Some(reason)), ttl),
         };
         let (tags, at, standing) = match header::open(stored.get(at..).unwrap_or_default()) {
-            Opened::Plain => (None, at, standing),
-            Opened::Tagged(list, len) => (Some(list), at + len, standing),
-            Opened::Broken => (None, at, Standing::Broken),
+            Header::Plain => (None, at, standing),
+            Header::Tagged(list, len) => (Some(list), at + len, standing),
+            Header::Broken => (None, at, Standing::Broken),
         };
         Reading {
             stored,
@@ -122,7 +122,7 @@ impl Space {
     /// Backend and timeout errors of that read.
     pub(crate) async fn check_tags(&self, readings: &mut [Option<Reading>]) -> Result<()> {
         let tagged =
-            |reading: &Reading| reading.standing == Standing::Fresh && reading.tags.is_some();
+            |reading: &Reading| reading.standing == Standing::Live && reading.tags.is_some();
         let lists: Vec<&TagList> = (readings.iter().flatten())
             .filter(|reading| tagged(reading))
             .filter_map(|reading| reading.tags.as_ref())
@@ -146,10 +146,10 @@ impl Space {
     ///
     /// # Errors
     /// Backend and timeout errors of reading tag states.
-    pub(crate) async fn fresh_many(
+    pub(crate) async fn servable_many(
         &self,
         reads: Vec<Option<(Vec<u8>, Ttl)>>,
-    ) -> Result<Vec<Option<Fresh>>> {
+    ) -> Result<Vec<Option<Servable>>> {
         let mut readings: Vec<Option<Reading>> = reads
             .into_iter()
             .map(|read| read.map(|(stored, ttl)| self.reading(stored, ttl)))
@@ -157,22 +157,22 @@ impl Space {
         self.check_tags(&mut readings).await?;
         Ok(readings
             .into_iter()
-            .map(|reading| reading.and_then(Reading::into_fresh))
+            .map(|reading| reading.and_then(Reading::into_servable))
             .collect())
     }
 
-    /// [`fresh_many`](Self::fresh_many) of one read.
+    /// [`servable_many`](Self::servable_many) of one read.
     ///
     /// # Errors
-    /// As `fresh_many`.
-    pub(crate) async fn fresh(&self, read: Option<(Vec<u8>, Ttl)>) -> Result<Option<Fresh>> {
+    /// As `servable_many`.
+    pub(crate) async fn servable(&self, read: Option<(Vec<u8>, Ttl)>) -> Result<Option<Servable>> {
         let Some((stored, ttl)) = read else {
             return Ok(None);
         };
         let mut reading = self.reading(stored, ttl);
         // A hot read: every tag's state known locally, no list to gather.
         let known = match (&reading.tags, reading.standing) {
-            (Some(tags), Standing::Fresh) => self.engine.tags_known_valid(tags),
+            (Some(tags), Standing::Live) => self.engine.tags_known_valid(tags),
             _ => Some(true),
         };
         match known {
@@ -185,9 +185,9 @@ impl Space {
                 let mut readings = [Some(reading)];
                 self.check_tags(&mut readings).await?;
                 let [checked] = readings;
-                return Ok(checked.and_then(Reading::into_fresh));
+                return Ok(checked.and_then(Reading::into_servable));
             }
         }
-        Ok(reading.into_fresh())
+        Ok(reading.into_servable())
     }
 }

@@ -129,6 +129,61 @@ impl Space {
         Arc::make_mut(&mut self.parts)
     }
 
+    /// The keyspace `settings` describe, with its local tier, shared by
+    /// every view of the keyspace on the handle.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the keyspace already has a local tier with
+    /// other settings on this handle.
+    pub(crate) fn build(settings: KeyspaceSettings) -> Result<Self> {
+        let local = match settings.local {
+            Some(local) => {
+                let (tier, agreed) = settings.engine.local_tier(&settings.layout, local);
+                agreed?;
+                Some(tier)
+            }
+            None => None,
+        };
+        Ok(Space::new(settings, LocalCopy::new(local)))
+    }
+
+    /// This keyspace with a local tier of `settings` in front of the backend.
+    ///
+    /// # Errors
+    /// As [`build`](Self::build), and for settings out of range.
+    pub(crate) fn with_local(&self, settings: LocalSettings) -> Result<Self> {
+        settings.check(self.layout.prefix())?;
+        let (tier, agreed) = self.engine.local_tier(&self.layout, settings);
+        agreed?;
+        let mut copy = self.clone();
+        copy.parts_mut().local = LocalCopy::new(Some(tier));
+        Ok(copy)
+    }
+
+    /// # Errors
+    /// [`Error::Config`] when the keyspace is not tagged.
+    pub(crate) fn check_tagged(&self) -> Result<()> {
+        if self.tagged {
+            return Ok(());
+        }
+        Err(Error::config(format!(
+            "keyspace `{}` is not tagged: build it with KeyspaceBuilder::tagged() \
+             (or #[cache(tagged)]) to use tags on it",
+            self.layout.prefix()
+        )))
+    }
+
+    /// A batch call needs at least one `item`.
+    pub(crate) fn not_empty(&self, len: usize, operation: &str, item: &str) -> Result<()> {
+        if len == 0 {
+            return Err(Error::config(format!(
+                "{operation} on `{}` needs at least one {item}",
+                self.layout.prefix()
+            )));
+        }
+        Ok(())
+    }
+
     /// The storage of this keyspace's handle.
     pub(crate) fn backend(&self) -> &crate::backend::Backend {
         self.engine.backend()

@@ -21,7 +21,7 @@ pub(crate) const MAGIC: [u8; 3] = [0xFF, b'f', b's'];
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Stamp {
     /// Before its logical expiry: the time left (`Persistent`: none).
-    Fresh(Ttl),
+    Live(Ttl),
     /// Past its logical expiry: to be loaded again.
     Expired,
     /// Served again after a failed load, until the throttle runs out.
@@ -64,19 +64,19 @@ pub(crate) fn seal(
 /// and where the payload starts.
 pub(crate) fn open(stored: &[u8]) -> (Stamp, usize) {
     let Some((head, _)) = stored.split_first_chunk::<HEADER>() else {
-        return (Stamp::Fresh(Ttl::Persistent), 0);
+        return (Stamp::Live(Ttl::Persistent), 0);
     };
     if head[..3] != MAGIC {
-        return (Stamp::Fresh(Ttl::Persistent), 0);
+        return (Stamp::Live(Ttl::Persistent), 0);
     }
     let mut expiry = [0; 8];
     expiry.copy_from_slice(&head[4..]);
     let expiry = u64::from_be_bytes(expiry);
     let now = now_ms();
     let stamp = match (head[3], expiry) {
-        (_, 0) => Stamp::Fresh(Ttl::Persistent),
+        (_, 0) => Stamp::Live(Ttl::Persistent),
         (_, at) if at <= now => Stamp::Expired,
-        (0, at) => Stamp::Fresh(Ttl::Expires(Duration::from_millis(at - now))),
+        (0, at) => Stamp::Live(Ttl::Expires(Duration::from_millis(at - now))),
         (2, _) => Stamp::Throttled(StaleReason::LoaderTimeout),
         _ => Stamp::Throttled(StaleReason::LoaderError),
     };
@@ -112,9 +112,7 @@ mod tests {
         assert_eq!(sealed.len(), HEADER + 2);
         let (stamp, at) = open(&sealed);
         assert_eq!(&sealed[at..], b"42");
-        assert!(
-            matches!(stamp, Stamp::Fresh(Ttl::Expires(left)) if left > Duration::from_secs(59))
-        );
+        assert!(matches!(stamp, Stamp::Live(Ttl::Expires(left)) if left > Duration::from_secs(59)));
         let throttled = seal(
             b"1",
             Some(Duration::from_secs(5)),
@@ -126,14 +124,14 @@ mod tests {
         );
         assert_eq!(
             open(&seal(b"1", None, None)).0,
-            Stamp::Fresh(Ttl::Persistent)
+            Stamp::Live(Ttl::Persistent)
         );
     }
 
     #[test]
     fn bytes_without_a_header_read_as_they_are() {
-        assert_eq!(open(b"\"plain\""), (Stamp::Fresh(Ttl::Persistent), 0));
-        assert_eq!(open(b"\xFFfs"), (Stamp::Fresh(Ttl::Persistent), 0));
+        assert_eq!(open(b"\"plain\""), (Stamp::Live(Ttl::Persistent), 0));
+        assert_eq!(open(b"\xFFfs"), (Stamp::Live(Ttl::Persistent), 0));
     }
 
     #[test]

@@ -42,7 +42,7 @@ impl TagList {
 
 /// What the bytes after any fail-safe header hold.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Opened {
+pub(crate) enum Header {
     /// No tag header: the codec's bytes.
     Plain,
     /// A tag header of this many bytes.
@@ -63,23 +63,23 @@ pub(crate) fn seal(list: &TagList, payload: &[u8]) -> Vec<u8> {
 }
 
 /// Reads the tag header at the start of `bytes`, if there is one.
-pub(crate) fn open(bytes: &[u8]) -> Opened {
+pub(crate) fn open(bytes: &[u8]) -> Header {
     let Some(rest) = bytes.strip_prefix(&MAGIC[..]) else {
-        return Opened::Plain;
+        return Header::Plain;
     };
     let mut reader = Reader { rest };
     let Some(count) = reader.u16() else {
-        return Opened::Broken;
+        return Header::Broken;
     };
     let start = reader.rest;
     for _ in 0..count {
         if reader.tag().is_none() {
-            return Opened::Broken;
+            return Header::Broken;
         }
     }
     let raw = start[..start.len() - reader.rest.len()].to_vec();
     let list = TagList { count, raw };
-    Opened::Tagged(list, bytes.len() - reader.rest.len())
+    Header::Tagged(list, bytes.len() - reader.rest.len())
 }
 
 struct Reader<'a> {
@@ -123,7 +123,7 @@ mod tests {
     #[test]
     fn a_sealed_list_opens_to_itself_and_the_payload() {
         let sealed = seal(&list(), b"{\"a\":1}");
-        let Opened::Tagged(opened, at) = open(&sealed) else {
+        let Header::Tagged(opened, at) = open(&sealed) else {
             panic!("not tagged");
         };
         assert_eq!(opened, list());
@@ -133,13 +133,13 @@ mod tests {
 
     #[test]
     fn plain_and_cut_bytes_are_told_apart() {
-        assert_eq!(open(b"{\"a\":1}"), Opened::Plain);
-        assert_eq!(open(b""), Opened::Plain);
+        assert_eq!(open(b"{\"a\":1}"), Header::Plain);
+        assert_eq!(open(b""), Header::Plain);
         let sealed = seal(&list(), b"1");
         for cut in 3..sealed.len() - 1 {
-            assert_eq!(open(&sealed[..cut]), Opened::Broken, "cut at {cut}");
+            assert_eq!(open(&sealed[..cut]), Header::Broken, "cut at {cut}");
         }
         // A count far beyond the bytes allocates nothing for it.
-        assert_eq!(open(&[0xFF, b't', b'g', 0xFF, 0xFF]), Opened::Broken);
+        assert_eq!(open(&[0xFF, b't', b'g', 0xFF, 0xFF]), Header::Broken);
     }
 }

@@ -5,7 +5,6 @@ use std::borrow::Borrow;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tracing::Instrument;
 
 use super::TypedCache;
 use crate::error::Result;
@@ -69,7 +68,7 @@ where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        self.not_empty(entries.len(), "set_many", "entry")?;
+        self.space.not_empty(entries.len(), "set_many", "entry")?;
         let encoded = (entries.iter())
             .map(|(key, value)| self.encoded(self.space.layout.key(*key), value, &[]))
             .collect::<Result<Vec<_>>>()?;
@@ -152,12 +151,6 @@ where
     /// # Ok(()) }
     /// ```
     pub async fn invalidate_all(&self) -> Result<()> {
-        self.check_tagged()?;
-        let names = [crate::engine::tags::keyspace_tag(&self.space.layout)];
-        let engine = &self.space.engine;
-        let invalidate = engine.backend().within(engine.invalidate_tags(&names));
-        invalidate
-            .instrument(self.space.span("invalidate_all"))
-            .await
+        self.space.invalidate_all().await
     }
 }

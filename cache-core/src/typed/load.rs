@@ -3,18 +3,15 @@
 //! (`engine::aside`). This module adapts the caller's loader and keys to it.
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tracing::Instrument;
 
 use super::TypedCache;
-use crate::engine::aside::{self, Got};
 use crate::error::{BoxError, Result};
-use crate::freshness::{Freshness, Loaded};
+use crate::freshness::Loaded;
 use crate::key::CacheKey;
 
 impl<K, V> TypedCache<K, V>
@@ -165,7 +162,13 @@ where
             let found = loader().await?;
             Ok::<_, E>(found.map(|value| (value, Vec::new())))
         };
-        self.load_one(key, loader).await
+        self.space
+            .load_one(
+                (self.format, self.tags_of),
+                self.space.layout.key(key),
+                loader,
+            )
+            .await
     }
 
     /// [`try_get_or_load`](Self::try_get_or_load) with a loader that
@@ -199,43 +202,16 @@ where
         Fut: Future<Output = std::result::Result<Option<(V, Vec<String>)>, E>> + Send + 'static,
         E: Into<BoxError> + 'static,
     {
-        self.check_tagged()?;
-        Ok(self.load_one(key, loader).await?.value)
-    }
-
-    /// One key through the cache-aside engine, with a loader that returns
-    /// the value and its tags.
-    async fn load_one<Q, F, Fut, E>(&self, key: &Q, loader: F) -> Result<Loaded<V>>
-    where
-        K: Borrow<Q>,
-        Q: CacheKey + ?Sized,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = std::result::Result<Option<(V, Vec<String>)>, E>> + Send + 'static,
-        E: Into<BoxError> + 'static,
-    {
-        let span = self.space.span("get_or_load");
-        let keys = [self.space.layout.key(key)];
-        // The one key is position 0.
-        let loader = move |_: Vec<usize>| async move {
-            let found = loader().await.map_err(Into::into)?;
-            Ok(found
-                .map(|(value, tags)| (0, value, tags))
-                .into_iter()
-                .collect())
-        };
-        let run = aside::run(&self.space, (self.format, self.tags_of), &keys, loader);
-        let got = run.instrument(span.clone()).await?;
-        aside::mark_stale(&span, &got);
-        Ok(match got.into_iter().next() {
-            Some(got) => Loaded {
-                value: got.value,
-                freshness: got.freshness,
-            },
-            None => Loaded {
-                value: None,
-                freshness: Freshness::Fresh,
-            },
-        })
+        self.space.check_tagged()?;
+        Ok(self
+            .space
+            .load_one(
+                (self.format, self.tags_of),
+                self.space.layout.key(key),
+                loader,
+            )
+            .await?
+            .value)
     }
 }
 
@@ -293,8 +269,7 @@ where
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
-    /// use std::collections::HashMap;
-    /// let prices = cache_core::Cache::memory().keyspace("price").typed::<String, f64>()?;
+    ///     /// let prices = cache_core::Cache::memory().keyspace("price").typed::<String, f64>()?;
     /// prices.set("gpt-4", &0.03).await?;
     /// let models = ["gpt-4".to_owned(), "gpt-4o".to_owned(), "nope".to_owned()];
     /// let got = prices
@@ -348,98 +323,8 @@ where
         I: IntoIterator<Item = (K, V)> + Send + 'static,
         E: Into<BoxError> + 'static,
     {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let span = self.space.span("get_or_load_many");
-        let Distinct {
-            keys: asked,
-            full_keys,
-            place,
-        } = Distinct::of(keys, |key| self.space.layout.key(key));
-        // Positions back to keys for the caller's loader, and its pairs back to positions.
-        let loader = move |positions: Vec<usize>| async move {
-            let wanted: Vec<K> = positions
-                .iter()
-                .filter_map(|&at| asked.get(at).cloned())
-                .collect();
-            let found = loader(wanted).await.map_err(Into::into)?;
-            let mut found: HashMap<K, V> = found.into_iter().collect();
-            let by_position = positions.into_iter().filter_map(|at| {
-                let value = found.remove(asked.get(at)?)?;
-                Some((at, value, Vec::new()))
-            });
-            Ok(by_position.collect())
-        };
-        let run = aside::run(&self.space, (self.format, self.tags_of), &full_keys, loader);
-        let got = run.instrument(span.clone()).await?;
-        aside::mark_stale(&span, &got);
-        self.spread(got, &place, &full_keys)
-    }
-
-    /// Each of the caller's positions gets its key's value. From the last
-    /// place back: a key's last place takes the decoded value, earlier places
-    /// of a key listed twice decode its bytes again (V need not be Clone).
-    fn spread(
-        &self,
-        mut got: Vec<Got<V>>,
-        place: &[usize],
-        names: &[String],
-    ) -> Result<Vec<Option<V>>> {
-        let mut out = Vec::with_capacity(place.len());
-        for &at in place.iter().rev() {
-            let Some(got) = got.get_mut(at) else {
-                out.push(None);
-                continue;
-            };
-            out.push(match (got.value.take(), &got.bytes, names.get(at)) {
-                (Some(value), _, _) => Some(value),
-                (None, Some(bytes), Some(name)) => self.decode(name, Some(bytes.clone()))?,
-                (None, _, _) => None,
-            });
-        }
-        out.reverse();
-        Ok(out)
-    }
-}
-
-/// The distinct keys of a batch, in first-seen order, and where each of the
-/// caller's positions finds its key among them.
-struct Distinct<K> {
-    keys: Vec<K>,
-    full_keys: Vec<String>,
-    place: Vec<usize>,
-}
-
-impl<K: Clone> Distinct<K> {
-    fn of(keys: &[K], full_key: impl Fn(&K) -> String) -> Self {
-        let all: Vec<String> = keys.iter().map(full_key).collect();
-        let mut firsts = Vec::with_capacity(keys.len());
-        let mut index: HashMap<&str, usize> = HashMap::with_capacity(keys.len());
-        let place = (all.iter().enumerate())
-            .map(|(at, full)| {
-                *index.entry(full).or_insert_with(|| {
-                    firsts.push(at);
-                    firsts.len() - 1
-                })
-            })
-            .collect();
-        drop(index);
-        let keys = firsts
-            .iter()
-            .filter_map(|&at| keys.get(at).cloned())
-            .collect();
-        let full_keys = match firsts.len() == all.len() {
-            true => all,
-            false => firsts
-                .iter()
-                .filter_map(|&at| all.get(at).cloned())
-                .collect(),
-        };
-        Distinct {
-            keys,
-            full_keys,
-            place,
-        }
+        let full_key = |key: &K| self.space.layout.key(key);
+        let types = (self.format, self.tags_of);
+        self.space.load_many(types, (keys, full_key), loader).await
     }
 }

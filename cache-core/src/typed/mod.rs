@@ -19,11 +19,11 @@ use serde::de::DeserializeOwned;
 
 use crate::codec::ValueFormat;
 use crate::engine::access::Encoded;
-use crate::engine::local::{LocalCopy, LocalSettings};
 use crate::engine::{KeyspaceSettings, Space};
 use crate::error::{Error, Result};
 use crate::key::CacheKey;
 use crate::settings::LoadPolicy;
+use crate::settings::LocalSettings;
 use crate::stats::LocalStats;
 use crate::stats::{KeyspaceCounters, bump};
 use crate::ttl::check_ttl;
@@ -92,15 +92,14 @@ where
     /// [`Error::Config`] when the keyspace already has a local tier with
     /// other settings on this handle.
     pub(crate) fn new(keyspace: KeyspaceSettings) -> Result<Self> {
-        let local = match keyspace.local {
-            Some(settings) => {
-                let (tier, agreed) = keyspace.engine.local_tier(&keyspace.layout, settings);
-                agreed?;
-                Some(tier)
-            }
-            None => None,
-        };
-        Ok(TypedCache::with_local_copy(keyspace, LocalCopy::new(local)))
+        let max = keyspace.engine.max_value_size();
+        let format = ValueFormat::for_type::<V>(keyspace.codec, keyspace.compress, max);
+        Ok(TypedCache::from_space(Space::build(keyspace)?, format))
+    }
+
+    /// This view with values carrying the tags `tags_of` gives them.
+    pub(crate) fn with_tags_of(self, tags_of: fn(&V) -> Vec<String>) -> Self {
+        TypedCache { tags_of, ..self }
     }
 
     /// A view of `space`, whose values are read and written as `format`.
@@ -108,19 +107,6 @@ where
         TypedCache {
             format,
             space,
-            tags_of: |_| Vec::new(),
-            types: PhantomData,
-        }
-    }
-
-    pub(crate) fn with_local_copy(keyspace: KeyspaceSettings, local: LocalCopy) -> Self {
-        TypedCache {
-            format: ValueFormat::for_type::<V>(
-                keyspace.codec,
-                keyspace.compress,
-                keyspace.engine.max_value_size(),
-            ),
-            space: Space::new(keyspace, local),
             tags_of: |_| Vec::new(),
             types: PhantomData,
         }
@@ -148,13 +134,8 @@ where
     /// # Ok(()) }
     /// ```
     pub fn with_local(&self, capacity: u64, ttl: Duration) -> Result<Self> {
-        let settings = LocalSettings { capacity, ttl };
-        settings.check(self.space.layout.prefix())?;
-        let mut copy = self.clone();
-        let (tier, agreed) = self.space.engine.local_tier(&self.space.layout, settings);
-        agreed?;
-        copy.space.parts_mut().local = LocalCopy::new(Some(tier));
-        Ok(copy)
+        let space = self.space.with_local(LocalSettings { capacity, ttl })?;
+        Ok(TypedCache::from_space(space, self.format).with_tags_of(self.tags_of))
     }
 
     /// How many values the local tier holds; `None` without one.
@@ -311,32 +292,13 @@ where
         let mut tags = (self.tags_of)(value);
         tags.extend_from_slice(extra);
         if !tags.is_empty() {
-            self.check_tagged()?;
+            self.space.check_tagged()?;
         }
         Ok(tags)
     }
 
-    /// # Errors
-    /// [`Error::Config`] when the keyspace is not tagged.
-    pub(crate) fn check_tagged(&self) -> Result<()> {
-        if self.space.tagged {
-            return Ok(());
-        }
-        Err(Error::config(format!(
-            "keyspace `{}` is not tagged: build it with KeyspaceBuilder::tagged() \
-             (or #[cache(tagged)]) to use tags on it",
-            self.space.layout.prefix()
-        )))
-    }
-
     fn encode(&self, full_key: &str, value: &V) -> Result<Vec<u8>> {
         self.format.encode_for(full_key, value, self.counters())
-    }
-
-    fn decode(&self, full_key: &str, bytes: Option<Vec<u8>>) -> Result<Option<V>> {
-        bytes
-            .map(|bytes| self.decoder(full_key)(&bytes))
-            .transpose()
     }
 
     /// Decodes the bytes read at `full_key`; a failure is counted and names the key.
@@ -352,23 +314,12 @@ where
         }
     }
 
-    /// A batch call needs at least one `item`.
-    fn not_empty(&self, len: usize, operation: &str, item: &str) -> Result<()> {
-        if len == 0 {
-            return Err(Error::config(format!(
-                "{operation} on `{}` needs at least one {item}",
-                self.space.layout.prefix()
-            )));
-        }
-        Ok(())
-    }
-
     fn full_keys<Q>(&self, keys: &[&Q], operation: &str) -> Result<Vec<String>>
     where
         K: Borrow<Q>,
         Q: CacheKey + ?Sized,
     {
-        self.not_empty(keys.len(), operation, "key")?;
+        self.space.not_empty(keys.len(), operation, "key")?;
         Ok(keys.iter().map(|key| self.space.layout.key(*key)).collect())
     }
 }

@@ -92,7 +92,7 @@ return 0
 pub(crate) type Numbered = (i64, i64, bool);
 
 /// The next number for each key in turn (a key may repeat), all or none.
-pub(crate) struct Next<'a> {
+pub(crate) struct Allocate<'a> {
     pub(crate) keys: &'a [String],
     pub(crate) step: i64,
 }
@@ -111,7 +111,7 @@ fn wrong_type(operation: &'static str, key: &str) -> Error {
     }
 }
 
-impl Atomic for Next<'_> {
+impl Atomic for Allocate<'_> {
     type Output = Vec<Numbered>;
     type Reply = Vec<(i64, i64, u8)>;
     const NAME: &'static str = "sequence next";

@@ -27,7 +27,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::{RedisBackend, Retry, slot_groups};
-use crate::backend::next::{Attempt, Next, after_error, is_not_executed};
+use crate::backend::next::{Attempt, NextStep, after_error, is_not_executed};
 use crate::error::{Error, Result};
 use crate::ttl::ttl_millis;
 
@@ -391,11 +391,11 @@ impl RedisBackend {
                 deadline_passed: tokio::time::Instant::now() >= deadline,
             };
             match after_error(&err, seen) {
-                Next::Resend => may_resend = false,
+                NextStep::Resend => may_resend = false,
                 // Each call goes again alone, where redirections are followed.
-                Next::Pause => return Err(Failure::NotExecuted),
-                Next::Timeout { .. } => return Err(Failure::Timeout),
-                Next::Fail { .. } => return Err(Failure::Redis(err)),
+                NextStep::Pause => return Err(Failure::NotExecuted),
+                NextStep::Timeout { .. } => return Err(Failure::Timeout),
+                NextStep::Fail { .. } => return Err(Failure::Redis(err)),
             }
         }
     }

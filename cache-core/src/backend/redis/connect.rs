@@ -19,7 +19,7 @@ use super::sentinel::SentinelLink;
 use super::sentinel_watch;
 use super::server::Server;
 use super::{RedisBackend, Retry, redirect};
-use crate::backend::next::{Attempt, Next, after_error, backstop};
+use crate::backend::next::{Attempt, NextStep, after_error, backstop};
 use crate::error::{Error, Result};
 use crate::redact;
 use crate::stats::Stats;
@@ -180,11 +180,11 @@ fn connect_error(
         deadline_passed: tokio::time::Instant::now() >= deadline,
     };
     match after_error(&source, attempt) {
-        Next::Timeout { .. } => Error::ConnectTimeout {
+        NextStep::Timeout { .. } => Error::ConnectTimeout {
             url: redacted.to_owned(),
             after: timeout,
         },
-        Next::Resend | Next::Pause | Next::Fail { .. } => Error::Connection {
+        NextStep::Resend | NextStep::Pause | NextStep::Fail { .. } => Error::Connection {
             url: redacted.to_owned(),
             source,
         },

@@ -30,11 +30,12 @@ impl std::fmt::Debug for Credentials {
 }
 
 /// What a credentials hook returns.
-pub(crate) type Pending = Pin<Box<dyn Future<Output = Result<Credentials, BoxError>> + Send>>;
+pub(crate) type CredentialsFuture =
+    Pin<Box<dyn Future<Output = Result<Credentials, BoxError>> + Send>>;
 
 /// A handle's credentials hook.
 #[derive(Clone)]
-pub(crate) struct Hook(pub(crate) Arc<dyn Fn() -> Pending + Send + Sync>);
+pub(crate) struct Hook(pub(crate) Arc<dyn Fn() -> CredentialsFuture + Send + Sync>);
 
 impl StreamingCredentialsProvider for Hook {
     /// Each connection subscribes once, when it connects: it gets what the

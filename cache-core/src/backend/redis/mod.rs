@@ -19,7 +19,7 @@ pub(crate) use self::connect::NodeAccess;
 pub use self::connect::RedisConnection;
 pub(crate) use self::connect::{ConnectOptions, Target};
 pub use self::credentials::Credentials;
-pub(crate) use self::credentials::{Hook, Pending};
+pub(crate) use self::credentials::{CredentialsFuture, Hook};
 pub(crate) use self::tracking::{Event, Health, Opened, Tracker};
 
 use std::fmt;

@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use crate::engine::Space;
 use crate::engine::local::Local;
-use crate::engine::reading::Fresh;
+use crate::engine::reading::Servable;
 use crate::error::Result;
 use crate::stats::bump;
 use crate::ttl::Ttl;
@@ -32,7 +32,7 @@ impl Space {
             let (backend, started) = (self.read_backend(), Instant::now());
             let span = self.span("get");
             let bytes = backend.get(full_key).instrument(span.clone()).await?;
-            let read = self.fresh(bytes.map(|stored| (stored, Ttl::Persistent)));
+            let read = self.servable(bytes.map(|stored| (stored, Ttl::Persistent)));
             let fresh = backend.within_since(started, read).instrument(span).await?;
             return self.counted(fresh.map(|fresh| fresh.payload), decode);
         }
@@ -41,7 +41,7 @@ impl Space {
             return self.counted(Some(bytes), decode);
         }
         let ticket = self.local.ticket(full_key);
-        let Some(fresh) = self.read_fresh(full_key, "get").await? else {
+        let Some(fresh) = self.read_servable(full_key, "get").await? else {
             return self.counted(None::<Vec<u8>>, decode);
         };
         let kept = (fresh.payload.as_slice(), fresh.tags.map(Arc::new));
@@ -75,7 +75,8 @@ impl Space {
             }
         }
         let ticket = self.local.ticket(full_key);
-        let Some(Fresh { payload, ttl, tags }) = self.read_fresh(full_key, "get").await? else {
+        let Some(Servable { payload, ttl, tags }) = self.read_servable(full_key, "get").await?
+        else {
             return self.counted(None::<Vec<u8>>, decode_shared);
         };
         let value = self.counted(Some(&payload), decode_shared)?;
@@ -101,7 +102,7 @@ impl Space {
                 let found = found
                     .into_iter()
                     .map(|read| read.map(|b| (b, Ttl::Persistent)));
-                self.fresh_many(found.collect()).await
+                self.servable_many(found.collect()).await
             });
             let found = read.instrument(span).await?;
             return Ok(self.tally(found.into_iter().map(|f| f.map(|f| f.payload))));
@@ -121,7 +122,7 @@ impl Space {
             let tickets: Vec<_> = missing.iter().map(|key| local.ticket(key)).collect();
             let read = backend.within(async {
                 let found = backend.get_many_with_ttl(&missing).await?;
-                self.fresh_many(found).await
+                self.servable_many(found).await
             });
             let fetched = read.instrument(span).await?;
             let mut fetched = fetched.into_iter().zip(missing.iter().zip(tickets));
@@ -146,7 +147,7 @@ impl Space {
         if self.fail_safe().is_none() && !self.tagged {
             return self.read_backend().ttl(full_key).await;
         }
-        let fresh = self.read_fresh(full_key, "ttl").await?;
+        let fresh = self.read_servable(full_key, "ttl").await?;
         Ok(fresh.map_or(Ttl::Missing, |fresh| fresh.ttl))
     }
 
@@ -162,10 +163,14 @@ impl Space {
     }
 
     /// The value at `full_key` with its TTL, if it may be served.
-    async fn read_fresh(&self, full_key: &str, operation: &'static str) -> Result<Option<Fresh>> {
+    async fn read_servable(
+        &self,
+        full_key: &str,
+        operation: &'static str,
+    ) -> Result<Option<Servable>> {
         let read = async {
             let read = self.read_backend().get_with_ttl(full_key).await?;
-            self.fresh(read).await
+            self.servable(read).await
         };
         let read = self.backend().within(read);
         read.instrument(self.span(operation)).await

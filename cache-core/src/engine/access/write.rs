@@ -161,7 +161,7 @@ impl Space {
             let take = self.backend().take(full_key);
             let bytes = self.local.around(&[full_key], take).await?;
             let read = bytes.map(|stored| (stored, crate::ttl::Ttl::Persistent));
-            Ok::<_, Error>(self.fresh(read).await?.map(|fresh| fresh.payload))
+            Ok::<_, Error>(self.servable(read).await?.map(|fresh| fresh.payload))
         };
         let take = self.backend().within(take);
         let bytes = take.instrument(self.span("take")).await?;
@@ -217,6 +217,18 @@ impl Space {
         self.local.clear();
         let heads = [self.layout.head().to_owned(), self.absent.head().to_owned()];
         self.backend().clear(&heads).await
+    }
+
+    /// Invalidates every entry of this tagged keyspace at once, by changing
+    /// the keyspace's tag.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the keyspace is not tagged; backend and timeout errors.
+    pub(crate) async fn invalidate_all(&self) -> Result<()> {
+        self.check_tagged()?;
+        let names = [crate::engine::tags::keyspace_tag(&self.layout)];
+        let invalidate = self.backend().within(self.engine.invalidate_tags(&names));
+        invalidate.instrument(self.span("invalidate_all")).await
     }
 
     /// The TTL a write of `full_key` gets: `ttl`, checked, or the

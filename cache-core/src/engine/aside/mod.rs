@@ -24,6 +24,7 @@
 //! then); past the soft timeout the caller answers with it and the flight
 //! goes on alone.
 
+mod entry;
 mod load;
 mod read;
 mod store;
@@ -73,7 +74,7 @@ pub(crate) struct Got<V> {
 }
 
 impl<V> Got<V> {
-    fn fresh(value: Option<V>, bytes: Option<Vec<u8>>) -> Self {
+    fn fresh_value(value: Option<V>, bytes: Option<Vec<u8>>) -> Self {
         let freshness = Freshness::Fresh;
         Got {
             value,
@@ -86,7 +87,7 @@ impl<V> Got<V> {
 /// A key whose answer is a flight's: where to wait, the expired value to
 /// answer with if the load fails or is slow (fail-safe), and whether this
 /// call leads the flight.
-struct Pending {
+struct Awaited {
     waiting: Waiting,
     stale: Option<StaleCopy>,
     leads: bool,
@@ -153,9 +154,9 @@ async fn settle<V: DeserializeOwned>(
     space: &Space,
     format: ValueFormat,
     key: &str,
-    pending: Pending,
+    pending: Awaited,
 ) -> Result<Got<V>> {
-    let Pending {
+    let Awaited {
         waiting,
         stale,
         leads,
@@ -183,7 +184,7 @@ async fn settle<V: DeserializeOwned>(
     match outcome {
         Ok(bytes) => {
             let decoded = bytes.as_deref().map(|b| decode(space, format, key, b));
-            Ok(Got::fresh(decoded.transpose()?.flatten(), bytes))
+            Ok(Got::fresh_value(decoded.transpose()?.flatten(), bytes))
         }
         Err(failure) => {
             let reason = load::stale_reason(&failure);
@@ -210,7 +211,7 @@ fn handed_over<V>(handoff: Option<&Handoff<V>>, index: usize, error: Error) -> R
     }
     let mut handed = handoff.lock().unwrap_or_else(PoisonError::into_inner);
     match handed.iter().position(|(at, _)| *at == index) {
-        Some(at) => Ok(Got::fresh(Some(handed.swap_remove(at).1), None)),
+        Some(at) => Ok(Got::fresh_value(Some(handed.swap_remove(at).1), None)),
         None => Err(error),
     }
 }
@@ -260,7 +261,7 @@ fn classify<V: DeserializeOwned>(
     (index, key): (usize, &str),
     read: FirstRead,
     leaders: &mut Vec<Leader>,
-) -> std::result::Result<Got<V>, Pending> {
+) -> std::result::Result<Got<V>, Awaited> {
     let counters = &space.counters;
     let flights = space.engine.flights();
     let (heal, stale) = match read.held {
@@ -279,7 +280,7 @@ fn classify<V: DeserializeOwned>(
                     bump(&counters.refreshes);
                     leaders.push(Leader::new(index, flight, false, None));
                 }
-                return Ok(Got::fresh(Some(value), Some(bytes)));
+                return Ok(Got::fresh_value(Some(value), Some(bytes)));
             }
             Err(source) => {
                 // Old schema, foreign writer or corruption: heal by reloading.
@@ -302,7 +303,7 @@ fn classify<V: DeserializeOwned>(
         },
         Stored::Absent => {
             bump(&counters.negative_hits);
-            return Ok(Got::fresh(None, None));
+            return Ok(Got::fresh_value(None, None));
         }
         Stored::Nothing => (false, None),
     };
@@ -312,7 +313,7 @@ fn classify<V: DeserializeOwned>(
             let found = stale.clone().filter(|copy| copy.in_redis);
             leaders.push(Leader::new(index, flight, heal, found));
             let leads = true;
-            Err(Pending {
+            Err(Awaited {
                 waiting,
                 stale,
                 leads,
@@ -321,7 +322,7 @@ fn classify<V: DeserializeOwned>(
         Joined::Waiter(waiting) => {
             bump(&counters.coalesced_waits);
             let leads = false;
-            Err(Pending {
+            Err(Awaited {
                 waiting,
                 stale,
                 leads,

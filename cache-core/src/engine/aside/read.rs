@@ -3,7 +3,7 @@
 //! or process stored meanwhile. Both answer in one type, [`Stored`].
 
 use super::super::local::Ticket;
-use super::super::reading::{Fresh, Reading};
+use super::super::reading::{Reading, Servable};
 use crate::engine::Space;
 use crate::engine::stale::StaleCopy;
 use crate::error::Result;
@@ -15,7 +15,7 @@ use crate::ttl::Ttl;
 pub(crate) enum Stored {
     /// A value that may be served, with its remaining TTL (`Persistent`
     /// when not read).
-    Value(Fresh),
+    Value(Servable),
     /// Under fail-safe, a value past its expiry.
     Stale(StaleCopy),
     /// A cached absence (the key's "absent" marker).
@@ -44,7 +44,7 @@ pub(super) async fn first_read(space: &Space, keys: &[String]) -> Result<(Vec<Fi
         // Early refresh is driven by the backend's TTL, seen on backend reads.
         let local = space.local.get(key, &space.engine);
         let held = local.map_or(Stored::Nothing, |b| {
-            Stored::Value(Fresh {
+            Stored::Value(Servable {
                 payload: b.to_vec(),
                 ttl: Ttl::Persistent,
                 tags: None,
