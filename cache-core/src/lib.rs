@@ -33,23 +33,37 @@
 //!
 //! # Map of the crate
 //!
-//! From the faces users hold down to storage.
+//! From the faces users hold down to storage; each module imports only
+//! modules below it (`scripts/import_circles.py` checks that no two import
+//! each other, here or one level inside).
 //!
-//! - `cache`: [`Cache`], the public face of a handle, and [`CacheBuilder`].
-//! - `keyspace`: [`KeyspaceBuilder`], which makes every view below.
-//! - `typed`: [`TypedCache`], split into `read`, `write`, `batch`, `load`.
+//! - `cache`: [`Cache`], the public face of a handle, and [`CacheBuilder`];
+//!   `cached`: what `#[cached]` expands to.
+//! - `keyspace`: [`KeyspaceBuilder`], which makes every view, and
+//!   [`KeyspaceSpec`] (`spec`), the one description of a keyspace and its
+//!   one check.
+//! - `typed`: [`TypedCache`], split into `read`, `write`, `batch`, `load`:
+//!   each method maps its key and value types and calls one engine entry point.
 //! - `blocks`: [`Flags`], [`Locks`], [`OneTimeCodes`], [`RateLimiter`], [`Sequences`], [`TypedSet`].
-//! - `lease`: leases with fencing tokens, under locks and distributed loads.
-//! - `engine`: the state a handle's views share: `flight` (single flight),
-//!   `aside` (the one cache-aside protocol), `local` and `coherence` (the local
-//!   tier), `policy` ([`LoadPolicy`]), `space` and `scope` (a keyspace's parts).
+//! - `engine`: the state a handle's views share and the keyspace engine:
+//!   `space` (a keyspace on its engine), `access` (every read and write, each
+//!   entry point end to end), `aside` (the one cache-aside protocol and its
+//!   entry points), `flight` (single flight), `lease` (leases with fencing
+//!   tokens, under locks and distributed loads), `local` and `coherence` (the
+//!   local tier), `tags`, `reading` and `stale` (a stored value as a read
+//!   finds it), `scope` (a building block's keys).
 //! - `backend`: the one seam to storage: `memory`, `redis` (`connect`;
 //!   `server` and `breaker`: one server, and failing fast while it is down;
 //!   `sentinel` and `sentinel_watch`: the primary the sentinels announce;
-//!   `next`: what to do after an error; `coalesce`, `redirect`, `tracking`),
-//!   and `ops`: each multi-step operation once, as a script and its
-//!   in-memory twin.
-//! - `codec` (with `compress`: the frame of compressed values), `key`, `ttl`, `cacheable`, `error`, `stats`, `telemetry`,
+//!   `coalesce`, `redirect`, `tracking`), `attempts` and `next` (one call's
+//!   attempts and what to do after an error, on either backend), `faults`
+//!   and `injected` (faults injected into the memory backend), and `ops`:
+//!   each multi-step operation once, as a script and its in-memory twin.
+//! - `settings` ([`LoadPolicy`], [`LocalSettings`]) and `freshness`
+//!   ([`Freshness`], [`Loaded`]): public configuration and result types.
+//! - `stored`: the byte formats of a stored value (fail-safe header, tag
+//!   header, compression frame), a leaf both engine and backend read.
+//! - `codec`, `key`, `ttl`, `cacheable`, `error`, `stats`, `telemetry`,
 //!   [`redact`]: values, keys, TTLs, the derive's trait, errors, counters.
 //!
 //! ```

@@ -95,7 +95,7 @@ impl KeyspaceBuilder {
 
     /// Compresses values whose encoding takes at least
     /// [`compress_min`](Self::compress_min) bytes (default
-    /// [`DEFAULT_COMPRESS_MIN`], 1 KiB) with `algorithm`, when that makes
+    /// [`DEFAULT_COMPRESS_MIN`](crate::DEFAULT_COMPRESS_MIN), 1 KiB) with `algorithm`, when that makes
     /// them smaller. Every write compresses (single and batch writes, loads,
     /// [typed sets](Self::typed_set)' members); every read of the keyspace
     /// reads both compressed and plain values, so compression can be turned
@@ -123,7 +123,7 @@ impl KeyspaceBuilder {
     }
 
     /// The size from which [`compress`](Self::compress) compresses a value
-    /// (its codec's bytes; default [`DEFAULT_COMPRESS_MIN`], 1 KiB).
+    /// (its codec's bytes; default [`DEFAULT_COMPRESS_MIN`](crate::DEFAULT_COMPRESS_MIN), 1 KiB).
     ///
     /// ```
     /// # #[cfg(feature = "zstd")] {
@@ -193,9 +193,9 @@ impl KeyspaceBuilder {
     /// Checks the settings and returns the typed cache.
     ///
     /// # Errors
-    /// [`Error::Config`] for a prefix that is empty or holds characters other than
+    /// [`Error::Config`](crate::Error::Config) for a prefix that is empty or holds characters other than
     /// `A-Z a-z 0-9 . _ -`, a version of zero, or `compress_min` without
-    /// `compress`; [`Error::InvalidTtl`] for a TTL
+    /// `compress`; [`Error::InvalidTtl`](crate::Error::InvalidTtl) for a TTL
     /// of zero or beyond [`MAX_TTL`](crate::MAX_TTL).
     ///
     /// ```
@@ -263,7 +263,7 @@ impl KeyspaceBuilder {
     /// `max_attempts` wrong guesses; see [`OneTimeCodes`].
     ///
     /// # Errors
-    /// [`Error::Config`] for `max_attempts` of zero, and as [`typed`](Self::typed).
+    /// [`Error::Config`](crate::Error::Config) for `max_attempts` of zero, and as [`typed`](Self::typed).
     ///
     /// ```
     /// # fn main() -> cache_core::Result<()> {
@@ -280,7 +280,7 @@ impl KeyspaceBuilder {
     /// Checks the settings and returns a rate limiter per key; see [`RateLimiter`].
     ///
     /// # Errors
-    /// [`Error::Config`] for a limit of zero, [`Error::InvalidTtl`] for a zero
+    /// [`Error::Config`](crate::Error::Config) for a limit of zero, [`Error::InvalidTtl`](crate::Error::InvalidTtl) for a zero
     /// window, and as [`typed`](Self::typed).
     ///
     /// ```
@@ -304,7 +304,7 @@ impl KeyspaceBuilder {
     /// in blocks of `step`; see [`Sequences`].
     ///
     /// # Errors
-    /// [`Error::Config`] for a step of zero, and as [`typed`](Self::typed).
+    /// [`Error::Config`](crate::Error::Config) for a step of zero, and as [`typed`](Self::typed).
     ///
     /// ```
     /// # fn main() -> cache_core::Result<()> {

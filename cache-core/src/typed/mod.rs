@@ -89,7 +89,7 @@ where
     V: Serialize + DeserializeOwned,
 {
     /// # Errors
-    /// [`Error::Config`] when the keyspace already has a local tier with
+    /// [`Error::Config`](crate::Error::Config) when the keyspace already has a local tier with
     /// other settings on this handle.
     pub(crate) fn new(keyspace: KeyspaceSettings) -> Result<Self> {
         let max = keyspace.engine.max_value_size();
@@ -117,9 +117,9 @@ where
     /// view of the same keyspace on this handle shares one local tier.
     ///
     /// # Errors
-    /// [`Error::Config`] for a capacity of zero, or when this keyspace already
+    /// [`Error::Config`](crate::Error::Config) for a capacity of zero, or when this keyspace already
     /// has a local tier with other settings on this handle;
-    /// [`Error::InvalidTtl`] for a zero TTL or one beyond
+    /// [`Error::InvalidTtl`](crate::Error::InvalidTtl) for a zero TTL or one beyond
     /// [`MAX_LOCAL_TTL`](crate::MAX_LOCAL_TTL).
     ///
     /// ```
@@ -195,8 +195,8 @@ where
     /// A copy of this cache with another [`LoadPolicy`] for `get_or_load`.
     ///
     /// # Errors
-    /// [`Error::Config`] for a jitter or early-refresh fraction out of range,
-    /// [`Error::InvalidTtl`] for a zero negative TTL or lease.
+    /// [`Error::Config`](crate::Error::Config) for a jitter or early-refresh fraction out of range,
+    /// [`Error::InvalidTtl`](crate::Error::InvalidTtl) for a zero negative TTL or lease.
     ///
     /// ```
     /// # fn main() -> cache_core::Result<()> {
@@ -247,7 +247,7 @@ where
     /// A copy of this cache whose `set` uses `ttl` instead (a per-use override).
     ///
     /// # Errors
-    /// [`Error::InvalidTtl`] for zero or a TTL beyond [`MAX_TTL`](crate::MAX_TTL).
+    /// [`Error::InvalidTtl`](crate::Error::InvalidTtl) for zero or a TTL beyond [`MAX_TTL`](crate::MAX_TTL).
     ///
     /// ```
     /// # fn main() -> cache_core::Result<()> {
@@ -272,7 +272,7 @@ where
     /// `value` encoded for `full_key`, under the call's tags `extra` and its own.
     ///
     /// # Errors
-    /// Encode and size errors; [`Error::Config`] for tags on a keyspace that
+    /// Encode and size errors; [`Error::Config`](crate::Error::Config) for tags on a keyspace that
     /// is not tagged.
     fn encoded(&self, full_key: String, value: &V, extra: &[String]) -> Result<Encoded> {
         let bytes = self.encode(&full_key, value)?;
@@ -287,7 +287,7 @@ where
     /// The user tags of `value` written with the call's `extra` tags.
     ///
     /// # Errors
-    /// [`Error::Config`] for tags on a keyspace that is not tagged.
+    /// [`Error::Config`](crate::Error::Config) for tags on a keyspace that is not tagged.
     pub(crate) fn tags(&self, value: &V, extra: &[String]) -> Result<Vec<String>> {
         let mut tags = (self.tags_of)(value);
         tags.extend_from_slice(extra);

@@ -20,8 +20,8 @@ where
     /// Reads the value at `key`; `None` when it is missing or expired.
     ///
     /// # Errors
-    /// [`Error::Decode`] (naming the key) when the stored bytes are not a `V`,
-    /// [`Error::WrongType`] when the key holds another Redis type, and backend
+    /// [`Error::Decode`](crate::Error::Decode) (naming the key) when the stored bytes are not a `V`,
+    /// [`Error::WrongType`](crate::Error::WrongType) when the key holds another Redis type, and backend
     /// or timeout errors.
     ///
     /// ```

@@ -23,7 +23,7 @@ where
     /// value and expiry there.
     ///
     /// # Errors
-    /// [`Error::Encode`], [`Error::ValueTooLarge`] (nothing is sent), and backend
+    /// [`Error::Encode`](crate::Error::Encode), [`Error::ValueTooLarge`](crate::Error::ValueTooLarge) (nothing is sent), and backend
     /// or timeout errors.
     ///
     /// ```
@@ -47,7 +47,7 @@ where
     /// them, no read returns it. Tags are strings of any content.
     ///
     /// # Errors
-    /// [`Error::Config`] when the keyspace is not
+    /// [`Error::Config`](crate::Error::Config) when the keyspace is not
     /// [tagged](crate::KeyspaceBuilder::tagged), and as [`set`](Self::set).
     ///
     /// ```
@@ -77,7 +77,7 @@ where
     /// Writes `value` at `key` expiring after `ttl`, whatever the default.
     ///
     /// # Errors
-    /// [`Error::InvalidTtl`] (before anything is sent), and as [`set`](Self::set).
+    /// [`Error::InvalidTtl`](crate::Error::InvalidTtl) (before anything is sent), and as [`set`](Self::set).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
@@ -151,7 +151,7 @@ where
     /// after `ttl` and is kept for the window after that, as a write keeps it.
     ///
     /// # Errors
-    /// [`Error::InvalidTtl`] (before anything is sent), backend or timeout errors.
+    /// [`Error::InvalidTtl`](crate::Error::InvalidTtl) (before anything is sent), backend or timeout errors.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
@@ -201,9 +201,9 @@ where
     /// `get` reads back what `incr` returned, under every codec.
     ///
     /// # Errors
-    /// [`Error::Overflow`] when the result would leave `V`'s range (nothing is
-    /// changed), [`Error::NotAnInteger`] when the key holds something else,
-    /// [`Error::Config`] when `V` is not an integer type or the keyspace has
+    /// [`Error::Overflow`](crate::Error::Overflow) when the result would leave `V`'s range (nothing is
+    /// changed), [`Error::NotAnInteger`](crate::Error::NotAnInteger) when the key holds something else,
+    /// [`Error::Config`](crate::Error::Config) when `V` is not an integer type or the keyspace has
     /// [fail-safe](crate::LoadPolicy::fail_safe) or is
     /// [tagged](crate::KeyspaceBuilder::tagged), and backend or timeout errors.
     ///
