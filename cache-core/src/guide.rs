@@ -17,6 +17,9 @@
 //! - [`cluster`]: what changes (and what does not) on a Redis Cluster.
 //! - [`sentinel`]: a primary behind Redis Sentinel, and its failovers.
 //! - [`observability`]: counters, tracing spans and metrics.
+//! - [`testing`]: testing a service that uses the toolkit (injected faults,
+//!   real servers), where the toolkit runs and how this repository is tested.
+//! - [`performance`]: the bench, its cases and what it measured.
 //!
 //! For the tests of a service that uses the toolkit: the `testing` module
 //! (feature `testing`: injected faults, a loader counter), and the
@@ -48,3 +51,9 @@ pub mod sentinel {}
 
 #[doc = include_str!("../docs/observability.md")]
 pub mod observability {}
+
+#[doc = include_str!("../docs/testing.md")]
+pub mod testing {}
+
+#[doc = include_str!("../docs/performance.md")]
+pub mod performance {}

@@ -28,7 +28,7 @@
 //! | `lz4` | `Compression::Lz4` (lz4_flex, pure Rust) | no |
 //! | `zstd` | `Compression::Zstd` (zstd, builds the C library) | no |
 //! | `tls` | `rediss://` URLs and cluster nodes (rustls, ring) | no |
-//! | `metrics` | counters and histograms through the `metrics` facade (the README lists them) | no |
+//! | `metrics` | counters and histograms through the `metrics` facade (the guide's `observability` page lists them) | no |
 //! | `testing` | the `testing` module: faults injected into a memory-backed handle, a loader counter | no |
 //!
 //! # Map of the crate

@@ -2,7 +2,7 @@
 //! exporter the application installed (Prometheus, OpenTelemetry, ...).
 //! Labels are bounded: the namespace, the keyspace prefix, the operation, a
 //! reason or an error kind; never keys or values. The names are listed in
-//! the README's metrics table.
+//! the guide's observability page.
 
 use std::time::Duration;
 

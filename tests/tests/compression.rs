@@ -1,6 +1,6 @@
 //! Compression of large values on every backend (and behind Sentinel): every codec round-trips
 //! with compression on, off and switched while both kinds are stored; the
-//! frame is what the README says; bombs and cut frames are refused with
+//! frame is what the guide (`handle`, "Compression") says; bombs and cut frames are refused with
 //! `Error::Decode` naming the key (and a cache-aside read heals them);
 //! every write path compresses (batches, loads, derived types, `#[cached]`,
 //! typed sets); a local tier serves compressed values; headers of fail-safe

@@ -148,8 +148,8 @@ impl CacheBuilder {
     /// pipeline, when it returns (group commit). A lone call is sent at once,
     /// so this adds no latency when there is nothing to batch; under
     /// concurrency it saves the client most of its per-command work. Each
-    /// call still gets its own answer, error and timeout. Default on; see the
-    /// README's bench table for what it gains.
+    /// call still gets its own answer, error and timeout. Default on; see
+    /// [`guide::performance`](crate::guide::performance) for what it gains.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
@@ -204,8 +204,8 @@ impl CacheBuilder {
     /// A Redis Cluster, reached through any of `nodes` (`redis://` or
     /// `rediss://` URLs, with passwords as for [`url`](Self::url)); the rest of
     /// the cluster is discovered from them. Every feature works the same on a
-    /// cluster; see the README's Redis Cluster section for what is atomic
-    /// where. Errors name the nodes with their passwords redacted.
+    /// cluster; see [`guide::cluster`](crate::guide::cluster) for what is
+    /// atomic where. Errors name the nodes with their passwords redacted.
     ///
     /// ```no_run
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {

@@ -103,7 +103,7 @@ impl KeyspaceBuilder {
     /// inflated: its hits cost no decompression. `max_value_size` applies to
     /// the bytes stored (compressed) and, because a reader never inflates a
     /// value past it, to the value before compression too. The stored format
-    /// is in the README ("Large values").
+    /// is in [`guide::handle`](crate::guide::handle) ("Compression").
     ///
     /// ```
     /// # #[cfg(feature = "lz4")]
@@ -156,7 +156,7 @@ impl KeyspaceBuilder {
     /// invalidations (`CLIENT TRACKING ... BCAST`), so a write by any client
     /// drops the local copies within milliseconds; while that connection is
     /// down the tier is flushed and bypassed. Writes through this handle drop
-    /// the local copy at once. See the README's "Local tier coherence".
+    /// the local copy at once. See [`guide::local_tier`](crate::guide::local_tier).
     ///
     /// ```
     /// # let cache = cache_core::Cache::memory();

@@ -215,7 +215,7 @@ impl LoadPolicy {
     /// Stale answers are counted by reason in [`CacheStats`](crate::CacheStats);
     /// [`get_or_load_detailed`](crate::TypedCache::get_or_load_detailed)
     /// tells one caller whether its answer was fresh. Values of the keyspace
-    /// are stored with a 12-byte header (see the README); `get`, `ttl` and
+    /// are stored with a 12-byte header (see [`guide::cache_aside`](crate::guide::cache_aside)); `get`, `ttl` and
     /// `exists` see only values that have not expired, and `incr` refuses
     /// the keyspace.
     ///
