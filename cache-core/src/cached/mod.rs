@@ -16,7 +16,7 @@ pub use self::run::{keys_of, many, many_result, option, result_option, result_va
 use crate::cache::Cache;
 use crate::error::Result;
 use crate::key::{CacheKey, KeyLayout};
-use crate::keyspace::{KeyspaceBuilder, KeyspaceSpec};
+use crate::keyspace::KeyspaceSpec;
 use crate::typed::TypedCache;
 
 /// The keyspace of one cached function, as its attribute wrote it (checked
@@ -129,8 +129,7 @@ where
     K: CacheKey + ?Sized,
     V: Serialize + DeserializeOwned,
 {
-    let engine = Arc::clone(cache.engine());
-    KeyspaceBuilder::from_spec(engine, site.keyspace.clone()).typed()
+    TypedCache::new(site.keyspace.clone().check(Arc::clone(cache.engine()))?)
 }
 
 /// The full Redis key of a call: what `{function}_key` returns.

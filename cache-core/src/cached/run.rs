@@ -73,13 +73,13 @@ where
     Fut: Future<Output = std::result::Result<Option<V>, E>> + Send + 'static,
 {
     let view = view::<WrittenKey, V>(cache, site)?;
-    match tags {
-        None => view.try_get_or_load(key, loader).await,
-        Some(tags) => {
-            let tagged = move || async move { Ok::<_, E>(loader().await?.map(|v| (v, tags))) };
-            view.get_or_load_tagged(key, tagged).await
-        }
+    if tags.is_some() {
+        view.space.check_tagged()?;
     }
+    let tags = tags.unwrap_or_default();
+    let loader = move || async move { Ok::<_, E>(loader().await?.map(|v| (v, tags))) };
+    let (types, full_key) = ((view.format, view.tags_of), view.space.layout.key(key));
+    Ok(view.space.load_one(types, full_key, loader).await?.value)
 }
 
 /// `Result<Option<V>, E>`: `Ok(None)` is cached only with a `negative_ttl`;
@@ -263,7 +263,13 @@ where
     Fut: Future<Output = std::result::Result<M, E>> + Send + 'static,
 {
     let view = view::<K, V>(cache, site)?;
-    let values = view.try_get_or_load_many(&keys, loader).await?;
+    let (types, full_key) = ((view.format, view.tags_of), |key: &K| {
+        view.space.layout.key(key)
+    });
+    let values = view
+        .space
+        .load_many(types, (&keys, full_key), loader)
+        .await?;
     // A key listed twice is answered once.
     let found: HashMap<K, V> = keys
         .into_iter()

@@ -5,4 +5,5 @@
 mod read;
 mod write;
 
+pub(crate) use self::read::LocalFirst;
 pub(crate) use self::write::{Encoded, Sealed};

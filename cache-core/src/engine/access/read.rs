@@ -9,13 +9,38 @@ use std::time::Instant;
 use tracing::Instrument;
 
 use crate::engine::Space;
-use crate::engine::local::Local;
+use crate::engine::local::{Local, Ticket};
 use crate::engine::reading::Servable;
 use crate::error::Result;
 use crate::stats::bump;
 use crate::ttl::Ttl;
 
+/// What the local tier holds for a batch of keys: each key's copy (counted
+/// as a local hit), and the positions of the others, each with the ticket
+/// that lets a value fetched for it be kept (with a tier only).
+pub(crate) struct LocalFirst {
+    pub(crate) found: Vec<Option<Arc<[u8]>>>,
+    pub(crate) missing: Vec<(usize, Option<Ticket>)>,
+}
+
 impl Space {
+    /// The local tier's copies of `full_keys`: the first step of every batch read.
+    pub(crate) fn local_first(&self, full_keys: &[String]) -> LocalFirst {
+        let mut missing = Vec::new();
+        let found = (full_keys.iter().enumerate())
+            .map(|(at, key)| {
+                let copy = self.local.get(key, &self.engine);
+                match copy.is_some() {
+                    true => bump(&self.counters.local_hits),
+                    // Only a value kept in a local tier needs to know what happened meanwhile.
+                    false => missing.push((at, self.local.is_on().then(|| self.local.ticket(key)))),
+                }
+                copy
+            })
+            .collect();
+        LocalFirst { found, missing }
+    }
+
     /// Reads `full_key` and answers it as `decode` makes it; a hit, a local
     /// hit or a miss is counted. A value fetched from the backend is kept in
     /// the local tier (with its TTL, so that the copy never outlives it).
@@ -107,32 +132,27 @@ impl Space {
             let found = read.instrument(span).await?;
             return Ok(self.tally(found.into_iter().map(|f| f.map(|f| f.payload))));
         }
-        let local = &self.local;
-        let mut found: Vec<Option<Vec<u8>>> = (full_keys.iter())
-            .map(|key| local.get(key, &self.engine).map(|bytes| bytes.to_vec()))
-            .collect();
-        for _ in found.iter().flatten() {
-            bump(&self.counters.local_hits);
-        }
-        let missing: Vec<String> = (full_keys.iter().zip(&found))
-            .filter(|(_, bytes)| bytes.is_none())
-            .map(|(key, _)| key.clone())
-            .collect();
+        let LocalFirst { found, missing } = self.local_first(full_keys);
+        let mut found: Vec<Option<Vec<u8>>> =
+            found.into_iter().map(|b| b.map(|b| b.to_vec())).collect();
         if !missing.is_empty() {
-            let tickets: Vec<_> = missing.iter().map(|key| local.ticket(key)).collect();
+            let wanted: Vec<String> = (missing.iter())
+                .filter_map(|(at, _)| full_keys.get(*at).cloned())
+                .collect();
             let read = backend.within(async {
-                let found = backend.get_many_with_ttl(&missing).await?;
+                let found = backend.get_many_with_ttl(&wanted).await?;
                 self.servable_many(found).await
             });
             let fetched = read.instrument(span).await?;
-            let mut fetched = fetched.into_iter().zip(missing.iter().zip(tickets));
-            for slot in found.iter_mut().filter(|slot| slot.is_none()) {
-                let Some((Some(fresh), (key, ticket))) = fetched.next() else {
+            for (((at, ticket), key), read) in missing.into_iter().zip(&wanted).zip(fetched) {
+                let (Some(servable), Some(slot)) = (read, found.get_mut(at)) else {
                     continue;
                 };
-                let kept = (fresh.payload.as_slice(), fresh.tags.map(Arc::new));
-                local.fetched_decoded(key, kept, None, fresh.ttl, ticket);
-                *slot = Some(fresh.payload);
+                if let Some(ticket) = ticket {
+                    let kept = (servable.payload.as_slice(), servable.tags.map(Arc::new));
+                    (self.local).fetched_decoded(key, kept, None, servable.ttl, ticket);
+                }
+                *slot = Some(servable.payload);
             }
         }
         Ok(self.tally(found))

@@ -2,13 +2,15 @@
 //! Redis in one operation), and the rereads that look for what another flight
 //! or process stored meanwhile. Both answer in one type, [`Stored`].
 
-use super::super::local::Ticket;
-use super::super::reading::{Reading, Servable};
+use std::sync::Arc;
+
 use crate::engine::Space;
+use crate::engine::access::LocalFirst;
+use crate::engine::local::Ticket;
+use crate::engine::reading::{Reading, Servable};
 use crate::engine::stale::StaleCopy;
 use crate::error::Result;
 use crate::settings::FailurePolicy;
-use crate::stats::bump;
 use crate::ttl::Ttl;
 
 /// What the store holds for a key.
@@ -38,27 +40,26 @@ pub(super) struct FirstRead {
 /// # Errors
 /// With fail-closed, the backend or timeout error of the read.
 pub(super) async fn first_read(space: &Space, keys: &[String]) -> Result<(Vec<FirstRead>, bool)> {
-    let mut reads = Vec::with_capacity(keys.len());
-    let mut remote = Vec::new();
-    for (at, key) in keys.iter().enumerate() {
-        // Early refresh is driven by the backend's TTL, seen on backend reads.
-        let local = space.local.get(key, &space.engine);
-        let held = local.map_or(Stored::Nothing, |b| {
-            Stored::Value(Servable {
-                payload: b.to_vec(),
-                ttl: Ttl::Persistent,
-                tags: None,
-            })
-        });
-        let remote_read = matches!(held, Stored::Nothing);
-        if remote_read {
-            remote.push(at);
-        } else {
-            bump(&space.counters.local_hits);
+    let LocalFirst { found, missing } = space.local_first(keys);
+    // Early refresh is driven by the backend's TTL, seen on backend reads.
+    let held = |copy: Option<Arc<[u8]>>| {
+        copy.map_or(Stored::Nothing, |b| {
+            let (payload, ttl, tags) = (b.to_vec(), Ttl::Persistent, None);
+            Stored::Value(Servable { payload, ttl, tags })
+        })
+    };
+    let mut reads: Vec<FirstRead> = (found.into_iter())
+        .map(|copy| FirstRead {
+            held: held(copy),
+            ticket: None,
+        })
+        .collect();
+    let mut remote = Vec::with_capacity(missing.len());
+    for (at, ticket) in missing {
+        if let Some(read) = reads.get_mut(at) {
+            read.ticket = ticket;
         }
-        // Only a value kept in a local tier needs to know what happened meanwhile.
-        let ticket = (remote_read && space.local.is_on()).then(|| space.local.ticket(key));
-        reads.push(FirstRead { held, ticket });
+        remote.push(at);
     }
     if remote.is_empty() {
         return Ok((reads, false));
