@@ -1,5 +1,6 @@
-//! A keyspace's keys: the full key of a typed key, and the one-key basics
-//! every view shares (exists, delete, ttl, clear).
+//! A building block's keys: the full key of a typed key, and the one-key
+//! basics every block shares (exists, delete, ttl, clear). Typed views use
+//! the keyspace engine's entry points instead (`engine::access`).
 
 use std::borrow::Borrow;
 use std::marker::PhantomData;
@@ -10,9 +11,8 @@ use crate::error::Result;
 use crate::key::{CacheKey, KeyLayout};
 use crate::ttl::Ttl;
 
-/// Where a keyspace's keys live: the engine and the layout, for keys of
-/// type `K`, with the basics every view of a keyspace shares (typed views
-/// and building blocks alike).
+/// Where a building block's keys live: the engine and the layout, for
+/// keys of type `K`, with the basics every block shares.
 pub(crate) struct Scope<K: ?Sized> {
     pub(crate) engine: Arc<Engine>,
     pub(crate) layout: KeyLayout,

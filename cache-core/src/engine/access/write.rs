@@ -48,7 +48,11 @@ impl Space {
             let set = backend.set(&full_key, stored, kept, mode);
             self.local.around(&[&full_key], set).await
         });
-        write.instrument(self.span("set")).await
+        let operation = match mode {
+            SetMode::Always => "set",
+            SetMode::IfAbsent => "set_if_absent",
+        };
+        write.instrument(self.span(operation)).await
     }
 
     /// Writes many values with the keyspace's TTL in one round trip per
