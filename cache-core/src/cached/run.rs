@@ -33,12 +33,12 @@ impl Display for Failed {
 impl std::error::Error for Failed {}
 
 /// Where the body's own error waits for the call that ran it.
-struct Slot<E>(Arc<Mutex<Option<E>>>);
+struct ErrorSlot<E>(Arc<Mutex<Option<E>>>);
 
-impl<E: Display> Slot<E> {
+impl<E: Display> ErrorSlot<E> {
     fn new() -> (Self, Self) {
         let shared = Arc::new(Mutex::new(None));
-        (Slot(Arc::clone(&shared)), Slot(shared))
+        (ErrorSlot(Arc::clone(&shared)), ErrorSlot(shared))
     }
 
     /// Keeps `error`; the engine gets its message.
@@ -100,7 +100,7 @@ where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = std::result::Result<Option<V>, E>> + Send + 'static,
 {
-    let (slot, kept) = Slot::new();
+    let (slot, kept) = ErrorSlot::new();
     let loader = move || async move { loader().await.map_err(|error| kept.keep(error)) };
     load_one(cache, site, key, tags, loader)
         .await
@@ -218,7 +218,7 @@ where
     F: FnOnce(Vec<K>) -> Fut + Send + 'static,
     Fut: Future<Output = std::result::Result<M, E>> + Send + 'static,
 {
-    let (slot, kept) = Slot::new();
+    let (slot, kept) = ErrorSlot::new();
     let loader = move |keys| async move { loader(keys).await.map_err(|error| kept.keep(error)) };
     load_many(cache, site, keys, loader)
         .await

@@ -82,7 +82,7 @@ const STRIPES: usize = 64;
 /// A local copy and how long it may live (its Redis TTL caps the tier's),
 /// with the value decoded when the read that kept it had it as an `Arc`.
 #[derive(Clone)]
-struct Entry {
+struct KeptCopy {
     bytes: Arc<[u8]>,
     /// The tags it was written under: it serves only while they hold.
     tags: Option<Arc<TagList>>,
@@ -99,11 +99,11 @@ pub(crate) enum Local<V> {
 
 /// The local tier of one keyspace on one handle, shared by its typed views.
 pub(crate) struct LocalTier {
-    entries: quick_cache::sync::Cache<String, Arc<Entry>>,
+    entries: quick_cache::sync::Cache<String, Arc<KeptCopy>>,
     /// Under fail-safe, the last copy of each key, kept through the channel's
     /// outages and topology changes (dropped by writes, invalidations, clear
     /// and server flushes) to answer while Redis cannot be read.
-    last: std::sync::OnceLock<quick_cache::sync::Cache<String, Arc<Entry>>>,
+    last: std::sync::OnceLock<quick_cache::sync::Cache<String, Arc<KeptCopy>>>,
     settings: LocalSettings,
     channel: Arc<Channel>,
     stripes: [AtomicU64; STRIPES],
@@ -176,7 +176,7 @@ impl LocalTier {
     }
 
     /// The entry at `key` unless it has expired (then it is dropped).
-    fn live(&self, key: &str) -> Option<Arc<Entry>> {
+    fn live(&self, key: &str) -> Option<Arc<KeptCopy>> {
         let entry = self.entries.get(key)?;
         if entry.expires <= Instant::now() {
             self.entries.remove(key);
@@ -188,7 +188,7 @@ impl LocalTier {
     /// The entry at `key` if the tier may serve it: live, and its tags
     /// known to hold (one known to have changed is dropped; one whose tags
     /// are not known is left to a backend read).
-    fn serving(&self, key: &str, engine: &Engine) -> Option<Arc<Entry>> {
+    fn serving(&self, key: &str, engine: &Engine) -> Option<Arc<KeptCopy>> {
         if !self.serves() {
             return None;
         }
@@ -413,7 +413,7 @@ impl LocalCopy {
         if ttl.is_zero() {
             return;
         }
-        let entry = Arc::new(Entry {
+        let entry = Arc::new(KeptCopy {
             bytes: Arc::from(bytes),
             tags,
             value,

@@ -327,7 +327,7 @@ impl RedisBackend {
     /// `None` when the call must go again alone (the node did not run it).
     fn settle(
         &self,
-        answers: &mut std::result::Result<Vec<Option<Value>>, Failure>,
+        answers: &mut std::result::Result<Vec<Option<Value>>, SendFailure>,
         readers: &mut [usize],
         index: usize,
         name: &'static str,
@@ -335,11 +335,11 @@ impl RedisBackend {
     ) -> Option<Result<Value>> {
         let values = match answers {
             Ok(values) => values,
-            Err(Failure::NotExecuted) => return None,
-            Err(Failure::Redis(err)) => {
+            Err(SendFailure::NotExecuted) => return None,
+            Err(SendFailure::Redis(err)) => {
                 return Some(Err(Error::from_redis(name, Some(key), err.clone(), false)));
             }
-            Err(Failure::Timeout) => return Some(Err(self.timeout_error(name, key, false))),
+            Err(SendFailure::Timeout) => return Some(Err(self.timeout_error(name, key, false))),
         };
         let reply = match (values.get_mut(index), readers.get_mut(index)) {
             (Some(reply), Some(left)) => {
@@ -372,7 +372,7 @@ impl RedisBackend {
         &self,
         pipe: &Pipeline,
         deadline: Instant,
-    ) -> std::result::Result<Vec<Value>, Failure> {
+    ) -> std::result::Result<Vec<Value>, SendFailure> {
         let span = self.call_span("PIPELINE");
         // Every command in a batch may be applied twice: one resend.
         let mut may_resend = true;
@@ -383,7 +383,7 @@ impl RedisBackend {
             let err = match tokio::time::timeout_at(deadline, sent).await {
                 Ok(Ok(values)) => return Ok(values),
                 Ok(Err(err)) => err,
-                Err(_elapsed) => return Err(Failure::Timeout),
+                Err(_elapsed) => return Err(SendFailure::Timeout),
             };
             let seen = Attempt {
                 retry: Retry::Idempotent,
@@ -393,16 +393,16 @@ impl RedisBackend {
             match after_error(&err, seen) {
                 NextStep::Resend => may_resend = false,
                 // Each call goes again alone, where redirections are followed.
-                NextStep::Pause => return Err(Failure::NotExecuted),
-                NextStep::Timeout { .. } => return Err(Failure::Timeout),
-                NextStep::Fail { .. } => return Err(Failure::Redis(err)),
+                NextStep::Pause => return Err(SendFailure::NotExecuted),
+                NextStep::Timeout { .. } => return Err(SendFailure::Timeout),
+                NextStep::Fail { .. } => return Err(SendFailure::Redis(err)),
             }
         }
     }
 }
 
 /// Why a batch's round trip gave no answers.
-enum Failure {
+enum SendFailure {
     /// The node did not run it (a cluster redirection or failover): each
     /// call goes again alone.
     NotExecuted,
