@@ -269,7 +269,8 @@ where
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
-    ///     /// let prices = cache_core::Cache::memory().keyspace("price").typed::<String, f64>()?;
+    /// use std::collections::HashMap;
+    /// let prices = cache_core::Cache::memory().keyspace("price").typed::<String, f64>()?;
     /// prices.set("gpt-4", &0.03).await?;
     /// let models = ["gpt-4".to_owned(), "gpt-4o".to_owned(), "nope".to_owned()];
     /// let got = prices
