@@ -25,6 +25,8 @@
 
 mod support;
 
+#[path = "support/bench_allocs.rs"]
+mod allocs;
 #[path = "support/bench_cases.rs"]
 mod cases;
 #[path = "support/bench_chart.rs"]
@@ -119,6 +121,28 @@ async fn raw_set_get(
     Ok(2)
 }
 
+/// The code a user writes without a library: redis-rs' multiplexed
+/// connection and serde_json, SET EX of the encoded price, then GET and decode.
+async fn hand_set_get(
+    conn: &mut impl redis::aio::ConnectionLike,
+    key: &str,
+    price: &ModelPrice,
+) -> BenchResult<u64> {
+    let bytes = serde_json::to_vec(price)?;
+    redis::cmd("SET")
+        .arg(key)
+        .arg(bytes)
+        .arg("EX")
+        .arg(TTL_SECS)
+        .query_async::<()>(conn)
+        .await?;
+    let read: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(conn).await?;
+    if let Some(read) = read {
+        let _: ModelPrice = serde_json::from_slice(&read)?;
+    }
+    Ok(2)
+}
+
 /// GET of a stored key: the raw read workload.
 async fn raw_get(conn: &mut impl redis::aio::ConnectionLike, key: &str) -> BenchResult<u64> {
     let _: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(conn).await?;
@@ -141,6 +165,10 @@ async fn step(case: Case, fx: &Fixture, task: usize, i: usize) -> BenchResult<u6
         Case::RawManagerC64 => {
             let key = format!("bench-raw:{task}:{slot}");
             raw_set_get(&mut fx.raw_manager.clone(), &key, &fx.raw_value).await
+        }
+        Case::HandJsonC1 | Case::HandJsonC64 => {
+            let key = format!("bench-hand:{task}:{slot}");
+            hand_set_get(&mut fx.raw.clone(), &key, &fx.price).await
         }
         Case::FredC64 => fx.fred.set_get(Fred::One, task, slot).await,
         Case::FredPool4C64 => fx.fred.set_get(Fred::Pool4, task, slot).await,
@@ -329,6 +357,8 @@ struct Options {
     cases: Option<Vec<String>>,
     /// Where to write the chart of the ratios.
     svg: Option<String>,
+    /// Count allocations per command of each case, on one thread.
+    allocs: bool,
 }
 
 fn options() -> Result<Options, String> {
@@ -338,12 +368,14 @@ fn options() -> Result<Options, String> {
         json: None,
         cases: None,
         svg: None,
+        allocs: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => options.quick = true,
             "--cluster" => options.cluster = true,
+            "--allocs" => options.allocs = true,
             "--json" => options.json = Some(args.next().ok_or("--json needs a path")?),
             "--svg" => options.svg = Some(args.next().ok_or("--svg needs a path")?),
             "--cases" => {
@@ -352,7 +384,7 @@ fn options() -> Result<Options, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown argument {other:?}; expected --quick, --cluster, --json PATH, --svg PATH or --cases A,B"
+                    "unknown argument {other:?}; expected --quick, --cluster, --allocs, --json PATH, --svg PATH or --cases A,B"
                 ));
             }
         }
@@ -442,7 +474,11 @@ async fn standalone(
         latency.push((case, latencies(case, &fx, per_case).await?));
     }
     let sizes = report::stored_sizes(&fx, &active).await?;
-    let rows = report::rows(&ops, &spreads, &latency, &sizes);
+    let counts = match options.allocs {
+        true => allocs::count(url, &active)?,
+        false => Vec::new(),
+    };
+    let rows = report::rows(&ops, &spreads, &latency, &sizes, &counts);
     report::print_table(&rows);
     if let Some(path) = &options.svg {
         let title = format!(
@@ -453,6 +489,7 @@ async fn standalone(
     }
     print_targets(&ops, &fx);
     report::print_p99_targets(&rows);
+    report::print_alloc_targets(&rows);
     report::print_large_targets(&ops, &sizes);
     let slow_for = per_case * if options.quick { 5 } else { 4 };
     let slow = slow_loader_cases(url, slow_for, wanted).await?;

@@ -25,6 +25,8 @@ cases! {
     RawC1 => "raw_c1",
     RawC64 => "raw_c64",
     RawManagerC64 => "raw_manager_c64",
+    HandJsonC1 => "hand_json_c1",
+    HandJsonC64 => "hand_json_c64",
     FredC64 => "fred_c64",
     FredPool4C64 => "fred_pool4_c64",
     TypedJsonC1 => "typed_json_c1",
@@ -61,9 +63,11 @@ impl Case {
             | Case::GetOrLoadMany100
             | Case::SequentialGetOrLoad100
             | Case::GetOrLoadMany100Miss10 => Case::SequentialGet100,
-            Case::RawC1 | Case::TypedJsonC1 | Case::ConnPerCallC1 | Case::SharedHandleC1 => {
-                Case::RawC1
-            }
+            Case::RawC1
+            | Case::HandJsonC1
+            | Case::TypedJsonC1
+            | Case::ConnPerCallC1
+            | Case::SharedHandleC1 => Case::RawC1,
             Case::RawGetC64
             | Case::FredGetC64
             | Case::FredGetPool4C64
