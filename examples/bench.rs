@@ -104,19 +104,29 @@ async fn primary_of(master: &str, sentinels: &[String]) -> BenchResult<String> {
     Err(format!("no sentinel of {sentinels} names a primary for {master}").into())
 }
 
+/// SET EX with the bench's TTL.
+async fn set_ex(
+    conn: &mut impl redis::aio::ConnectionLike,
+    key: &str,
+    value: &[u8],
+) -> BenchResult<()> {
+    let set = redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .arg("EX")
+        .arg(TTL_SECS)
+        .take();
+    set.query_async::<()>(conn).await?;
+    Ok(())
+}
+
 /// SET EX of pre-encoded bytes, then GET: the raw workload.
 async fn raw_set_get(
     conn: &mut impl redis::aio::ConnectionLike,
     key: &str,
     value: &[u8],
 ) -> BenchResult<u64> {
-    redis::cmd("SET")
-        .arg(key)
-        .arg(value)
-        .arg("EX")
-        .arg(TTL_SECS)
-        .query_async::<()>(conn)
-        .await?;
+    set_ex(conn, key, value).await?;
     let _: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(conn).await?;
     Ok(2)
 }
@@ -128,14 +138,7 @@ async fn hand_set_get(
     key: &str,
     price: &ModelPrice,
 ) -> BenchResult<u64> {
-    let bytes = serde_json::to_vec(price)?;
-    redis::cmd("SET")
-        .arg(key)
-        .arg(bytes)
-        .arg("EX")
-        .arg(TTL_SECS)
-        .query_async::<()>(conn)
-        .await?;
+    set_ex(conn, key, &serde_json::to_vec(price)?).await?;
     let read: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(conn).await?;
     if let Some(read) = read {
         let _: ModelPrice = serde_json::from_slice(&read)?;

@@ -218,58 +218,28 @@ pub(crate) fn print_targets(ops: &impl Fn(Case) -> Option<f64>, fx: &Fixture) {
     let over_best = |a: Case, peers: &[Case]| ops(a).zip(best(peers)).map(|(a, b)| a / b);
     let gets = [Case::FredGetC64, Case::FredGetPool4C64];
     target(
-        "typed_get_c64 / raw_get_c64",
-        ratio(Case::TypedGetC64, Case::RawGetC64),
-        1.1,
-    );
-    target(
         "typed_get_c64 / best of fred_get_*",
         over_best(Case::TypedGetC64, &gets),
         1.1,
     );
-    for typed in [
-        Case::TypedJsonC64,
-        Case::TypedMsgpackC64,
-        Case::TypedBincodeC64,
-    ] {
-        let label = format!("{} / raw_c64", typed.name());
-        target(&label, ratio(typed, Case::RawC64), 0.9);
+    use Case::*;
+    let ratios = [
+        (TypedGetC64, RawGetC64, 1.1),
+        (TypedJsonC64, RawC64, 0.9),
+        (TypedMsgpackC64, RawC64, 0.9),
+        (TypedBincodeC64, RawC64, 0.9),
+        (TypedJsonC64, HandJsonC64, 1.0),
+        (TypedJsonC64, CachedCrateC64, 1.0),
+        (TypedJsonC1, HandJsonC1, 0.97),
+        (TypedGetTaggedC64, TypedGetC64, 0.9),
+        (GetMany100, SequentialGet100, 1.0),
+        (GetOrLoadMany100, GetMany100, 0.9),
+        (GetOrLoadMany100, SequentialGetOrLoad100, 30.0),
+    ];
+    for (case, base, goal) in ratios {
+        let label = format!("{} / {}", case.name(), base.name());
+        target(&label, ratio(case, base), goal);
     }
-    target(
-        "typed_json_c64 / hand_json_c64",
-        ratio(Case::TypedJsonC64, Case::HandJsonC64),
-        1.0,
-    );
-    target(
-        "typed_json_c64 / cached_crate_c64",
-        ratio(Case::TypedJsonC64, Case::CachedCrateC64),
-        1.0,
-    );
-    target(
-        "typed_json_c1 / hand_json_c1",
-        ratio(Case::TypedJsonC1, Case::HandJsonC1),
-        0.97,
-    );
-    target(
-        "typed_get_tagged_c64 / typed_get_c64",
-        ratio(Case::TypedGetTaggedC64, Case::TypedGetC64),
-        0.9,
-    );
-    target(
-        "get_many_100 / sequential_get_100 (keys/s)",
-        ratio(Case::GetMany100, Case::SequentialGet100),
-        1.0,
-    );
-    target(
-        "get_or_load_many_100 / get_many_100",
-        ratio(Case::GetOrLoadMany100, Case::GetMany100),
-        0.9,
-    );
-    target(
-        "get_or_load_many_100 / sequential_get_or_load_100",
-        ratio(Case::GetOrLoadMany100, Case::SequentialGetOrLoad100),
-        30.0,
-    );
     let batches = fx.batches.load(Ordering::Relaxed);
     let calls = fx.loader_calls.load(Ordering::Relaxed);
     if batches > 0 {
