@@ -133,8 +133,11 @@ sentinel_example() {
 # The bench's quick run must keep writing its JSON, one entry per case (its
 # numbers in a debug build mean nothing; the README's come from a release run).
 bench_quick() {
-    "$examples_dir/bench" --quick --json "$work/bench.json" \
-        && [ "$(grep -c '"name"' "$work/bench.json")" -eq 28 ]
+    # Every case (28 standalone, 2 slow-loader) in the JSON, each standalone
+    # one with its allocation count.
+    "$examples_dir/bench" --quick --allocs --json "$work/bench.json" \
+        && [ "$(grep -c '"name"' "$work/bench.json")" -eq 30 ] \
+        && [ "$(grep -c '"allocs_per_op": [0-9]' "$work/bench.json")" -eq 28 ]
 }
 
 work="$(mktemp -d)"

@@ -7,7 +7,7 @@
 use super::{BenchResult, Case, Fixture, step};
 
 /// Steps counted per case, after as many to warm up.
-const STEPS: usize = 2_000;
+const STEPS: usize = 500;
 
 /// One case's allocations and bytes allocated, per command.
 #[derive(Clone, Copy, Debug)]
