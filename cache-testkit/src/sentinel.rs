@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use cache_core::{Cache, CacheBuilder};
 
 use crate::RedisServer;
-use crate::process::{free_port, redis_server_binary, unique_namespace};
+use crate::process::{free_port, redis_server_binary, unique_namespace, wait_until_ours};
 
 /// The name the sentinels monitor the primary under.
 pub const MASTER: &str = "cache-test-primary";
@@ -87,8 +87,26 @@ impl RedisSentinel {
         deployment
     }
 
+    /// Starts sentinel `index`, on another free port if the first one was
+    /// taken before the sentinel could bind it.
     fn spawn_sentinel(&mut self, index: usize, primary_port: u16) {
-        let port = free_port();
+        let mut last_error = String::new();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let mut child = self.spawn_sentinel_on(index, port, primary_port);
+            match wait_until_ours(&mut child, port, &self.url_of(port)) {
+                Ok(()) => {
+                    self.sentinels.push(child);
+                    self.ports.push(port);
+                    return;
+                }
+                Err(err) => last_error = err,
+            }
+        }
+        panic!("could not start sentinel {index}: {last_error}");
+    }
+
+    fn spawn_sentinel_on(&self, index: usize, port: u16, primary_port: u16) -> Child {
         let config = self.dir.join(format!("sentinel-{index}.conf"));
         let text = format!(
             "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {dir}\nloglevel warning\n\
@@ -115,21 +133,22 @@ impl RedisSentinel {
             .stderr(Stdio::null())
             .spawn();
         match child {
-            Ok(child) => self.sentinels.push(child),
+            Ok(child) => child,
             Err(err) => panic!("cannot start a sentinel (redis-server --sentinel): {err}"),
         }
-        self.ports.push(port);
+    }
+
+    /// The URL of the sentinel on `port` (with its password, if it has one).
+    fn url_of(&self, port: u16) -> String {
+        match self.passwords {
+            Some(Passwords { sentinel, .. }) => format!("redis://:{sentinel}@127.0.0.1:{port}"),
+            None => format!("redis://127.0.0.1:{port}"),
+        }
     }
 
     /// The sentinels' URLs (with their password, if they have one).
     pub fn urls(&self) -> Vec<String> {
-        let auth = match self.passwords {
-            Some(Passwords { sentinel, .. }) => format!(":{sentinel}@"),
-            None => String::new(),
-        };
-        (self.ports.iter())
-            .map(|port| format!("redis://{auth}127.0.0.1:{port}"))
-            .collect()
+        self.ports.iter().map(|port| self.url_of(*port)).collect()
     }
 
     /// A builder for a handle on this deployment, under the test's namespace.
@@ -254,11 +273,7 @@ impl RedisSentinel {
         port: u16,
         cmd: &redis::Cmd,
     ) -> redis::RedisResult<T> {
-        let auth = match self.passwords {
-            Some(Passwords { sentinel, .. }) => format!(":{sentinel}@"),
-            None => String::new(),
-        };
-        let client = redis::Client::open(format!("redis://{auth}127.0.0.1:{port}"))?;
+        let client = redis::Client::open(self.url_of(port))?;
         let mut connection = client.get_multiplexed_async_connection().await?;
         cmd.query_async(&mut connection).await
     }
@@ -266,19 +281,20 @@ impl RedisSentinel {
     async fn wait_until_settled(&self) {
         let started = Instant::now();
         loop {
-            if self.settled().await {
+            let Err(lagging) = self.settled().await else {
                 return;
-            }
+            };
             assert!(
                 started.elapsed() < Duration::from_secs(30),
-                "the Sentinel deployment did not settle within 30 s"
+                "the Sentinel deployment did not settle within 30 s: {lagging}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
-    /// Whether every sentinel knows both replicas and both other sentinels.
-    async fn settled(&self) -> bool {
+    /// Whether every sentinel knows both replicas and both other sentinels;
+    /// if not, what the first one that does not sees.
+    async fn settled(&self) -> Result<(), String> {
         for port in &self.ports {
             let replicas: redis::RedisResult<Vec<redis::Value>> = self
                 .ask(*port, redis::cmd("SENTINEL").arg("replicas").arg(MASTER))
@@ -288,10 +304,20 @@ impl RedisSentinel {
                 .await;
             match (replicas, others) {
                 (Ok(replicas), Ok(others)) if replicas.len() == 2 && others.len() == 2 => {}
-                _ => return false,
+                (replicas, others) => {
+                    let count = |seen: redis::RedisResult<Vec<redis::Value>>| match seen {
+                        Ok(seen) => seen.len().to_string(),
+                        Err(err) => format!("error ({err})"),
+                    };
+                    return Err(format!(
+                        "the sentinel on port {port} sees {} replicas and {} other sentinels",
+                        count(replicas),
+                        count(others)
+                    ));
+                }
             }
         }
-        true
+        Ok(())
     }
 }
 

@@ -4,14 +4,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cache_core::Cache;
 
-use crate::process::{free_port, redis_server_binary, send_signal, unique_namespace};
-
-/// How long a spawned server may take to answer its first PING.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::process::{
+    free_port, redis_server_binary, send_signal, unique_namespace, wait_until_ours,
+};
 
 /// A Redis server for one test: spawned and owned, or external.
 pub struct RedisServer {
@@ -254,46 +253,12 @@ impl SpawnedServer {
             dir: dir.to_owned(),
             extra_args,
         };
-        server.wait_ready()?;
+        wait_until_ours(
+            &mut server.child,
+            port,
+            &format!("redis://127.0.0.1:{port}"),
+        )?;
         Ok(server)
-    }
-
-    fn wait_ready(&mut self) -> Result<(), String> {
-        let started = Instant::now();
-        let url = format!("redis://127.0.0.1:{}", self.port);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!(
-                    "redis-server on port {} exited: {status}",
-                    self.port
-                ));
-            }
-            // The server that answers must be ours: another test's server may
-            // have taken the port between the probe and our bind, and would
-            // then be shared, and killed under us when that test ends.
-            let info = redis::Client::open(url.as_str())
-                .and_then(|client| client.get_connection_with_timeout(Duration::from_millis(200)))
-                .and_then(|mut conn| redis::cmd("INFO").arg("server").query::<String>(&mut conn));
-            if let Ok(info) = info {
-                let pid = info
-                    .lines()
-                    .find_map(|line| line.strip_prefix("process_id:"));
-                if pid.map(str::trim) == Some(self.child.id().to_string().as_str()) {
-                    return Ok(());
-                }
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                return Err(format!("port {} is another server's", self.port));
-            }
-            if started.elapsed() > STARTUP_TIMEOUT {
-                let _ = self.child.kill();
-                return Err(format!(
-                    "redis-server on port {} did not answer PING",
-                    self.port
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 }
 
