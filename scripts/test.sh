@@ -134,10 +134,18 @@ sentinel_example() {
 # numbers in a debug build mean nothing; the README's come from a release run).
 bench_quick() {
     # Every case (28 standalone, 2 slow-loader) in the JSON, each standalone
-    # one with its allocation count.
+    # one with its allocation count; and the typed SET+GET allocating no
+    # more than the same pair written by hand (counts do not drift).
     "$examples_dir/bench" --quick --allocs --json "$work/bench.json" \
         && [ "$(grep -c '"name"' "$work/bench.json")" -eq 30 ] \
-        && [ "$(grep -c '"allocs_per_op": [0-9]' "$work/bench.json")" -eq 28 ]
+        && [ "$(grep -c '"allocs_per_op": [0-9]' "$work/bench.json")" -eq 28 ] \
+        && python3 - "$work/bench.json" <<'CHECK'
+import json, sys
+cases = {case["name"]: case for case in json.load(open(sys.argv[1]))["cases"]}
+typed, hand = (cases[name]["allocs_per_op"] for name in ("typed_json_c64", "hand_json_c64"))
+print(f"allocations per command: typed_json_c64 {typed}, hand_json_c64 {hand}")
+sys.exit(0 if typed <= hand else 1)
+CHECK
 }
 
 work="$(mktemp -d)"

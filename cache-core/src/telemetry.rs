@@ -4,6 +4,7 @@
 //! reason or an error kind; never keys or values. The names are listed in
 //! the guide's observability page.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics::SharedString;
@@ -71,19 +72,60 @@ impl Labels {
     }
 }
 
+/// The call-time histograms of one handle's most frequent calls, each
+/// registered on its first use: naming a metric builds its key (an
+/// allocation), which a GET or SET should not pay every time.
+#[derive(Debug, Default)]
+pub(crate) struct CallTimes {
+    get: OnceLock<metrics::Histogram>,
+    set: OnceLock<metrics::Histogram>,
+    del: OnceLock<metrics::Histogram>,
+}
+
+impl CallTimes {
+    /// One Redis call: how long it took, and how it failed if it did.
+    pub(crate) fn record(
+        &self,
+        operation: &'static str,
+        took: Duration,
+        error: Option<&crate::Error>,
+    ) {
+        let kept = match operation {
+            "GET" => &self.get,
+            "SET" => &self.set,
+            "DEL" => &self.del,
+            _ => return backend_call(operation, took, error),
+        };
+        let histogram = kept.get_or_init(|| call_histogram(operation));
+        histogram.record(took.as_secs_f64());
+        if let Some(error) = error {
+            backend_error(operation, error);
+        }
+    }
+}
+
+fn call_histogram(operation: &'static str) -> metrics::Histogram {
+    metrics::histogram!("cache_backend_call_seconds", "operation" => operation)
+}
+
 /// One Redis call: how long it took, and how it failed if it did.
 pub(crate) fn backend_call(operation: &'static str, took: Duration, error: Option<&crate::Error>) {
-    metrics::histogram!("cache_backend_call_seconds", "operation" => operation)
-        .record(took.as_secs_f64());
+    call_histogram(operation).record(took.as_secs_f64());
+    if let Some(error) = error {
+        backend_error(operation, error);
+    }
+}
+
+/// One failed Redis call, counted by its kind.
+fn backend_error(operation: &'static str, error: &crate::Error) {
     let kind = match error {
-        None => return,
-        Some(crate::Error::Timeout { .. } | crate::Error::ConnectTimeout { .. }) => {
+        crate::Error::Timeout { .. } | crate::Error::ConnectTimeout { .. } => {
             metrics::counter!("cache_timeouts_total", "operation" => operation).increment(1);
             return;
         }
-        Some(crate::Error::Connection { .. }) => "connection",
-        Some(error) if error.is_wrong_type() => "wrong_type",
-        Some(_) => "server",
+        crate::Error::Connection { .. } => "connection",
+        error if error.is_wrong_type() => "wrong_type",
+        _ => "server",
     };
     metrics::counter!("cache_backend_errors_total", "operation" => operation, "kind" => kind)
         .increment(1);

@@ -247,6 +247,10 @@ impl Space {
     /// The names of the tags an entry written with the user tags `extra`
     /// carries: the keyspace's own when it is tagged, then each of `extra` once.
     pub(crate) fn tag_names(&self, extra: &[String]) -> Vec<String> {
+        if !self.tagged && extra.is_empty() {
+            // The common write: nothing to allocate.
+            return Vec::new();
+        }
         let mut names = Vec::with_capacity(extra.len() + 1);
         if self.tagged {
             names.push(tags::keyspace_tag(&self.layout));

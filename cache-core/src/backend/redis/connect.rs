@@ -411,6 +411,15 @@ fn describe(err: &redis::RedisError) -> String {
 pub struct RedisConnection(pub(crate) Connection);
 
 impl RedisConnection {
+    /// Sends one command; on one server without boxing its future (the
+    /// trait's `req_packed_command` must box it: one allocation a call).
+    pub(crate) async fn command(&mut self, cmd: &Cmd) -> redis::RedisResult<Value> {
+        match &mut self.0 {
+            Connection::Standalone(server) => server.command(cmd).await,
+            _ => self.req_packed_command(cmd).await,
+        }
+    }
+
     pub(crate) fn is_cluster(&self) -> bool {
         matches!(self.0, Connection::Cluster(_) | Connection::LazyCluster(_))
     }

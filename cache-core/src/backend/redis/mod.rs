@@ -73,6 +73,8 @@ pub(crate) struct RedisBackend {
     coalescer: Option<Arc<coalesce::Coalescer>>,
     /// Where plain reads may go (`read_from_replicas`).
     replica: Option<RedisConnection>,
+    #[cfg(feature = "metrics")]
+    call_times: Arc<crate::telemetry::CallTimes>,
 }
 
 impl fmt::Debug for RedisBackend {
@@ -101,6 +103,8 @@ impl RedisBackend {
             stats,
             coalescer: coalesce.then(Arc::default),
             replica: None,
+            #[cfg(feature = "metrics")]
+            call_times: Arc::default(),
         }
     }
 
@@ -159,7 +163,7 @@ impl RedisBackend {
             self.stats.count_error(error);
         }
         #[cfg(feature = "metrics")]
-        crate::telemetry::backend_call(operation, started.elapsed(), result.as_ref().err());
+        (self.call_times).record(operation, started.elapsed(), result.as_ref().err());
         result
     }
 
@@ -208,7 +212,10 @@ impl RedisBackend {
         retry: Retry,
     ) -> Result<T> {
         let cmd = &cmd;
-        let send = |mut connection| async move { cmd.query_async(&mut connection).await };
+        let send = |mut connection: RedisConnection| async move {
+            let value = connection.command(cmd).await?;
+            Ok(redis::from_redis_value(value.extract_error()?)?)
+        };
         self.bounded(operation, key, retry, send).await
     }
 

@@ -59,16 +59,22 @@ pub(super) async fn ping(manager: &mut ConnectionManager, timeout: Duration) -> 
     false
 }
 
+impl Server {
+    /// Sends one command: what `req_packed_command` does, without the box
+    /// the trait needs, for the callers that can await it in place.
+    pub(crate) async fn command(&mut self, cmd: &Cmd) -> redis::RedisResult<Value> {
+        if self.breaker.is_down() {
+            return Err(Breaker::refusal());
+        }
+        let answer = self.manager.send_packed_command(cmd).await;
+        self.checked(&answer);
+        answer
+    }
+}
+
 impl ConnectionLike for Server {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        Box::pin(async move {
-            if self.breaker.is_down() {
-                return Err(Breaker::refusal());
-            }
-            let answer = self.manager.send_packed_command(cmd).await;
-            self.checked(&answer);
-            answer
-        })
+        Box::pin(self.command(cmd))
     }
 
     fn req_packed_commands<'a>(
