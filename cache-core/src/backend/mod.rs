@@ -17,6 +17,7 @@ pub(crate) mod redis;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::task::futures::TaskLocalFuture;
 
 use ::redis::FromRedisValue;
 
@@ -26,38 +27,38 @@ use crate::stats::Stats;
 use crate::ttl::{Ttl, ttl_millis};
 
 tokio::task_local! {
-    /// When the public operation running in this task must have answered.
-    static DEADLINE: Instant;
+    /// When the public operation running in this task must have answered
+    /// (`None`: an operation without a timeout).
+    static DEADLINE: Option<Instant>;
 }
 
-/// Runs `operation` so that all its backend calls share one `timeout`: a call
-/// gets what earlier calls left, and none is sent once it is spent. Nested
-/// uses keep the outer deadline.
-pub(crate) async fn within<F: Future>(timeout: Duration, operation: F) -> F::Output {
-    if DEADLINE.try_with(|_| ()).is_ok() {
-        return operation.await;
-    }
-    DEADLINE.scope(Instant::now() + timeout, operation).await
+/// The deadline of the operation running in this task, if it has one.
+fn current_deadline() -> Option<Instant> {
+    DEADLINE.try_with(|deadline| *deadline).ok().flatten()
 }
 
-/// [`within`], for an operation that began at `started`: its calls share
-/// what is left of `timeout` from then.
-pub(crate) async fn within_since<F: Future>(
+/// Runs `operation` so that all its backend calls share one timeout, from
+/// `started`: a call gets what earlier calls left, and none is sent once it
+/// is spent. Nested uses keep the outer deadline. Not an `async fn`: the
+/// operation's future is held once, in the returned one (each `async`
+/// layer that might or might not scope it would hold it twice, and the
+/// future of a typed write is kilobytes, copied every time it moves).
+fn scoped<F: Future>(
     started: Instant,
-    timeout: Duration,
+    timeout: Option<Duration>,
     operation: F,
-) -> F::Output {
-    if DEADLINE.try_with(|_| ()).is_ok() {
-        return operation.await;
-    }
-    DEADLINE.scope(started + timeout, operation).await
+) -> TaskLocalFuture<Option<Instant>, F> {
+    let deadline = current_deadline().or_else(|| timeout.map(|timeout| started + timeout));
+    DEADLINE.scope(deadline, operation)
 }
 
 /// What is left of the running operation's time, at most `timeout`.
 pub(crate) fn budget(timeout: Duration) -> Duration {
-    DEADLINE
-        .try_with(|deadline| deadline.saturating_duration_since(Instant::now()))
-        .map_or(timeout, |left| left.min(timeout))
+    current_deadline().map_or(timeout, |deadline| {
+        deadline
+            .saturating_duration_since(Instant::now())
+            .min(timeout)
+    })
 }
 
 pub(crate) use self::memory::MemoryBackend;
@@ -207,25 +208,19 @@ impl Backend {
     }
 
     /// Runs one public operation: all its Redis calls share one timeout.
-    pub(crate) async fn within<F: Future>(&self, operation: F) -> F::Output {
-        match self.timeout() {
-            Some(timeout) => within(timeout, operation).await,
-            None => operation.await,
-        }
+    pub(crate) fn within<F: Future>(&self, operation: F) -> TaskLocalFuture<Option<Instant>, F> {
+        scoped(Instant::now(), self.timeout(), operation)
     }
 
     /// The rest of one public operation that began at `started` with a
     /// first call made outside [`within`](Self::within): what it calls now
     /// gets what is left of the timeout.
-    pub(crate) async fn within_since<F: Future>(
+    pub(crate) fn within_since<F: Future>(
         &self,
         started: Instant,
         operation: F,
-    ) -> F::Output {
-        match self.timeout() {
-            Some(timeout) => within_since(started, timeout, operation).await,
-            None => operation.await,
-        }
+    ) -> TaskLocalFuture<Option<Instant>, F> {
+        scoped(started, self.timeout(), operation)
     }
 
     /// Removes every key that starts with one of `heads` (keyspace heads such

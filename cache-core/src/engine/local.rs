@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
+
 use super::Engine;
 use super::bounded;
 
@@ -460,15 +462,25 @@ impl LocalCopy {
     /// Runs `write` at `keys` with their local copies dropped before and
     /// after: a read racing the write keeps nothing, and a failed write
     /// leaves nothing stale behind.
-    pub(crate) async fn around<T>(&self, keys: &[&str], write: impl Future<Output = T>) -> T {
+    ///
+    /// The copies are dropped before when it is called (every caller awaits
+    /// it at once), and after when it is done. Not an `async fn`, which
+    /// would hold `write` twice (a write's future is kilobytes, and copied
+    /// each time it moves).
+    pub(crate) fn around<'a, T>(
+        &'a self,
+        keys: &'a [&'a str],
+        write: impl Future<Output = T> + 'a,
+    ) -> impl Future<Output = T> + 'a {
         for key in keys {
             self.written(key);
         }
-        let done = write.await;
-        for key in keys {
-            self.written(key);
-        }
-        done
+        write.map(move |done| {
+            for key in keys {
+                self.written(key);
+            }
+            done
+        })
     }
 
     /// Drops every local copy (after a clear of the whole keyspace).

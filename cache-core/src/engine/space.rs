@@ -303,7 +303,9 @@ impl Space {
         let names = self.tag_names(extra);
         let payload = match names.is_empty() {
             true => payload,
-            false => match self.tag_header(names, kept, since, &payload).await? {
+            // Boxed: only tagged writes read tag states, and held in place
+            // their future would weigh on every write's.
+            false => match Box::pin(self.tag_header(names, kept, since, &payload)).await? {
                 Some(tagged) => tagged,
                 None => return Ok(None),
             },
