@@ -415,15 +415,20 @@ impl Backend {
 
     /// Many values in one round trip (MGET; on a cluster one per hash slot,
     /// concurrently), in the order of `keys`.
-    pub(crate) async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+    pub(crate) async fn get_many<S: AsRef<str> + Sync>(
+        &self,
+        keys: &[S],
+    ) -> Result<Vec<Option<Vec<u8>>>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let groups = self.slot_groups(keys.iter().map(String::as_str));
+        let groups = self.slot_groups(keys.iter().map(S::as_ref));
         // One node per command: redis-rs reconnects and refreshes its slot
         // map after a lost node only for those (not for a fanned-out MGET).
         let reads = groups.iter().map(|positions| async move {
-            let group: Vec<&String> = positions.iter().filter_map(|&at| keys.get(at)).collect();
+            let group: Vec<&str> = (positions.iter())
+                .filter_map(|&at| keys.get(at).map(S::as_ref))
+                .collect();
             let wire = |()| Wire::Command(::redis::cmd("MGET").arg(&group).take());
             let read = |store: &mut Store, ()| {
                 let each = group
@@ -431,7 +436,7 @@ impl Backend {
                     .map(|key| Ok(store.bytes(key, "MGET")?.cloned()));
                 each.collect::<Result<Vec<_>>>()
             };
-            let first = group.first().map(|key| key.as_str()).unwrap_or_default();
+            let first = group.first().copied().unwrap_or_default();
             let found = self
                 .exchange(Call::batch("MGET", first), (), wire, read)
                 .await?;
@@ -459,13 +464,15 @@ impl Backend {
     /// Many values with their remaining TTL: one pipeline of GET and PTTL
     /// per group of [`slot_groups`](Self::slot_groups), concurrently; in the
     /// order of `keys`.
-    pub(crate) async fn get_many_with_ttl(
+    pub(crate) async fn get_many_with_ttl<S: AsRef<str> + Sync>(
         &self,
-        keys: &[String],
+        keys: &[S],
     ) -> Result<Vec<Option<(Vec<u8>, Ttl)>>> {
-        let groups = self.slot_groups(keys.iter().map(String::as_str));
+        let groups = self.slot_groups(keys.iter().map(S::as_ref));
         let reads = groups.iter().map(|positions| async move {
-            let group: Vec<&String> = positions.iter().filter_map(|&at| keys.get(at)).collect();
+            let group: Vec<&str> = (positions.iter())
+                .filter_map(|&at| keys.get(at).map(S::as_ref))
+                .collect();
             let wire = |()| {
                 let mut pipe = ::redis::pipe();
                 for key in &group {
@@ -481,7 +488,7 @@ impl Backend {
                 }
                 Ok(pairs)
             };
-            let first = group.first().map(|key| key.as_str()).unwrap_or_default();
+            let first = group.first().copied().unwrap_or_default();
             let pairs: Vec<(Option<Vec<u8>>, i64)> = self
                 .exchange(Call::batch("GET", first), (), wire, read)
                 .await?;

@@ -136,8 +136,8 @@ impl Space {
         let mut found: Vec<Option<Vec<u8>>> =
             found.into_iter().map(|b| b.map(|b| b.to_vec())).collect();
         if !missing.is_empty() {
-            let wanted: Vec<String> = (missing.iter())
-                .filter_map(|(at, _)| full_keys.get(*at).cloned())
+            let wanted: Vec<&str> = (missing.iter())
+                .filter_map(|(at, _)| full_keys.get(*at).map(String::as_str))
                 .collect();
             let read = backend.within(async {
                 let found = backend.get_many_with_ttl(&wanted).await?;

@@ -123,13 +123,10 @@ async fn fetch(space: &Space, keys: &[&str]) -> Result<Vec<Stored>> {
     if !with_ttl {
         return reread(space, keys).await;
     }
-    let owned: Vec<String> = keys.iter().map(|key| (*key).to_owned()).collect();
     let markers = markers(space, keys);
-    let (values, markers) = futures_util::future::try_join(
-        backend.get_many_with_ttl(&owned),
-        backend.get_many(&markers),
-    )
-    .await?;
+    let (values, markers) =
+        futures_util::future::try_join(backend.get_many_with_ttl(keys), backend.get_many(&markers))
+            .await?;
     let marked: Vec<bool> = (0..values.len())
         .map(|at| markers.get(at).is_some_and(Option::is_some))
         .collect();
@@ -139,8 +136,10 @@ async fn fetch(space: &Space, keys: &[&str]) -> Result<Vec<Stored>> {
 /// What Redis holds now for `keys` (values and "absent" markers, one MGET
 /// per slot): what another flight or process stored meanwhile.
 pub(crate) async fn reread(space: &Space, keys: &[&str]) -> Result<Vec<Stored>> {
-    let mut read: Vec<String> = keys.iter().map(|key| (*key).to_owned()).collect();
-    read.extend(markers(space, keys));
+    let markers = markers(space, keys);
+    let mut read: Vec<&str> = Vec::with_capacity(keys.len() + markers.len());
+    read.extend(keys);
+    read.extend(markers.iter().map(String::as_str));
     let mut values = space.backend().get_many(&read).await?;
     let markers = values.split_off(keys.len().min(values.len()));
     let marked: Vec<bool> = (0..values.len())
