@@ -1,7 +1,8 @@
 //! Coalescing (group commit) on a real server: calls that queued behind a
 //! round trip in flight go out as one batch, and each caller still gets its
-//! own answer, error and timeout. The server is frozen (SIGSTOP) while the
-//! first call is in flight, so the others are sure to queue behind it.
+//! own answer, error and timeout. The server is frozen (SIGSTOP) while as
+//! many calls as a handle keeps in flight are out, so the others are sure to
+//! queue behind them.
 
 use std::time::{Duration, Instant};
 
@@ -40,18 +41,41 @@ async fn gets_run(redis: &RedisServer) -> u64 {
     calls.map_or(0, |calls| calls.parse().unwrap())
 }
 
-/// Freezes the server with a read of `key` in flight: calls made until
-/// [`thaw`] queue behind it.
+/// Round trips a handle keeps in flight before calls queue (see
+/// `CacheBuilder::coalesce`).
+const IN_FLIGHT: u64 = 8;
+
+/// Freezes the server with [`IN_FLIGHT`] reads of `key` in flight: calls
+/// made until [`thaw`] queue behind them. The handle answers the first read's
+/// result once all have the same.
 async fn freeze_behind(
     redis: &RedisServer,
     prices: &TypedCache<String, u64>,
     key: &'static str,
 ) -> tokio::task::JoinHandle<cache_core::Result<Option<u64>>> {
     redis.freeze();
-    let prices = prices.clone();
-    let in_flight = tokio::spawn(async move { prices.get(key).await });
+    let reads: Vec<_> = (0..IN_FLIGHT)
+        .map(|_| {
+            let prices = prices.clone();
+            tokio::spawn(async move { prices.get(key).await })
+        })
+        .collect();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    in_flight
+    tokio::spawn(async move {
+        let mut answers = Vec::new();
+        for read in reads {
+            answers.push(read.await.unwrap());
+        }
+        let first = answers.remove(0);
+        for other in &answers {
+            assert_eq!(
+                format!("{other:?}"),
+                format!("{first:?}"),
+                "reads in flight"
+            );
+        }
+        first
+    })
 }
 
 /// Gives the calls just made time to queue, then thaws the server.
@@ -130,8 +154,8 @@ async fn concurrent_reads_of_one_key_share_one_get_and_writes_keep_their_order()
     for reader in readers {
         assert_eq!(reader.await.unwrap(), Some(30));
     }
-    // One GET for the call in flight, one for the fifty that queued.
-    assert_eq!(gets_run(&redis).await - before, 2);
+    // One GET for each call in flight, one for the fifty that queued.
+    assert_eq!(gets_run(&redis).await - before, IN_FLIGHT + 1);
 
     // A write and a read of one key queued in that order: the read sees it.
     let in_flight = freeze_behind(&redis, &prices, "other").await;
@@ -191,7 +215,7 @@ async fn each_queued_caller_times_out_on_its_own_and_a_write_given_up_is_not_sen
     // Each call that timed out counted once: not again when the batch that
     // still carried the queued read failed or came back after it left.
     tokio::time::sleep(timeout).await;
-    assert_eq!(cache.stats().timeouts, 2, "{:?}", cache.stats());
+    assert_eq!(cache.stats().timeouts, IN_FLIGHT + 1, "{:?}", cache.stats());
 }
 
 /// Many tasks reading and writing keys of many slots at once: every batch is

@@ -144,8 +144,8 @@ impl CacheBuilder {
     }
 
     /// Whether single-key `get`, `set` and `delete` calls that arrive while
-    /// one of the handle's round trips is in flight are sent together, as one
-    /// pipeline, when it returns (group commit). A lone call is sent at once,
+    /// eight of the handle's round trips are in flight are sent together, as
+    /// one pipeline, when the first returns (group commit). A lone call is sent at once,
     /// so this adds no latency when there is nothing to batch; under
     /// concurrency it saves the client most of its per-command work. Each
     /// call still gets its own answer, error and timeout. Default on; see

@@ -1,8 +1,9 @@
 //! Group commit. Single-key GET, SET (with a value and an optional TTL) and
-//! DEL calls of a handle that arrive while one of its round trips is in
-//! flight wait in a queue; when the round trip returns, everything queued
-//! goes out as one pipeline. A lone caller sends at once: no timer, no added
-//! latency. On a cluster a batch is split into one pipeline per hash slot.
+//! DEL calls of a handle go out at once while fewer than [`IN_FLIGHT`] of its
+//! round trips are in flight, and otherwise wait in a queue; when a round
+//! trip returns, everything queued goes out as one pipeline. A lone caller
+//! sends at once: no timer, no added latency. On a cluster a batch is split
+//! into one pipeline per hash slot.
 //!
 //! What a caller sees does not change: each command's answer (or error, such
 //! as WRONGTYPE) reaches its own caller only, each caller waits no longer
@@ -10,8 +11,9 @@
 //! nothing, and concurrent reads of one key in a batch share one GET.
 //!
 //! One timer per batch: a batch's round trip ends by the earliest deadline
-//! of its callers, and the round trip before it by one no later than a new
-//! caller's (it began earlier, with no longer a budget). So a queued caller
+//! of its callers, and a queued call goes out when the first round trip in
+//! flight ends, each by a deadline no later than a new caller's (it began
+//! earlier, with no longer a budget). So a queued caller
 //! needs no timer of its own, unless its deadline is earlier than one
 //! already in the queue (an operation with part of its budget spent); it then
 //! keeps its own. A batch's callers may be told "timeout" up to one round
@@ -91,15 +93,17 @@ struct State {
     /// [`IN_FLIGHT`].
     sending: usize,
     queue: Vec<Queued>,
-    /// The latest deadline of the round trip in flight and of the calls
+    /// The latest deadline of the round trips in flight and of the calls
     /// queued: a call whose deadline is not earlier needs no timer.
     latest: Option<Instant>,
 }
 
-/// How many round trips of one handle's queue may be in flight at once. One:
-/// everything that queued while it was out goes in the next batch (two in
-/// flight were tried, and were slower).
-const IN_FLIGHT: usize = 1;
+/// How many round trips of one handle's queue may be in flight at once;
+/// calls queue beyond that. With one, the server and the client take turns
+/// (the server idles while answered callers run): a typed SET+GET at 64
+/// tasks ran at 0.79x raw redis-rs. Eight keep the server busy and batches
+/// still large: 0.88x; 16 and unbounded fell back to 0.79-0.86x.
+const IN_FLIGHT: usize = 8;
 
 impl Coalescer {
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -220,11 +224,15 @@ impl RedisBackend {
         let mut state = self.coalescer.as_ref()?.lock();
         if state.queue.is_empty() {
             state.sending -= 1;
-            state.latest = None;
+            if state.sending == 0 {
+                state.latest = None;
+            }
             return None;
         }
-        // What is in flight now is this batch, due by its latest deadline.
-        state.latest = state.queue.iter().map(|queued| queued.deadline).max();
+        // Kept as the latest of everything in flight: a call queued later
+        // goes out when the first of them ends.
+        let batch_latest = state.queue.iter().map(|queued| queued.deadline).max();
+        state.latest = state.latest.max(batch_latest);
         Some(std::mem::take(&mut state.queue))
     }
 
