@@ -16,6 +16,7 @@ cache_tests::backend_suite!(
     sequences_continue_above_the_persisted_maximum_after_data_loss,
     next_many_pairs_results_with_users,
     current_is_where_the_numbering_stands,
+    delete_starts_a_sequence_over,
 );
 
 async fn concurrent_hits(env: &Env, rule: RateLimit) -> usize {
@@ -231,4 +232,26 @@ async fn current_is_where_the_numbering_stands(env: Env) {
     // A seed below where it stands changes nothing, `current` included.
     assert!(!seqs.seed("restored", 100).await.unwrap());
     assert_eq!(seqs.current("restored").await.unwrap(), Some(501));
+}
+
+async fn delete_starts_a_sequence_over(env: Env) {
+    let seqs = env.cache.keyspace("seq").sequences::<str>(10).unwrap();
+    for _ in 0..12 {
+        seqs.next("conversation").await.unwrap();
+    }
+    seqs.next("other").await.unwrap();
+    assert!(seqs.delete("conversation").await.unwrap());
+    assert!(!seqs.delete("conversation").await.unwrap());
+    assert_eq!(seqs.current("conversation").await.unwrap(), None);
+    let first = seqs.next("conversation").await.unwrap();
+    assert_eq!(
+        (first.value, first.reserved_max, first.crossed),
+        (1, 10, true)
+    );
+    // Other keys keep their numbering.
+    assert_eq!(seqs.current("other").await.unwrap(), Some(1));
+    // Deleted, then seeded: numbers continue above the seed.
+    seqs.delete("conversation").await.unwrap();
+    seqs.seed("conversation", 300).await.unwrap();
+    assert_eq!(seqs.next("conversation").await.unwrap().value, 301);
 }

@@ -19,7 +19,7 @@
 
 use std::borrow::Borrow;
 
-use super::{block_basics, block_key};
+use super::{block_basics, block_key, on_one_key};
 use crate::backend::ops::sequence::{Allocate, Current, Seed};
 use crate::engine::KeyspaceSettings;
 use crate::engine::Scope;
@@ -265,5 +265,28 @@ impl<K: CacheKey + ?Sized> Sequences<K> {
             persisted_max,
         };
         self.scope.engine.backend().run(&seed).await
+    }
+
+    on_one_key! {
+        /// Removes the sequence of `key`: the next [`next`](Self::next) hands
+        /// out 1 again, with a crossing. Numbers then repeat, so this is for a
+        /// key whose numbers are no longer in use (a deleted conversation, a
+        /// test); to continue above a persisted maximum, [`seed`](Self::seed)
+        /// after it. Returns whether there was a sequence.
+        ///
+        /// # Errors
+        /// Backend or timeout errors.
+        ///
+        /// ```
+        /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+        /// let seqs = cache_core::Cache::memory().keyspace("seq").sequences::<u64>(10)?;
+        /// seqs.next(&1).await?;
+        /// seqs.next(&1).await?;
+        /// assert!(seqs.delete(&1).await?);
+        /// assert_eq!(seqs.current(&1).await?, None);
+        /// assert_eq!(seqs.next(&1).await?.value, 1);
+        /// # Ok(()) }
+        /// ```
+        pub async fn delete -> bool = delete
     }
 }

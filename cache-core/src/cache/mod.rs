@@ -1,6 +1,7 @@
 //! The shared `Cache` handle.
 
 mod builder;
+mod raw;
 
 pub use self::builder::CacheBuilder;
 
@@ -264,72 +265,6 @@ impl Cache {
     /// ```
     pub fn redis_connection(&self) -> Option<RedisConnection> {
         self.engine.backend().redis_connection()
-    }
-
-    /// Writes `bytes` at the full key `full_key` as they are, with no codec,
-    /// namespace or escaping, on any backend: for migrations, tests and other
-    /// writers' formats. Local copies of `full_key` on this handle are dropped.
-    ///
-    /// # Errors
-    /// [`Error::InvalidTtl`](crate::Error::InvalidTtl), [`Error::ValueTooLarge`](crate::Error::ValueTooLarge) (nothing is sent),
-    /// backend or timeout errors.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
-    /// let cache = cache_core::Cache::memory();
-    /// cache.raw_set("legacy:user:7", b"{\"name\":\"ada\"}", None).await?;
-    /// assert_eq!(cache.raw_get("legacy:user:7").await?.as_deref(), Some(&b"{\"name\":\"ada\"}"[..]));
-    /// # Ok(()) }
-    /// ```
-    pub async fn raw_set(&self, full_key: &str, bytes: &[u8], ttl: Option<Duration>) -> Result<()> {
-        if let Some(ttl) = ttl {
-            crate::ttl::check_ttl(ttl, Some(full_key))?;
-        }
-        crate::codec::check_size(full_key, bytes.len(), self.engine.max_value_size())?;
-        self.engine.drop_local_copies(full_key);
-        let write = self.engine.backend().set(
-            full_key,
-            bytes.to_vec(),
-            ttl,
-            crate::backend::SetMode::Always,
-        );
-        let written = write.await;
-        self.engine.drop_local_copies(full_key);
-        written.map(drop)
-    }
-
-    /// Reads the bytes at the full key `full_key` as they are; see [`raw_set`](Self::raw_set).
-    ///
-    /// # Errors
-    /// [`Error::WrongType`](crate::Error::WrongType), backend or timeout errors.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
-    /// assert_eq!(cache_core::Cache::memory().raw_get("nothing").await?, None);
-    /// # Ok(()) }
-    /// ```
-    pub async fn raw_get(&self, full_key: &str) -> Result<Option<Vec<u8>>> {
-        self.engine.backend().get(full_key).await
-    }
-
-    /// How long the store keeps the full key `full_key` (its `PTTL`), whatever
-    /// it holds; see [`raw_set`](Self::raw_set). Under
-    /// [fail-safe](crate::LoadPolicy::fail_safe) this is the value's TTL plus
-    /// the window, where a view's `ttl` gives the TTL alone.
-    ///
-    /// # Errors
-    /// Backend or timeout errors.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
-    /// use cache_core::Ttl;
-    /// let cache = cache_core::Cache::memory();
-    /// cache.raw_set("legacy:user:7", b"ada", None).await?;
-    /// assert_eq!(cache.raw_ttl("legacy:user:7").await?, Ttl::Persistent);
-    /// # Ok(()) }
-    /// ```
-    pub async fn raw_ttl(&self, full_key: &str) -> Result<crate::Ttl> {
-        self.engine.backend().ttl(full_key).await
     }
 
     /// On the memory backend, how many entries it holds, counting expired ones
