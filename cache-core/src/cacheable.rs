@@ -43,7 +43,7 @@ use crate::settings::LoadPolicy;
 /// | `prefix` | `prefix = "price"` | key prefix, `A-Z a-z 0-9 . _ -` | the type name in snake_case |
 /// | `ttl` | `ttl = 300`, `ttl = "5m"` | default expiry (`ms`, `s`, `m`, `h`, `d`; a bare number is seconds) | never expires |
 /// | `version` | `version = 2` | schema version, part of every key | 1 |
-/// | `codec` | `codec = "msgpack"` | `json`, `bincode` or `msgpack` (the feature is checked) | `json` |
+/// | `codec` | `codec = "msgpack"` | `json`, `bincode` or `msgpack` (the feature is checked), or `plain` on a newtype whose field is a [`PlainValue`](crate::PlainValue) | `json` |
 /// | `compress` | `compress = "lz4"` | compress large values: `lz4` or `zstd` (the feature is checked); see [`KeyspaceBuilder::compress`](crate::KeyspaceBuilder::compress) | off |
 /// | `compress_min` | `compress_min = "4KiB"` | compress values from this size (`B`, `KiB`, `MiB`; a bare number is bytes; needs `compress`) | 1 KiB |
 /// | `key` (field) | `#[cache(key)] model: String` | the key type, and `put(&value)` stores under it | |

@@ -112,7 +112,7 @@ pub use crate::blocks::sequence::{Allocation, MAX_SEQUENCE, Sequences};
 pub use crate::blocks::set::TypedSet;
 pub use crate::cache::{Cache, CacheBuilder, DEFAULT_MAX_VALUE_SIZE, DEFAULT_TIMEOUT, DEFAULT_URL};
 pub use crate::cacheable::{Cacheable, KeyedCacheable, tag};
-pub use crate::codec::{Codec, CompressSettings, Compression, DEFAULT_COMPRESS_MIN};
+pub use crate::codec::{Codec, CompressSettings, Compression, DEFAULT_COMPRESS_MIN, PlainValue};
 pub use crate::error::{BoxError, Error, Result};
 pub use crate::freshness::{Freshness, Loaded, StaleReason};
 /// Whether a prefix is made of `A-Z a-z 0-9 . _ -` only. Public so that

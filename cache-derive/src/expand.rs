@@ -77,6 +77,14 @@ fn key_bound<'s>(
     where_clause
         .predicates
         .push(syn::parse_quote_spanned!(span=> #key_ty: #bound));
+    // A plain value's field must be plain: reported at the field's type.
+    if let Some(field) = &settings.plain_field {
+        let span = syn::spanned::Spanned::span(field);
+        let bound = respan(quote!(#krate::PlainValue), span);
+        where_clause
+            .predicates
+            .push(syn::parse_quote_spanned!(span=> #field: #bound));
+    }
     (key_ty, where_clause)
 }
 
@@ -116,6 +124,7 @@ pub(crate) fn common_tokens(common: &valid::Common) -> CommonTokens {
     };
     let codec = match common.codec {
         Codec::Json => quote!(#krate::Codec::Json),
+        Codec::Plain(_) => quote!(#krate::Codec::Plain),
         Codec::Gated(codec, span) => {
             // Every token carries the `codec` value's span, so that the
             // feature-off error points at it.

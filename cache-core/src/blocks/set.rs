@@ -86,15 +86,21 @@ where
     K: CacheKey + ?Sized,
     M: Serialize + DeserializeOwned,
 {
-    pub(crate) fn new(keyspace: KeyspaceSettings) -> Self {
-        TypedSet {
+    /// # Errors
+    /// [`Error::Config`] when the codec is `Plain` and `M` is not a string,
+    /// a byte string or an integer.
+    pub(crate) fn new(keyspace: KeyspaceSettings) -> Result<Self> {
+        let max = keyspace.engine.max_value_size();
+        let format = crate::codec::ValueFormat::for_type::<M>(keyspace.codec, None, max);
+        format.check::<M>(keyspace.layout.prefix())?;
+        Ok(TypedSet {
             scope: Scope::new(&keyspace),
             ttl: keyspace.ttl,
             codec: keyspace.codec,
             compress: keyspace.compress,
             counters: keyspace.engine.keyspace_counters(keyspace.layout.prefix()),
             members: PhantomData,
-        }
+        })
     }
 
     /// The full key and the encoded members of an `add` or `remove`.
@@ -130,6 +136,10 @@ where
                         source: "a set member must not encode to zero bytes".into(),
                     });
                 }
+                if self.codec == Codec::Plain {
+                    crate::codec::check_size(full_key, bytes.len(), max)?;
+                    return Ok(bytes);
+                }
                 stored_form(full_key, bytes, (self.compress, max), &self.counters)
             })
             .collect()
@@ -147,8 +157,12 @@ where
             .filter(|bytes| bytes.as_slice() != MARKER)
             .map(|stored| {
                 let limit = self.scope.engine.max_value_size();
-                let decoded =
-                    compress::unpack(&stored, limit).and_then(|bytes| self.codec.decode(&bytes));
+                let decoded = match self.codec {
+                    Codec::Plain => self.codec.decode(&stored),
+                    _ => {
+                        compress::unpack(&stored, limit).and_then(|bytes| self.codec.decode(&bytes))
+                    }
+                };
                 decoded.map_err(|source| Error::Decode {
                     key: full_key.to_owned(),
                     source,

@@ -71,6 +71,19 @@ impl ValueFormat {
         }
     }
 
+    /// [`Error::Config`] naming `prefix` and `V` when the codec is `Plain`
+    /// and `V` is not a string, a byte string or an integer.
+    pub(crate) fn check<V: DeserializeOwned>(self, prefix: &str) -> Result<Self> {
+        if self.codec == Codec::Plain && self.integer.is_none() && !super::is_plain::<V>() {
+            return Err(Error::config(format!(
+                "codec plain on `{prefix}`: {} is not {}",
+                std::any::type_name::<V>(),
+                super::PLAIN_SHAPES
+            )));
+        }
+        Ok(self)
+    }
+
     /// The codec's bytes (or the decimal form).
     fn codec_bytes<V: Serialize + ?Sized>(
         self,
@@ -83,13 +96,24 @@ impl ValueFormat {
         }
     }
 
+    /// Whether the codec's bytes are stored as they are, never framed:
+    /// plain values are what other clients read.
+    fn unframed(self) -> bool {
+        self.codec == Codec::Plain
+    }
+
     /// The bytes of `value`, uncompressed and unchecked: for a value that is
     /// answered but not stored.
     pub(crate) fn encode<V: Serialize + ?Sized>(
         self,
         value: &V,
     ) -> std::result::Result<Vec<u8>, BoxError> {
-        Ok(compress::pack(self.codec_bytes(value)?, None))
+        let bytes = self.codec_bytes(value)?;
+        Ok(if self.unframed() {
+            bytes
+        } else {
+            compress::pack(bytes, None)
+        })
     }
 
     /// The bytes to write at `full_key`: encoded, checked to read back
@@ -107,6 +131,10 @@ impl ValueFormat {
             key: full_key.to_owned(),
             source,
         })?;
+        if self.unframed() {
+            check_size(full_key, bytes.len(), self.limit)?;
+            return Ok(bytes);
+        }
         stored_form(full_key, bytes, (self.compress, self.limit), counters)
     }
 
@@ -115,6 +143,9 @@ impl ValueFormat {
         self,
         stored: &[u8],
     ) -> std::result::Result<V, BoxError> {
+        if self.unframed() && self.integer.is_none() {
+            return self.codec.decode(stored);
+        }
         let bytes = compress::unpack(stored, self.limit)?;
         if self.integer.is_some() {
             Ok(integer::from_decimal(&bytes)?)

@@ -64,6 +64,7 @@ macro_rules! see_through_newtypes {
 mod format;
 mod integer;
 mod lossless;
+mod plain;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -73,6 +74,8 @@ use crate::error::BoxError;
 pub use crate::stored::compress::{CompressSettings, Compression, DEFAULT_COMPRESS_MIN};
 pub(crate) use format::{ValueFormat, check_size, stored_form};
 pub(crate) use integer::Bounds;
+pub use plain::PlainValue;
+pub(crate) use plain::{PLAIN_SHAPES, is_plain};
 
 /// The serialization format of a typed cache's values.
 ///
@@ -84,6 +87,11 @@ pub(crate) use integer::Bounds;
 /// Values whose serde form is a plain integer (`i64`, `u32`, a newtype such as
 /// `struct Seq(i64)`, ...) are always stored as a decimal Redis integer, whatever
 /// the codec, so that `INCR` and typed reads agree.
+///
+/// `Plain` stores a value as the bytes another client would: a string as its
+/// UTF-8 bytes, a byte string (`Vec<u8>`, `bytes::Bytes`) as itself, an
+/// integer as decimal text. A keyspace of another value type is refused
+/// when it is built.
 ///
 /// ```
 /// use cache_core::Codec;
@@ -103,6 +111,9 @@ pub enum Codec {
     /// MessagePack through rmp-serde, with struct fields as names.
     #[cfg(feature = "msgpack")]
     MsgPack,
+    /// The bytes themselves: strings, byte strings and integers only, stored
+    /// with no header, so redis-cli and other clients share the keys.
+    Plain,
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -161,6 +172,7 @@ impl Codec {
             Codec::Bincode => "bincode",
             #[cfg(feature = "msgpack")]
             Codec::MsgPack => "msgpack",
+            Codec::Plain => "plain",
         }
     }
 
@@ -172,7 +184,8 @@ impl Codec {
     /// The serializer's error, e.g. a map with non-string keys under JSON, and
     /// values the format cannot give back: `NaN` and infinities under JSON (JSON
     /// writes them as `null`), and `Some(None)`, `Some(())` or `Some` of a unit
-    /// struct under JSON and MessagePack (both write them like `None`).
+    /// struct under JSON and MessagePack (both write them like `None`); under
+    /// `Plain`, anything but a string, a byte string or an integer.
     ///
     /// ```
     /// use cache_core::Codec;
@@ -180,6 +193,8 @@ impl Codec {
     /// assert_eq!(Codec::Json.encode(&0.1_f64).unwrap(), b"0.1");
     /// assert!(Codec::Json.encode(&f64::NAN).is_err());
     /// assert!(Codec::Json.encode(&Some(None::<u8>)).is_err());
+    /// assert_eq!(Codec::Plain.encode("30.0").unwrap(), b"30.0");
+    /// assert!(Codec::Plain.encode(&vec!["a"]).is_err());
     /// ```
     pub fn encode<V: Serialize + ?Sized>(
         self,
@@ -204,6 +219,7 @@ impl Codec {
                 lossless::check_if(bytes.contains(&0xc0), value, lossless::Format::MsgPack)?;
                 Ok(bytes)
             }
+            Codec::Plain => Ok(plain::to_plain(value)?),
         }
     }
 
@@ -229,6 +245,7 @@ impl Codec {
             Codec::Bincode => bincode_decode(bytes),
             #[cfg(feature = "msgpack")]
             Codec::MsgPack => Ok(rmp_serde::from_slice(bytes)?),
+            Codec::Plain => Ok(plain::from_plain(bytes)?),
         }
     }
 }
@@ -271,6 +288,7 @@ mod tests {
         tags: Vec<String>,
     }
 
+    /// The self-describing codecs, which take any serde value.
     fn all_codecs() -> Vec<Codec> {
         vec![
             Codec::Json,
@@ -412,6 +430,8 @@ mod tests {
             Codec::MsgPack => null_like_some,
             #[cfg(feature = "bincode")]
             Codec::Bincode => false,
+            // Refuses every compound value.
+            Codec::Plain => true,
         }
     }
 

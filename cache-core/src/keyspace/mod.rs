@@ -25,6 +25,7 @@ use crate::settings::LocalSettings;
 use crate::typed::TypedCache;
 
 pub use self::spec::KeyspaceSpec;
+pub(crate) use self::spec::check_plain;
 
 /// Configures a [`TypedCache`]; made by [`Cache::keyspace`](crate::Cache::keyspace).
 ///
@@ -226,7 +227,7 @@ impl KeyspaceBuilder {
         K: CacheKey + ?Sized,
         M: Serialize + DeserializeOwned,
     {
-        Ok(TypedSet::new(self.check()?))
+        TypedSet::new(self.check()?)
     }
 
     /// Checks the settings and returns named locks; see [`Locks`]. The TTL and

@@ -90,10 +90,12 @@ where
 {
     /// # Errors
     /// [`Error::Config`](crate::Error::Config) when the keyspace already has a local tier with
-    /// other settings on this handle.
+    /// other settings on this handle, or its codec is `Plain` and `V` is not
+    /// a string, a byte string or an integer.
     pub(crate) fn new(keyspace: KeyspaceSettings) -> Result<Self> {
         let max = keyspace.engine.max_value_size();
-        let format = ValueFormat::for_type::<V>(keyspace.codec, keyspace.compress, max);
+        let format = ValueFormat::for_type::<V>(keyspace.codec, keyspace.compress, max)
+            .check::<V>(keyspace.layout.prefix())?;
         Ok(TypedCache::from_space(Space::build(keyspace)?, format))
     }
 
@@ -195,7 +197,8 @@ where
     /// A copy of this cache with another [`LoadPolicy`] for `get_or_load`.
     ///
     /// # Errors
-    /// [`Error::Config`](crate::Error::Config) for a jitter or early-refresh fraction out of range,
+    /// [`Error::Config`](crate::Error::Config) for a jitter or early-refresh fraction out of range
+    /// or fail-safe on a `Plain` keyspace,
     /// [`Error::InvalidTtl`](crate::Error::InvalidTtl) for a zero negative TTL or lease.
     ///
     /// ```
@@ -209,7 +212,10 @@ where
     /// # Ok(()) }
     /// ```
     pub fn with_load_policy(&self, policy: LoadPolicy) -> Result<Self> {
-        policy.check(self.space.layout.prefix())?;
+        let prefix = self.space.layout.prefix();
+        policy.check(prefix)?;
+        let shape = (self.space.tagged, self.format.compress.is_some());
+        crate::keyspace::check_plain(prefix, self.format.codec, &policy, shape)?;
         let mut copy = self.clone();
         copy.space.parts_mut().load = policy;
         Ok(copy)

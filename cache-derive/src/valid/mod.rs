@@ -4,8 +4,12 @@ use proc_macro2::Span;
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Lit, Member, Path, Type};
 
+mod codec;
 mod compress;
+mod plain;
 
+pub(crate) use self::codec::Codec;
+use self::codec::codec;
 pub(crate) use self::compress::Compress;
 use crate::attr::{Container, Errors, KeyField, Marked, TagField};
 
@@ -20,6 +24,9 @@ pub(crate) struct Settings {
     pub(crate) key: Key,
     /// The tag fields: the tag's name, the field and its type.
     pub(crate) tags: Vec<(String, Member, Type)>,
+    /// Under `codec = "plain"`, the newtype's field type, which must be a
+    /// `cache_core::PlainValue`.
+    pub(crate) plain_field: Option<Type>,
 }
 
 /// The keyspace and load-policy settings that the derive and `#[cached]`
@@ -53,12 +60,6 @@ pub(crate) struct Load {
     pub(crate) soft_timeout_ms: Option<u64>,
 }
 
-pub(crate) enum Codec {
-    Json,
-    /// A feature-gated codec: its name and the span of the `codec` value.
-    Gated(&'static str, Span),
-}
-
 pub(crate) enum Key {
     Field { member: Member, ty: Type },
     Type(Type),
@@ -90,7 +91,16 @@ pub(crate) fn check(
     let tags = tag_fields(marked.tags, errors);
     common.tagged |= !tags.is_empty();
     let key = key_choice(key_type, marked.keys, errors);
-    Settings { common, key, tags }
+    let plain_field = match common.codec {
+        Codec::Plain(span) => plain::value_field(input, span, errors),
+        _ => None,
+    };
+    Settings {
+        common,
+        key,
+        tags,
+        plain_field,
+    }
 }
 
 /// Checks the shared settings; `default_prefix` is used when none is given.
@@ -115,7 +125,7 @@ pub(crate) fn common(container: Container, default_prefix: String, errors: &mut 
         .krate
         .map(|(path, _)| path)
         .unwrap_or_else(|| syn::parse_quote!(::cache_core));
-    Common {
+    let common = Common {
         krate,
         prefix,
         version,
@@ -125,7 +135,11 @@ pub(crate) fn common(container: Container, default_prefix: String, errors: &mut 
         load,
         local,
         tagged: container.tagged.is_some(),
+    };
+    if let Codec::Plain(span) = common.codec {
+        plain::check_common(&common, span, errors);
     }
+    common
 }
 
 /// Whether `name` can name a tag: non-empty, made of A-Z a-z 0-9 . _ - (the
@@ -224,27 +238,6 @@ fn version(container: &Container, errors: &mut Errors) -> u32 {
             1
         }
         None => 1,
-    }
-}
-
-/// The codec named, JSON by default.
-fn codec(container: &Container, errors: &mut Errors) -> Codec {
-    match &container.codec {
-        None => Codec::Json,
-        Some(lit) => match lit.value().as_str() {
-            "json" => Codec::Json,
-            "bincode" => Codec::Gated("bincode", lit.span()),
-            "msgpack" => Codec::Gated("msgpack", lit.span()),
-            other => {
-                errors.push(
-                    lit.span(),
-                    format!(
-                        "unknown codec {other:?}; expected \"json\", \"bincode\" or \"msgpack\""
-                    ),
-                );
-                Codec::Json
-            }
-        },
     }
 }
 
