@@ -167,7 +167,7 @@ set -e
 examples_passed=0
 examples_failed=0
 # The examples that run on every backend (price_outage kills its own server).
-every_example="quickstart model_prices chat_sequences database_outage tenant_pages cached_functions large_values"
+every_example="quickstart model_prices chat_sequences database_outage tenant_pages cached_functions large_values shared_keys"
 if [ "$status" -eq 0 ]; then
     cargo build --examples --all-features --locked -q
     "${CACHE_TEST_REDIS_SERVER:-redis-server}" --port 0 --unixsocket "$work/redis.sock" \

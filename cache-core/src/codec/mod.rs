@@ -89,7 +89,7 @@ pub(crate) use plain::{PLAIN_SHAPES, is_plain};
 /// the codec, so that `INCR` and typed reads agree.
 ///
 /// `Plain` stores a value as the bytes another client would: a string as its
-/// UTF-8 bytes, a byte string (`Vec<u8>`, `bytes::Bytes`) as itself, an
+/// UTF-8 bytes, a byte string (`Vec<u8>`) as itself, an
 /// integer as decimal text. A keyspace of another value type is refused
 /// when it is built.
 ///

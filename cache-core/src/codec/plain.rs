@@ -51,8 +51,7 @@ plain_values!(
 );
 
 /// What the plain form can hold: a string, a byte string or an integer.
-pub(crate) const PLAIN_SHAPES: &str =
-    "a string, a byte string (Vec<u8>, bytes::Bytes) or an integer";
+pub(crate) const PLAIN_SHAPES: &str = "a string, a byte string (Vec<u8>) or an integer";
 
 /// Whether `V` deserializes from a plain string or byte string (integers
 /// are told apart by the integer form first).
