@@ -1,12 +1,17 @@
 //! Serde codecs: how values become bytes.
 
 /// The seven compound `serialize_*` methods of a serde serializer, each
-/// answering `$answer(self)`: the codec's walkers differ only in that.
+/// answering `$answer(self)` (or the six but `serialize_seq`): the codec's
+/// walkers differ only in that.
 macro_rules! compound_methods {
     ($answer:path) => {
         fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Self::Error> {
             $answer(self)
         }
+        compound_methods!(but_seq $answer);
+    };
+    // The six others, for a serializer that takes sequences.
+    (but_seq $answer:path) => {
         fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Self::Error> {
             $answer(self)
         }

@@ -328,44 +328,7 @@ impl ser::Serializer for Plain {
         Err(not_plain("an enum"))
     }
 
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, SerdeMessage> {
-        refuse_compound(self)
-    }
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct, SerdeMessage> {
-        refuse_compound(self)
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, SerdeMessage> {
-        refuse_compound(self)
-    }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, SerdeMessage> {
-        refuse_compound(self)
-    }
-    fn serialize_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStruct, SerdeMessage> {
-        refuse_compound(self)
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, SerdeMessage> {
-        refuse_compound(self)
-    }
+    compound_methods!(but_seq refuse_compound);
 }
 
 /// A sequence of bytes (`Vec<u8>` serializes as one): each element must be a `u8`.
