@@ -80,7 +80,7 @@ pub use crate::stored::compress::{CompressSettings, Compression, DEFAULT_COMPRES
 pub(crate) use format::{ValueFormat, check_size, stored_form};
 pub(crate) use integer::Bounds;
 pub use plain::PlainValue;
-pub(crate) use plain::{PLAIN_SHAPES, is_plain};
+pub(crate) use plain::{PLAIN_SHAPES, check_plain, is_plain};
 
 /// The serialization format of a typed cache's values.
 ///

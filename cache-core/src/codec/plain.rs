@@ -50,6 +50,24 @@ plain_values!(
     usize
 );
 
+/// [`Error::Config`](crate::Error::Config) when a `Plain` keyspace asks for
+/// one of `settings` (whether it is on, and its name) that put a header or a
+/// frame around values: fail-safe, tags, compression.
+pub(crate) fn check_plain<const N: usize>(
+    prefix: &str,
+    codec: super::Codec,
+    settings: [(bool, &str); N],
+) -> crate::error::Result<()> {
+    let found = settings.into_iter().find(|(on, _)| *on);
+    match (codec, found) {
+        (super::Codec::Plain, Some((_, setting))) => Err(crate::error::Error::config(format!(
+            "codec plain on `{prefix}` stores values as other clients read them, with no \
+             header or frame, so it cannot have {setting}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// What the plain form can hold: a string, a byte string or an integer.
 pub(crate) const PLAIN_SHAPES: &str = "a string, a byte string (Vec<u8>) or an integer";
 

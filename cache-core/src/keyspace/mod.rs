@@ -25,7 +25,6 @@ use crate::settings::LocalSettings;
 use crate::typed::TypedCache;
 
 pub use self::spec::KeyspaceSpec;
-pub(crate) use self::spec::check_plain;
 
 /// Configures a [`TypedCache`]; made by [`Cache::keyspace`](crate::Cache::keyspace).
 ///

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::codec::{Codec, CompressSettings, Compression, DEFAULT_COMPRESS_MIN};
+use crate::codec::{Codec, CompressSettings, Compression, DEFAULT_COMPRESS_MIN, check_plain};
 use crate::engine::{Engine, KeyspaceSettings};
 use crate::error::{Error, Result};
 use crate::key::is_valid_prefix;
@@ -116,12 +116,12 @@ impl KeyspaceSpec {
         if let Some(local) = &self.local {
             local.check(prefix)?;
         }
-        check_plain(
-            prefix,
-            self.codec,
-            &self.load,
-            (self.tagged, self.compress.is_some()),
-        )?;
+        let headers = [
+            (self.load.fail_safe.is_some(), "fail_safe"),
+            (self.tagged, "tags"),
+            (self.compress.is_some(), "compress"),
+        ];
+        check_plain(prefix, self.codec, headers)?;
         if self.compress_min.is_some() && self.compress.is_none() {
             return Err(Error::config(format!(
                 "compress_min on `{prefix}` needs compress(...) to choose an algorithm"
@@ -142,29 +142,5 @@ impl KeyspaceSpec {
             CompressSettings::new(algorithm, min)
         });
         Ok(keyspace)
-    }
-}
-
-/// [`Error::Config`] when a `Plain` keyspace asks for what needs a header or
-/// a frame around its values: fail-safe, tags or compression (`tagged`,
-/// `compressed`).
-pub(crate) fn check_plain(
-    prefix: &str,
-    codec: Codec,
-    load: &LoadPolicy,
-    (tagged, compressed): (bool, bool),
-) -> Result<()> {
-    let needs_header = [
-        (load.fail_safe.is_some(), "fail_safe"),
-        (tagged, "tags"),
-        (compressed, "compress"),
-    ];
-    let found = needs_header.into_iter().find(|(on, _)| *on);
-    match (codec, found) {
-        (Codec::Plain, Some((_, feature))) => Err(Error::config(format!(
-            "codec plain on `{prefix}` stores values as other clients read them, with no \
-             header or frame, so it cannot have {feature}"
-        ))),
-        _ => Ok(()),
     }
 }

@@ -214,8 +214,8 @@ where
     pub fn with_load_policy(&self, policy: LoadPolicy) -> Result<Self> {
         let prefix = self.space.layout.prefix();
         policy.check(prefix)?;
-        let shape = (self.space.tagged, self.format.compress.is_some());
-        crate::keyspace::check_plain(prefix, self.format.codec, &policy, shape)?;
+        let headers = [(policy.fail_safe.is_some(), "fail_safe")];
+        crate::codec::check_plain(prefix, self.format.codec, headers)?;
         let mut copy = self.clone();
         copy.space.parts_mut().load = policy;
         Ok(copy)
